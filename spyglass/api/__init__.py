@@ -1,0 +1,1 @@
+"""The HTTP layer: routing, request parsing, wire rendering and error mapping."""

@@ -1,0 +1,63 @@
+"""The application factory: routes, middleware, the error table and the lifespan."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spyglass.api import images as image_api
+from spyglass.api.errors import HANDLERS
+from spyglass.blobs import BlobStore, FilesystemStore
+from spyglass.db.engine import Database
+from spyglass.identity import api as identity_api
+from spyglass.settings import Settings
+
+
+class RequestIdMiddleware:
+    """Every response carries x-openstack-request-id, as OpenStack services do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req-{uuid.uuid4()}".encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-openstack-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings, *, db: Database | None = None, store: BlobStore | None = None) -> Starlette:
+    """Wire a Spyglass application. The database must already be migrated (see spyglass.service)."""
+    database = db or Database(settings.database)
+    blob_store: BlobStore = store or FilesystemStore(settings.blob_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if db is None:
+            database.dispose()
+
+    routes = [
+        Mount("/identity", routes=identity_api.routes),
+        Mount("/image", routes=image_api.routes),
+        # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
+        *image_api.routes,
+    ]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.settings = settings
+    app.state.db = database
+    app.state.store = blob_store
+    app.add_middleware(RequestIdMiddleware)
+    return app

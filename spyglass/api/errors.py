@@ -1,0 +1,86 @@
+"""One table maps domain errors to HTTP status codes, and one function renders error bodies.
+
+The Images API answers like Glance: a JSON body `{"message", "code", "title"}` for clients that
+accept JSON, a small HTML page otherwise. The Identity API, and any 401, answers like Keystone:
+`{"error": {"code", "message", "title"}}` with `WWW-Authenticate: Keystone uri="..."`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from http import HTTPStatus
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spyglass import errors
+
+STATUS: dict[type[errors.SpyglassError], int] = {
+    errors.Invalid: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.RangeNotSatisfiable: 416,
+}
+
+
+def status_of(exc: errors.SpyglassError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
+    phrase = HTTPStatus(status).phrase
+    if status == 401:
+        headers["WWW-Authenticate"] = f'Keystone uri="{request.app.state.settings.base_url}/identity"'
+    if status == 401 or request.url.path.startswith("/identity"):
+        body = {"error": {"code": status, "message": message, "title": phrase}}
+        return Response(json.dumps(body), status, headers, media_type="application/json")
+    if "json" in request.headers.get("accept", ""):
+        body2 = {"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {phrase}", "title": phrase}
+        return Response(json.dumps(body2), status, headers, media_type="application/json")
+    page = (
+        f"<html>\n <head>\n  <title>{status} {phrase}</title>\n </head>\n <body>\n"
+        f"  <h1>{status} {phrase}</h1>\n  {html.escape(message)}<br /><br />\n </body>\n</html>"
+    )
+    return Response(page, status, headers, media_type="text/html")
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.SpyglassError)
+    headers = {}
+    if isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch:
+        headers["Accept-Patch"] = exc.accept_patch
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    return error_response(request, status_of(exc), exc.message, headers)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        message = "The method is not allowed for the requested URL."
+    elif exc.status_code == 404:
+        message = "The resource could not be found."
+    else:
+        message = str(exc.detail)
+    return error_response(request, exc.status_code, message, dict(exc.headers or {}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    return error_response(request, 500, "The server has either erred or is incapable of performing the requested operation.")
+
+
+HANDLERS = {
+    errors.SpyglassError: on_domain_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

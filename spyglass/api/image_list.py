@@ -1,0 +1,152 @@
+"""Parse the query string of GET /v2/images into a validated ListQuery, the way Glance reads it.
+
+Filters: `name`, `id`, `status`, `container_format`, `disk_format` (exact or `in:a,b`), `owner`,
+`visibility`, `member_status`, `os_hidden`, `protected`, `checksum`, `os_hash_value`, `tag`
+(repeatable, all must match), `size_min`, `size_max`, comparison operators
+(`gt:`, `gte:`, `lt:`, `lte:`, `eq:`, `neq:`) on `created_at`, `updated_at`, `size`,
+`virtual_size`, `min_ram`, `min_disk`, and any other name as an exact extra-property match.
+Sorting: `sort=key:dir,...` or repeated `sort_key` / `sort_dir`. Paging: `limit`, `marker`.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from starlette.datastructures import QueryParams
+
+from spyglass.db import image_queries as q
+from spyglass.db.tables import images
+from spyglass.errors import Invalid
+from spyglass.images import SORT_KEYS, ListQuery
+from spyglass.settings import Settings
+from spyglass.timeutil import parse_isotime
+from spyglass.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
+
+IN_FILTERS = ("id", "name", "status", "container_format", "disk_format")
+EXACT_FILTERS = ("owner", "checksum", "os_hash_value")
+BOOLEAN_FILTERS = ("protected",)
+COMPARABLE = {"created_at": "time", "updated_at": "time", "size": "int", "virtual_size": "int", "min_ram": "int", "min_disk": "int"}
+OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
+CONTROL = frozenset({"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status", "os_hidden", "tag", "size_min", "size_max"})
+MAX_INT = 2**63 - 1
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise Invalid(f"Invalid value for '{name}': {value!r} is not a boolean.")
+
+
+def _integer(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise Invalid(f"Invalid value for '{name}': {value!r} is not an integer.") from exc
+    if number < minimum or number > MAX_INT:
+        raise Invalid(f"Invalid value for '{name}': {number} is out of range.")
+    return number
+
+
+def _limit(params: QueryParams, settings: Settings) -> int:
+    if "limit" not in params:
+        return settings.limit_param_default
+    limit = _integer("limit", params["limit"], minimum=0)
+    if limit == 0:
+        raise Invalid("limit param must be positive")
+    # As Glance: a limit above the maximum is served as the maximum (the next link continues).
+    return min(limit, settings.api_limit_max)
+
+
+def _sort(params: QueryParams) -> list[tuple[str, str]]:
+    keys = params.getlist("sort_key")
+    dirs = params.getlist("sort_dir")
+    if "sort" in params:
+        if keys or dirs:
+            raise Invalid("The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'.")
+        pairs = []
+        for item in params["sort"].split(","):
+            key, _, direction = item.strip().partition(":")
+            pairs.append((key, direction or "desc"))
+    else:
+        if len(dirs) > max(len(keys), 1):
+            raise Invalid("There are more sort_dir values than sort_key values.")
+        keys = keys or ["created_at"]
+        default_dir = dirs[0] if len(dirs) == 1 else "desc"
+        pairs = [(k, dirs[i] if i < len(dirs) else default_dir) for i, k in enumerate(keys)]
+    seen: set[str] = set()
+    for key, direction in pairs:
+        if key not in SORT_KEYS:
+            raise Invalid(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
+        if direction not in ("asc", "desc"):
+            raise Invalid(f"Invalid sort direction: {direction}. It must be one of the following: asc, desc.")
+        if key in seen:
+            raise Invalid(f"Sort key {key} is given more than once.")
+        seen.add(key)
+    return pairs
+
+
+def _in_values(text: str) -> list[str]:
+    return next(csv.reader([text], skipinitialspace=True))
+
+
+def _comparison(name: str, text: str) -> ColumnElement[bool]:
+    op, sep, raw = text.partition(":")
+    if not sep or op not in OPERATORS:
+        op, raw = "eq", text
+    value: Any
+    try:
+        value = parse_isotime(raw) if COMPARABLE[name] == "time" else _integer(name, raw)
+    except ValueError as exc:
+        raise Invalid(f"Invalid value for '{name}': {raw!r} is not a valid timestamp.") from exc
+    column = images.c[name]
+    return {
+        "gt": column > value, "gte": column >= value, "lt": column < value,
+        "lte": column <= value, "eq": column == value, "neq": column != value,
+    }[op]
+
+
+def parse(params: QueryParams, settings: Settings) -> ListQuery:
+    visibility = params.get("visibility")
+    if visibility is not None and visibility not in VISIBILITY_FILTERS:
+        raise Invalid(f"Invalid visibility value: {visibility}")
+    member_status = params.get("member_status", "accepted")
+    if member_status not in MEMBER_FILTERS:
+        raise Invalid(f"Invalid status value: {member_status}")
+    marker = params.get("marker")
+    query = ListQuery(
+        limit=_limit(params, settings),
+        marker=marker,
+        sort=_sort(params),
+        visibility=visibility,
+        member_status=member_status,
+        os_hidden=_boolean("os_hidden", params["os_hidden"]) if "os_hidden" in params else False,
+    )
+    conditions = query.conditions
+    for tag in params.getlist("tag"):
+        conditions.append(q.tag_filter(tag))
+    if "size_min" in params:
+        conditions.append(images.c.size >= _integer("size_min", params["size_min"]))
+    if "size_max" in params:
+        conditions.append(images.c.size <= _integer("size_max", params["size_max"]))
+    for name, value in params.multi_items():
+        if name in CONTROL:
+            continue
+        if name in IN_FILTERS:
+            if value.startswith("in:"):
+                conditions.append(images.c[name].in_(_in_values(value[3:])))
+            else:
+                conditions.append(images.c[name] == value)
+        elif name in EXACT_FILTERS:
+            conditions.append(images.c[name] == value)
+        elif name in BOOLEAN_FILTERS:
+            conditions.append(images.c[name] == _boolean(name, value))
+        elif name in COMPARABLE:
+            conditions.append(_comparison(name, value))
+        else:
+            conditions.append(q.property_filter(name, value))
+    return query

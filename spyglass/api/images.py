@@ -1,0 +1,210 @@
+"""Images API v2 handlers: images, tags, data, actions, schemas, info and versions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from spyglass import image_data, images
+from spyglass.api import image_list, render
+from spyglass.api.common import JSONResponse, base_url, caller, json_body
+from spyglass.errors import Invalid, UnsupportedMediaType
+from spyglass.schemas import schema
+
+PATCH_MEDIA_TYPES = (
+    "application/openstack-images-v2.0-json-patch",
+    "application/openstack-images-v2.1-json-patch",
+)
+SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9",
+                      "v2.10", "v2.11", "v2.12", "v2.13", "v2.15", "v2.16")
+CURRENT_VERSION = "v2.17"
+
+
+class ImageFileResponse(FileResponse):
+    # 1 MiB chunks: four times the throughput of the 64 KiB default on uvicorn.
+    chunk_size = 1024 * 1024
+
+
+def _image_headers(request: Request) -> dict[str, str]:
+    return {"OpenStack-image-store-ids": request.app.state.store.name}
+
+
+def _render(request: Request, record: Any) -> dict[str, Any]:
+    return render.image(record, request.app.state.store.name)
+
+
+def _versions(request: Request) -> dict[str, Any]:
+    href = f"{base_url(request)}/v2/"
+    entries = [{"id": v, "status": "SUPPORTED", "links": [{"rel": "self", "href": href}]} for v in SUPPORTED_VERSIONS]
+    entries.insert(0, {"id": CURRENT_VERSION, "status": "CURRENT", "links": [{"rel": "self", "href": href}]})
+    return {"versions": entries}
+
+
+async def versions_root(request: Request) -> Response:
+    """The unversioned root answers 300 Multiple Choices, as Glance does."""
+    return JSONResponse(_versions(request), status_code=300)
+
+
+async def versions(request: Request) -> Response:
+    return JSONResponse(_versions(request))
+
+
+async def create(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await json_body(request)
+    record = await run_in_threadpool(images.create_image, request.app.state.db, ctx, body)
+    headers = {"Location": f"{base_url(request)}/v2/images/{record.id}", **_image_headers(request)}
+    return JSONResponse(_render(request, record), status_code=201, headers=headers)
+
+
+async def index(request: Request) -> Response:
+    ctx = await caller(request)
+    query = image_list.parse(request.query_params, request.app.state.settings)
+    records, more = await run_in_threadpool(images.list_images, request.app.state.db, ctx, query)
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+    first = "/v2/images" + (f"?{urlencode(params)}" if params else "")
+    body: dict[str, Any] = {"images": [_render(request, r) for r in records], "first": first, "schema": "/v2/schemas/images"}
+    if more and records:
+        body["next"] = "/v2/images?" + urlencode([*params, ("marker", records[-1].id)])
+    return JSONResponse(body)
+
+
+async def show(request: Request) -> Response:
+    ctx = await caller(request)
+    record = await run_in_threadpool(images.get_image, request.app.state.db, ctx, request.path_params["image_id"])
+    return JSONResponse(_render(request, record))
+
+
+async def patch(request: Request) -> Response:
+    ctx = await caller(request)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if media_type not in PATCH_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"The request media type {media_type or 'None'} is not supported by this server.\n<br /><br />\n"
+            f"Image PATCH expects Content-Type one of: {', '.join(PATCH_MEDIA_TYPES)}",
+            accept_patch=", ".join(PATCH_MEDIA_TYPES),
+        )
+    ops = await json_body(request)
+    image_id = request.path_params["image_id"]
+    record = await run_in_threadpool(images.update_image, request.app.state.db, ctx, image_id, ops, media_type)
+    return JSONResponse(_render(request, record))
+
+
+async def delete(request: Request) -> Response:
+    ctx = await caller(request)
+    state = request.app.state
+    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, request.path_params["image_id"])
+    return Response(status_code=204)
+
+
+async def add_tag(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    await run_in_threadpool(images.add_tag, request.app.state.db, ctx, p["image_id"], p["tag"])
+    return Response(status_code=204)
+
+
+async def delete_tag(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    await run_in_threadpool(images.delete_tag, request.app.state.db, ctx, p["image_id"], p["tag"])
+    return Response(status_code=204)
+
+
+async def deactivate(request: Request) -> Response:
+    ctx = await caller(request)
+    await run_in_threadpool(images.deactivate_image, request.app.state.db, ctx, request.path_params["image_id"])
+    return Response(status_code=204)
+
+
+async def reactivate(request: Request) -> Response:
+    ctx = await caller(request)
+    await run_in_threadpool(images.reactivate_image, request.app.state.db, ctx, request.path_params["image_id"])
+    return Response(status_code=204)
+
+
+def _content_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise Invalid("Content-Length must be a non-negative integer.")
+    return int(raw)
+
+
+async def upload(request: Request) -> Response:
+    ctx = await caller(request)
+    state = request.app.state
+    media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+    if media_type != "application/octet-stream":
+        raise UnsupportedMediaType(f"The request media type {media_type} is not supported; use application/octet-stream.")
+    await image_data.upload(
+        state.db, state.store, ctx, request.path_params["image_id"], request.stream(),
+        content_length=_content_length(request),
+        size_cap=state.settings.image_size_cap,
+        algorithm=state.settings.hashing_algorithm,
+    )
+    return Response(status_code=204)
+
+
+async def download(request: Request) -> Response:
+    ctx = await caller(request)
+    state = request.app.state
+    found = await run_in_threadpool(image_data.prepare_download, state.db, ctx, request.path_params["image_id"])
+    if found is None:
+        return Response(status_code=204)
+    record = found.record
+    headers = {}
+    if record["checksum"] and "range" not in request.headers:
+        headers["Content-MD5"] = record["checksum"]
+    path = state.store.local_path(record["blob_key"])
+    if path is not None:
+        return ImageFileResponse(path, headers=headers, media_type="application/octet-stream",
+                                 content_disposition_type="inline", filename=None)
+    headers["Content-Length"] = str(found.size)
+    return StreamingResponse(state.store.read(record["blob_key"]), headers=headers, media_type="application/octet-stream")
+
+
+async def get_schema(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in ("image", "images", "member", "members"):
+        return JSONResponse({"message": "Schema not found"}, status_code=404)
+    await caller(request)
+    return JSONResponse(schema(name))
+
+
+async def info_import(request: Request) -> Response:
+    await caller(request)
+    return JSONResponse({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}})
+
+
+async def info_stores(request: Request) -> Response:
+    await caller(request)
+    return JSONResponse({"stores": [{"id": request.app.state.store.name, "default": "true"}]})
+
+
+routes = [
+    Route("/v2/images", index, methods=["GET"]),
+    Route("/v2/images", create, methods=["POST"]),
+    Route("/v2/images/{image_id}", show, methods=["GET"]),
+    Route("/v2/images/{image_id}", patch, methods=["PATCH"]),
+    Route("/v2/images/{image_id}", delete, methods=["DELETE"]),
+    Route("/v2/images/{image_id}/file", upload, methods=["PUT"]),
+    Route("/v2/images/{image_id}/file", download, methods=["GET"]),
+    Route("/v2/images/{image_id}/tags/{tag}", add_tag, methods=["PUT"]),
+    Route("/v2/images/{image_id}/tags/{tag}", delete_tag, methods=["DELETE"]),
+    Route("/v2/images/{image_id}/actions/deactivate", deactivate, methods=["POST"]),
+    Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
+    Route("/v2/schemas/{name}", get_schema, methods=["GET"]),
+    Route("/v2/info/import", info_import, methods=["GET"]),
+    Route("/v2/info/stores", info_stores, methods=["GET"]),
+    Route("/v2", versions, methods=["GET"]),
+    Route("/v2/", versions, methods=["GET"]),
+    Route("/versions", versions, methods=["GET"]),
+    Route("/", versions_root, methods=["GET"]),
+]

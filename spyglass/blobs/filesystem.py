@@ -1,0 +1,89 @@
+"""Images as files in one directory. Writes go to a temporary file renamed into place on commit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from spyglass.blobs.base import BlobNotFound
+
+READ_CHUNK = 1024 * 1024
+PARTIAL_SUFFIX = ".partial"
+
+
+class FilesystemWriter:
+    def __init__(self, final: Path) -> None:
+        self._final = final
+        self._partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        self._file = open(self._partial, "wb")  # noqa: SIM115 - closed in commit/abort
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        # Durable before the image is declared active.
+        os.fdatasync(self._file.fileno())
+        self._file.close()
+        os.replace(self._partial, self._final)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+class FilesystemStore:
+    def __init__(self, root: Path, name: str = "fs") -> None:
+        self.name = name
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if "/" in key or key.startswith(".") or not key:
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root / key
+
+    def writer(self, key: str) -> FilesystemWriter:
+        return FilesystemWriter(self._path(key))
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        return _read_range(handle, start, end)
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def keys(self) -> Iterator[str]:
+        for entry in self.root.iterdir():
+            yield entry.name
+
+
+def _read_range(handle: object, start: int, end: int | None) -> Iterator[bytes]:
+    import io
+
+    assert isinstance(handle, io.BufferedReader)
+    with handle:
+        handle.seek(start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+            data = handle.read(want)
+            if not data:
+                return
+            if remaining is not None:
+                remaining -= len(data)
+            yield data

@@ -1,0 +1,149 @@
+"""The `spyglass` command: serve, and database maintenance."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spyglass.db.engine import Database
+from spyglass.db.migrate import schema_differences, upgrade
+from spyglass.identity.bootstrap import Credentials, bootstrap
+from spyglass.settings import Settings, SettingsError, load_settings
+
+
+def prepare(settings: Settings) -> Credentials:
+    """Create the data directory, migrate the database and create what is missing."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database)
+    try:
+        upgrade(db)
+        return bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+    finally:
+        db.dispose()
+
+
+def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
+    """Add the clouds whose passwords were just created to data_dir/clouds.yaml (mode 0600)."""
+    if not creds.created:
+        return None
+    path = settings.data_dir / "clouds.yaml"
+    data: dict[str, Any] = {"clouds": {}}
+    if path.exists():
+        data = yaml.safe_load(path.read_text()) or {"clouds": {}}
+    for cloud, (user, password, project, domain) in creds.created.items():
+        data.setdefault("clouds", {})[cloud] = {
+            "auth": {
+                "auth_url": f"{settings.base_url}/identity",
+                "username": user,
+                "password": password,
+                "project_name": project,
+                "user_domain_name": domain,
+                "project_domain_name": domain,
+            },
+            "region_name": settings.region,
+            "interface": "public",
+            "identity_api_version": 3,
+            "image_api_version": 2,
+        }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
+
+
+def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> None:
+    if "spyglass-admin" in creds.created and not settings.admin_password:
+        print(f"Created user 'admin' with password: {creds.created['spyglass-admin'][1]}  (shown once)")
+    if clouds is not None:
+        print(f"Wrote {clouds} with clouds: {', '.join(sorted(creds.created))}")
+    clouds_file = (settings.data_dir / "clouds.yaml").resolve()
+    if clouds_file.exists():
+        print("Use it with the openstack client:")
+        print(f"  export OS_CLIENT_CONFIG_FILE={clouds_file}")
+        print("  openstack --os-cloud spyglass-a image list")
+    print(f"Spyglass listening on {settings.base_url} (identity: {settings.base_url}/identity)", flush=True)
+
+
+def app_from_environment() -> Any:
+    """uvicorn factory for `--workers N`: each worker reads the settings from SPYGLASS_* variables."""
+    from spyglass.api.app import create_app
+
+    return create_app(load_settings())
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from spyglass.api.app import create_app
+
+    creds = prepare(settings)
+    _announce(settings, creds, write_clouds_yaml(settings, creds))
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
+        "loop": "uvloop", "http": "httptools", "access_log": False,
+    }
+    if settings.workers > 1:
+        for name, value in _as_environment(settings).items():
+            os.environ[name] = value
+        uvicorn.run("spyglass.cli:app_from_environment", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
+
+
+def _as_environment(settings: Settings) -> dict[str, str]:
+    keys = ("host", "port", "data_dir", "database_url", "public_url", "region", "token_ttl_seconds",
+            "image_member_quota", "image_size_cap", "hashing_algorithm", "limit_param_default", "api_limit_max")
+    return {f"SPYGLASS_{k.upper()}": str(getattr(settings, k)) for k in keys}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spyglass", description="An OpenStack-compatible image service.")
+    parser.add_argument("--config", type=Path, help="TOML config file (also SPYGLASS_CONFIG)")
+    parser.add_argument("--data-dir", dest="data_dir", help="where the database and images live")
+    parser.add_argument("--database-url", dest="database_url", help="SQLAlchemy URL (default: SQLite in data dir)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="run the API server")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--public-url", dest="public_url")
+    run.add_argument("--workers", type=int)
+    run.add_argument("--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml")
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade", "check"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "action")}
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except SettingsError as exc:
+        print(f"spyglass: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        serve(settings)
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.database)
+    try:
+        if args.action == "upgrade":
+            upgrade(database)
+            print("database is at the latest revision")
+            return 0
+        differences = schema_differences(database)
+        for difference in differences:
+            print(difference)
+        print("schema matches the models" if not differences else "schema differs from the models")
+        return 1 if differences else 0
+    finally:
+        database.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Queries on the image tables: fetch one image with the caller's membership, page through lists,
+and load the properties and tags of a page in one round trip each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+
+from spyglass.db.tables import image_members, image_properties, image_tags, images
+
+
+@dataclass
+class ImageRecord:
+    """An image row with its extra properties, tags, and the caller's member status (if any)."""
+
+    row: dict[str, Any]
+    properties: dict[str, str]
+    tags: list[str]
+    member_status: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    def __getitem__(self, key: str) -> Any:
+        return self.row[key]
+
+
+def fetch_image(conn: Connection, image_id: str, project_id: str | None, *, lock: bool = False) -> ImageRecord | None:
+    member = (
+        select(image_members.c.status)
+        .where(image_members.c.image_id == images.c.id, image_members.c.member_id == (project_id or ""))
+        .scalar_subquery()
+    )
+    stmt = select(images, member.label("member_status")).where(images.c.id == image_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=images)
+    found = conn.execute(stmt).mappings().first()
+    if found is None:
+        return None
+    row = dict(found)
+    member_status = row.pop("member_status")
+    props, tags = load_extras(conn, [image_id])
+    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status)
+
+
+def load_extras(
+    conn: Connection, image_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    props: dict[str, dict[str, str]] = {}
+    tags: dict[str, list[str]] = {}
+    if not image_ids:
+        return props, tags
+    rows = conn.execute(
+        select(image_properties).where(image_properties.c.image_id.in_(image_ids)).order_by(image_properties.c.name)
+    )
+    for image_id, name, value in rows:
+        props.setdefault(image_id, {})[name] = value
+    rows = conn.execute(
+        select(image_tags).where(image_tags.c.image_id.in_(image_ids)).order_by(image_tags.c.value)
+    )
+    for image_id, value in rows:
+        tags.setdefault(image_id, []).append(value)
+    return props, tags
+
+
+def replace_properties(conn: Connection, image_id: str, old: dict[str, str], new: dict[str, str]) -> None:
+    removed = [k for k in old if k not in new]
+    if removed:
+        conn.execute(
+            delete(image_properties).where(
+                image_properties.c.image_id == image_id, image_properties.c.name.in_(removed)
+            )
+        )
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    if changed:
+        conn.execute(
+            delete(image_properties).where(
+                image_properties.c.image_id == image_id, image_properties.c.name.in_(list(changed))
+            )
+        )
+        conn.execute(
+            insert(image_properties), [{"image_id": image_id, "name": k, "value": v} for k, v in changed.items()]
+        )
+
+
+def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Iterable[str]) -> None:
+    old_set, new_set = set(old), set(new)
+    if old_set - new_set:
+        conn.execute(
+            delete(image_tags).where(image_tags.c.image_id == image_id, image_tags.c.value.in_(old_set - new_set))
+        )
+    if new_set - old_set:
+        conn.execute(insert(image_tags), [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)])
+
+
+# ---- lists -------------------------------------------------------------------------------------------
+
+# Columns that may be NULL sort as if they held these values, so that keyset pagination has a
+# total order to compare against.
+_NULL_SORTS_AS: dict[str, Any] = {"name": "", "container_format": "", "disk_format": "", "size": -1}
+
+
+def sort_expression(key: str) -> ColumnElement[Any]:
+    column = images.c[key]
+    if key in _NULL_SORTS_AS:
+        return func.coalesce(column, literal(_NULL_SORTS_AS[key]))
+    return column
+
+
+def after_marker(sort: Sequence[tuple[str, str]], marker: dict[str, Any]) -> ColumnElement[bool]:
+    """Rows strictly after the marker row in the given order (keyset pagination)."""
+    clauses = []
+    for i, (key, direction) in enumerate(sort):
+        equal_before = [sort_expression(k) == _marker_value(marker, k) for k, _ in sort[:i]]
+        expr = sort_expression(key)
+        value = _marker_value(marker, key)
+        beyond = expr > value if direction == "asc" else expr < value
+        clauses.append(and_(*equal_before, beyond))
+    return or_(*clauses)
+
+
+def _marker_value(marker: dict[str, Any], key: str) -> Any:
+    value = marker[key]
+    if value is None:
+        return _NULL_SORTS_AS.get(key)
+    return value
+
+
+def property_filter(name: str, value: str) -> ColumnElement[bool]:
+    return exists(
+        select(1).where(
+            image_properties.c.image_id == images.c.id,
+            image_properties.c.name == name,
+            image_properties.c.value == value,
+        )
+    )
+
+
+def tag_filter(tag: str) -> ColumnElement[bool]:
+    return exists(select(1).where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag))
+
+
+def page(
+    conn: Connection,
+    conditions: Sequence[ColumnElement[bool]],
+    sort: Sequence[tuple[str, str]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    order = [sort_expression(k).asc() if d == "asc" else sort_expression(k).desc() for k, d in sort]
+    stmt = select(images).where(*conditions).order_by(*order).limit(limit)
+    return [dict(r) for r in conn.execute(stmt).mappings()]

@@ -1,0 +1,47 @@
+"""Domain errors. They know nothing of HTTP; spyglass.api.errors maps each to a status code."""
+
+from __future__ import annotations
+
+
+class SpyglassError(Exception):
+    """Base class; the message is shown to the client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(SpyglassError):
+    pass
+
+
+class Forbidden(SpyglassError):
+    pass
+
+
+class Unauthorized(SpyglassError):
+    pass
+
+
+class Invalid(SpyglassError):
+    """The request is malformed or its values are not acceptable."""
+
+
+class Conflict(SpyglassError):
+    pass
+
+
+class TooLarge(SpyglassError):
+    pass
+
+
+class UnsupportedMediaType(SpyglassError):
+    def __init__(self, message: str, accept_patch: str = "") -> None:
+        super().__init__(message)
+        self.accept_patch = accept_patch
+
+
+class RangeNotSatisfiable(SpyglassError):
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size

@@ -1,0 +1,109 @@
+"""Identity API v3 handlers for discovery and tokens (mounted under /identity).
+
+The administrative resources (domains, projects, users, roles, assignments) are in admin_api.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass.api.common import JSONResponse, base_url, caller, json_body
+from spyglass.errors import Forbidden, NotFound, Unauthorized
+from spyglass.identity import tokens
+from spyglass.identity.admin_api import routes as admin_routes
+
+VERSION_ID = "v3.14"
+VERSION_UPDATED = "2020-04-07T00:00:00Z"
+MEDIA_TYPES = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
+VARY = {"Vary": "X-Auth-Token"}
+
+
+def _version(request: Request) -> dict[str, Any]:
+    return {
+        "id": VERSION_ID,
+        "status": "stable",
+        "updated": VERSION_UPDATED,
+        "links": [{"rel": "self", "href": f"{base_url(request)}/v3/"}],
+        "media-types": MEDIA_TYPES,
+    }
+
+
+async def versions(request: Request) -> Response:
+    return JSONResponse({"versions": {"values": [_version(request)]}}, status_code=300)
+
+
+async def version(request: Request) -> Response:
+    return JSONResponse({"version": _version(request)}, headers=VARY)
+
+
+def _catalog(request: Request) -> list[dict[str, Any]]:
+    settings = request.app.state.settings
+    public = settings.public_url.rstrip("/") if settings.public_url else f"{request.url.scheme}://{request.url.netloc}"
+    return tokens.build_catalog(public, settings.region)
+
+
+async def issue(request: Request) -> Response:
+    body = await json_body(request)
+    settings = request.app.state.settings
+    secret, info = await run_in_threadpool(tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds)
+    nocatalog = "nocatalog" in request.query_params
+    rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
+    return JSONResponse(rendered, status_code=201, headers={"X-Subject-Token": secret, **VARY})
+
+
+async def _subject(request: Request) -> tokens.TokenInfo:
+    ctx = await caller(request)
+    subject = request.headers.get("x-subject-token")
+    if not subject:
+        raise NotFound("X-Subject-Token is missing.")
+    try:
+        info = await run_in_threadpool(tokens.validate_token, request.app.state.db, subject)
+    except NotFound as exc:
+        raise NotFound(f"Could not find token: {subject[:8]}...") from exc
+    if not ctx.is_admin and info.user["id"] != ctx.user_id:
+        raise Forbidden("You are not authorized to perform the requested action: identity:validate_token.")
+    return info
+
+
+async def validate(request: Request) -> Response:
+    info = await _subject(request)
+    nocatalog = "nocatalog" in request.query_params
+    rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
+    return JSONResponse(rendered, headers={"X-Subject-Token": request.headers["x-subject-token"], **VARY})
+
+
+async def check(request: Request) -> Response:
+    await _subject(request)
+    return Response(status_code=200, headers=VARY)
+
+
+async def revoke(request: Request) -> Response:
+    await _subject(request)
+    await run_in_threadpool(tokens.revoke_token, request.app.state.db, request.headers["x-subject-token"])
+    return Response(status_code=204)
+
+
+async def catalog(request: Request) -> Response:
+    ctx = await caller(request)
+    if ctx.project_id is None and ctx.domain_id is None:
+        raise Unauthorized("The service catalog is only available to scoped tokens.")
+    return JSONResponse({"catalog": _catalog(request), "links": {"self": str(request.url)}}, headers=VARY)
+
+
+routes = [
+    Route("/", versions, methods=["GET"]),
+    Route("/v3", version, methods=["GET"]),
+    Route("/v3/", version, methods=["GET"]),
+    Route("/v3/auth/tokens", issue, methods=["POST"]),
+    # HEAD first: a GET route would also answer HEAD.
+    Route("/v3/auth/tokens", check, methods=["HEAD"]),
+    Route("/v3/auth/tokens", validate, methods=["GET"]),
+    Route("/v3/auth/tokens", revoke, methods=["DELETE"]),
+    Route("/v3/auth/catalog", catalog, methods=["GET"]),
+    *admin_routes,
+]

@@ -1,0 +1,347 @@
+"""Image metadata: create, show, list, update with JSON patch, tags, deactivate, delete.
+
+Every public function takes the caller's RequestContext and starts with `authorize`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+from sqlalchemy import Connection, delete, insert, update
+
+from spyglass import states
+from spyglass.blobs import BlobStore
+from spyglass.context import RequestContext
+from spyglass.db import image_queries as q
+from spyglass.db.engine import Database
+from spyglass.db.image_queries import ImageRecord
+from spyglass.db.tables import images
+from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.policy import Action, Target, authorize
+from spyglass.schemas import core_attributes, read_only_attributes, validator
+from spyglass.timeutil import utcnow
+from spyglass.visibility import list_condition
+
+RESERVED_PREFIX = "os_glance"
+# Columns a client may write through create or PATCH.
+WRITABLE_COLUMNS = (
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "disk_format",
+    "container_format",
+    "min_disk",
+    "min_ram",
+    "owner",
+)
+# Core attributes that are not columns and that Spyglass does not accept from clients.
+UNSUPPORTED = frozenset({"locations", "id_override"})
+IMAGE_PROPERTY_QUOTA = 128
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
+
+
+def target_of(record: ImageRecord) -> Target:
+    return Target(owner=record["owner"], visibility=record["visibility"], member_status=record.member_status)
+
+
+def load_authorized(conn: Connection, ctx: RequestContext, image_id: str, action: Action, *, lock: bool = False) -> ImageRecord:
+    """The image, if the caller may see it and perform the action; NotFound / Forbidden otherwise."""
+    record = q.fetch_image(conn, image_id, ctx.project_id, lock=lock) if _is_uuid(image_id) else None
+    if record is None:
+        raise NotFound(f"No image found with ID {image_id}")
+    authorize(ctx, action, target_of(record), image_id=image_id)
+    return record
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+# ---- validation shared by create and update --------------------------------------------------------
+
+
+def _check_attribute_names(names: Any) -> None:
+    for name in names:
+        if name in read_only_attributes():
+            raise Forbidden(f"Attribute '{name}' is read-only.")
+        if name.startswith(RESERVED_PREFIX) or name in UNSUPPORTED:
+            raise Forbidden(f"Attribute '{name}' is reserved.")
+
+
+def _validate_document(doc: dict[str, Any]) -> None:
+    errors = sorted(validator("image").iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        where = "/".join(str(p) for p in error.path)
+        raise Invalid(f"Invalid value for '{where}': {error.message}" if where else error.message)
+    if len(doc.get("tags", [])) > 128:
+        raise TooLarge("Maximum number of tags per image (128) exceeded.")
+    for name in ("min_disk", "min_ram"):
+        if name in doc and doc[name] < 0:
+            raise Invalid(f"Invalid value for '{name}': it must not be negative.")
+        if name in doc and doc[name] > 2**31 - 1:
+            raise Invalid(f"Invalid value for '{name}': it is too large.")
+
+
+def _check_visibility_change(ctx: RequestContext, record: Target, visibility: str, image_id: str) -> None:
+    if visibility == "public":
+        authorize(ctx, Action.PUBLICIZE_IMAGE, record, image_id=image_id)
+    elif visibility == "community":
+        authorize(ctx, Action.COMMUNITIZE_IMAGE, record, image_id=image_id)
+
+
+def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """A client document -> (column values, extra properties, tags)."""
+    columns = {k: doc[k] for k in WRITABLE_COLUMNS if k in doc}
+    props = {k: v for k, v in doc.items() if k not in core_attributes()}
+    tags = list(dict.fromkeys(doc.get("tags", [])))
+    if len(props) > IMAGE_PROPERTY_QUOTA:
+        raise TooLarge(f"Maximum number of image properties ({IMAGE_PROPERTY_QUOTA}) exceeded.")
+    return columns, props, tags
+
+
+# ---- create ----------------------------------------------------------------------------------------
+
+
+def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
+    authorize(ctx, Action.ADD_IMAGE)
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.")
+    body = dict(body)
+    image_id = body.pop("id", None) or str(uuid.uuid4())
+    if not isinstance(image_id, str) or not _is_uuid(image_id):
+        raise Invalid(f"Invalid value for 'id': {image_id!r} is not a UUID.")
+    _check_attribute_names(body)
+    _validate_document(body)
+    columns, props, tags = _split(body)
+    owner = columns.get("owner", ctx.project_id)
+    if owner != ctx.project_id and not ctx.is_admin:
+        raise Forbidden(f"You are not permitted to create images owned by '{owner}'.")
+    columns["owner"] = owner
+    columns.setdefault("visibility", "shared")
+    _check_visibility_change(ctx, Target(owner=owner, visibility="private"), columns["visibility"], image_id)
+    now = utcnow()
+    with db.write() as conn:
+        if q.fetch_image(conn, image_id, None) is not None:
+            raise Conflict(f"Image with identifier {image_id} already exists!")
+        conn.execute(
+            insert(images).values(
+                id=image_id, status=states.QUEUED, created_at=now, updated_at=now,
+                min_disk=0, min_ram=0, protected=False, os_hidden=False, **columns,
+            )
+        )
+        q.replace_properties(conn, image_id, {}, props)
+        q.replace_tags(conn, image_id, [], tags)
+        record = q.fetch_image(conn, image_id, ctx.project_id)
+    assert record is not None
+    return record
+
+
+# ---- show and list -----------------------------------------------------------------------------------
+
+
+def get_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
+    with db.read() as conn:
+        return load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
+
+
+@dataclass
+class ListQuery:
+    """A parsed, validated image list request."""
+
+    limit: int
+    marker: str | None = None
+    sort: list[tuple[str, str]] = field(default_factory=lambda: [("created_at", "desc")])
+    visibility: str | None = None
+    member_status: str = "accepted"
+    os_hidden: bool = False
+    conditions: list[Any] = field(default_factory=list)
+
+
+def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[list[ImageRecord], bool]:
+    """One page of images the caller may list, and whether a next page may exist."""
+    authorize(ctx, Action.GET_IMAGES)
+    sort = list(query.sort)
+    if "id" not in [k for k, _ in sort]:
+        sort.append(("id", sort[-1][1] if sort else "desc"))
+    conditions = [
+        list_condition(ctx, visibility_filter=query.visibility, member_filter=query.member_status),
+        images.c.os_hidden == query.os_hidden,
+        images.c.status.not_in((states.DELETED, states.PENDING_DELETE)),
+        *query.conditions,
+    ]
+    with db.read() as conn:
+        if query.marker is not None:
+            marker = q.fetch_image(conn, query.marker, ctx.project_id) if _is_uuid(query.marker) else None
+            if marker is None or not _marker_visible(ctx, marker):
+                raise Invalid(f"No image found with ID {query.marker}")
+            conditions.append(q.after_marker(sort, marker.row))
+        rows = q.page(conn, conditions, sort, query.limit)
+        props, tags = q.load_extras(conn, [r["id"] for r in rows])
+    records = [ImageRecord(r, props.get(r["id"], {}), tags.get(r["id"], [])) for r in rows]
+    return records, len(records) == query.limit
+
+
+def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
+    from spyglass.visibility import can_show
+
+    return can_show(ctx, marker["visibility"], marker["owner"], marker.member_status)
+
+
+# ---- update --------------------------------------------------------------------------------------------
+
+
+def _editable_document(record: ImageRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {k: record[k] for k in WRITABLE_COLUMNS}
+    doc.update(record.properties)
+    doc["tags"] = list(record.tags)
+    return doc
+
+
+def _normalize_ops(ops: Any, media_type: str) -> list[dict[str, Any]]:
+    """Both Glance patch dialects to RFC 6902 operations, with the attribute checks applied."""
+    if not isinstance(ops, list):
+        raise Invalid("The request body must be a JSON array of patch operations.")
+    result = []
+    for op in ops:
+        if not isinstance(op, dict):
+            raise Invalid("Each patch operation must be a JSON object.")
+        if media_type.endswith("v2.0-json-patch") and "op" not in op:
+            names = [k for k in ("add", "remove", "replace") if k in op]
+            if len(names) != 1:
+                raise Invalid("Operation objects must contain exactly one of 'add', 'remove' or 'replace'.")
+            op = {"op": names[0], "path": op[names[0]], **({"value": op["value"]} if "value" in op else {})}
+        kind, path = op.get("op"), op.get("path")
+        if kind not in ("add", "remove", "replace"):
+            raise Invalid(f"Invalid operation: {kind!r}. It must be one of add, remove, replace.")
+        if not isinstance(path, str) or not path.startswith("/") or path == "/":
+            raise Invalid(f"Invalid JSON pointer for this resource: {path!r}")
+        if kind != "remove" and "value" not in op:
+            raise Invalid(f"Operation '{kind}' needs a 'value'.")
+        parts = path[1:].split("/")
+        attr = parts[0].replace("~1", "/").replace("~0", "~")
+        if attr == "id" or attr in read_only_attributes():
+            raise Forbidden(f"Attribute '{attr}' is read-only.")
+        _check_attribute_names([attr])
+        if len(parts) > 1 and attr != "tags":
+            raise Invalid(f"Invalid JSON pointer for this resource: '{path}'")
+        if kind == "remove" and attr in core_attributes() and attr != "tags":
+            raise Forbidden(f"Attribute '{attr}' cannot be removed.")
+        result.append({"op": kind, "path": path, **({"value": op["value"]} if "value" in op else {})})
+    return result
+
+
+def update_image(db: Database, ctx: RequestContext, image_id: str, ops: Any, media_type: str) -> ImageRecord:
+    patch = _normalize_ops(ops, media_type)
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
+        before = _editable_document(record)
+        try:
+            after = jsonpatch.apply_patch(before, patch)
+        except jsonpatch.JsonPatchConflict as exc:
+            raise Conflict(f"Cannot apply the patch: {exc}") from exc
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise Invalid(f"Cannot apply the patch: {exc}") from exc
+        after = {k: v for k, v in after.items() if not (k in WRITABLE_COLUMNS and k not in before)}
+        _validate_document(after)
+        columns, props, tags = _split(after)
+        changed = {k: v for k, v in columns.items() if record[k] != v}
+        _check_update_rules(ctx, record, changed)
+        if changed or props != record.properties or sorted(tags) != sorted(record.tags):
+            conn.execute(update(images).where(images.c.id == image_id).values(**changed, updated_at=utcnow()))
+            q.replace_properties(conn, image_id, record.properties, props)
+            q.replace_tags(conn, image_id, record.tags, tags)
+        fresh = q.fetch_image(conn, image_id, ctx.project_id)
+    assert fresh is not None
+    return fresh
+
+
+def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[str, Any]) -> None:
+    if "visibility" in changed:
+        _check_visibility_change(ctx, target_of(record), changed["visibility"], record.id)
+    if "owner" in changed and not ctx.is_admin:
+        raise Forbidden("Only an administrator may change the owner of an image.")
+    for name in ("disk_format", "container_format"):
+        if name in changed and record["status"] != states.QUEUED:
+            raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
+
+
+# ---- tags ------------------------------------------------------------------------------------------------
+
+
+def add_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
+    if not tag or len(tag) > 255:
+        raise Invalid("A tag must be between 1 and 255 characters long.")
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
+        if tag in record.tags:
+            return
+        if len(record.tags) >= 128:
+            raise TooLarge("Maximum number of tags per image (128) exceeded.")
+        q.replace_tags(conn, image_id, record.tags, [*record.tags, tag])
+        conn.execute(update(images).where(images.c.id == image_id).values(updated_at=utcnow()))
+
+
+def delete_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
+        if tag not in record.tags:
+            raise NotFound(f"Tag {tag} not found on image {image_id}.")
+        q.replace_tags(conn, image_id, record.tags, [t for t in record.tags if t != tag])
+        conn.execute(update(images).where(images.c.id == image_id).values(updated_at=utcnow()))
+
+
+# ---- status changes ------------------------------------------------------------------------------------
+
+
+def set_status(conn: Connection, image_id: str, current: str, target: str, **values: Any) -> bool:
+    """Compare-and-set the status; False when another request changed it first."""
+    states.check_transition(current, target)
+    result = conn.execute(
+        update(images)
+        .where(images.c.id == image_id, images.c.status == current)
+        .values(status=target, updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
+def deactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.DEACTIVATE, lock=True)
+        if record["status"] == states.DEACTIVATED:
+            return
+        if record["status"] != states.ACTIVE:
+            raise Forbidden("Not allowed to deactivate an image in status " + record["status"])
+        if not set_status(conn, image_id, states.ACTIVE, states.DEACTIVATED):
+            raise Conflict("The image status changed during the request; try again.")
+
+
+def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.REACTIVATE, lock=True)
+        if record["status"] == states.ACTIVE:
+            return
+        if record["status"] != states.DEACTIVATED:
+            raise Forbidden("Not allowed to reactivate an image in status " + record["status"])
+        if not set_status(conn, image_id, states.DEACTIVATED, states.ACTIVE):
+            raise Conflict("The image status changed during the request; try again.")
+
+
+def delete_image(db: Database, store: BlobStore, ctx: RequestContext, image_id: str) -> None:
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.DELETE_IMAGE, lock=True)
+        if record["protected"]:
+            raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+        conn.execute(delete(images).where(images.c.id == image_id))
+    # The row is gone before the bytes: a failure here leaves an orphan blob (swept at start-up),
+    # never an image pointing at missing data.
+    if record["blob_key"]:
+        store.delete(record["blob_key"])

@@ -1,0 +1,130 @@
+"""Typed, frozen deployment settings, read once from defaults, a TOML file, the environment and flags.
+
+Precedence, lowest first: built-in defaults, the TOML config file, `SPYGLASS_*` environment
+variables, command-line flags. Every value is validated here so the rest of the code can trust it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPYGLASS_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value Spyglass cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9292
+    data_dir: Path = Path("./spyglass-data")
+    # Empty means: SQLite file inside data_dir.
+    database_url: str = ""
+    # The URL clients use to reach this server; empty means http://{host}:{port}.
+    public_url: str = ""
+    region: str = "RegionOne"
+    token_ttl_seconds: int = 86400
+    admin_password: str = ""
+    demo: bool = False
+    # Images API limits, named as Glance names them.
+    limit_param_default: int = 25
+    api_limit_max: int = 1000
+    image_member_quota: int = 128
+    image_size_cap: int = 1024**4
+    hashing_algorithm: str = "sha512"
+    workers: int = 1
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    def validate(self) -> Settings:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
+        if self.token_ttl_seconds < 60:
+            raise SettingsError("token_ttl_seconds must be at least 60")
+        if not 1 <= self.limit_param_default <= self.api_limit_max:
+            raise SettingsError("limit_param_default must be between 1 and api_limit_max")
+        if self.image_member_quota < 0:
+            raise SettingsError("image_member_quota must not be negative")
+        if self.hashing_algorithm not in ("sha256", "sha384", "sha512"):
+            raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
+        if self.workers < 1:
+            raise SettingsError("workers must be at least 1")
+        return self
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except ValueError as exc:
+        raise SettingsError(f"setting {name!r} has an invalid value {raw!r}") from exc
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Merge the layers into one validated Settings."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or (
+        Path(environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in environ else None
+    )
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
+        section = data.get("spyglass", data)
+        for key, raw in section.items():
+            if key not in _FIELDS:
+                raise SettingsError(f"unknown setting {key!r} in {config_file}")
+            values[key] = _coerce(key, raw)
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, environ[env_name])
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _coerce(key, raw)
+    return Settings(**values).validate()

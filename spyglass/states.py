@@ -1,0 +1,36 @@
+"""The image status state machine, as a table, and its one transition function."""
+
+from __future__ import annotations
+
+from spyglass.errors import Conflict
+
+QUEUED = "queued"
+SAVING = "saving"
+ACTIVE = "active"
+KILLED = "killed"
+DELETED = "deleted"
+UPLOADING = "uploading"
+IMPORTING = "importing"
+PENDING_DELETE = "pending_delete"
+DEACTIVATED = "deactivated"
+
+ALL = (QUEUED, SAVING, ACTIVE, KILLED, DELETED, UPLOADING, IMPORTING, PENDING_DELETE, DEACTIVATED)
+
+# status -> the statuses it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({SAVING, UPLOADING, ACTIVE, DELETED}),
+    SAVING: frozenset({ACTIVE, KILLED, QUEUED, DELETED}),
+    UPLOADING: frozenset({IMPORTING, QUEUED, DELETED}),
+    IMPORTING: frozenset({ACTIVE, QUEUED, DELETED}),
+    ACTIVE: frozenset({PENDING_DELETE, DEACTIVATED, DELETED}),
+    KILLED: frozenset({DELETED}),
+    PENDING_DELETE: frozenset({ACTIVE, DELETED}),
+    DEACTIVATED: frozenset({ACTIVE, DELETED}),
+    DELETED: frozenset(),
+}
+
+
+def check_transition(current: str, target: str) -> None:
+    """Raise Conflict when the machine does not allow current -> target."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise Conflict(f"Image status transition from {current} to {target} is not allowed")

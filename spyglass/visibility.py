@@ -1,0 +1,83 @@
+"""Who can see which image: one rule, in two forms that must agree.
+
+`can_show` and `is_listed` are the Python predicates; `list_condition` is their SQL twin used by
+the image list. tests/test_visibility.py proves with hypothesis that the two forms agree over every
+visibility x caller relation x member status x role x filter combination.
+
+A member row only grants anything while the image's visibility is `shared`: turning an image
+private keeps its member rows, but they stop granting access until it is shared again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+
+from spyglass.context import RequestContext
+from spyglass.db.tables import image_members, images
+
+VISIBILITIES = ("public", "community", "shared", "private")
+MEMBER_STATUSES = ("pending", "accepted", "rejected")
+MEMBER_FILTERS = (*MEMBER_STATUSES, "all")
+VISIBILITY_FILTERS = (*VISIBILITIES, "all")
+
+
+def can_show(ctx: RequestContext, visibility: str, owner: str | None, member_status: str | None) -> bool:
+    """May the caller show and download this image? A member in any status may."""
+    if ctx.is_admin or visibility in ("public", "community"):
+        return True
+    if owner is not None and owner == ctx.project_id:
+        return True
+    return visibility == "shared" and member_status is not None
+
+
+def is_listed(
+    ctx: RequestContext,
+    visibility: str,
+    owner: str | None,
+    member_status: str | None,
+    *,
+    visibility_filter: str | None,
+    member_filter: str,
+) -> bool:
+    """Does the image appear in the caller's list for these query filters?"""
+    if visibility_filter not in (None, "all") and visibility != visibility_filter:
+        return False
+    if ctx.is_admin:
+        return True
+    owned = owner is not None and owner == ctx.project_id
+    shared_with_me = (
+        visibility == "shared"
+        and member_status is not None
+        and (member_filter == "all" or member_status == member_filter)
+    )
+    if visibility_filter == "community" or visibility_filter == "all":
+        return owned or shared_with_me or visibility in ("public", "community")
+    return owned or shared_with_me or visibility == "public"
+
+
+def list_condition(
+    ctx: RequestContext, *, visibility_filter: str | None, member_filter: str
+) -> ColumnElement[bool]:
+    """The SQL twin of `is_listed`, a WHERE clause on the images table."""
+    if visibility_filter not in (None, "all"):
+        by_visibility: ColumnElement[bool] = images.c.visibility == visibility_filter
+    else:
+        by_visibility = true()
+    if ctx.is_admin:
+        return by_visibility
+    membership = [image_members.c.image_id == images.c.id, image_members.c.member_id == ctx.project_id]
+    if member_filter != "all":
+        membership.append(image_members.c.status == member_filter)
+    shared_with_me = and_(
+        images.c.visibility == "shared", exists(select(1).where(*membership))
+    )
+    owned = images.c.owner == ctx.project_id if ctx.project_id else false()
+    if visibility_filter in ("community", "all"):
+        open_to_all = images.c.visibility.in_(("public", "community"))
+    else:
+        open_to_all = images.c.visibility == "public"
+    return and_(by_visibility, or_(owned, shared_with_me, open_to_all))
+
+
