@@ -66,7 +66,10 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
         print("Use it with the openstack client:")
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_file}")
         print("  openstack --os-cloud spyglass-a image list")
-    print(f"Spyglass listening on {settings.base_url} (identity: {settings.base_url}/identity)", flush=True)
+    print(
+        f"Spyglass listening on {settings.base_url} (identity: {settings.base_url}/identity)",
+        flush=True,
+    )
 
 
 def app_from_environment() -> Any:
@@ -84,8 +87,12 @@ def serve(settings: Settings) -> None:
     creds = prepare(settings)
     _announce(settings, creds, write_clouds_yaml(settings, creds))
     common: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
-        "loop": "uvloop", "http": "httptools", "access_log": False,
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
     }
     if settings.workers > 1:
         for name, value in _as_environment(settings).items():
@@ -96,8 +103,20 @@ def serve(settings: Settings) -> None:
 
 
 def _as_environment(settings: Settings) -> dict[str, str]:
-    keys = ("host", "port", "data_dir", "database_url", "public_url", "region", "token_ttl_seconds",
-            "image_member_quota", "image_size_cap", "hashing_algorithm", "limit_param_default", "api_limit_max")
+    keys = (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "public_url",
+        "region",
+        "token_ttl_seconds",
+        "image_member_quota",
+        "image_size_cap",
+        "hashing_algorithm",
+        "limit_param_default",
+        "api_limit_max",
+    )
     return {f"SPYGLASS_{k.upper()}": str(getattr(settings, k)) for k in keys}
 
 
@@ -105,14 +124,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spyglass", description="An OpenStack-compatible image service.")
     parser.add_argument("--config", type=Path, help="TOML config file (also SPYGLASS_CONFIG)")
     parser.add_argument("--data-dir", dest="data_dir", help="where the database and images live")
-    parser.add_argument("--database-url", dest="database_url", help="SQLAlchemy URL (default: SQLite in data dir)")
+    parser.add_argument(
+        "--database-url", dest="database_url", help="SQLAlchemy URL (default: SQLite in data dir)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="run the API server")
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--public-url", dest="public_url")
     run.add_argument("--workers", type=int)
-    run.add_argument("--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml")
+    run.add_argument(
+        "--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml"
+    )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade", "check"])
     return parser

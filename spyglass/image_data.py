@@ -74,9 +74,16 @@ def _finish_upload(db: Database, record: ImageRecord, key: str, digest: Digest) 
     virtual = digest.size if record["disk_format"] in FLAT_FORMATS else None
     with db.write() as conn:
         return set_status(
-            conn, record.id, states.SAVING, states.ACTIVE,
-            size=digest.size, virtual_size=virtual, checksum=digest.checksum,
-            os_hash_algo=digest.os_hash_algo, os_hash_value=digest.os_hash_value, blob_key=key,
+            conn,
+            record.id,
+            states.SAVING,
+            states.ACTIVE,
+            size=digest.size,
+            virtual_size=virtual,
+            checksum=digest.checksum,
+            os_hash_algo=digest.os_hash_algo,
+            os_hash_value=digest.os_hash_value,
+            blob_key=key,
         )
 
 

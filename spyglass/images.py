@@ -41,14 +41,25 @@ WRITABLE_COLUMNS = (
 # Core attributes that are not columns and that Spyglass does not accept from clients.
 UNSUPPORTED = frozenset({"locations", "id_override"})
 IMAGE_PROPERTY_QUOTA = 128
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+)
 
 
 def target_of(record: ImageRecord) -> Target:
     return Target(owner=record["owner"], visibility=record["visibility"], member_status=record.member_status)
 
 
-def load_authorized(conn: Connection, ctx: RequestContext, image_id: str, action: Action, *, lock: bool = False) -> ImageRecord:
+def load_authorized(
+    conn: Connection, ctx: RequestContext, image_id: str, action: Action, *, lock: bool = False
+) -> ImageRecord:
     """The image, if the caller may see it and perform the action; NotFound / Forbidden otherwise."""
     record = q.fetch_image(conn, image_id, ctx.project_id, lock=lock) if _is_uuid(image_id) else None
     if record is None:
@@ -134,8 +145,15 @@ def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
             raise Conflict(f"Image with identifier {image_id} already exists!")
         conn.execute(
             insert(images).values(
-                id=image_id, status=states.QUEUED, created_at=now, updated_at=now,
-                min_disk=0, min_ram=0, protected=False, os_hidden=False, **columns,
+                id=image_id,
+                status=states.QUEUED,
+                created_at=now,
+                updated_at=now,
+                min_disk=0,
+                min_ram=0,
+                protected=False,
+                os_hidden=False,
+                **columns,
             )
         )
         q.replace_properties(conn, image_id, {}, props)
@@ -218,7 +236,11 @@ def _normalize_ops(ops: Any, media_type: str) -> list[dict[str, Any]]:
             names = [k for k in ("add", "remove", "replace") if k in op]
             if len(names) != 1:
                 raise Invalid("Operation objects must contain exactly one of 'add', 'remove' or 'replace'.")
-            op = {"op": names[0], "path": op[names[0]], **({"value": op["value"]} if "value" in op else {})}
+            op = {
+                "op": names[0],
+                "path": op[names[0]],
+                **({"value": op["value"]} if "value" in op else {}),
+            }
         kind, path = op.get("op"), op.get("path")
         if kind not in ("add", "remove", "replace"):
             raise Invalid(f"Invalid operation: {kind!r}. It must be one of add, remove, replace.")

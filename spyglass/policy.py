@@ -95,8 +95,8 @@ UNTARGETED = frozenset({Action.ADD_IMAGE, Action.GET_IMAGES})
 def authorize(
     ctx: RequestContext, action: Action, target: Target | None = None, *, image_id: str = ""
 ) -> None:
-    if target is not None and action not in UNTARGETED:
-        if not can_show(ctx, target.visibility, target.owner, target.member_status):
-            raise NotFound(f"No image found with ID {image_id}")
+    visible = target is None or can_show(ctx, target.visibility, target.owner, target.member_status)
+    if action not in UNTARGETED and not visible:
+        raise NotFound(f"No image found with ID {image_id}")
     if not RULES[action](ctx, target or Target()):
         raise Forbidden(f"You are not authorized to complete {action.value} action.")

@@ -10,8 +10,6 @@ private keeps its member rows, but they stop granting access until it is shared 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from spyglass.context import RequestContext
@@ -67,17 +65,17 @@ def list_condition(
         by_visibility = true()
     if ctx.is_admin:
         return by_visibility
-    membership = [image_members.c.image_id == images.c.id, image_members.c.member_id == ctx.project_id]
+    membership = [
+        image_members.c.image_id == images.c.id,
+        image_members.c.member_id == ctx.project_id,
+    ]
     if member_filter != "all":
         membership.append(image_members.c.status == member_filter)
-    shared_with_me = and_(
-        images.c.visibility == "shared", exists(select(1).where(*membership))
-    )
+    shared_with_me = and_(images.c.visibility == "shared", exists(select(1).where(*membership)))
     owned = images.c.owner == ctx.project_id if ctx.project_id else false()
-    if visibility_filter in ("community", "all"):
-        open_to_all = images.c.visibility.in_(("public", "community"))
-    else:
-        open_to_all = images.c.visibility == "public"
+    open_to_all: ColumnElement[bool] = (
+        images.c.visibility.in_(("public", "community"))
+        if visibility_filter in ("community", "all")
+        else images.c.visibility == "public"
+    )
     return and_(by_visibility, or_(owned, shared_with_me, open_to_all))
-
-

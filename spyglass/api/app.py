@@ -32,13 +32,18 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-openstack-request-id", request_id)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-openstack-request-id", request_id),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: Settings, *, db: Database | None = None, store: BlobStore | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, db: Database | None = None, store: BlobStore | None = None
+) -> Starlette:
     """Wire a Spyglass application. The database must already be migrated (see spyglass.service)."""
     database = db or Database(settings.database)
     blob_store: BlobStore = store or FilesystemStore(settings.blob_dir)
@@ -55,7 +60,7 @@ def create_app(settings: Settings, *, db: Database | None = None, store: BlobSto
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_api.routes,
     ]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
     app.state.store = blob_store

@@ -44,8 +44,8 @@ async def json_body(request: Request, *, max_bytes: int = 1024 * 1024) -> Any:
 
 def base_url(request: Request) -> str:
     """The external URL of the mounted API (for example http://host:9292/image)."""
-    configured = request.app.state.settings.public_url
-    root = request.scope.get("root_path", "")
+    configured: str = request.app.state.settings.public_url
+    root: str = request.scope.get("root_path", "")
     if configured:
         return configured.rstrip("/") + root
     return f"{request.url.scheme}://{request.url.netloc}{root}"

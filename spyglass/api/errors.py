@@ -36,7 +36,9 @@ def status_of(exc: errors.SpyglassError) -> int:
     return 500
 
 
-def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     headers = dict(headers or {})
     phrase = HTTPStatus(status).phrase
     if status == 401:
@@ -45,7 +47,11 @@ def error_response(request: Request, status: int, message: str, headers: dict[st
         body = {"error": {"code": status, "message": message, "title": phrase}}
         return Response(json.dumps(body), status, headers, media_type="application/json")
     if "json" in request.headers.get("accept", ""):
-        body2 = {"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {phrase}", "title": phrase}
+        body2 = {
+            "message": f"{message}<br /><br />\n\n\n",
+            "code": f"{status} {phrase}",
+            "title": phrase,
+        }
         return Response(json.dumps(body2), status, headers, media_type="application/json")
     page = (
         f"<html>\n <head>\n  <title>{status} {phrase}</title>\n </head>\n <body>\n"
@@ -76,7 +82,11 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    return error_response(request, 500, "The server has either erred or is incapable of performing the requested operation.")
+    return error_response(
+        request,
+        500,
+        "The server has either erred or is incapable of performing the requested operation.",
+    )
 
 
 HANDLERS = {

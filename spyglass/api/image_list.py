@@ -27,9 +27,30 @@ from spyglass.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
 IN_FILTERS = ("id", "name", "status", "container_format", "disk_format")
 EXACT_FILTERS = ("owner", "checksum", "os_hash_value")
 BOOLEAN_FILTERS = ("protected",)
-COMPARABLE = {"created_at": "time", "updated_at": "time", "size": "int", "virtual_size": "int", "min_ram": "int", "min_disk": "int"}
+COMPARABLE = {
+    "created_at": "time",
+    "updated_at": "time",
+    "size": "int",
+    "virtual_size": "int",
+    "min_ram": "int",
+    "min_disk": "int",
+}
 OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
-CONTROL = frozenset({"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status", "os_hidden", "tag", "size_min", "size_max"})
+CONTROL = frozenset(
+    {
+        "limit",
+        "marker",
+        "sort",
+        "sort_key",
+        "sort_dir",
+        "visibility",
+        "member_status",
+        "os_hidden",
+        "tag",
+        "size_min",
+        "size_max",
+    }
+)
 MAX_INT = 2**63 - 1
 
 
@@ -81,7 +102,9 @@ def _sort(params: QueryParams) -> list[tuple[str, str]]:
     seen: set[str] = set()
     for key, direction in pairs:
         if key not in SORT_KEYS:
-            raise Invalid(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
+            raise Invalid(
+                f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
+            )
         if direction not in ("asc", "desc"):
             raise Invalid(f"Invalid sort direction: {direction}. It must be one of the following: asc, desc.")
         if key in seen:
@@ -104,10 +127,15 @@ def _comparison(name: str, text: str) -> ColumnElement[bool]:
     except ValueError as exc:
         raise Invalid(f"Invalid value for '{name}': {raw!r} is not a valid timestamp.") from exc
     column = images.c[name]
-    return {
-        "gt": column > value, "gte": column >= value, "lt": column < value,
-        "lte": column <= value, "eq": column == value, "neq": column != value,
-    }[op]
+    comparisons: dict[str, ColumnElement[bool]] = {
+        "gt": column > value,
+        "gte": column >= value,
+        "lt": column < value,
+        "lte": column <= value,
+        "eq": column == value,
+        "neq": column != value,
+    }
+    return comparisons[op]
 
 
 def parse(params: QueryParams, settings: Settings) -> ListQuery:

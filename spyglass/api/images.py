@@ -20,8 +20,24 @@ PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.0-json-patch",
     "application/openstack-images-v2.1-json-patch",
 )
-SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8", "v2.9",
-                      "v2.10", "v2.11", "v2.12", "v2.13", "v2.15", "v2.16")
+SUPPORTED_VERSIONS = (
+    "v2.0",
+    "v2.1",
+    "v2.2",
+    "v2.3",
+    "v2.4",
+    "v2.5",
+    "v2.6",
+    "v2.7",
+    "v2.8",
+    "v2.9",
+    "v2.10",
+    "v2.11",
+    "v2.12",
+    "v2.13",
+    "v2.15",
+    "v2.16",
+)
 CURRENT_VERSION = "v2.17"
 
 
@@ -40,7 +56,9 @@ def _render(request: Request, record: Any) -> dict[str, Any]:
 
 def _versions(request: Request) -> dict[str, Any]:
     href = f"{base_url(request)}/v2/"
-    entries = [{"id": v, "status": "SUPPORTED", "links": [{"rel": "self", "href": href}]} for v in SUPPORTED_VERSIONS]
+    entries = [
+        {"id": v, "status": "SUPPORTED", "links": [{"rel": "self", "href": href}]} for v in SUPPORTED_VERSIONS
+    ]
     entries.insert(0, {"id": CURRENT_VERSION, "status": "CURRENT", "links": [{"rel": "self", "href": href}]})
     return {"versions": entries}
 
@@ -68,7 +86,11 @@ async def index(request: Request) -> Response:
     records, more = await run_in_threadpool(images.list_images, request.app.state.db, ctx, query)
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
     first = "/v2/images" + (f"?{urlencode(params)}" if params else "")
-    body: dict[str, Any] = {"images": [_render(request, r) for r in records], "first": first, "schema": "/v2/schemas/images"}
+    body: dict[str, Any] = {
+        "images": [_render(request, r) for r in records],
+        "first": first,
+        "schema": "/v2/schemas/images",
+    }
     if more and records:
         body["next"] = "/v2/images?" + urlencode([*params, ("marker", records[-1].id)])
     return JSONResponse(body)
@@ -76,7 +98,9 @@ async def index(request: Request) -> Response:
 
 async def show(request: Request) -> Response:
     ctx = await caller(request)
-    record = await run_in_threadpool(images.get_image, request.app.state.db, ctx, request.path_params["image_id"])
+    record = await run_in_threadpool(
+        images.get_image, request.app.state.db, ctx, request.path_params["image_id"]
+    )
     return JSONResponse(_render(request, record))
 
 
@@ -91,7 +115,9 @@ async def patch(request: Request) -> Response:
         )
     ops = await json_body(request)
     image_id = request.path_params["image_id"]
-    record = await run_in_threadpool(images.update_image, request.app.state.db, ctx, image_id, ops, media_type)
+    record = await run_in_threadpool(
+        images.update_image, request.app.state.db, ctx, image_id, ops, media_type
+    )
     return JSONResponse(_render(request, record))
 
 
@@ -118,13 +144,17 @@ async def delete_tag(request: Request) -> Response:
 
 async def deactivate(request: Request) -> Response:
     ctx = await caller(request)
-    await run_in_threadpool(images.deactivate_image, request.app.state.db, ctx, request.path_params["image_id"])
+    await run_in_threadpool(
+        images.deactivate_image, request.app.state.db, ctx, request.path_params["image_id"]
+    )
     return Response(status_code=204)
 
 
 async def reactivate(request: Request) -> Response:
     ctx = await caller(request)
-    await run_in_threadpool(images.reactivate_image, request.app.state.db, ctx, request.path_params["image_id"])
+    await run_in_threadpool(
+        images.reactivate_image, request.app.state.db, ctx, request.path_params["image_id"]
+    )
     return Response(status_code=204)
 
 
@@ -142,9 +172,15 @@ async def upload(request: Request) -> Response:
     state = request.app.state
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
     if media_type != "application/octet-stream":
-        raise UnsupportedMediaType(f"The request media type {media_type} is not supported; use application/octet-stream.")
+        raise UnsupportedMediaType(
+            f"The request media type {media_type} is not supported; use application/octet-stream."
+        )
     await image_data.upload(
-        state.db, state.store, ctx, request.path_params["image_id"], request.stream(),
+        state.db,
+        state.store,
+        ctx,
+        request.path_params["image_id"],
+        request.stream(),
         content_length=_content_length(request),
         size_cap=state.settings.image_size_cap,
         algorithm=state.settings.hashing_algorithm,
@@ -155,7 +191,9 @@ async def upload(request: Request) -> Response:
 async def download(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
-    found = await run_in_threadpool(image_data.prepare_download, state.db, ctx, request.path_params["image_id"])
+    found = await run_in_threadpool(
+        image_data.prepare_download, state.db, ctx, request.path_params["image_id"]
+    )
     if found is None:
         return Response(status_code=204)
     record = found.record
@@ -164,10 +202,17 @@ async def download(request: Request) -> Response:
         headers["Content-MD5"] = record["checksum"]
     path = state.store.local_path(record["blob_key"])
     if path is not None:
-        return ImageFileResponse(path, headers=headers, media_type="application/octet-stream",
-                                 content_disposition_type="inline", filename=None)
+        return ImageFileResponse(
+            path,
+            headers=headers,
+            media_type="application/octet-stream",
+            content_disposition_type="inline",
+            filename=None,
+        )
     headers["Content-Length"] = str(found.size)
-    return StreamingResponse(state.store.read(record["blob_key"]), headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(
+        state.store.read(record["blob_key"]), headers=headers, media_type="application/octet-stream"
+    )
 
 
 async def get_schema(request: Request) -> Response:
@@ -180,7 +225,15 @@ async def get_schema(request: Request) -> Response:
 
 async def info_import(request: Request) -> Response:
     await caller(request)
-    return JSONResponse({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}})
+    return JSONResponse(
+        {
+            "import-methods": {
+                "description": "Import methods available.",
+                "type": "array",
+                "value": [],
+            }
+        }
+    )
 
 
 async def info_stores(request: Request) -> Response:

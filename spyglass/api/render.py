@@ -9,9 +9,22 @@ from spyglass.db.image_queries import ImageRecord
 from spyglass.timeutil import isotime
 
 _CORE_ORDER = (
-    "name", "disk_format", "container_format", "visibility", "size", "virtual_size", "status",
-    "checksum", "protected", "min_ram", "min_disk", "owner", "os_hidden", "os_hash_algo",
-    "os_hash_value", "id",
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "status",
+    "checksum",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+    "id",
 )
 
 

@@ -40,7 +40,9 @@ class ImageRecord:
         return self.row[key]
 
 
-def fetch_image(conn: Connection, image_id: str, project_id: str | None, *, lock: bool = False) -> ImageRecord | None:
+def fetch_image(
+    conn: Connection, image_id: str, project_id: str | None, *, lock: bool = False
+) -> ImageRecord | None:
     member = (
         select(image_members.c.status)
         .where(image_members.c.image_id == images.c.id, image_members.c.member_id == (project_id or ""))
@@ -66,7 +68,9 @@ def load_extras(
     if not image_ids:
         return props, tags
     rows = conn.execute(
-        select(image_properties).where(image_properties.c.image_id.in_(image_ids)).order_by(image_properties.c.name)
+        select(image_properties)
+        .where(image_properties.c.image_id.in_(image_ids))
+        .order_by(image_properties.c.name)
     )
     for image_id, name, value in rows:
         props.setdefault(image_id, {})[name] = value
@@ -94,7 +98,8 @@ def replace_properties(conn: Connection, image_id: str, old: dict[str, str], new
             )
         )
         conn.execute(
-            insert(image_properties), [{"image_id": image_id, "name": k, "value": v} for k, v in changed.items()]
+            insert(image_properties),
+            [{"image_id": image_id, "name": k, "value": v} for k, v in changed.items()],
         )
 
 
@@ -102,10 +107,15 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
     old_set, new_set = set(old), set(new)
     if old_set - new_set:
         conn.execute(
-            delete(image_tags).where(image_tags.c.image_id == image_id, image_tags.c.value.in_(old_set - new_set))
+            delete(image_tags).where(
+                image_tags.c.image_id == image_id, image_tags.c.value.in_(old_set - new_set)
+            )
         )
     if new_set - old_set:
-        conn.execute(insert(image_tags), [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)])
+        conn.execute(
+            insert(image_tags),
+            [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)],
+        )
 
 
 # ---- lists -------------------------------------------------------------------------------------------

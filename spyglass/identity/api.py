@@ -43,14 +43,20 @@ async def version(request: Request) -> Response:
 
 def _catalog(request: Request) -> list[dict[str, Any]]:
     settings = request.app.state.settings
-    public = settings.public_url.rstrip("/") if settings.public_url else f"{request.url.scheme}://{request.url.netloc}"
+    public = (
+        settings.public_url.rstrip("/")
+        if settings.public_url
+        else f"{request.url.scheme}://{request.url.netloc}"
+    )
     return tokens.build_catalog(public, settings.region)
 
 
 async def issue(request: Request) -> Response:
     body = await json_body(request)
     settings = request.app.state.settings
-    secret, info = await run_in_threadpool(tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds)
+    secret, info = await run_in_threadpool(
+        tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds
+    )
     nocatalog = "nocatalog" in request.query_params
     rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
     return JSONResponse(rendered, status_code=201, headers={"X-Subject-Token": secret, **VARY})

@@ -9,7 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, insert, select
 
 from spyglass.db.engine import Database
 from spyglass.db.tables import domains, projects, role_assignments, role_implications, roles, users
@@ -31,16 +31,17 @@ DEMO_ACCOUNTS = (
 class Credentials:
     """Passwords created by this run (nothing is listed for accounts that already existed)."""
 
-    created: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)  # cloud -> (user, password, project, domain)
+    created: dict[str, tuple[str, str, str, str]] = field(
+        default_factory=dict
+    )  # cloud -> (user, password, project, domain)
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _id_by_name(conn: Connection, table: object, name: str, **where: str) -> str | None:
-    t = table  # type: ignore[assignment]
-    stmt = select(t.c.id).where(t.c.name == name, *(t.c[k] == v for k, v in where.items()))  # type: ignore[attr-defined]
+def _id_by_name(conn: Connection, table: Table, name: str, **where: str) -> str | None:
+    stmt = select(table.c.id).where(table.c.name == name, *(table.c[k] == v for k, v in where.items()))
     value = conn.execute(stmt).scalar()
     return None if value is None else str(value)
 
@@ -60,10 +61,15 @@ def ensure_roles(conn: Connection) -> dict[str, str]:
         ids[name] = _id_by_name(conn, roles, name) or new_id()
         if not _id_by_name(conn, roles, name):
             conn.execute(insert(roles).values(id=ids[name], name=name, description=""))
-    existing = set(conn.execute(select(role_implications.c.prior_role_id, role_implications.c.implied_role_id)).tuples())
+    existing = {
+        tuple(r)
+        for r in conn.execute(select(role_implications.c.prior_role_id, role_implications.c.implied_role_id))
+    }
     for prior, implied in (("admin", "member"), ("member", "reader")):
         if (ids[prior], ids[implied]) not in existing:
-            conn.execute(insert(role_implications).values(prior_role_id=ids[prior], implied_role_id=ids[implied]))
+            conn.execute(
+                insert(role_implications).values(prior_role_id=ids[prior], implied_role_id=ids[implied])
+            )
     return ids
 
 
@@ -73,7 +79,9 @@ def ensure_project(conn: Connection, name: str, domain_id: str, description: str
         return existing
     project_id = new_id()
     conn.execute(
-        insert(projects).values(id=project_id, name=name, domain_id=domain_id, description=description, enabled=True)
+        insert(projects).values(
+            id=project_id, name=name, domain_id=domain_id, description=description, enabled=True
+        )
     )
     return project_id
 
@@ -88,8 +96,13 @@ def ensure_user(
     user_id = new_id()
     conn.execute(
         insert(users).values(
-            id=user_id, name=name, domain_id=domain_id, password_hash=hash_password(password),
-            enabled=True, default_project_id=project_id, description="",
+            id=user_id,
+            name=name,
+            domain_id=domain_id,
+            password_hash=hash_password(password),
+            enabled=True,
+            default_project_id=project_id,
+            description="",
         )
     )
     conn.execute(insert(role_assignments).values(user_id=user_id, project_id=project_id, role_id=role_id))

@@ -88,7 +88,7 @@ def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
 
 def _find_user(conn: Connection, ref: Any) -> dict[str, Any]:
     if not isinstance(ref, dict):
-        raise Invalid("Expecting to find user in password. The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        raise Invalid("Expecting to find user in password.")
     if ref.get("id"):
         user = _row(conn, users, id=ref["id"])
     elif ref.get("name"):
@@ -171,10 +171,14 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
         token_id = ref.get("id") if isinstance(ref, dict) else None
         if not isinstance(token_id, str):
             raise Invalid("Expecting to find id in token.")
-        old = _token_row(conn, token_id)
-        user = _row(conn, users, id=old["user_id"])
-        assert user is not None
-        return user, ["token"], old
+        try:
+            old = _token_row(conn, token_id)
+        except NotFound as exc:
+            raise Unauthorized("The request you have made requires authentication.") from exc
+        token_user = _row(conn, users, id=old["user_id"])
+        if token_user is None:
+            raise Unauthorized("The request you have made requires authentication.")
+        return token_user, ["token"], old
     raise Unauthorized("Unsupported authentication method.")
 
 
@@ -275,7 +279,10 @@ def _load(conn: Connection, secret: str) -> TokenInfo:
         domain = _row(conn, domains, id=row["domain_id"])
         if not domain or not domain["enabled"]:
             raise NotFound("Could not find token.")
-        info = {"domain": domain, "roles": effective_roles(conn, user["id"], domain_id=domain["id"])}
+        info = {
+            "domain": domain,
+            "roles": effective_roles(conn, user["id"], domain_id=domain["id"]),
+        }
     if (row["project_id"] or row["domain_id"]) and not info["roles"]:
         raise NotFound("Could not find token.")
     return TokenInfo(
@@ -321,7 +328,11 @@ def purge_expired(db: Database) -> int:
 
 
 def _ref(entity: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
-    return {"id": entity["id"], "name": entity["name"], "domain": {"id": domain["id"], "name": domain["name"]}}
+    return {
+        "id": entity["id"],
+        "name": entity["name"],
+        "domain": {"id": domain["id"], "name": domain["name"]},
+    }
 
 
 def render_token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -346,7 +357,10 @@ def render_token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[
 
 def build_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
     """The service catalog: this server's identity and image endpoints, with stable ids."""
-    services = [("identity", "keystone", f"{base_url}/identity/v3/"), ("image", "glance", f"{base_url}/image")]
+    services = [
+        ("identity", "keystone", f"{base_url}/identity/v3/"),
+        ("image", "glance", f"{base_url}/image"),
+    ]
     catalog = []
     for service_type, name, url in services:
         endpoints = [

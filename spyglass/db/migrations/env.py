@@ -1,7 +1,7 @@
 """Alembic environment: migrations run against the connection or URL Spyglass hands over."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from spyglass.db.tables import metadata
 
@@ -19,7 +19,7 @@ def run_migrations() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -1,0 +1,158 @@
+"""Shared fixtures.
+
+Each test gets its own SQLite database, copied from a template that is migrated and populated once
+per session (hashing passwords with Argon2 is deliberately slow, so users and tokens are made once).
+
+The template holds: projects `alpha` and `beta` (domain Default) and `gamma` (domain `other`),
+users `alice` (member of alpha), `bob` (member of beta), `carol` (member of gamma),
+`rita` (reader of alpha), and `admin` (admin of project admin). `tokens[name]` is a
+project-scoped token for each of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from spyglass.api.app import create_app
+from spyglass.blobs import FilesystemStore
+from spyglass.db.engine import Database
+from spyglass.db.migrate import upgrade
+from spyglass.identity import bootstrap as bs
+from spyglass.identity.tokens import issue_token
+from spyglass.settings import Settings
+
+PASSWORD = "secret-password"
+# name -> (project, domain name, role)
+PEOPLE = {
+    "alice": ("alpha", "Default", "member"),
+    "bob": ("beta", "Default", "member"),
+    "carol": ("gamma", "other", "member"),
+    "rita": ("alpha", "Default", "reader"),
+}
+
+
+@dataclass
+class World:
+    tokens: dict[str, str]
+    projects: dict[str, str]  # project name -> id
+    users: dict[str, str]  # user name -> id
+
+
+def _password_auth(user: str, project: str, domain: str) -> dict[str, object]:
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"name": domain}, "password": PASSWORD}},
+            },
+            "scope": {"project": {"name": project, "domain": {"name": domain}}},
+        }
+    }
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
+    path = tmp_path_factory.mktemp("template") / "spyglass.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    bs.bootstrap(db, admin_password=PASSWORD)
+    projects: dict[str, str] = {}
+    users: dict[str, str] = {}
+    with db.write() as conn:
+        role_ids = bs.ensure_roles(conn)
+        other = bs.ensure_domain(conn, "other")
+        domain_ids = {"Default": bs.DEFAULT_DOMAIN_ID, "other": other}
+        for user, (project, domain, role) in PEOPLE.items():
+            projects[project] = bs.ensure_project(conn, project, domain_ids[domain])
+            users[user], _ = bs.ensure_user(
+                conn, user, domain_ids[domain], projects[project], role_ids[role], PASSWORD
+            )
+    tokens = {}
+    for user, (project, domain, _) in {**PEOPLE, "admin": ("admin", "Default", "admin")}.items():
+        tokens[user], _ = issue_token(db, _password_auth(user, project, domain), 86400)
+    with db.read() as conn:
+        projects["admin"] = str(conn.exec_driver_sql("SELECT id FROM projects WHERE name='admin'").scalar())
+    db.dispose()
+    return path, World(tokens, projects, users)
+
+
+@pytest.fixture
+def world(template: tuple[Path, World]) -> World:
+    return template[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template: tuple[Path, World]) -> Settings:
+    shutil.copy(template[0], tmp_path / "spyglass.db")
+    return Settings(data_dir=tmp_path, port=9292)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+    app = create_app(settings, db=db, store=FilesystemStore(settings.blob_dir))
+    with TestClient(app, base_url="http://127.0.0.1:9292") as test_client:
+        yield test_client
+
+
+class Caller:
+    """A TestClient bound to one user's token: `api.alice.get("/v2/images")`."""
+
+    def __init__(self, client: TestClient, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    def request(self, method: str, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        headers = {
+            "X-Auth-Token": self.token,
+            "Accept": "application/json",
+            **kwargs.pop("headers", {}),
+        }  # type: ignore[dict-item]
+        return self.client.request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    def get(self, url: str, **kw: object):  # type: ignore[no-untyped-def]
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw: object):  # type: ignore[no-untyped-def]
+        return self.request("POST", url, **kw)
+
+    def put(self, url: str, **kw: object):  # type: ignore[no-untyped-def]
+        return self.request("PUT", url, **kw)
+
+    def delete(self, url: str, **kw: object):  # type: ignore[no-untyped-def]
+        return self.request("DELETE", url, **kw)
+
+    def patch(
+        self,
+        url: str,
+        ops: list[dict[str, object]],
+        media: str = "application/openstack-images-v2.1-json-patch",
+    ):  # type: ignore[no-untyped-def]
+        return self.request("PATCH", url, json=ops, headers={"Content-Type": media})
+
+
+class Callers:
+    def __init__(self, client: TestClient, world: World) -> None:
+        for name, token in world.tokens.items():
+            setattr(self, name, Caller(client, token))
+        self.anonymous = Caller(client, "")
+
+    def __getattr__(self, name: str) -> Caller:  # for mypy: attributes are set dynamically
+        raise AttributeError(name)
+
+
+@pytest.fixture
+def api(client: TestClient, world: World) -> Callers:
+    return Callers(client, world)
