@@ -54,7 +54,12 @@ SORT_KEYS = (
 
 
 def target_of(record: ImageRecord) -> Target:
-    return Target(owner=record["owner"], visibility=record["visibility"], member_status=record.member_status)
+    return Target(
+        owner=record["owner"],
+        visibility=record["visibility"],
+        member_status=record.member_status,
+        owner_suspended=record.owner_suspended,
+    )
 
 
 def load_authorized(
@@ -211,7 +216,7 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
 def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
     from spyglass.visibility import can_show
 
-    return can_show(ctx, marker["visibility"], marker["owner"], marker.member_status)
+    return can_show(ctx, marker["visibility"], marker["owner"], marker.member_status, marker.owner_suspended)
 
 
 # ---- update --------------------------------------------------------------------------------------------

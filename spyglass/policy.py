@@ -44,6 +44,7 @@ class Target:
     visibility: str = "private"
     member_status: str | None = None
     member_id: str | None = None
+    owner_suspended: bool = False
 
 
 Rule = Callable[[RequestContext, Target], bool]
@@ -95,7 +96,9 @@ UNTARGETED = frozenset({Action.ADD_IMAGE, Action.GET_IMAGES})
 def authorize(
     ctx: RequestContext, action: Action, target: Target | None = None, *, image_id: str = ""
 ) -> None:
-    visible = target is None or can_show(ctx, target.visibility, target.owner, target.member_status)
+    visible = target is None or can_show(
+        ctx, target.visibility, target.owner, target.member_status, target.owner_suspended
+    )
     if action not in UNTARGETED and not visible:
         raise NotFound(f"No image found with ID {image_id}")
     if not RULES[action](ctx, target or Target()):

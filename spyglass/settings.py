@@ -37,6 +37,9 @@ class Settings:
     limit_param_default: int = 25
     api_limit_max: int = 1000
     image_member_quota: int = 128
+    # Check that a new member is an existing, enabled project of the embedded identity service.
+    # Turn off only when projects live in an external identity service that cannot be queried.
+    validate_member_ids: bool = True
     image_size_cap: int = 1024**4
     hashing_algorithm: str = "sha512"
     workers: int = 1

@@ -6,6 +6,9 @@ visibility x caller relation x member status x role x filter combination.
 
 A member row only grants anything while the image's visibility is `shared`: turning an image
 private keeps its member rows, but they stop granting access until it is shared again.
+
+While the owner's project is disabled in the identity service, its images are reachable by no
+other project (shared, community and public alike) until it is enabled again; only admins see them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from spyglass.context import RequestContext
-from spyglass.db.tables import image_members, images
+from spyglass.db.tables import image_members, images, projects
 
 VISIBILITIES = ("public", "community", "shared", "private")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
@@ -21,13 +24,19 @@ MEMBER_FILTERS = (*MEMBER_STATUSES, "all")
 VISIBILITY_FILTERS = (*VISIBILITIES, "all")
 
 
-def can_show(ctx: RequestContext, visibility: str, owner: str | None, member_status: str | None) -> bool:
+def can_show(
+    ctx: RequestContext,
+    visibility: str,
+    owner: str | None,
+    member_status: str | None,
+    owner_suspended: bool = False,
+) -> bool:
     """May the caller show and download this image? A member in any status may."""
-    if ctx.is_admin or visibility in ("public", "community"):
+    if ctx.is_admin or (owner is not None and owner == ctx.project_id):
         return True
-    if owner is not None and owner == ctx.project_id:
-        return True
-    return visibility == "shared" and member_status is not None
+    if owner_suspended:
+        return False
+    return visibility in ("public", "community") or (visibility == "shared" and member_status is not None)
 
 
 def is_listed(
@@ -38,6 +47,7 @@ def is_listed(
     *,
     visibility_filter: str | None,
     member_filter: str,
+    owner_suspended: bool = False,
 ) -> bool:
     """Does the image appear in the caller's list for these query filters?"""
     if visibility_filter not in (None, "all") and visibility != visibility_filter:
@@ -45,6 +55,8 @@ def is_listed(
     if ctx.is_admin:
         return True
     owned = owner is not None and owner == ctx.project_id
+    if owner_suspended and not owned:
+        return False
     shared_with_me = (
         visibility == "shared"
         and member_status is not None
@@ -78,4 +90,9 @@ def list_condition(
         if visibility_filter in ("community", "all")
         else images.c.visibility == "public"
     )
-    return and_(by_visibility, or_(owned, shared_with_me, open_to_all))
+    return and_(by_visibility, or_(owned, and_(~owner_suspended(), or_(shared_with_me, open_to_all))))
+
+
+def owner_suspended() -> ColumnElement[bool]:
+    """True when the image's owner project exists in the embedded identity service and is disabled."""
+    return exists(select(1).where(projects.c.id == images.c.owner, projects.c.enabled == false()))

@@ -11,6 +11,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass.api import images as image_api
+from spyglass.api import members as member_api
 from spyglass.api.errors import HANDLERS
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.db.engine import Database
@@ -54,11 +55,12 @@ def create_app(
         if db is None:
             database.dispose()
 
+    image_routes = [*image_api.routes, *member_api.routes]
     routes = [
         Mount("/identity", routes=identity_api.routes),
-        Mount("/image", routes=image_api.routes),
+        Mount("/image", routes=image_routes),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
-        *image_api.routes,
+        *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.settings = settings

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from spyglass.db.tables import image_members, image_properties, image_tags, images
+from spyglass.visibility import owner_suspended
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ImageRecord:
     properties: dict[str, str]
     tags: list[str]
     member_status: str | None = None
+    owner_suspended: bool = False
 
     @property
     def id(self) -> str:
@@ -48,7 +50,9 @@ def fetch_image(
         .where(image_members.c.image_id == images.c.id, image_members.c.member_id == (project_id or ""))
         .scalar_subquery()
     )
-    stmt = select(images, member.label("member_status")).where(images.c.id == image_id)
+    stmt = select(images, member.label("member_status"), owner_suspended().label("owner_suspended")).where(
+        images.c.id == image_id
+    )
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=images)
     found = conn.execute(stmt).mappings().first()
@@ -56,8 +60,9 @@ def fetch_image(
         return None
     row = dict(found)
     member_status = row.pop("member_status")
+    suspended = bool(row.pop("owner_suspended"))
     props, tags = load_extras(conn, [image_id])
-    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status)
+    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status, suspended)
 
 
 def load_extras(

@@ -1,0 +1,72 @@
+"""Images API v2 handlers for image members (sharing)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass import members
+from spyglass.api import render
+from spyglass.api.common import JSONResponse, caller, json_body
+
+
+async def create(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await json_body(request)
+    settings = request.app.state.settings
+    row = await run_in_threadpool(
+        members.add_member,
+        request.app.state.db,
+        ctx,
+        request.path_params["image_id"],
+        body,
+        quota=settings.image_member_quota,
+        validate=settings.validate_member_ids,
+    )
+    # Glance answers 200, not 201, to a new member.
+    return JSONResponse(render.member(row))
+
+
+async def index(request: Request) -> Response:
+    ctx = await caller(request)
+    rows = await run_in_threadpool(
+        members.list_members, request.app.state.db, ctx, request.path_params["image_id"]
+    )
+    return JSONResponse({"members": [render.member(r) for r in rows], "schema": "/v2/schemas/members"})
+
+
+async def show(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    row = await run_in_threadpool(
+        members.get_member, request.app.state.db, ctx, p["image_id"], p["member_id"]
+    )
+    return JSONResponse(render.member(row))
+
+
+async def update(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await json_body(request)
+    p = request.path_params
+    row = await run_in_threadpool(
+        members.update_member, request.app.state.db, ctx, p["image_id"], p["member_id"], body
+    )
+    return JSONResponse(render.member(row))
+
+
+async def delete(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    await run_in_threadpool(members.delete_member, request.app.state.db, ctx, p["image_id"], p["member_id"])
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/v2/images/{image_id}/members", index, methods=["GET"]),
+    Route("/v2/images/{image_id}/members", create, methods=["POST"]),
+    Route("/v2/images/{image_id}/members/{member_id}", show, methods=["GET"]),
+    Route("/v2/images/{image_id}/members/{member_id}", update, methods=["PUT"]),
+    Route("/v2/images/{image_id}/members/{member_id}", delete, methods=["DELETE"]),
+]

@@ -1,0 +1,170 @@
+"""Image sharing: members of shared images, their statuses, and what project lifecycle does to them.
+
+Who may do what is in spyglass.policy (ADD_MEMBER, GET_MEMBER(S), MODIFY_MEMBER, DELETE_MEMBER);
+on top of it, a member row is itself visible only to the image owner, admins and that member, so a
+project never learns which other projects an image is shared with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from spyglass.context import RequestContext
+from spyglass.db.engine import Database
+from spyglass.db.tables import image_members, images, projects
+from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.images import load_authorized, target_of
+from spyglass.policy import Action, Target, authorize
+from spyglass.timeutil import utcnow
+from spyglass.visibility import MEMBER_STATUSES
+
+STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
+
+
+def _member_row(conn: Connection, image_id: str, member_id: str) -> dict[str, Any] | None:
+    stmt = select(image_members).where(
+        image_members.c.image_id == image_id, image_members.c.member_id == member_id
+    )
+    row = conn.execute(stmt).mappings().first()
+    return dict(row) if row else None
+
+
+def _sees_all_members(ctx: RequestContext, owner: str | None) -> bool:
+    return ctx.is_admin or (owner is not None and owner == ctx.project_id)
+
+
+def _not_found(image_id: str, member_id: str) -> NotFound:
+    return NotFound(f"Member {member_id} not found for image {image_id}.")
+
+
+def _check_member_project(conn: Connection, member_id: str) -> None:
+    found = conn.execute(select(projects.c.enabled).where(projects.c.id == member_id)).first()
+    if found is None:
+        raise Invalid(
+            f"Project {member_id} does not exist; an image can only be shared with an existing project."
+        )
+    if not found.enabled:
+        raise Invalid(f"Project {member_id} is disabled; an image cannot be shared with it.")
+
+
+def add_member(
+    db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
+) -> dict[str, Any]:
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
+        if record["visibility"] != "shared":
+            raise Forbidden(f"Not allowed to create members for image {image_id}.")
+        member_id = body.get("member") if isinstance(body, dict) else None
+        if not member_id:
+            raise Invalid("Member to be added not specified")
+        if not isinstance(member_id, str) or len(member_id) > 255:
+            raise Invalid("Member must be a project id (a string of at most 255 characters).")
+        if _member_row(conn, image_id, member_id) is not None:
+            raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
+        if validate:
+            _check_member_project(conn, member_id)
+        count = conn.execute(select(func.count()).where(image_members.c.image_id == image_id)).scalar_one()
+        if count >= quota:
+            raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
+        now = utcnow()
+        row = {
+            "image_id": image_id,
+            "member_id": member_id,
+            "status": "pending",
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(insert(image_members).values(**row))
+        return row
+
+
+def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
+        everyone = _sees_all_members(ctx, record["owner"])
+        if not everyone and record.member_status is None:
+            raise NotFound(f"No image found with ID {image_id}")
+        if record["visibility"] != "shared":
+            raise Forbidden("Only shared images have members.")
+        stmt = select(image_members).where(image_members.c.image_id == image_id)
+        if not everyone:
+            stmt = stmt.where(image_members.c.member_id == ctx.project_id)
+        return [
+            dict(r)
+            for r in conn.execute(
+                stmt.order_by(image_members.c.created_at, image_members.c.member_id)
+            ).mappings()
+        ]
+
+
+def _visible_member(
+    conn: Connection, ctx: RequestContext, image_id: str, member_id: str, action: Action
+) -> tuple[Target, dict[str, Any]]:
+    """The image's target and the member row, if the caller may see that row (404 otherwise)."""
+    record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
+    if not _sees_all_members(ctx, record["owner"]) and member_id != ctx.project_id:
+        raise _not_found(image_id, member_id)
+    row = _member_row(conn, image_id, member_id)
+    if row is None:
+        raise _not_found(image_id, member_id)
+    target = target_of(record)
+    authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=image_id)
+    return target, row
+
+
+def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        return _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
+
+
+def update_member(
+    db: Database, ctx: RequestContext, image_id: str, member_id: str, body: Any
+) -> dict[str, Any]:
+    with db.write() as conn:
+        _, row = _visible_member(conn, ctx, image_id, member_id, Action.MODIFY_MEMBER)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in MEMBER_STATUSES:
+            raise Invalid(STATUS_MESSAGE)
+        now = utcnow()
+        conn.execute(
+            update(image_members)
+            .where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
+            .values(status=status, updated_at=now)
+        )
+        return {**row, "status": status, "updated_at": now}
+
+
+def delete_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> None:
+    with db.write() as conn:
+        _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+        conn.execute(
+            delete(image_members).where(
+                image_members.c.image_id == image_id, image_members.c.member_id == member_id
+            )
+        )
+
+
+# ---- project lifecycle -------------------------------------------------------------------------------
+
+
+def on_project_deleted(conn: Connection, project_id: str) -> None:
+    """A deleted project's images stop being shared and its memberships on others' images go.
+
+    Its images and their data are kept (an admin can still see, reassign or delete them), but no
+    other project can reach them: member rows are removed and public/community images become
+    private, so that nothing comes back if a project with the same id ever reappears.
+    """
+    owned = select(images.c.id).where(images.c.owner == project_id).scalar_subquery()
+    conn.execute(delete(image_members).where(image_members.c.image_id.in_(owned)))
+    conn.execute(delete(image_members).where(image_members.c.member_id == project_id))
+    conn.execute(
+        update(images)
+        .where(images.c.owner == project_id, images.c.visibility.in_(("public", "community", "shared")))
+        .values(visibility="private", updated_at=utcnow())
+    )
+
+
+def on_project_disabled(conn: Connection, project_id: str) -> None:
+    """A disabled project keeps everything; visibility.owner_suspended hides its images meanwhile."""
