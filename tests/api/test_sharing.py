@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from spyglass.db.engine import Database
 from spyglass.db.tables import projects
-from tests.conftest import Callers, Caller, World
+from tests.conftest import Caller, Callers, World
 
 
 def _shared_image(owner: Caller, **extra: object) -> str:
