@@ -6,9 +6,11 @@ from __future__ import annotations
 class SpyglassError(Exception):
     """Base class; the message is shown to the client."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
+        # A second, more specific line, shown under the message as Glance shows it.
+        self.detail = detail
 
 
 class NotFound(SpyglassError):
@@ -36,8 +38,8 @@ class TooLarge(SpyglassError):
 
 
 class UnsupportedMediaType(SpyglassError):
-    def __init__(self, message: str, accept_patch: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, detail: str = "", accept_patch: str = "") -> None:
+        super().__init__(message, detail)
         self.accept_patch = accept_patch
 
 

@@ -5,12 +5,13 @@ Every public function takes the caller's RequestContext and starts with `authori
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, delete, update
 
 from spyglass import states
 from spyglass.blobs import BlobStore
@@ -41,6 +42,16 @@ WRITABLE_COLUMNS = (
 # Core attributes that are not columns and that Spyglass does not accept from clients.
 UNSUPPORTED = frozenset({"locations", "id_override"})
 IMAGE_PROPERTY_QUOTA = 128
+PROPERTY_NAME_MAX = 255
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# What a new image is when the client does not say (Glance's defaults).
+CREATE_DEFAULTS: dict[str, Any] = {
+    "visibility": "shared",
+    "min_disk": 0,
+    "min_ram": 0,
+    "protected": False,
+    "os_hidden": False,
+}
 SORT_KEYS = (
     "name",
     "status",
@@ -66,19 +77,16 @@ def load_authorized(
     conn: Connection, ctx: RequestContext, image_id: str, action: Action, *, lock: bool = False
 ) -> ImageRecord:
     """The image, if the caller may see it and perform the action; NotFound / Forbidden otherwise."""
-    record = q.fetch_image(conn, image_id, ctx.project_id, lock=lock) if _is_uuid(image_id) else None
+    record = q.fetch_image(conn, image_id, ctx.project_id, lock=lock) if is_uuid(image_id) else None
     if record is None:
         raise NotFound(f"No image found with ID {image_id}")
     authorize(ctx, action, target_of(record), image_id=image_id)
     return record
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
+def is_uuid(value: object) -> bool:
+    """Is this an image id in the canonical 8-4-4-4-12 hex form (the image schema's pattern)?"""
+    return isinstance(value, str) and UUID_PATTERN.fullmatch(value) is not None
 
 
 # ---- validation shared by create and update --------------------------------------------------------
@@ -89,11 +97,11 @@ def _check_attribute_names(names: Any) -> None:
         if name in read_only_attributes():
             raise Forbidden(f"Attribute '{name}' is read-only.")
         if name.startswith(RESERVED_PREFIX) or name in UNSUPPORTED:
-            raise Forbidden(f"Attribute '{name}' is reserved.")
+            raise Forbidden("Access was denied to this resource.", f"Attribute '{name}' is reserved.")
 
 
 def _validate_document(doc: dict[str, Any]) -> None:
-    errors = sorted(validator("image").iter_errors(doc), key=lambda e: list(e.path))
+    errors = sorted(validator("image").iter_errors(doc), key=lambda e: [str(p) for p in e.path])
     if errors:
         error = errors[0]
         where = "/".join(str(p) for p in error.path)
@@ -105,6 +113,9 @@ def _validate_document(doc: dict[str, Any]) -> None:
             raise Invalid(f"Invalid value for '{name}': it must not be negative.")
         if name in doc and doc[name] > 2**31 - 1:
             raise Invalid(f"Invalid value for '{name}': it is too large.")
+    for name in doc:
+        if not 0 < len(name) <= PROPERTY_NAME_MAX:
+            raise Invalid(f"Property names must be 1 to {PROPERTY_NAME_MAX} characters long.")
 
 
 def _check_visibility_change(ctx: RequestContext, record: Target, visibility: str, image_id: str) -> None:
@@ -132,40 +143,33 @@ def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.")
     body = dict(body)
-    image_id = body.pop("id", None) or str(uuid.uuid4())
-    if not isinstance(image_id, str) or not _is_uuid(image_id):
-        raise Invalid(f"Invalid value for 'id': {image_id!r} is not a UUID.")
+    image_id = _new_image_id(body.pop("id", None))
     _check_attribute_names(body)
     _validate_document(body)
-    columns, props, tags = _split(body)
-    owner = columns.get("owner", ctx.project_id)
-    if owner != ctx.project_id and not ctx.is_admin:
-        raise Forbidden(f"You are not permitted to create images owned by '{owner}'.")
-    columns["owner"] = owner
-    columns.setdefault("visibility", "shared")
-    _check_visibility_change(ctx, Target(owner=owner, visibility="private"), columns["visibility"], image_id)
+    given, props, tags = _split(body)
+    columns = {**CREATE_DEFAULTS, "owner": ctx.project_id, **given}
+    if columns["owner"] != ctx.project_id and not ctx.is_admin:
+        raise Forbidden(f"You are not permitted to create images owned by '{columns['owner']}'.")
+    new = Target(owner=columns["owner"], visibility="private")
+    _check_visibility_change(ctx, new, columns["visibility"], image_id)
     now = utcnow()
     with db.write() as conn:
-        if q.fetch_image(conn, image_id, None) is not None:
+        row = {"id": image_id, "status": states.QUEUED, "created_at": now, "updated_at": now, **columns}
+        if not q.insert_image(conn, row):
             raise Conflict(f"Image with identifier {image_id} already exists!")
-        conn.execute(
-            insert(images).values(
-                id=image_id,
-                status=states.QUEUED,
-                created_at=now,
-                updated_at=now,
-                min_disk=0,
-                min_ram=0,
-                protected=False,
-                os_hidden=False,
-                **columns,
-            )
-        )
         q.replace_properties(conn, image_id, {}, props)
         q.replace_tags(conn, image_id, [], tags)
         record = q.fetch_image(conn, image_id, ctx.project_id)
     assert record is not None
     return record
+
+
+def _new_image_id(given: Any) -> str:
+    if given is None:
+        return str(uuid.uuid4())
+    if not is_uuid(given):
+        raise Invalid(f"Invalid value for 'id': {given!r} is not a UUID.")
+    return str(given)
 
 
 # ---- show and list -----------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
     ]
     with db.read() as conn:
         if query.marker is not None:
-            marker = q.fetch_image(conn, query.marker, ctx.project_id) if _is_uuid(query.marker) else None
+            marker = q.fetch_image(conn, query.marker, ctx.project_id) if is_uuid(query.marker) else None
             if marker is None or not _marker_visible(ctx, marker):
                 raise Invalid(f"No image found with ID {query.marker}")
             conditions.append(q.after_marker(sort, marker.row))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 
 from starlette.exceptions import HTTPException
@@ -36,8 +37,28 @@ def status_of(exc: errors.SpyglassError) -> int:
     return 500
 
 
+def glance_text(message: str, detail: str = "", *, escape: bool = False) -> str:
+    """The error text as Glance (webob) lays it out: message, two breaks, detail, an empty comment."""
+    if escape:
+        message, detail = html.escape(message), html.escape(detail)
+    return f"{message}<br /><br />\n{detail}\n\n"
+
+
+def media_type_text(message: str, detail: str, *, escape: bool = False) -> str:
+    """Glance lays out its 415 differently (see 55-patch-wrong-media-type.http)."""
+    if escape:
+        message, detail = html.escape(message), html.escape(detail)
+    return f"{message}\n<br /><br />\n{detail}"
+
+
 def error_response(
-    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    detail: str = "",
+    layout: Callable[..., str] = glance_text,
 ) -> Response:
     headers = dict(headers or {})
     phrase = HTTPStatus(status).phrase
@@ -47,15 +68,11 @@ def error_response(
         body = {"error": {"code": status, "message": message, "title": phrase}}
         return Response(json.dumps(body), status, headers, media_type="application/json")
     if "json" in request.headers.get("accept", ""):
-        body2 = {
-            "message": f"{message}<br /><br />\n\n\n",
-            "code": f"{status} {phrase}",
-            "title": phrase,
-        }
+        body2 = {"message": layout(message, detail), "code": f"{status} {phrase}", "title": phrase}
         return Response(json.dumps(body2), status, headers, media_type="application/json")
     page = (
         f"<html>\n <head>\n  <title>{status} {phrase}</title>\n </head>\n <body>\n"
-        f"  <h1>{status} {phrase}</h1>\n  {html.escape(message)}<br /><br />\n </body>\n</html>"
+        f"  <h1>{status} {phrase}</h1>\n  {layout(message, detail, escape=True)}\n </body>\n</html>"
     )
     return Response(page, status, headers, media_type="text/html")
 
@@ -67,7 +84,8 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         headers["Accept-Patch"] = exc.accept_patch
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size}"
-    return error_response(request, status_of(exc), exc.message, headers)
+    layout = media_type_text if isinstance(exc, errors.UnsupportedMediaType) else glance_text
+    return error_response(request, status_of(exc), exc.message, headers, detail=exc.detail, layout=layout)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

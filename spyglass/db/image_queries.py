@@ -19,6 +19,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from spyglass.db.tables import image_members, image_properties, image_tags, images
 from spyglass.visibility import owner_suspended
@@ -63,6 +64,18 @@ def fetch_image(
     suspended = bool(row.pop("owner_suspended"))
     props, tags = load_extras(conn, [image_id])
     return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status, suspended)
+
+
+def insert_image(conn: Connection, row: dict[str, Any]) -> bool:
+    """Insert a new image row; False when the id is taken. The caller must end the transaction
+    after a False (PostgreSQL aborts it on the unique violation)."""
+    if conn.execute(select(images.c.id).where(images.c.id == row["id"])).first() is not None:
+        return False
+    try:
+        conn.execute(insert(images).values(**row))
+    except IntegrityError:
+        return False
+    return True
 
 
 def load_extras(
