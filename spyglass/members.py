@@ -15,6 +15,7 @@ from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_members, images, projects
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.db.image_queries import ImageRecord
 from spyglass.images import load_authorized, target_of
 from spyglass.policy import Action, Target, authorize
 from spyglass.timeutil import utcnow
@@ -33,6 +34,11 @@ def _member_row(conn: Connection, image_id: str, member_id: str) -> dict[str, An
 
 def _sees_all_members(ctx: RequestContext, owner: str | None) -> bool:
     return ctx.is_admin or (owner is not None and owner == ctx.project_id)
+
+
+def _is_member(record: ImageRecord) -> bool:
+    """The caller's row counts only while the image is shared (rows outlive visibility changes)."""
+    return record.member_status is not None and record["visibility"] == "shared"
 
 
 def _not_found(image_id: str, member_id: str) -> NotFound:
@@ -84,7 +90,7 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
         everyone = _sees_all_members(ctx, record["owner"])
-        if not everyone and record.member_status is None:
+        if not everyone and not _is_member(record):
             raise NotFound(f"No image found with ID {image_id}")
         if record["visibility"] != "shared":
             raise Forbidden("Only shared images have members.")
@@ -104,7 +110,8 @@ def _visible_member(
 ) -> tuple[Target, dict[str, Any]]:
     """The image's target and the member row, if the caller may see that row (404 otherwise)."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
-    if not _sees_all_members(ctx, record["owner"]) and member_id != ctx.project_id:
+    everyone = _sees_all_members(ctx, record["owner"])
+    if not everyone and (member_id != ctx.project_id or not _is_member(record)):
         raise _not_found(image_id, member_id)
     row = _member_row(conn, image_id, member_id)
     if row is None:
