@@ -76,8 +76,11 @@ def _integer(name: str, value: str, minimum: int = 0) -> int:
 def _limit(params: QueryParams, settings: Settings) -> int:
     if "limit" not in params:
         return settings.limit_param_default
-    limit = _integer("limit", params["limit"], minimum=0)
-    if limit == 0:
+    try:
+        limit = int(params["limit"])
+    except ValueError as exc:
+        raise Invalid("limit param must be an integer") from exc
+    if limit <= 0:
         raise Invalid("limit param must be positive")
     # As Glance: a limit above the maximum is served as the maximum (the next link continues).
     return min(limit, settings.api_limit_max)
@@ -124,7 +127,7 @@ def _comparison(name: str, text: str) -> ColumnElement[bool]:
     value: Any
     try:
         value = parse_isotime(raw) if COMPARABLE[name] == "time" else _integer(name, raw)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise Invalid(f"Invalid value for '{name}': {raw!r} is not a valid timestamp.") from exc
     column = images.c[name]
     comparisons: dict[str, ColumnElement[bool]] = {
