@@ -109,7 +109,7 @@ async def patch(request: Request) -> Response:
     media_type = request.headers.get("content-type", "").split(";")[0].strip()
     if media_type not in PATCH_MEDIA_TYPES:
         raise UnsupportedMediaType(
-            f"The request media type {media_type or 'None'} is not supported by this server.\n<br /><br />\n"
+            f"The request media type {media_type or 'None'} is not supported by this server.",
             f"Image PATCH expects Content-Type one of: {', '.join(PATCH_MEDIA_TYPES)}",
             accept_patch=", ".join(PATCH_MEDIA_TYPES),
         )
