@@ -350,7 +350,7 @@ def deactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
         if record["status"] == states.DEACTIVATED:
             return
         if record["status"] != states.ACTIVE:
-            raise Forbidden("Not allowed to deactivate an image in status " + record["status"])
+            raise Forbidden(f"Not allowed to deactivate image in status '{record['status']}'")
         if not set_status(conn, image_id, states.ACTIVE, states.DEACTIVATED):
             raise Conflict("The image status changed during the request; try again.")
 
@@ -361,7 +361,7 @@ def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
         if record["status"] == states.ACTIVE:
             return
         if record["status"] != states.DEACTIVATED:
-            raise Forbidden("Not allowed to reactivate an image in status " + record["status"])
+            raise Forbidden(f"Not allowed to reactivate image in status '{record['status']}'")
         if not set_status(conn, image_id, states.DEACTIVATED, states.ACTIVE):
             raise Conflict("The image status changed during the request; try again.")
 
