@@ -5,7 +5,7 @@ VENV ?= .venv
 DATA_DIR ?= ./spyglass-data
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit venv
+.PHONY: run test lint typecheck unit unit-postgres venv
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# The whole suite on SQLite (the embedded default)...
 unit: venv
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+# ...and the API, identity and visibility tests again on a real PostgreSQL server.
+unit-postgres: venv
+	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(VENV)/bin/pytest -q tests/api tests/identity tests/test_visibility.py
+
+test: lint typecheck unit unit-postgres

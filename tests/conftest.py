@@ -11,12 +11,16 @@ project-scoped token for each of them.
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.pool import NullPool
 from starlette.testclient import TestClient
 
 from spyglass.api.app import create_app
@@ -56,10 +60,28 @@ def _password_auth(user: str, project: str, domain: str) -> dict[str, object]:
     }
 
 
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
-    path = tmp_path_factory.mktemp("template") / "spyglass.db"
-    db = Database(f"sqlite:///{path}")
+# Set SPYGLASS_TEST_POSTGRES to a server URL (for example
+# postgresql+psycopg://postgres@127.0.0.1:5432/postgres) to run the same tests on PostgreSQL:
+# each test then gets a database cloned from a migrated template with CREATE DATABASE ... TEMPLATE.
+POSTGRES = os.environ.get("SPYGLASS_TEST_POSTGRES", "")
+
+
+def _postgres_admin() -> Engine:
+    return create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+def _database_url(name: str) -> str:
+    return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+
+
+def _recreate(admin: Engine, name: str, template: str | None = None) -> None:
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{suffix}')
+
+
+def _populate(db: Database) -> World:
     upgrade(db)
     bs.bootstrap(db, admin_password=PASSWORD)
     projects: dict[str, str] = {}
@@ -78,19 +100,48 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
         tokens[user], _ = issue_token(db, _password_auth(user, project, domain), 86400)
     with db.read() as conn:
         projects["admin"] = str(conn.exec_driver_sql("SELECT id FROM projects WHERE name='admin'").scalar())
+    return World(tokens, projects, users)
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
+    if POSTGRES:
+        name = f"spyglass_tpl_{os.getpid()}"
+        admin = _postgres_admin()
+        _recreate(admin, name)
+        db = Database(_database_url(name))
+        world = _populate(db)
+        db.dispose()
+        yield name, world
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+        return
+    path = tmp_path_factory.mktemp("template") / "spyglass.db"
+    db = Database(f"sqlite:///{path}")
+    world = _populate(db)
     db.dispose()
-    return path, World(tokens, projects, users)
+    yield str(path), world
 
 
 @pytest.fixture
-def world(template: tuple[Path, World]) -> World:
+def world(template: tuple[str, World]) -> World:
     return template[1]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template: tuple[Path, World]) -> Settings:
-    shutil.copy(template[0], tmp_path / "spyglass.db")
-    return Settings(data_dir=tmp_path, port=9292)
+def settings(tmp_path: Path, template: tuple[str, World]) -> Iterator[Settings]:
+    if not POSTGRES:
+        shutil.copy(template[0], tmp_path / "spyglass.db")
+        yield Settings(data_dir=tmp_path, port=9292)
+        return
+    name = f"spyglass_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = _postgres_admin()
+    _recreate(admin, name, template[0])
+    yield Settings(data_dir=tmp_path, port=9292, database_url=_database_url(name))
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
 
 
 @pytest.fixture
