@@ -10,21 +10,33 @@ from typing import Any
 
 import yaml
 
+from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.identity.bootstrap import Credentials, bootstrap
+from spyglass.maintenance import Recovery, recover
 from spyglass.settings import Settings, SettingsError, load_settings
 
 
 def prepare(settings: Settings) -> Credentials:
-    """Create the data directory, migrate the database and create what is missing."""
+    """Create the data directory, migrate the database, create what is missing, recover from a crash."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database)
     try:
         upgrade(db)
-        return bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+        creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+        _report(recover(db, FilesystemStore(settings.blob_dir)))
+        return creds
     finally:
         db.dispose()
+
+
+def _report(recovery: Recovery) -> None:
+    if recovery.requeued or recovery.orphans_removed:
+        print(
+            f"Recovered from an interrupted run: {recovery.requeued} image(s) back to queued, "
+            f"{recovery.orphans_removed} unreferenced blob(s) removed"
+        )
 
 
 def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
@@ -138,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade", "check"])
+    sub.add_parser("recover", help="after a crash: re-queue interrupted uploads, remove orphan blobs")
     return parser
 
 
@@ -155,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database)
     try:
+        if args.command == "recover":
+            _report(recover(database, FilesystemStore(settings.blob_dir)))
+            return 0
         if args.action == "upgrade":
             upgrade(database)
             print("database is at the latest revision")

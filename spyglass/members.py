@@ -13,9 +13,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
+from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import image_members, images, projects
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from spyglass.db.image_queries import ImageRecord
 from spyglass.images import load_authorized, target_of
 from spyglass.policy import Action, Target, authorize
 from spyglass.timeutil import utcnow

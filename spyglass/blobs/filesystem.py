@@ -67,7 +67,7 @@ class FilesystemStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def keys(self) -> Iterator[str]:
+    def iter_keys(self) -> Iterator[str]:
         for entry in self.root.iterdir():
             yield entry.name
 

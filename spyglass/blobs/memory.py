@@ -56,5 +56,5 @@ class MemoryStore:
         with self.lock:
             self.blobs.pop(key, None)
 
-    def keys(self) -> Iterator[str]:
+    def iter_keys(self) -> Iterator[str]:
         yield from list(self.blobs)
