@@ -15,6 +15,8 @@ from spyglass.api import members as member_api
 from spyglass.api.errors import HANDLERS
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.db.engine import Database
+from spyglass import members
+from spyglass.identity import admin as identity_admin
 from spyglass.identity import api as identity_api
 from spyglass.settings import Settings
 
@@ -42,10 +44,21 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+def _connect_project_lifecycle() -> None:
+    """The image side reacts when the identity side deletes or disables a project."""
+    for hooks, handler in (
+        (identity_admin.project_deleted_hooks, members.on_project_deleted),
+        (identity_admin.project_disabled_hooks, members.on_project_disabled),
+    ):
+        if handler not in hooks:
+            hooks.append(handler)
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, store: BlobStore | None = None
 ) -> Starlette:
     """Wire a Spyglass application. The database must already be migrated (see spyglass.service)."""
+    _connect_project_lifecycle()
     database = db or Database(settings.database)
     blob_store: BlobStore = store or FilesystemStore(settings.blob_dir)
 
