@@ -1,7 +1,300 @@
-"""Identity API v3 administrative resources: domains, projects, users, roles, assignments."""
+"""Identity API v3 administrative resources: domains, projects, users, roles, assignments.
+
+Handlers authenticate the caller, hand the request to spyglass.identity.admin in a worker thread
+and render the result the way Keystone does: entities wrapped in their singular name with a
+`links.self`, collections with `links` {self, previous, next}, deletes as 204.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-routes: list[BaseRoute] = []
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from spyglass.api.common import JSONResponse, base_url, caller, json_body
+from spyglass.identity import admin
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+async def _call(request: Request, service: Callable[..., T], *args: Any, body: bool = False) -> T:
+    """Authenticate first (a 401 beats a 400), then run the service function off the event loop."""
+    ctx = await caller(request)
+    if body:
+        args = (*args, await json_body(request))
+    return await run_in_threadpool(service, request.app.state.db, ctx, *args)
+
+
+def _query(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+# ---- rendering --------------------------------------------------------------------------------
+
+
+def _url(request: Request, *parts: str) -> str:
+    return "/".join((f"{base_url(request)}/v3", *parts))
+
+
+def _collection_links(request: Request, *parts: str) -> dict[str, str | None]:
+    query = request.url.query
+    self_link = _url(request, *parts) + (f"?{query}" if query else "")
+    return {"self": self_link, "previous": None, "next": None}
+
+
+# Fields Keystone always shows that Spyglass does not store: hierarchy, tags, resource options.
+EXTRA: dict[str, Callable[[Row], Row]] = {
+    "domain": lambda row: {"tags": [], "options": {}},
+    "project": lambda row: {"parent_id": row["domain_id"], "is_domain": False, "tags": [], "options": {}},
+    "user": lambda row: {"password_expires_at": None, "options": {}},
+    "role": lambda row: {"domain_id": None, "options": {}},
+}
+
+
+def _entity(request: Request, kind: str, row: Row) -> Row:
+    return {**row, **EXTRA[kind](row), "links": {"self": _url(request, f"{kind}s", row["id"])}}
+
+
+def _one(request: Request, kind: str, row: Row, status_code: int = 200) -> Response:
+    return JSONResponse({kind: _entity(request, kind, row)}, status_code=status_code)
+
+
+def _many(request: Request, kind: str, rows: list[Row], *path: str) -> Response:
+    body = {
+        f"{kind}s": [_entity(request, kind, r) for r in rows],
+        "links": _collection_links(request, *(path or (f"{kind}s",))),
+    }
+    return JSONResponse(body)
+
+
+def _no_content() -> Response:
+    return Response(status_code=204)
+
+
+# ---- domains, projects, users and roles: the same five routes each -----------------------------
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    list: Callable[..., list[Row]]
+    get: Callable[..., Row]
+    create: Callable[..., Row]
+    update: Callable[..., Row]
+    delete: Callable[..., None]
+
+
+def _crud_routes(res: Resource) -> list[BaseRoute]:
+    async def listing(request: Request) -> Response:
+        return _many(request, res.kind, await _call(request, res.list, _query(request)))
+
+    async def create(request: Request) -> Response:
+        return _one(request, res.kind, await _call(request, res.create, body=True), 201)
+
+    async def show(request: Request) -> Response:
+        return _one(request, res.kind, await _call(request, res.get, request.path_params["id"]))
+
+    async def update(request: Request) -> Response:
+        return _one(request, res.kind, await _call(request, res.update, request.path_params["id"], body=True))
+
+    async def remove(request: Request) -> Response:
+        await _call(request, res.delete, request.path_params["id"])
+        return _no_content()
+
+    return [
+        Route(f"/v3/{res.kind}s", listing, methods=["GET"]),
+        Route(f"/v3/{res.kind}s", create, methods=["POST"]),
+        Route(f"/v3/{res.kind}s/{{id}}", show, methods=["GET"]),
+        Route(f"/v3/{res.kind}s/{{id}}", update, methods=["PATCH"]),
+        Route(f"/v3/{res.kind}s/{{id}}", remove, methods=["DELETE"]),
+    ]
+
+
+RESOURCES = (
+    Resource(
+        "domain",
+        admin.list_domains,
+        admin.get_domain,
+        admin.create_domain,
+        admin.update_domain,
+        admin.delete_domain,
+    ),
+    Resource(
+        "project",
+        admin.list_projects,
+        admin.get_project,
+        admin.create_project,
+        admin.update_project,
+        admin.delete_project,
+    ),
+    Resource(
+        "user", admin.list_users, admin.get_user, admin.create_user, admin.update_user, admin.delete_user
+    ),
+    Resource(
+        "role", admin.list_roles, admin.get_role, admin.create_role, admin.update_role, admin.delete_role
+    ),
+)
+
+# ---- what a user may reach --------------------------------------------------------------------
+
+
+async def user_projects(request: Request) -> Response:
+    user_id = request.path_params["user_id"]
+    rows = await _call(request, admin.list_user_projects, user_id, _query(request))
+    return _many(request, "project", rows, "users", user_id, "projects")
+
+
+async def change_password(request: Request) -> Response:
+    await _call(request, admin.change_password, request.path_params["user_id"], body=True)
+    return _no_content()
+
+
+async def auth_projects(request: Request) -> Response:
+    return _many(request, "project", await _call(request, admin.auth_projects), "auth", "projects")
+
+
+async def auth_domains(request: Request) -> Response:
+    return _many(request, "domain", await _call(request, admin.auth_domains), "auth", "domains")
+
+
+# ---- implied roles ----------------------------------------------------------------------------
+
+
+def _role_ref(request: Request, role: Row) -> Row:
+    return {"id": role["id"], "name": role["name"], "links": {"self": _url(request, "roles", role["id"])}}
+
+
+def _inference(request: Request, rule: admin.Inference) -> Row:
+    return {
+        "prior_role": _role_ref(request, rule.prior),
+        "implies": [_role_ref(request, r) for r in rule.implied],
+    }
+
+
+def _single_inference(request: Request, rule: admin.Inference, status_code: int = 200) -> Response:
+    body = {
+        "role_inference": {**_inference(request, rule), "implies": _role_ref(request, rule.implied[0])},
+        "links": {"self": _url(request, "roles", rule.prior["id"], "implies", rule.implied[0]["id"])},
+    }
+    return JSONResponse(body, status_code=status_code)
+
+
+async def role_inferences(request: Request) -> Response:
+    rules = await _call(request, admin.list_role_inferences)
+    body = {
+        "role_inferences": [_inference(request, r) for r in rules],
+        "links": _collection_links(request, "role_inferences"),
+    }
+    return JSONResponse(body)
+
+
+async def implied_roles(request: Request) -> Response:
+    prior_id = request.path_params["prior_id"]
+    rule = await _call(request, admin.list_implied_roles, prior_id)
+    body = {
+        "role_inference": _inference(request, rule),
+        "links": {"self": _url(request, "roles", prior_id, "implies")},
+    }
+    return JSONResponse(body)
+
+
+def _pair(request: Request) -> tuple[str, str]:
+    return request.path_params["prior_id"], request.path_params["implied_id"]
+
+
+async def create_implied_role(request: Request) -> Response:
+    return _single_inference(request, await _call(request, admin.create_implied_role, *_pair(request)), 201)
+
+
+async def get_implied_role(request: Request) -> Response:
+    return _single_inference(request, await _call(request, admin.get_implied_role, *_pair(request)))
+
+
+async def check_implied_role(request: Request) -> Response:
+    await _call(request, admin.get_implied_role, *_pair(request))
+    return _no_content()
+
+
+async def delete_implied_role(request: Request) -> Response:
+    await _call(request, admin.delete_implied_role, *_pair(request))
+    return _no_content()
+
+
+# ---- grants: /v3/{projects|domains}/{id}/users/{user_id}/roles[/{role_id}] --------------------------
+
+
+def _grant_routes(scope: str) -> list[BaseRoute]:
+    def parts(request: Request) -> tuple[str, ...]:
+        p = request.path_params
+        return (scope, p["scope_id"], p["user_id"], *([p["role_id"]] if "role_id" in p else []))
+
+    async def listing(request: Request) -> Response:
+        rows = await _call(request, admin.list_grants, *parts(request))
+        _, scope_id, user_id = parts(request)
+        return _many(request, "role", rows, f"{scope}s", scope_id, "users", user_id, "roles")
+
+    def action(service: Callable[..., None]) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            await _call(request, service, *parts(request))
+            return _no_content()
+
+        return handler
+
+    base = f"/v3/{scope}s/{{scope_id}}/users/{{user_id}}/roles"
+    return [
+        Route(base, listing, methods=["GET"]),
+        Route(f"{base}/{{role_id}}", action(admin.create_grant), methods=["PUT"]),
+        Route(f"{base}/{{role_id}}", action(admin.check_grant), methods=["GET", "HEAD"]),
+        Route(f"{base}/{{role_id}}", action(admin.revoke_grant), methods=["DELETE"]),
+    ]
+
+
+# ---- role assignments -------------------------------------------------------------------------
+
+
+def _assignment(request: Request, found: admin.Assignment) -> Row:
+    granted = found.prior_role_id or found.role["id"]
+    target = (f"{found.scope}s", found.target["id"], "users", found.user["id"], "roles", granted)
+    links = {"assignment": _url(request, *target)}
+    if found.prior_role_id:
+        links["prior_role"] = _url(request, "roles", found.prior_role_id)
+    return {"links": links, "scope": {found.scope: found.target}, "user": found.user, "role": found.role}
+
+
+async def role_assignments(request: Request) -> Response:
+    found = await _call(request, admin.list_role_assignments, _query(request))
+    body = {
+        "role_assignments": [_assignment(request, a) for a in found],
+        "links": _collection_links(request, "role_assignments"),
+    }
+    return JSONResponse(body)
+
+
+def _routes() -> list[BaseRoute]:
+    table: list[BaseRoute] = [route for res in RESOURCES for route in _crud_routes(res)]
+    table += [
+        Route("/v3/users/{user_id}/projects", user_projects, methods=["GET"]),
+        Route("/v3/users/{user_id}/password", change_password, methods=["POST"]),
+        Route("/v3/auth/projects", auth_projects, methods=["GET"]),
+        Route("/v3/auth/domains", auth_domains, methods=["GET"]),
+        Route("/v3/role_inferences", role_inferences, methods=["GET"]),
+        Route("/v3/roles/{prior_id}/implies", implied_roles, methods=["GET"]),
+        # HEAD first: a GET route would also answer HEAD, with 200 rather than Keystone's 204.
+        Route("/v3/roles/{prior_id}/implies/{implied_id}", check_implied_role, methods=["HEAD"]),
+        Route("/v3/roles/{prior_id}/implies/{implied_id}", get_implied_role, methods=["GET"]),
+        Route("/v3/roles/{prior_id}/implies/{implied_id}", create_implied_role, methods=["PUT"]),
+        Route("/v3/roles/{prior_id}/implies/{implied_id}", delete_implied_role, methods=["DELETE"]),
+        *_grant_routes("project"),
+        *_grant_routes("domain"),
+        Route("/v3/role_assignments", role_assignments, methods=["GET"]),
+    ]
+    return table
+
+
+routes: list[BaseRoute] = _routes()
