@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from spyglass import states
-from spyglass.blobs import BlobStore
+from spyglass.blobs import BlobNotFound, BlobStore, BlobStoreFull
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.image_queries import ImageRecord
-from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.errors import Conflict, Forbidden, Invalid, TooLarge
 from spyglass.images import load_authorized, set_status
 from spyglass.policy import Action
 
@@ -113,10 +115,32 @@ async def upload(
     algorithm: str,
 ) -> None:
     record = await run_in_threadpool(_begin_upload, db, ctx, image_id)
-    if content_length is not None and content_length > size_cap:
-        await run_in_threadpool(_return_to_queued, db, image_id)
-        raise TooLarge(f"Image exceeds the storage quota: {content_length} bytes > {size_cap} bytes.")
-    key = image_id
+    # A fresh key per attempt: a late writer of a deleted image never touches a newer image's data.
+    key = f"{image_id}-{secrets.token_hex(8)}"
+    try:
+        if content_length is not None and content_length > size_cap:
+            raise TooLarge(f"Image exceeds the storage quota: {content_length} bytes > {size_cap} bytes.")
+        digest = await _receive(store, key, body, record, content_length, size_cap, algorithm)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_return_to_queued, db, image_id)
+        raise
+    if not await run_in_threadpool(_finish_upload, db, record, key, digest):
+        # The image was deleted (or its status changed) while the bytes were flowing.
+        await run_in_threadpool(store.delete, key)
+        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+
+
+async def _receive(
+    store: BlobStore,
+    key: str,
+    body: AsyncIterator[bytes],
+    record: ImageRecord,
+    content_length: int | None,
+    size_cap: int,
+    algorithm: str,
+) -> Digest:
+    """Stream the body into a new blob and commit it once every check passed; abort it otherwise."""
     writer = await run_in_threadpool(store.writer, key)
     try:
         digest = await _stream(body, writer.write, size_cap, algorithm)
@@ -124,14 +148,13 @@ async def upload(
             raise Invalid(f"Received {digest.size} bytes but Content-Length announced {content_length}.")
         _check_declared(record, digest)
         await run_in_threadpool(writer.commit)
-    except BaseException:
-        await run_in_threadpool(writer.abort)
-        await run_in_threadpool(_return_to_queued, db, image_id)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(writer.abort)
+        if isinstance(exc, BlobStoreFull):
+            raise TooLarge("Image storage media is full.") from exc
         raise
-    if not await run_in_threadpool(_finish_upload, db, record, key, digest):
-        # The image was deleted (or its status changed) while the bytes were flowing.
-        await run_in_threadpool(store.delete, key)
-        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+    return digest
 
 
 async def _stream(
@@ -170,14 +193,23 @@ class Download:
     size: int
 
 
-def prepare_download(db: Database, ctx: RequestContext, image_id: str) -> Download | None:
-    """The image to send, or None when it has no data yet (the API answers 204)."""
+def prepare_download(db: Database, store: BlobStore, ctx: RequestContext, image_id: str) -> Download | None:
+    """The image to send, or None when it has no data (the API answers 204, as Glance does)."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
     if record["status"] == states.DEACTIVATED and not ctx.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     if record["status"] not in (states.ACTIVE, states.DEACTIVATED) or not record["blob_key"]:
         return None
-    if record["size"] is None:
-        raise NotFound(f"Image {image_id} has no data.")
+    if not _blob_exists(store, record["blob_key"]):
+        # Deleted a moment ago, or lost from the store: there is nothing to send.
+        return None
     return Download(record, int(record["size"]))
+
+
+def _blob_exists(store: BlobStore, key: str) -> bool:
+    try:
+        store.size(key)
+    except BlobNotFound:
+        return False
+    return True

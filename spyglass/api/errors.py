@@ -45,7 +45,7 @@ def glance_text(message: str, detail: str = "", *, escape: bool = False) -> str:
 
 
 def media_type_text(message: str, detail: str, *, escape: bool = False) -> str:
-    """Glance lays out its 415 differently (see 55-patch-wrong-media-type.http)."""
+    """Glance lays out the 415 of PATCH differently (see 55-patch-wrong-media-type.http)."""
     if escape:
         message, detail = html.escape(message), html.escape(detail)
     return f"{message}\n<br /><br />\n{detail}"
@@ -84,7 +84,8 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         headers["Accept-Patch"] = exc.accept_patch
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size}"
-    layout = media_type_text if isinstance(exc, errors.UnsupportedMediaType) else glance_text
+    patch_415 = isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch
+    layout = media_type_text if patch_415 else glance_text
     return error_response(request, status_of(exc), exc.message, headers, detail=exc.detail, layout=layout)
 
 

@@ -172,9 +172,7 @@ async def upload(request: Request) -> Response:
     state = request.app.state
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
     if media_type != "application/octet-stream":
-        raise UnsupportedMediaType(
-            f"The request media type {media_type} is not supported; use application/octet-stream."
-        )
+        raise UnsupportedMediaType(f"Invalid content type {media_type}")
     await image_data.upload(
         state.db,
         state.store,
@@ -192,7 +190,7 @@ async def download(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
     found = await run_in_threadpool(
-        image_data.prepare_download, state.db, ctx, request.path_params["image_id"]
+        image_data.prepare_download, state.db, state.store, ctx, request.path_params["image_id"]
     )
     if found is None:
         return Response(status_code=204)

@@ -1,7 +1,7 @@
 """Blob stores: where image bytes live. See base.BlobStore for the interface."""
 
-from spyglass.blobs.base import BlobNotFound, BlobStore, BlobWriter
+from spyglass.blobs.base import BlobNotFound, BlobStore, BlobStoreFull, BlobWriter
 from spyglass.blobs.filesystem import FilesystemStore
 from spyglass.blobs.memory import MemoryStore
 
-__all__ = ["BlobNotFound", "BlobStore", "BlobWriter", "FilesystemStore", "MemoryStore"]
+__all__ = ["BlobNotFound", "BlobStore", "BlobStoreFull", "BlobWriter", "FilesystemStore", "MemoryStore"]

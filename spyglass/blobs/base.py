@@ -16,6 +16,10 @@ class BlobNotFound(LookupError):
     pass
 
 
+class BlobStoreFull(OSError):
+    """The store has no room left for the blob being written (drivers translate their own errors)."""
+
+
 class BlobWriter(Protocol):
     def write(self, data: bytes | memoryview) -> None: ...
 

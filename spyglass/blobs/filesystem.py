@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from spyglass.blobs.base import BlobNotFound
+from spyglass.blobs.base import BlobNotFound, BlobStoreFull
 
 READ_CHUNK = 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
+
+
+@contextmanager
+def _full_is_full() -> Iterator[None]:
+    """A full disk or an exhausted quota is BlobStoreFull; other OS errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise BlobStoreFull(exc.errno, exc.strerror) from exc
+        raise
 
 
 class FilesystemWriter:
@@ -19,12 +32,14 @@ class FilesystemWriter:
         self._file = open(self._partial, "wb")  # noqa: SIM115 - closed in commit/abort
 
     def write(self, data: bytes | memoryview) -> None:
-        self._file.write(data)
+        with _full_is_full():
+            self._file.write(data)
 
     def commit(self) -> None:
-        self._file.flush()
-        # Durable before the image is declared active.
-        os.fdatasync(self._file.fileno())
+        with _full_is_full():
+            self._file.flush()
+            # Durable before the image is declared active.
+            os.fdatasync(self._file.fileno())
         self._file.close()
         os.replace(self._partial, self._final)
 

@@ -1,0 +1,306 @@
+"""PUT and GET /v2/images/{id}/file: hashing, sizes, refusals, and nothing half-written left behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from spyglass.api.app import create_app
+from spyglass.blobs import BlobStoreFull, FilesystemStore, MemoryStore
+from spyglass.blobs.memory import MemoryWriter
+from spyglass.db.engine import Database
+from spyglass.settings import Settings
+from tests.api.helpers import OCTET, active, create, md5, message, upload
+from tests.conftest import Caller, Callers, World
+
+UNKNOWN = "00000000-0000-0000-0000-000000000000"
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+def blobs(settings: Settings) -> list[str]:
+    return sorted(p.name for p in Path(settings.blob_dir).iterdir()) if settings.blob_dir.exists() else []
+
+
+def status(api: Callers, image_id: str) -> str:
+    value: str = api.alice.get(f"/v2/images/{image_id}").json()["status"]
+    return value
+
+
+def set_cap(api: Callers, cap: int) -> None:
+    state = api.alice.client.app.state  # type: ignore[attr-defined]
+    state.settings = dataclasses.replace(state.settings, image_size_cap=cap)
+
+
+def test_upload_sets_hashes_and_sizes(api: Callers) -> None:
+    image = create(api.alice)
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=DATA, headers=OCTET)
+    assert response.status_code == 204
+    assert response.content == b""
+    shown = api.alice.get(f"/v2/images/{image['id']}").json()
+    assert shown["status"] == "active"
+    assert shown["size"] == len(DATA)
+    assert shown["virtual_size"] == len(DATA)
+    assert shown["checksum"] == md5(DATA)
+    assert shown["os_hash_algo"] == "sha512"
+    assert shown["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+    assert shown["stores"] == "fs"
+
+
+def test_virtual_size_unknown_for_non_flat_formats(api: Callers) -> None:
+    assert active(api.alice, disk_format="qcow2")["virtual_size"] is None
+    assert active(api.alice, disk_format="iso")["virtual_size"] == len(b"image-bytes")
+
+
+def test_empty_upload(api: Callers) -> None:
+    image = active(api.alice, b"")
+    assert (image["status"], image["size"], image["checksum"]) == ("active", 0, md5(b""))
+    assert api.alice.get(f"/v2/images/{image['id']}/file").content == b""
+
+
+def test_upload_without_content_type_is_octet_stream(api: Callers) -> None:
+    image = create(api.alice)
+    assert api.alice.put(f"/v2/images/{image['id']}/file", content=b"abc").status_code == 204
+
+
+def test_chunked_upload(api: Callers) -> None:
+    image = create(api.alice)
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(DATA), 100_000):
+            yield DATA[i : i + 100_000]
+
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=chunks(), headers=OCTET)
+    assert response.status_code == 204
+    assert api.alice.get(f"/v2/images/{image['id']}").json()["checksum"] == md5(DATA)
+
+
+def test_download(api: Callers) -> None:
+    image = active(api.alice, DATA)
+    response = api.alice.get(f"/v2/images/{image['id']}/file")
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-md5"] == md5(DATA)
+    assert response.headers["content-length"] == str(len(DATA))
+    assert "x-openstack-request-id" in response.headers
+
+
+def test_download_under_image_prefix(api: Callers) -> None:
+    image = active(api.alice, b"prefixed")
+    assert api.alice.get(f"/image/v2/images/{image['id']}/file").content == b"prefixed"
+
+
+def test_download_of_a_queued_image_204(api: Callers) -> None:
+    image = create(api.alice)
+    response = api.alice.get(f"/v2/images/{image['id']}/file")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "content-md5" not in response.headers
+
+
+def test_download_by_others(api: Callers, world: World) -> None:
+    image = active(api.alice, b"shared-bytes")
+    assert api.bob.get(f"/v2/images/{image['id']}/file").status_code == 404
+    api.alice.post(f"/v2/images/{image['id']}/members", json={"member": world.projects["beta"]})
+    assert api.bob.get(f"/v2/images/{image['id']}/file").content == b"shared-bytes"
+    assert api.rita.get(f"/v2/images/{image['id']}/file").content == b"shared-bytes"
+    assert api.alice.get(f"/v2/images/{UNKNOWN}/file").status_code == 404
+    assert api.alice.get("/v2/images/nope/file").status_code == 404
+
+
+def test_second_upload_409(api: Callers, settings: Settings) -> None:
+    image = active(api.alice, b"first")
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=b"second", headers=OCTET)
+    assert response.status_code == 409
+    assert api.alice.get(f"/v2/images/{image['id']}/file").content == b"first"
+    assert len(blobs(settings)) == 1
+
+
+def test_upload_to_a_deactivated_image_409(api: Callers) -> None:
+    image = active(api.alice)
+    api.alice.post(f"/v2/images/{image['id']}/actions/deactivate")
+    assert api.alice.put(f"/v2/images/{image['id']}/file", content=b"x", headers=OCTET).status_code == 409
+
+
+@pytest.mark.parametrize("media", ["text/plain", "application/json", "multipart/form-data"])
+def test_upload_with_wrong_content_type_415(api: Callers, settings: Settings, media: str) -> None:
+    image = create(api.alice)
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=b"x", headers={"Content-Type": media})
+    assert response.status_code == 415
+    assert message(response) == f"Invalid content type {media}"
+    assert status(api, image["id"]) == "queued"
+    assert blobs(settings) == []
+
+
+def test_upload_by_others(api: Callers, world: World) -> None:
+    image = create(api.alice)
+    url = f"/v2/images/{image['id']}/file"
+    assert api.bob.put(url, content=b"x", headers=OCTET).status_code == 404
+    api.alice.post(f"/v2/images/{image['id']}/members", json={"member": world.projects["beta"]})
+    response = api.bob.put(url, content=b"x", headers=OCTET)
+    assert response.status_code == 403
+    assert message(response) == "You are not authorized to complete upload_image action."
+    assert api.rita.put(url, content=b"x", headers=OCTET).status_code == 403
+    assert api.alice.put(f"/v2/images/{UNKNOWN}/file", content=b"x", headers=OCTET).status_code == 404
+    assert status(api, image["id"]) == "queued"
+
+
+def test_short_body_leaves_the_image_queued_without_data(api: Callers, settings: Settings) -> None:
+    image = create(api.alice)
+    headers = {**OCTET, "Content-Length": "10"}
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=b"abc", headers=headers)
+    assert response.status_code == 400
+    assert status(api, image["id"]) == "queued"
+    assert blobs(settings) == []
+    upload(api.alice, image["id"], b"now complete")
+
+
+def test_bad_content_length_400(api: Callers, settings: Settings) -> None:
+    image = create(api.alice)
+    headers = {**OCTET, "Content-Length": "lots"}
+    assert api.alice.put(f"/v2/images/{image['id']}/file", content=b"abc", headers=headers).status_code == 400
+    assert status(api, image["id"]) == "queued"
+
+
+def test_declared_size_over_the_cap_413(api: Callers, settings: Settings) -> None:
+    set_cap(api, 1000)
+    image = create(api.alice)
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=b"x" * 1001, headers=OCTET)
+    assert response.status_code == 413
+    assert status(api, image["id"]) == "queued"
+    assert blobs(settings) == []
+    upload(api.alice, image["id"], b"x" * 1000)
+
+
+def test_streamed_size_over_the_cap_413(api: Callers, settings: Settings) -> None:
+    set_cap(api, 250_000)
+    image = create(api.alice)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 100_000
+
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=chunks(), headers=OCTET)
+    assert response.status_code == 413
+    assert status(api, image["id"]) == "queued"
+    assert blobs(settings) == []
+
+
+def test_declared_md5_mismatch_400(api: Callers, settings: Settings) -> None:
+    image = create(api.alice, **{"owner_specified.openstack.md5": md5(b"something else")})
+    response = api.alice.put(f"/v2/images/{image['id']}/file", content=b"payload", headers=OCTET)
+    assert response.status_code == 400
+    assert status(api, image["id"]) == "queued"
+    assert blobs(settings) == []
+    assert api.alice.get(f"/v2/images/{image['id']}/file").status_code == 204
+
+
+def test_declared_md5_match(api: Callers) -> None:
+    image = create(api.alice, **{"owner_specified.openstack.md5": md5(b"payload").upper()})
+    upload(api.alice, image["id"], b"payload")
+    assert status(api, image["id"]) == "active"
+
+
+def test_upload_after_delete_and_recreate_with_same_id(api: Callers, settings: Settings) -> None:
+    image = active(api.alice, b"old")
+    assert api.alice.delete(f"/v2/images/{image['id']}").status_code == 204
+    again = create(api.alice, id=image["id"])
+    upload(api.alice, again["id"], b"new")
+    assert api.alice.get(f"/v2/images/{image['id']}/file").content == b"new"
+    assert len(blobs(settings)) == 1
+
+
+def test_range_download(api: Callers) -> None:
+    image = active(api.alice, DATA)
+    response = api.alice.get(f"/v2/images/{image['id']}/file", headers={"Range": "bytes=10-19"})
+    assert response.status_code == 206
+    assert response.content == DATA[10:20]
+    assert "content-md5" not in response.headers
+
+
+# ---- store failures --------------------------------------------------------------------------------------
+
+
+class FailingWriter(MemoryWriter):
+    def __init__(self, store: MemoryStore, key: str, fail: str) -> None:
+        super().__init__(store, key)
+        self.fail = fail
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.fail == "write":
+            raise OSError(errno.EIO, "disk on fire")
+        if self.fail == "full":
+            raise BlobStoreFull(errno.ENOSPC, "No space left on device")
+        super().write(data)
+
+    def commit(self) -> None:
+        if self.fail == "commit":
+            raise OSError(errno.EIO, "disk on fire")
+        super().commit()
+
+
+class FailingStore(MemoryStore):
+    def __init__(self, fail: str) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def writer(self, key: str) -> MemoryWriter:
+        if self.fail == "open":
+            raise OSError(errno.EACCES, "Permission denied")
+        return FailingWriter(self, key, self.fail)
+
+
+@pytest.fixture
+def failing(
+    settings: Settings, db: Database, world: World, request: pytest.FixtureRequest
+) -> Iterator[Caller]:
+    store = FailingStore(request.param)
+    app = create_app(settings, db=db, store=store)
+    with TestClient(app, base_url="http://127.0.0.1:9292", raise_server_exceptions=False) as client:
+        caller = Caller(client, world.tokens["alice"])
+        caller.store = store  # type: ignore[attr-defined]
+        yield caller
+
+
+@pytest.mark.parametrize("failing", ["open", "write", "commit"], indirect=True)
+def test_store_failure_500_leaves_the_image_queued(failing: Caller) -> None:
+    image = create(failing)
+    response = failing.put(f"/v2/images/{image['id']}/file", content=b"abc", headers=OCTET)
+    assert response.status_code == 500
+    assert failing.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
+    assert failing.store.blobs == {}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("failing", ["full"], indirect=True)
+def test_full_store_413(failing: Caller) -> None:
+    image = create(failing)
+    response = failing.put(f"/v2/images/{image['id']}/file", content=b"abc", headers=OCTET)
+    assert response.status_code == 413
+    assert message(response) == "Image storage media is full."
+    assert failing.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
+
+
+def test_filesystem_store_translates_a_full_disk(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    writer = store.writer("k")
+    writer._file.close()  # type: ignore[attr-defined]
+    writer._file = open("/dev/full", "wb")  # type: ignore[attr-defined]  # noqa: SIM115
+    with pytest.raises(BlobStoreFull):
+        writer.write(b"x" * 100_000)
+        writer.commit()
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_of_a_lost_blob_204(api: Callers, settings: Settings) -> None:
+    image = active(api.alice, b"soon gone")
+    for path in Path(settings.blob_dir).iterdir():
+        path.unlink()
+    response = api.alice.get(f"/v2/images/{image['id']}/file")
+    assert response.status_code == 204
