@@ -10,12 +10,12 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spyglass import members
 from spyglass.api import images as image_api
 from spyglass.api import members as member_api
 from spyglass.api.errors import HANDLERS
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.db.engine import Database
-from spyglass import members
 from spyglass.identity import admin as identity_admin
 from spyglass.identity import api as identity_api
 from spyglass.settings import Settings
@@ -32,6 +32,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = f"req-{uuid.uuid4()}".encode()
+        # The 500 handler runs outside this middleware; it finds the id here.
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -101,10 +101,13 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette runs this handler outside every middleware, so the request id is added here.
+    request_id = getattr(request.state, "request_id", None)
     return error_response(
         request,
         500,
         "The server has either erred or is incapable of performing the requested operation.",
+        {"x-openstack-request-id": request_id} if request_id else None,
     )
 
 
