@@ -26,6 +26,7 @@ def prepare(settings: Settings) -> Credentials:
         upgrade(db)
         creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
         _report(recover(db, FilesystemStore(settings.blob_dir)))
+        db.refresh_statistics()
         return creds
     finally:
         db.dispose()

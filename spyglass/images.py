@@ -24,7 +24,7 @@ from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.policy import Action, Target, authorize
 from spyglass.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
-from spyglass.visibility import list_condition
+from spyglass.visibility import list_branches, list_condition
 
 RESERVED_PREFIX = "os_glance"
 # Columns a client may write through create or PATCH.
@@ -211,7 +211,8 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
             if marker is None or not _marker_visible(ctx, marker):
                 raise Invalid(f"No image found with ID {query.marker}")
             conditions.append(q.after_marker(sort, marker.row))
-        rows = q.page(conn, conditions, sort, query.limit)
+        branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
+        rows = q.page(conn, conditions, sort, query.limit, branches)
         props, tags = q.load_extras(conn, [r["id"] for r in rows])
     records = [ImageRecord(r, props.get(r["id"], {}), tags.get(r["id"], [])) for r in rows]
     return records, len(records) == query.limit

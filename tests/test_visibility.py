@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -29,6 +29,7 @@ from spyglass.visibility import (
     VISIBILITY_FILTERS,
     can_show,
     is_listed,
+    list_branches,
     list_condition,
 )
 
@@ -115,6 +116,10 @@ def _check(db: Database, stored: dict[str, Spec]) -> None:
                 )
             }
             assert found == expected, (role, vis_filter, member_filter)
+            branches = list_branches(ctx, visibility_filter=vis_filter, member_filter=member_filter)
+            if branches:
+                covered = set(conn.execute(select(images.c.id).where(condition, or_(*branches))).scalars())
+                assert covered == expected, ("branches miss rows", role, vis_filter, member_filter)
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +21,8 @@ from spyglass.db.engine import Database
 from spyglass.identity import admin as identity_admin
 from spyglass.identity import api as identity_api
 from spyglass.settings import Settings
+
+STATISTICS_INTERVAL_SECONDS = 600
 
 
 class RequestIdMiddleware:
@@ -46,6 +50,12 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+async def _refresh_statistics(db: Database) -> None:
+    while True:
+        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
+        await run_in_threadpool(db.refresh_statistics)
+
+
 def _connect_project_lifecycle() -> None:
     """The image side reacts when the identity side deletes or disables a project."""
     for hooks, handler in (
@@ -66,7 +76,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        refresher = asyncio.create_task(_refresh_statistics(database))
         yield
+        refresher.cancel()
         if db is None:
             database.dispose()
 

@@ -51,6 +51,16 @@ class Database:
                 raise
             conn.commit()
 
+    def refresh_statistics(self) -> None:
+        """Let SQLite's planner know the table sizes (PostgreSQL's autovacuum does this itself).
+
+        Without statistics SQLite guesses that `visibility = 'shared'` matches a handful of rows and
+        may walk that index for a list that should start from the caller's few member rows.
+        """
+        if self.is_sqlite:
+            with self.write() as conn:
+                conn.exec_driver_sql("ANALYZE")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -63,7 +73,9 @@ def _make_engine(url: str) -> Engine:
         # One shared connection, or every checkout would see a different empty database.
         engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
     else:
-        engine = create_engine(url, poolclass=QueuePool, pool_size=8, max_overflow=32, connect_args=connect_args)
+        engine = create_engine(
+            url, poolclass=QueuePool, pool_size=8, max_overflow=32, connect_args=connect_args
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

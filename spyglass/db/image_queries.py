@@ -18,6 +18,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -143,8 +144,8 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
 _NULL_SORTS_AS: dict[str, Any] = {"name": "", "container_format": "", "disk_format": "", "size": -1}
 
 
-def sort_expression(key: str) -> ColumnElement[Any]:
-    column = images.c[key]
+def sort_expression(key: str, columns: Any = images.c) -> ColumnElement[Any]:
+    column: ColumnElement[Any] = columns[key]
     if key in _NULL_SORTS_AS:
         return func.coalesce(column, literal(_NULL_SORTS_AS[key]))
     return column
@@ -183,12 +184,33 @@ def tag_filter(tag: str) -> ColumnElement[bool]:
     return exists(select(1).where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag))
 
 
+def _order(sort: Sequence[tuple[str, str]], columns: Any = images.c) -> list[ColumnElement[Any]]:
+    return [
+        sort_expression(k, columns).asc() if d == "asc" else sort_expression(k, columns).desc()
+        for k, d in sort
+    ]
+
+
 def page(
     conn: Connection,
     conditions: Sequence[ColumnElement[bool]],
     sort: Sequence[tuple[str, str]],
     limit: int,
+    branches: Sequence[ColumnElement[bool]] = (),
 ) -> list[dict[str, Any]]:
-    order = [sort_expression(k).asc() if d == "asc" else sort_expression(k).desc() for k, d in sort]
-    stmt = select(images).where(*conditions).order_by(*order).limit(limit)
+    """One sorted page of the images matching `conditions`.
+
+    With `branches` (conditions whose union covers every matching row), each branch is read
+    through its own index, sorted and cut to the page size first, and only those few rows are
+    merged: the cost follows the page size, not the size of the catalogue.
+    """
+    if not branches:
+        stmt = select(images).where(*conditions).order_by(*_order(sort)).limit(limit)
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+    parts = [
+        select(images).where(branch, *conditions).order_by(*_order(sort)).limit(limit).subquery()
+        for branch in branches
+    ]
+    merged = union(*(select(part) for part in parts)).subquery()
+    stmt = select(merged).order_by(*_order(sort, merged.c)).limit(limit)
     return [dict(r) for r in conn.execute(stmt).mappings()]
