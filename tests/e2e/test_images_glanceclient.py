@@ -100,10 +100,14 @@ def test_update_properties_and_tags(client: Any, image_id: str) -> None:
         client.images.update(image_id, checksum="0" * 32)
 
 
-def test_delete(client: Any) -> None:
+def test_delete_removes_the_image_and_its_data(client: Any, server: Server) -> None:
+    blobs = server.data_dir / "images"
+    before = set(blobs.iterdir())
     image = client.images.create(name="gc-doomed", disk_format="raw", container_format="bare")
     client.images.upload(image["id"], io.BytesIO(b"short-lived"))
+    assert len(set(blobs.iterdir()) - before) == 1
     client.images.delete(image["id"])
+    assert set(blobs.iterdir()) == before
     with pytest.raises(exc.HTTPNotFound):
         client.images.get(image["id"])
     with pytest.raises(exc.HTTPNotFound):
