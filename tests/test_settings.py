@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from spyglass.settings import SettingsError, load_settings
+
+
+def test_layers_apply_in_order(tmp_path: Path) -> None:
+    config = tmp_path / "spyglass.toml"
+    config.write_text('[spyglass]\nport = 9000\nregion = "Toml"\nimage_member_quota = 5\n')
+    settings = load_settings(
+        config,
+        environ={"SPYGLASS_REGION": "Env", "SPYGLASS_DEMO": "yes"},
+        overrides={"port": 9100, "host": None},
+    )
+    assert settings.port == 9100  # flag beats file
+    assert settings.region == "Env"  # environment beats file
+    assert settings.image_member_quota == 5  # file beats default
+    assert settings.demo is True
+    assert settings.host == "127.0.0.1"  # a flag left unset changes nothing
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("data_dir = '/srv/spyglass'\n")
+    settings = load_settings(environ={"SPYGLASS_CONFIG": str(config)})
+    assert settings.data_dir == Path("/srv/spyglass")
+    assert settings.database == "sqlite:////srv/spyglass/spyglass.db"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"SPYGLASS_PORT": "http"}, "invalid value"),
+        ({"SPYGLASS_PORT": "70000"}, "port must be"),
+        ({"SPYGLASS_DEMO": "maybe"}, "invalid value"),
+        ({"SPYGLASS_HASHING_ALGORITHM": "md5"}, "hashing_algorithm"),
+        ({"SPYGLASS_LIMIT_PARAM_DEFAULT": "5000"}, "limit_param_default"),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ=environ)
+
+
+def test_unknown_or_unreadable_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("colour = 'blue'\n")
+    with pytest.raises(SettingsError, match="unknown setting 'colour'"):
+        load_settings(config, environ={})
+    config.write_text("port = \n")
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(config, environ={})
