@@ -525,18 +525,18 @@ def get_user(db: Database, ctx: RequestContext, user_id: str) -> Row:
 def create_user(db: Database, ctx: RequestContext, body: Any) -> Row:
     authorize(ctx, Action.CREATE_USER)
     fields = _body(body, "user", "create")
+    password_hash = _hash(fields.get("password"))
     with db.write() as conn:
         domain_id = fields.get("domain_id") or _token_domain(conn, ctx)
         _referenced(conn, domains, "domain", domain_id)
         if fields.get("default_project_id"):
             _referenced(conn, projects, "project", fields["default_project_id"])
         _assert_unique(conn, users, "user", fields["name"], domain_id=domain_id)
-        password = fields.get("password")
         values = {
             "id": new_id(),
             "name": fields["name"],
             "domain_id": domain_id,
-            "password_hash": None if password is None else hash_password(password),
+            "password_hash": password_hash,
             "email": fields.get("email"),
             "description": _text(fields.get("description")),
             "enabled": fields.get("enabled", True),
@@ -550,6 +550,8 @@ def update_user(db: Database, ctx: RequestContext, user_id: str, body: Any) -> R
     authorize(ctx, Action.UPDATE_USER, Target(user_id=user_id))
     changes = _body(body, "user", "update")
     changes.pop("options", None)
+    if "password" in changes:
+        changes["password_hash"] = _hash(changes.pop("password"))
     with db.write() as conn:
         user = _get(conn, users, "user", user_id)
         _unchanged(user, changes, "id", "domain_id")
@@ -559,9 +561,6 @@ def update_user(db: Database, ctx: RequestContext, user_id: str, body: Any) -> R
             _referenced(conn, projects, "project", changes["default_project_id"])
         if changes.get("name", user["name"]) != user["name"]:
             _assert_unique(conn, users, "user", changes["name"], domain_id=user["domain_id"])
-        if "password" in changes:
-            password = changes.pop("password")
-            changes["password_hash"] = None if password is None else hash_password(password)
         if "password_hash" in changes or (user["enabled"] and changes.get("enabled") is False):
             revoke_user_tokens(conn, user_id)
         _modify(conn, users, user_id, changes)
@@ -572,12 +571,22 @@ def change_password(db: Database, ctx: RequestContext, user_id: str, body: Any) 
     """A user changing their own password (POST /v3/users/{user_id}/password)."""
     authorize(ctx, Action.CHANGE_PASSWORD, Target(user_id=user_id))
     fields = _body(body, "user", "password")
-    with db.write() as conn:
+    with db.read() as conn:
         stored = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar()
-        if not verify_password(stored, fields["original_password"]):
+    if not verify_password(stored, fields["original_password"]):
+        raise Unauthorized("The request you have made requires authentication.")
+    new_hash = _hash(fields["password"])
+    with db.write() as conn:
+        # Compare-and-set: a password changed meanwhile makes the original password stale.
+        current = (users.c.id == user_id) & (users.c.password_hash == stored)
+        if conn.execute(update(users).where(current).values(password_hash=new_hash)).rowcount != 1:
             raise Unauthorized("The request you have made requires authentication.")
         revoke_user_tokens(conn, user_id)
-        _modify(conn, users, user_id, {"password_hash": hash_password(fields["password"])})
+
+
+def _hash(password: str | None) -> str | None:
+    # Argon2 is slow on purpose: callers hash before taking the write lock, never inside it.
+    return None if password is None else hash_password(password)
 
 
 def delete_user(db: Database, ctx: RequestContext, user_id: str) -> None:
@@ -743,6 +752,12 @@ def _grant_where(scope: str, scope_id: str, user_id: str, role_id: str | None = 
     return where
 
 
+def _has_grant(conn: Connection, scope: str, scope_id: str, user_id: str, role_id: str) -> bool:
+    return bool(
+        conn.execute(select(exists().where(*_grant_where(scope, scope_id, user_id, role_id)))).scalar()
+    )
+
+
 def _grant_parts(conn: Connection, scope: str, scope_id: str, user_id: str, role_id: str | None) -> None:
     if role_id is not None:
         _get(conn, roles, "role", role_id)
@@ -757,9 +772,7 @@ def create_grant(
     authorize(ctx, Action.CREATE_GRANT, Target(user_id=user_id))
     with db.write() as conn:
         _grant_parts(conn, scope, scope_id, user_id, role_id)
-        if not conn.execute(
-            select(exists().where(*_grant_where(scope, scope_id, user_id, role_id)))
-        ).scalar():
+        if not _has_grant(conn, scope, scope_id, user_id, role_id):
             conn.execute(
                 insert(role_assignments).values(user_id=user_id, role_id=role_id, **{f"{scope}_id": scope_id})
             )
@@ -771,9 +784,7 @@ def check_grant(
     authorize(ctx, Action.CHECK_GRANT, Target(user_id=user_id))
     with db.read() as conn:
         _grant_parts(conn, scope, scope_id, user_id, role_id)
-        if not conn.execute(
-            select(exists().where(*_grant_where(scope, scope_id, user_id, role_id)))
-        ).scalar():
+        if not _has_grant(conn, scope, scope_id, user_id, role_id):
             raise _no_grant(scope_id, user_id, role_id)
 
 
