@@ -67,23 +67,53 @@ def test_cloud_layer_uploads_a_file(conn: connection.Connection, tmp_path: Path)
     assert out.read_bytes() == path.read_bytes()
 
 
-def test_images_follows_next_links(conn: connection.Connection) -> None:
-    names = {f"page-{n:02d}" for n in range(30)}
-    for name in sorted(names, reverse=True):
-        conn.image.create_image(name, disk_format="raw", container_format="bare", allow_duplicates=True)
+def test_images_follows_next_links(conn: connection.Connection, server: Server) -> None:
+    admin = sdk(server, "spyglass-admin")
+    bob = sdk(server, "spyglass-b")
+    # Alice's list merges her own images with the public ones of another project, interleaved in time.
+    mine, public = set(), set()
+    for n in range(32):
+        if n % 2:
+            image = admin.image.create_image(
+                f"page-{n:02d}", disk_format="raw", container_format="bare", visibility="public"
+            )
+            public.add(image.id)
+        else:
+            image = conn.image.create_image(f"page-{n:02d}", disk_format="raw", container_format="bare")
+            mine.add(image.id)
+    bob.image.create_image("bobs-own", disk_format="raw", container_format="bare")
 
     # More images than the server's default page size (25): the sdk follows the next links.
     everything = list(conn.image.images())
-    assert len(everything) > 25
-    assert names <= {i.name for i in everything}
-    assert len({i.id for i in everything}) == len(everything)
+    ids = [i.id for i in everything]
+    assert len(ids) == len(set(ids)) > 25
+    assert mine | public <= set(ids)
+    assert "bobs-own" not in {i.name for i in everything}
+    created = [i.created_at for i in everything]
+    assert created == sorted(created, reverse=True)
 
-    # Small pages, sorted by the server: the marker carries the sort across pages.
-    paged = list(conn.image.images(limit=4, sort_key="name", sort_dir="asc"))
-    assert [i.id for i in paged] == [i.id for i in sorted(everything, key=lambda i: (i.name, i.id))]
+    # Small pages, sorted by the server: the marker carries the sort across pages, and the pages
+    # add up to what one big page holds.
+    for key, direction in (("name", "asc"), ("name", "desc"), ("created_at", "asc"), ("status", "desc")):
+        paged = [i.id for i in conn.image.images(limit=4, sort_key=key, sort_dir=direction)]
+        one_page = [i.id for i in conn.image.images(limit=1000, sort_key=key, sort_dir=direction)]
+        assert paged == one_page, (key, direction)
+        assert sorted(paged) == sorted(ids)
+    by_name = sorted(everything, key=lambda i: (i.name, i.id))
+    assert [i.id for i in conn.image.images(limit=4, sort="name:asc")] == [i.id for i in by_name]
 
     queued = list(conn.image.images(status="queued", limit=7))
-    assert {i.name for i in queued} == names
+    assert {i.id for i in queued} == mine | public
+    assert {i.id for i in conn.image.images(visibility="public", limit=5)} == public
+    bobs = list(bob.image.images(limit=3))
+    assert {i.id for i in bobs} == public | {i.id for i in bobs if i.name == "bobs-own"}
+    assert len(bobs) == len(public) + 1
+    # An admin lists every project's images, in pages as well.
+    admin_paged = [i.id for i in admin.image.images(limit=6, sort="name:desc")]
+    assert admin_paged == [i.id for i in admin.image.images(limit=1000, sort="name:desc")]
+    assert set(ids) | {i.id for i in bobs} == set(admin_paged)
+    admin.close()
+    bob.close()
 
 
 def test_get_update_and_tags(conn: connection.Connection, image_id: str) -> None:
