@@ -52,14 +52,14 @@ class Database:
             conn.commit()
 
     def refresh_statistics(self) -> None:
-        """Let SQLite's planner know the table sizes (PostgreSQL's autovacuum does this itself).
+        """Let the query planner know the table sizes.
 
         Without statistics SQLite guesses that `visibility = 'shared'` matches a handful of rows and
         may walk that index for a list that should start from the caller's few member rows.
+        PostgreSQL's autovacuum analyzes too, but only some time after a bulk change.
         """
-        if self.is_sqlite:
-            with self.write() as conn:
-                conn.exec_driver_sql("ANALYZE")
+        with self.write() as conn:
+            conn.exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
         self.engine.dispose()
