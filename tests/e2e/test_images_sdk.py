@@ -166,3 +166,13 @@ def test_delete_image(conn: connection.Connection) -> None:
     conn.image.delete_image(image.id)
     with pytest.raises(exceptions.NotFoundException):
         conn.image.get_image(image.id)
+
+
+def test_schemas_stores_and_import_info(conn: connection.Connection) -> None:
+    image_schema = conn.image.get_image_schema()
+    assert image_schema.name == "image"
+    assert image_schema.properties["visibility"]["enum"] == ["community", "public", "private", "shared"]
+    assert conn.image.get_images_schema().name == "images"
+    assert [(s.id, s.is_default) for s in conn.image.stores()] == [("fs", True)]
+    # Spyglass has no interoperable import: clients upload with PUT /file.
+    assert conn.image.get_import_info().import_methods["value"] == []
