@@ -223,16 +223,19 @@ def issue_token(db: Database, body: Any, ttl_seconds: int) -> tuple[str, TokenIn
     if not isinstance(auth, dict):
         raise Invalid("Expecting to find auth in request body.")
     secret = secrets.token_urlsafe(32)
-    with db.write() as conn:
+    # Checking the password is deliberately slow (Argon2): do it in a read transaction so that it
+    # never holds up writers, then store the token in a short write.
+    with db.read() as conn:
         user, methods, old = _authenticate(conn, auth.get("identity"))
         _check_enabled(conn, user)
         scope = _resolve_scope(conn, user, auth.get("scope"))
-        now = utcnow().replace(microsecond=0)
-        expires = now + timedelta(seconds=ttl_seconds)
-        if old is not None:
-            # A token obtained from a token never outlives the original.
-            expires = min(expires, old["expires_at"])
-            methods = sorted(set(old["methods"].split(",")) | set(methods))
+    now = utcnow().replace(microsecond=0)
+    expires = now + timedelta(seconds=ttl_seconds)
+    if old is not None:
+        # A token obtained from a token never outlives the original.
+        expires = min(expires, old["expires_at"])
+        methods = sorted(set(old["methods"].split(",")) | set(methods))
+    with db.write() as conn:
         conn.execute(
             insert(tokens).values(
                 token_hash=_hash(secret),
@@ -245,7 +248,11 @@ def issue_token(db: Database, body: Any, ttl_seconds: int) -> tuple[str, TokenIn
                 expires_at=expires,
             )
         )
-        return secret, _load(conn, secret)
+        try:
+            # Re-checked in the same transaction: the user or project may have changed meanwhile.
+            return secret, _load(conn, secret)
+        except NotFound as exc:
+            raise Unauthorized("The request you have made requires authentication.") from exc
 
 
 # ---- validating -------------------------------------------------------------------------------------
