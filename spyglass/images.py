@@ -43,6 +43,7 @@ WRITABLE_COLUMNS = (
 UNSUPPORTED = frozenset({"locations", "id_override"})
 IMAGE_PROPERTY_QUOTA = 128
 PROPERTY_NAME_MAX = 255
+NUL_MESSAGE = "Strings must not contain NUL characters."
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # What a new image is when the client does not say (Glance's defaults).
 CREATE_DEFAULTS: dict[str, Any] = {
@@ -113,9 +114,18 @@ def _validate_document(doc: dict[str, Any]) -> None:
             raise Invalid(f"Invalid value for '{name}': it must not be negative.")
         if name in doc and doc[name] > 2**31 - 1:
             raise Invalid(f"Invalid value for '{name}': it is too large.")
-    for name in doc:
+    for name, value in doc.items():
         if not 0 < len(name) <= PROPERTY_NAME_MAX:
             raise Invalid(f"Property names must be 1 to {PROPERTY_NAME_MAX} characters long.")
+        if has_nul(name) or has_nul(value):
+            raise Invalid(NUL_MESSAGE)
+
+
+def has_nul(value: Any) -> bool:
+    """Does a string, or a list of them, hold a NUL character? PostgreSQL cannot store one in text."""
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return isinstance(value, str) and "\x00" in value
 
 
 def _check_visibility_change(ctx: RequestContext, record: Target, visibility: str, image_id: str) -> None:
@@ -312,6 +322,8 @@ def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[
 def add_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
     if not tag or len(tag) > 255:
         raise Invalid("A tag must be between 1 and 255 characters long.")
+    if has_nul(tag):
+        raise Invalid(NUL_MESSAGE)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
         if tag in record.tags:

@@ -19,7 +19,7 @@ from starlette.datastructures import QueryParams
 from spyglass.db import image_queries as q
 from spyglass.db.tables import images
 from spyglass.errors import Invalid
-from spyglass.images import SORT_KEYS, ListQuery
+from spyglass.images import NUL_MESSAGE, SORT_KEYS, ListQuery, has_nul
 from spyglass.settings import Settings
 from spyglass.timeutil import parse_isotime
 from spyglass.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
@@ -142,6 +142,8 @@ def _comparison(name: str, text: str) -> ColumnElement[bool]:
 
 
 def parse(params: QueryParams, settings: Settings) -> ListQuery:
+    if any(has_nul(k) or has_nul(v) for k, v in params.multi_items()):
+        raise Invalid(NUL_MESSAGE)
     visibility = params.get("visibility")
     if visibility is not None and visibility not in VISIBILITY_FILTERS:
         raise Invalid(f"Invalid visibility value: {visibility}")

@@ -185,3 +185,8 @@ def test_actions_by_others(api: Callers, world: World, action: str) -> None:
 def test_unknown_action_404(api: Callers) -> None:
     image = active(api.alice)
     assert api.alice.post(f"/v2/images/{image['id']}/actions/explode").status_code == 404
+
+
+def test_tag_with_nul_400(api: Callers) -> None:
+    image = create(api.alice)
+    assert api.alice.put(f"/v2/images/{image['id']}/tags/a%00b").status_code == 400

@@ -392,3 +392,8 @@ def test_default_limit(api: Callers) -> None:
     body = api.alice.get("/v2/images").json()
     assert len(body["images"]) == 2
     assert body["next"].startswith("/v2/images?marker=")
+
+
+@pytest.mark.parametrize("query", ["name=a%00", "hw_disk_bus=%00", "tag=%00", "x%00y=1", "status=in:a,%00"])
+def test_nul_characters_in_filters_400(api: Callers, query: str) -> None:
+    assert api.alice.get(f"/v2/images?{query}").status_code == 400

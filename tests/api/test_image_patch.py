@@ -351,3 +351,17 @@ def test_remove_a_tag_that_is_not_there_409(api: Callers) -> None:
     image = create(api.alice, tags=["a"])
     response = api.alice.patch(f"/v2/images/{image['id']}", [{"op": "remove", "path": "/tags/5"}])
     assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"op": "replace", "path": "/name", "value": "a\x00"},
+        {"op": "add", "path": "/p\x00", "value": "x"},
+        {"op": "add", "path": "/p", "value": "\x00"},
+        {"op": "add", "path": "/tags/-", "value": "\x00"},
+    ],
+)
+def test_nul_characters_400(api: Callers, change: dict[str, Any]) -> None:
+    image = create(api.alice)
+    assert api.alice.patch(f"/v2/images/{image['id']}", [change]).status_code == 400

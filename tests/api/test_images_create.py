@@ -245,3 +245,12 @@ def test_create_too_many_properties_413(api: Callers) -> None:
 def test_create_unsupported_locations_403(api: Callers) -> None:
     response = api.alice.post("/v2/images", json={"locations": []})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body", [{"name": "a\x00b"}, {"prop": "\x00"}, {"pr\x00op": "x"}, {"tags": ["t\x00"]}, {"owner": "\x00"}]
+)
+def test_nul_characters_400(api: Callers, body: dict[str, object]) -> None:
+    # PostgreSQL cannot store NUL in text: refuse it on every database alike.
+    response = api.alice.post("/v2/images", json=body)
+    assert response.status_code == 400
