@@ -13,7 +13,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from spyglass import errors
@@ -111,8 +111,15 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed the connection mid-request (a cancelled upload): nobody reads this answer,
+    # and it is not a server error, so it must not reach the 500 handler and its traceback log.
+    return Response(status_code=400)
+
+
 HANDLERS = {
     errors.SpyglassError: on_domain_error,
     HTTPException: on_http_error,
+    ClientDisconnect: on_client_gone,
     Exception: on_unexpected,
 }

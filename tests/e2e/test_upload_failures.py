@@ -1,16 +1,21 @@
-"""An upload larger than SPYGLASS_IMAGE_SIZE_CAP: every client gets a 413 and nothing is left behind."""
+"""Uploads that fail: over SPYGLASS_IMAGE_SIZE_CAP (413 for every client), or cut off by the client.
+
+Either way the image goes back to `queued`, no partial data is left behind, and a new upload works.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from glanceclient import exc
 
-from tests.e2e.clients import glance, random_file
+from tests.e2e.clients import glance, keystone_session, random_file
 from tests.e2e.conftest import Server, start_server, stop_server
 
 CAP = 2 * 1024 * 1024
@@ -64,3 +69,44 @@ def test_streamed_upload_over_the_cap_leaves_the_image_queued(capped: Server) ->
     assert client.images.get(image["id"])["status"] == "active"
     assert b"".join(client.images.data(image["id"])) == data
     assert len(blob_files(capped)) == 1
+
+
+class ClientGone(Exception):
+    pass
+
+
+def test_upload_cut_off_by_the_client_leaves_the_image_queued(capped: Server) -> None:
+    client = glance(capped, "spyglass-a")
+    image = client.images.create(name="cut-off", disk_format="raw", container_format="bare")
+    before = blob_files(capped)
+
+    def status() -> str:
+        return str(client.images.get(image["id"])["status"])
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(512 * 1024)
+        deadline = time.monotonic() + 10
+        while status() != "saving" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status() == "saving"
+        raise ClientGone  # as a client killed mid-upload: the connection closes
+
+    url = f"{capped.url}/image/v2/images/{image['id']}/file"
+    headers = {
+        "X-Auth-Token": keystone_session(capped, "spyglass-a").get_token() or "",
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(CAP),
+    }
+    with pytest.raises(ClientGone):
+        httpx.put(url, content=body(), headers=headers)
+
+    deadline = time.monotonic() + 10
+    while status() != "queued" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status() == "queued"
+    assert blob_files(capped) == before
+
+    client.images.upload(image["id"], io.BytesIO(b"second try"))
+    assert b"".join(client.images.data(image["id"])) == b"second try"
+    # A client going away is not a server error: no traceback in the server log.
+    assert "Exception in ASGI application" not in capped.log.read_text()
