@@ -10,10 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonpatch
 from sqlalchemy import Connection, delete, update
 
-from spyglass import states
+from spyglass import image_patch, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -26,7 +25,6 @@ from spyglass.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 from spyglass.visibility import list_branches, list_condition
 
-RESERVED_PREFIX = "os_glance"
 # Columns a client may write through create or PATCH.
 WRITABLE_COLUMNS = (
     "name",
@@ -39,8 +37,8 @@ WRITABLE_COLUMNS = (
     "min_ram",
     "owner",
 )
-# Core attributes that are not columns and that Spyglass does not accept from clients.
-UNSUPPORTED = frozenset({"locations", "id_override"})
+# Names Glance reserves, and `locations`, which Spyglass does not offer (no image locations).
+RESERVED = image_patch.RESERVED | {"locations"}
 IMAGE_PROPERTY_QUOTA = 128
 PROPERTY_NAME_MAX = 255
 NUL_MESSAGE = "Strings must not contain NUL characters."
@@ -97,8 +95,8 @@ def _check_attribute_names(names: Any) -> None:
     for name in names:
         if name in read_only_attributes():
             raise Forbidden(f"Attribute '{name}' is read-only.")
-        if name.startswith(RESERVED_PREFIX) or name in UNSUPPORTED:
-            raise Forbidden("Access was denied to this resource.", f"Attribute '{name}' is reserved.")
+        if name.startswith(image_patch.RESERVED_PREFIX) or name in RESERVED:
+            raise Forbidden(image_patch.ACCESS_DENIED, f"Attribute '{name}' is reserved.")
 
 
 def _validate_document(doc: dict[str, Any]) -> None:
@@ -116,7 +114,7 @@ def _validate_document(doc: dict[str, Any]) -> None:
             raise Invalid(f"Invalid value for '{name}': it is too large.")
     for name, value in doc.items():
         if not 0 < len(name) <= PROPERTY_NAME_MAX:
-            raise Invalid(f"Property names must be 1 to {PROPERTY_NAME_MAX} characters long.")
+            raise Invalid(f"Custom property should not be greater than {PROPERTY_NAME_MAX} characters.")
         if has_nul(name) or has_nul(value):
             raise Invalid(NUL_MESSAGE)
 
@@ -244,55 +242,11 @@ def _editable_document(record: ImageRecord) -> dict[str, Any]:
     return doc
 
 
-def _normalize_ops(ops: Any, media_type: str) -> list[dict[str, Any]]:
-    """Both Glance patch dialects to RFC 6902 operations, with the attribute checks applied."""
-    if not isinstance(ops, list):
-        raise Invalid("The request body must be a JSON array of patch operations.")
-    result = []
-    for op in ops:
-        if not isinstance(op, dict):
-            raise Invalid("Each patch operation must be a JSON object.")
-        if media_type.endswith("v2.0-json-patch") and "op" not in op:
-            names = [k for k in ("add", "remove", "replace") if k in op]
-            if len(names) != 1:
-                raise Invalid("Operation objects must contain exactly one of 'add', 'remove' or 'replace'.")
-            op = {
-                "op": names[0],
-                "path": op[names[0]],
-                **({"value": op["value"]} if "value" in op else {}),
-            }
-        kind, path = op.get("op"), op.get("path")
-        if kind not in ("add", "remove", "replace"):
-            raise Invalid(f"Invalid operation: {kind!r}. It must be one of add, remove, replace.")
-        if not isinstance(path, str) or not path.startswith("/") or path == "/":
-            raise Invalid(f"Invalid JSON pointer for this resource: {path!r}")
-        if kind != "remove" and "value" not in op:
-            raise Invalid(f"Operation '{kind}' needs a 'value'.")
-        parts = path[1:].split("/")
-        attr = parts[0].replace("~1", "/").replace("~0", "~")
-        if attr == "id" or attr in read_only_attributes():
-            raise Forbidden(f"Attribute '{attr}' is read-only.")
-        _check_attribute_names([attr])
-        if len(parts) > 1 and attr != "tags":
-            raise Invalid(f"Invalid JSON pointer for this resource: '{path}'")
-        if kind == "remove" and attr in core_attributes() and attr != "tags":
-            raise Forbidden(f"Attribute '{attr}' cannot be removed.")
-        result.append({"op": kind, "path": path, **({"value": op["value"]} if "value" in op else {})})
-    return result
-
-
 def update_image(db: Database, ctx: RequestContext, image_id: str, ops: Any, media_type: str) -> ImageRecord:
-    patch = _normalize_ops(ops, media_type)
+    changes = image_patch.parse(ops, media_type)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
-        before = _editable_document(record)
-        try:
-            after = jsonpatch.apply_patch(before, patch)
-        except jsonpatch.JsonPatchConflict as exc:
-            raise Conflict(f"Cannot apply the patch: {exc}") from exc
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise Invalid(f"Cannot apply the patch: {exc}") from exc
-        after = {k: v for k, v in after.items() if not (k in WRITABLE_COLUMNS and k not in before)}
+        after = image_patch.apply(_editable_document(record), changes, media_type)
         _validate_document(after)
         columns, props, tags = _split(after)
         changed = {k: v for k, v in columns.items() if record[k] != v}
@@ -310,7 +264,7 @@ def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[
     if "visibility" in changed:
         _check_visibility_change(ctx, target_of(record), changed["visibility"], record.id)
     if "owner" in changed and not ctx.is_admin:
-        raise Forbidden("Only an administrator may change the owner of an image.")
+        raise Forbidden(image_patch.ACCESS_DENIED, "Owner can't be updated by non admin.")
     for name in ("disk_format", "container_format"):
         if name in changed and record["status"] != states.QUEUED:
             raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.api.helpers import create
@@ -156,6 +156,7 @@ def test_patch_never_500(api: Callers, ops: Any, media: str) -> None:
 @FUZZ
 @given(st.text(min_size=1, max_size=60))
 def test_image_ids_never_500(api: Callers, image_id: str) -> None:
+    assume(image_id not in (".", ".."))  # the client resolves dot segments before sending
     url = f"/v2/images/{quote(image_id, safe='')}"
     # An encoded slash may make the path end in "/", which Starlette answers with a redirect.
     calls = [("GET", url), ("DELETE", url), ("GET", f"{url}/file"), ("PUT", f"{url}/tags/x")]

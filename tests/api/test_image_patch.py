@@ -43,12 +43,33 @@ def test_patch_as_recorded(api: Callers) -> None:
     [
         [{"op": "replace", "path": "/name", "value": "v20"}],
         [{"replace": "/name", "value": "v20"}],
-        [{"add": "/name", "value": "v20"}],
     ],
 )
 def test_patch_v20_media_type_and_old_op_form(api: Callers, ops: list[dict[str, Any]]) -> None:
     image = create(api.alice)
     assert patch_ok(api.alice, image["id"], ops, V20)["name"] == "v20"
+
+
+@pytest.mark.parametrize("path", ["/name", "/tags", "/color"])
+def test_v20_add_of_a_present_attribute_409(api: Callers, path: str) -> None:
+    image = create(api.alice, color="red")
+    response = api.alice.patch(f"/v2/images/{image['id']}", [{"add": path, "value": "x"}], V20)
+    assert response.status_code == 409
+    assert response.json()["message"] == (
+        "There was a conflict when trying to complete your request.<br /><br />\n"
+        f"Property {path[1:]} already present.\n\n"
+    )
+    assert patch_ok(api.alice, image["id"], [{"add": "/shape", "value": "round"}], V20)["shape"] == "round"
+
+
+def test_v21_add_of_a_present_attribute_replaces(api: Callers) -> None:
+    image = create(api.alice, color="red")
+    body = patch_ok(
+        api.alice,
+        image["id"],
+        [{"op": "add", "path": "/color", "value": "blue"}, {"op": "add", "path": "/name", "value": "n"}],
+    )
+    assert (body["color"], body["name"]) == ("blue", "n")
 
 
 def test_patch_v20_old_form_remove(api: Callers) -> None:
@@ -144,14 +165,22 @@ def test_failed_patch_applies_nothing(api: Callers) -> None:
     assert api.alice.get(f"/v2/images/{image['id']}").json()["name"] == "before"
 
 
-def test_tags_replace_add_remove(api: Callers) -> None:
+def test_tags_replace(api: Callers) -> None:
     image = create(api.alice, tags=["old"])
     body = patch_ok(api.alice, image["id"], [{"op": "replace", "path": "/tags", "value": ["b", "a", "b"]}])
     assert sorted(body["tags"]) == ["a", "b"]
-    body = patch_ok(api.alice, image["id"], [{"op": "add", "path": "/tags/-", "value": "c"}])
-    assert sorted(body["tags"]) == ["a", "b", "c"]
+    body = patch_ok(api.alice, image["id"], [{"op": "add", "path": "/tags", "value": ["c"]}])
+    assert body["tags"] == ["c"]
     body = patch_ok(api.alice, image["id"], [{"op": "replace", "path": "/tags", "value": []}])
     assert body["tags"] == []
+
+
+@pytest.mark.parametrize("path", ["/tags/-", "/tags/0", "/name/first"])
+def test_paths_below_an_attribute_400_as_glance(api: Callers, path: str) -> None:
+    image = create(api.alice, tags=["a"])
+    response = api.alice.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": path, "value": "x"}])
+    assert response.status_code == 400
+    assert message(response) == f"Invalid JSON pointer for this resource: '{path}'"
 
 
 @pytest.mark.parametrize(
@@ -347,10 +376,41 @@ def test_patch_body_not_json_array_400(api: Callers, raw: bytes) -> None:
     assert response.status_code == 400
 
 
-def test_remove_a_tag_that_is_not_there_409(api: Callers) -> None:
-    image = create(api.alice, tags=["a"])
-    response = api.alice.patch(f"/v2/images/{image['id']}", [{"op": "remove", "path": "/tags/5"}])
-    assert response.status_code == 409
+def test_conflict_and_refusal_messages_as_glance(api: Callers, world: World) -> None:
+    image = create(api.alice)
+    url = f"/v2/images/{image['id']}"
+    missing = api.alice.patch(url, [{"op": "remove", "path": "/missing"}])
+    assert missing.json()["message"] == (
+        "There was a conflict when trying to complete your request.<br /><br />\n"
+        "Property missing does not exist.\n\n"
+    )
+    core = api.alice.patch(url, [{"op": "remove", "path": "/tags"}])
+    assert core.status_code == 403
+    assert core.json()["message"] == (
+        "Access was denied to this resource.<br /><br />\nProperty tags may not be removed.\n\n"
+    )
+    reserved = api.alice.patch(url, [{"op": "add", "path": "/os_glance_x", "value": "1"}])
+    assert reserved.json()["message"] == "Attribute 'os_glance_x' is reserved.<br /><br />\n\n\n"
+    owner = api.alice.patch(url, [{"op": "replace", "path": "/owner", "value": world.projects["beta"]}])
+    assert owner.status_code == 403
+    assert owner.json()["message"] == (
+        "Access was denied to this resource.<br /><br />\nOwner can't be updated by non admin.\n\n"
+    )
+    value = api.alice.patch(url, [{"op": "add", "path": "/x"}])
+    assert message(value) == 'Operation "add" requires a member named "value".'
+    unknown = api.alice.patch(url, [{"op": "test", "path": "/x", "value": "1"}])
+    assert (
+        message(unknown)
+        == "Invalid operation: `test`. It must be one of the following: add, remove, replace."
+    )
+
+
+@pytest.mark.parametrize("name", ["location", "deleted", "deleted_at", "locations"])
+def test_other_reserved_attributes_403(api: Callers, name: str) -> None:
+    image = create(api.alice)
+    response = api.alice.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": f"/{name}", "value": "x"}])
+    assert response.status_code == 403
+    assert api.alice.post("/v2/images", json={name: "x"}).status_code == 403
 
 
 @pytest.mark.parametrize(
