@@ -55,12 +55,11 @@ MAX_INT = 2**63 - 1
 
 
 def _boolean(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise Invalid(f"Invalid value for '{name}': {value!r} is not a boolean.")
+    """'true' or 'false', read as Glance reads them: it lowercases os_hidden, not protected."""
+    text = value.lower() if name == "os_hidden" else value
+    if text not in ("true", "false"):
+        raise Invalid(f"Invalid value '{text}' for '{name}' filter. Valid values are 'true' or 'false'.")
+    return text == "true"
 
 
 def _integer(name: str, value: str, minimum: int = 0) -> int:
@@ -87,33 +86,33 @@ def _limit(params: QueryParams, settings: Settings) -> int:
 
 
 def _sort(params: QueryParams) -> list[tuple[str, str]]:
-    keys = params.getlist("sort_key")
-    dirs = params.getlist("sort_dir")
+    """`sort=key:dir,...` or the classic repeated `sort_key` / `sort_dir` (one dir applies to all)."""
     if "sort" in params:
-        if keys or dirs:
-            raise Invalid("The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'.")
-        pairs = []
-        for item in params["sort"].split(","):
-            key, _, direction = item.strip().partition(":")
-            pairs.append((key, direction or "desc"))
+        if "sort_key" in params or "sort_dir" in params:
+            raise Invalid("Old and new sorting syntax cannot be combined")
+        items = [item.partition(":") for item in params["sort"].strip().split(",")]
+        pairs = [(key.strip(), direction.strip() or "desc") for key, _, direction in items]
     else:
-        if len(dirs) > max(len(keys), 1):
-            raise Invalid("There are more sort_dir values than sort_key values.")
+        keys = [key.strip() for key in params.getlist("sort_key")]
+        dirs = [direction.strip() for direction in params.getlist("sort_dir")]
+        if len(dirs) > 1 and len(dirs) != len(keys):
+            raise Invalid("Number of sort dirs does not match the number of sort keys")
         keys = keys or ["created_at"]
-        default_dir = dirs[0] if len(dirs) == 1 else "desc"
-        pairs = [(k, dirs[i] if i < len(dirs) else default_dir) for i, k in enumerate(keys)]
-    seen: set[str] = set()
+        if len(dirs) <= 1:
+            dirs = [dirs[0] if dirs else "desc"] * len(keys)
+        pairs = list(zip(keys, dirs, strict=True))
     for key, direction in pairs:
-        if key not in SORT_KEYS:
-            raise Invalid(
-                f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
-            )
-        if direction not in ("asc", "desc"):
-            raise Invalid(f"Invalid sort direction: {direction}. It must be one of the following: asc, desc.")
-        if key in seen:
-            raise Invalid(f"Sort key {key} is given more than once.")
-        seen.add(key)
+        _check_sort(key, direction)
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise Invalid("A sort key may be given only once.")
     return pairs
+
+
+def _check_sort(key: str, direction: str) -> None:
+    if key not in SORT_KEYS:
+        raise Invalid(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
+    if direction not in ("asc", "desc"):
+        raise Invalid(f"Invalid sort direction: {direction}")
 
 
 def _in_values(text: str) -> list[str]:
@@ -149,7 +148,9 @@ def parse(params: QueryParams, settings: Settings) -> ListQuery:
         raise Invalid(f"Invalid visibility value: {visibility}")
     member_status = params.get("member_status", "accepted")
     if member_status not in MEMBER_FILTERS:
-        raise Invalid(f"Invalid status value: {member_status}")
+        raise Invalid(f"Invalid status: {member_status}")
+    if "changes-since" in params:
+        raise Invalid('The "changes-since" filter is no longer available on v2.')
     marker = params.get("marker")
     query = ListQuery(
         limit=_limit(params, settings),

@@ -397,3 +397,39 @@ def test_default_limit(api: Callers) -> None:
 @pytest.mark.parametrize("query", ["name=a%00", "hw_disk_bus=%00", "tag=%00", "x%00y=1", "status=in:a,%00"])
 def test_nul_characters_in_filters_400(api: Callers, query: str) -> None:
     assert api.alice.get(f"/v2/images?{query}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ("os_hidden=1", "Invalid value '1' for 'os_hidden' filter. Valid values are 'true' or 'false'."),
+        ("protected=yes", "Invalid value 'yes' for 'protected' filter. Valid values are 'true' or 'false'."),
+        ("changes-since=2030-01-01T00:00:00Z", 'The "changes-since" filter is no longer available on v2.'),
+        ("member_status=bogus", "Invalid status: bogus"),
+        ("visibility=bogus", "Invalid visibility value: bogus"),
+        ("sort=name:up", "Invalid sort direction: up"),
+        ("sort_key=name&sort_dir=up", "Invalid sort direction: up"),
+        ("sort=name&sort_dir=asc", "Old and new sorting syntax cannot be combined"),
+        (
+            "sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc",
+            "Number of sort dirs does not match the number of sort keys",
+        ),
+        ("limit=x", "limit param must be an integer"),
+        ("limit=-2", "limit param must be positive"),
+    ],
+)
+def test_list_refusals_with_glance_messages(api: Callers, query: str, text: str) -> None:
+    response = api.alice.get(f"/v2/images?{query}")
+    assert response.status_code == 400
+    assert message(response) == text
+
+
+def test_boolean_filters_as_glance_reads_them(api: Callers) -> None:
+    hidden = create(api.alice, os_hidden=True)["id"]
+    assert ids(api.alice, os_hidden="TRUE") == [hidden]
+    assert api.alice.get("/v2/images?protected=True").status_code == 400
+
+
+def test_sort_keys_and_directions_are_stripped(api: Callers) -> None:
+    made = {name: create(api.alice, name=name)["id"] for name in ("b", "a")}
+    assert ids(api.alice, sort=" name : asc ") == [made["a"], made["b"]]
