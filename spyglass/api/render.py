@@ -41,7 +41,8 @@ def image(record: ImageRecord, store_name: str | None = None) -> dict[str, Any]:
     doc["self"] = f"/v2/images/{image_id}"
     doc["file"] = f"/v2/images/{image_id}/file"
     doc["schema"] = "/v2/schemas/image"
-    if store_name and row["blob_key"] and row["status"] in (states.ACTIVE, states.DEACTIVATED):
+    # Glance hides the locations, and so the stores, of a deactivated image (51-list-images-owner.http).
+    if store_name and row["blob_key"] and row["status"] == states.ACTIVE:
         doc["stores"] = store_name
     return doc
 

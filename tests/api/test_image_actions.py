@@ -190,3 +190,14 @@ def test_unknown_action_404(api: Callers) -> None:
 def test_tag_with_nul_400(api: Callers) -> None:
     image = create(api.alice)
     assert api.alice.put(f"/v2/images/{image['id']}/tags/a%00b").status_code == 400
+
+
+def test_deactivated_image_shows_no_stores_as_glance(api: Callers) -> None:
+    # 51-list-images-owner.http: the deactivated image is listed without "stores".
+    image = active(api.alice)
+    url = f"/v2/images/{image['id']}"
+    api.alice.post(f"{url}/actions/deactivate")
+    assert "stores" not in api.alice.get(url).json()
+    assert "stores" not in api.admin.get(url).json()
+    api.alice.post(f"{url}/actions/reactivate")
+    assert api.alice.get(url).json()["stores"] == "fs"
