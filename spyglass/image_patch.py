@@ -20,21 +20,20 @@ V20 = "application/openstack-images-v2.0-json-patch"
 V21 = "application/openstack-images-v2.1-json-patch"
 MEDIA_TYPES = (V20, V21)
 OPERATIONS = ("add", "remove", "replace")
-# Attributes every image has: they can be replaced, never removed, and are "present" for add.
-CORE = frozenset(
-    {
-        "name",
-        "visibility",
-        "protected",
-        "os_hidden",
-        "disk_format",
-        "container_format",
-        "min_disk",
-        "min_ram",
-        "owner",
-        "tags",
-    }
+# Columns a client may write through create or PATCH.
+WRITABLE_COLUMNS = (
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "disk_format",
+    "container_format",
+    "min_disk",
+    "min_ram",
+    "owner",
 )
+# Attributes every image has: they can be replaced, never removed, and are "present" for add.
+CORE = frozenset({*WRITABLE_COLUMNS, "tags"})
 RESERVED = frozenset({"location", "deleted", "deleted_at"})
 RESERVED_PREFIX = "os_glance"
 # webob's explanations, which Glance puts above the specific message of some refusals.

@@ -20,23 +20,12 @@ from spyglass.db.engine import Database
 from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.image_patch import WRITABLE_COLUMNS
 from spyglass.policy import Action, Target, authorize
 from spyglass.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
-from spyglass.visibility import list_branches, list_condition
+from spyglass.visibility import can_show, list_branches, list_condition
 
-# Columns a client may write through create or PATCH.
-WRITABLE_COLUMNS = (
-    "name",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "disk_format",
-    "container_format",
-    "min_disk",
-    "min_ram",
-    "owner",
-)
 # Names Glance reserves, and `locations`, which Spyglass does not offer (no image locations).
 RESERVED = image_patch.RESERVED | {"locations"}
 IMAGE_PROPERTY_QUOTA = 128
@@ -227,8 +216,6 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
 
 
 def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
-    from spyglass.visibility import can_show
-
     return can_show(ctx, marker["visibility"], marker["owner"], marker.member_status, marker.owner_suspended)
 
 
