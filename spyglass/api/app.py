@@ -18,8 +18,8 @@ from spyglass.api import members as member_api
 from spyglass.api.errors import HANDLERS
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.db.engine import Database
-from spyglass.identity import admin as identity_admin
 from spyglass.identity import api as identity_api
+from spyglass.identity import directory as identity_directory
 from spyglass.settings import Settings
 
 STATISTICS_INTERVAL_SECONDS = 600
@@ -59,8 +59,8 @@ async def _refresh_statistics(db: Database) -> None:
 def _connect_project_lifecycle() -> None:
     """The image side reacts when the identity side deletes or disables a project."""
     for hooks, handler in (
-        (identity_admin.project_deleted_hooks, members.on_project_deleted),
-        (identity_admin.project_disabled_hooks, members.on_project_disabled),
+        (identity_directory.project_deleted_hooks, members.on_project_deleted),
+        (identity_directory.project_disabled_hooks, members.on_project_disabled),
     ):
         if handler not in hooks:
             hooks.append(handler)

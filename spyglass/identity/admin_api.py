@@ -1,8 +1,9 @@
 """Identity API v3 administrative resources: domains, projects, users, roles, assignments.
 
-Handlers authenticate the caller, hand the request to spyglass.identity.admin in a worker thread
-and render the result the way Keystone does: entities wrapped in their singular name with a
-`links.self`, collections with `links` {self, previous, next}, deletes as 204.
+Handlers authenticate the caller, hand the request to spyglass.identity.directory or
+spyglass.identity.grants in a worker thread and render the result the way Keystone does: entities
+wrapped in their singular name with a `links.self`, collections with `links` {self, previous, next},
+deletes as 204.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from spyglass.api.common import JSONResponse, base_url, caller, json_body
-from spyglass.identity import admin
+from spyglass.identity import directory, grants
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -65,12 +66,13 @@ def _one(request: Request, kind: str, row: Row, status_code: int = 200) -> Respo
     return JSONResponse({kind: _entity(request, kind, row)}, status_code=status_code)
 
 
+def _collection(request: Request, name: str, items: list[Row], *path: str) -> Response:
+    """A listing the way Keystone renders one: the items under `name`, then the links."""
+    return JSONResponse({name: items, "links": _collection_links(request, *(path or (name,)))})
+
+
 def _many(request: Request, kind: str, rows: list[Row], *path: str) -> Response:
-    body = {
-        f"{kind}s": [_entity(request, kind, r) for r in rows],
-        "links": _collection_links(request, *(path or (f"{kind}s",))),
-    }
-    return JSONResponse(body)
+    return _collection(request, f"{kind}s", [_entity(request, kind, r) for r in rows], *path)
 
 
 def _no_content() -> Response:
@@ -119,25 +121,30 @@ def _crud_routes(res: Resource) -> list[BaseRoute]:
 RESOURCES = (
     Resource(
         "domain",
-        admin.list_domains,
-        admin.get_domain,
-        admin.create_domain,
-        admin.update_domain,
-        admin.delete_domain,
+        directory.list_domains,
+        directory.get_domain,
+        directory.create_domain,
+        directory.update_domain,
+        directory.delete_domain,
     ),
     Resource(
         "project",
-        admin.list_projects,
-        admin.get_project,
-        admin.create_project,
-        admin.update_project,
-        admin.delete_project,
+        directory.list_projects,
+        directory.get_project,
+        directory.create_project,
+        directory.update_project,
+        directory.delete_project,
     ),
     Resource(
-        "user", admin.list_users, admin.get_user, admin.create_user, admin.update_user, admin.delete_user
+        "user",
+        directory.list_users,
+        directory.get_user,
+        directory.create_user,
+        directory.update_user,
+        directory.delete_user,
     ),
     Resource(
-        "role", admin.list_roles, admin.get_role, admin.create_role, admin.update_role, admin.delete_role
+        "role", grants.list_roles, grants.get_role, grants.create_role, grants.update_role, grants.delete_role
     ),
 )
 
@@ -146,21 +153,21 @@ RESOURCES = (
 
 async def user_projects(request: Request) -> Response:
     user_id = request.path_params["user_id"]
-    rows = await _call(request, admin.list_user_projects, user_id, _query(request))
+    rows = await _call(request, directory.list_user_projects, user_id, _query(request))
     return _many(request, "project", rows, "users", user_id, "projects")
 
 
 async def change_password(request: Request) -> Response:
-    await _call(request, admin.change_password, request.path_params["user_id"], body=True)
+    await _call(request, directory.change_password, request.path_params["user_id"], body=True)
     return _no_content()
 
 
 async def auth_projects(request: Request) -> Response:
-    return _many(request, "project", await _call(request, admin.auth_projects), "auth", "projects")
+    return _many(request, "project", await _call(request, directory.auth_projects), "auth", "projects")
 
 
 async def auth_domains(request: Request) -> Response:
-    return _many(request, "domain", await _call(request, admin.auth_domains), "auth", "domains")
+    return _many(request, "domain", await _call(request, directory.auth_domains), "auth", "domains")
 
 
 # ---- implied roles ----------------------------------------------------------------------------
@@ -170,14 +177,14 @@ def _role_ref(request: Request, role: Row) -> Row:
     return {"id": role["id"], "name": role["name"], "links": {"self": _url(request, "roles", role["id"])}}
 
 
-def _inference(request: Request, rule: admin.Inference) -> Row:
+def _inference(request: Request, rule: grants.Inference) -> Row:
     return {
         "prior_role": _role_ref(request, rule.prior),
         "implies": [_role_ref(request, r) for r in rule.implied],
     }
 
 
-def _single_inference(request: Request, rule: admin.Inference, status_code: int = 200) -> Response:
+def _single_inference(request: Request, rule: grants.Inference, status_code: int = 200) -> Response:
     body = {
         "role_inference": {**_inference(request, rule), "implies": _role_ref(request, rule.implied[0])},
         "links": {"self": _url(request, "roles", rule.prior["id"], "implies", rule.implied[0]["id"])},
@@ -186,17 +193,13 @@ def _single_inference(request: Request, rule: admin.Inference, status_code: int 
 
 
 async def role_inferences(request: Request) -> Response:
-    rules = await _call(request, admin.list_role_inferences)
-    body = {
-        "role_inferences": [_inference(request, r) for r in rules],
-        "links": _collection_links(request, "role_inferences"),
-    }
-    return JSONResponse(body)
+    rules = await _call(request, grants.list_role_inferences)
+    return _collection(request, "role_inferences", [_inference(request, r) for r in rules])
 
 
 async def implied_roles(request: Request) -> Response:
     prior_id = request.path_params["prior_id"]
-    rule = await _call(request, admin.list_implied_roles, prior_id)
+    rule = await _call(request, grants.list_implied_roles, prior_id)
     body = {
         "role_inference": _inference(request, rule),
         "links": {"self": _url(request, "roles", prior_id, "implies")},
@@ -209,20 +212,20 @@ def _pair(request: Request) -> tuple[str, str]:
 
 
 async def create_implied_role(request: Request) -> Response:
-    return _single_inference(request, await _call(request, admin.create_implied_role, *_pair(request)), 201)
+    return _single_inference(request, await _call(request, grants.create_implied_role, *_pair(request)), 201)
 
 
 async def get_implied_role(request: Request) -> Response:
-    return _single_inference(request, await _call(request, admin.get_implied_role, *_pair(request)))
+    return _single_inference(request, await _call(request, grants.get_implied_role, *_pair(request)))
 
 
 async def check_implied_role(request: Request) -> Response:
-    await _call(request, admin.get_implied_role, *_pair(request))
+    await _call(request, grants.get_implied_role, *_pair(request))
     return _no_content()
 
 
 async def delete_implied_role(request: Request) -> Response:
-    await _call(request, admin.delete_implied_role, *_pair(request))
+    await _call(request, grants.delete_implied_role, *_pair(request))
     return _no_content()
 
 
@@ -235,7 +238,7 @@ def _grant_routes(scope: str) -> list[BaseRoute]:
         return (scope, p["scope_id"], p["user_id"], *([p["role_id"]] if "role_id" in p else []))
 
     async def listing(request: Request) -> Response:
-        rows = await _call(request, admin.list_grants, *parts(request))
+        rows = await _call(request, grants.list_grants, *parts(request))
         _, scope_id, user_id = parts(request)
         return _many(request, "role", rows, f"{scope}s", scope_id, "users", user_id, "roles")
 
@@ -249,16 +252,16 @@ def _grant_routes(scope: str) -> list[BaseRoute]:
     base = f"/v3/{scope}s/{{scope_id}}/users/{{user_id}}/roles"
     return [
         Route(base, listing, methods=["GET"]),
-        Route(f"{base}/{{role_id}}", action(admin.create_grant), methods=["PUT"]),
-        Route(f"{base}/{{role_id}}", action(admin.check_grant), methods=["GET", "HEAD"]),
-        Route(f"{base}/{{role_id}}", action(admin.revoke_grant), methods=["DELETE"]),
+        Route(f"{base}/{{role_id}}", action(grants.create_grant), methods=["PUT"]),
+        Route(f"{base}/{{role_id}}", action(grants.check_grant), methods=["GET", "HEAD"]),
+        Route(f"{base}/{{role_id}}", action(grants.revoke_grant), methods=["DELETE"]),
     ]
 
 
 # ---- role assignments -------------------------------------------------------------------------
 
 
-def _assignment(request: Request, found: admin.Assignment) -> Row:
+def _assignment(request: Request, found: grants.Assignment) -> Row:
     granted = found.prior_role_id or found.role["id"]
     target = (f"{found.scope}s", found.target["id"], "users", found.user["id"], "roles", granted)
     links = {"assignment": _url(request, *target)}
@@ -268,12 +271,8 @@ def _assignment(request: Request, found: admin.Assignment) -> Row:
 
 
 async def role_assignments(request: Request) -> Response:
-    found = await _call(request, admin.list_role_assignments, _query(request))
-    body = {
-        "role_assignments": [_assignment(request, a) for a in found],
-        "links": _collection_links(request, "role_assignments"),
-    }
-    return JSONResponse(body)
+    found = await _call(request, grants.list_role_assignments, _query(request))
+    return _collection(request, "role_assignments", [_assignment(request, a) for a in found])
 
 
 def _routes() -> list[BaseRoute]:

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from spyglass.db.tables import projects
 from spyglass.errors import Conflict
-from spyglass.identity import admin
+from spyglass.identity import directory
 from tests.conftest import PASSWORD, Caller, Callers, World
 
 V3 = "/identity/v3"
@@ -97,15 +97,15 @@ def hook_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Record the project hooks, checking that each runs while the project row is still there."""
     calls: dict[str, list[str]] = {"deleted": [], "disabled": []}
 
-    def recorder(kind: str) -> admin.ProjectHook:
+    def recorder(kind: str) -> directory.ProjectHook:
         def hook(conn: Connection, project_id: str) -> None:
             assert conn.execute(select(projects.c.id).where(projects.c.id == project_id)).scalar()
             calls[kind].append(project_id)
 
         return hook
 
-    monkeypatch.setattr(admin, "project_deleted_hooks", [recorder("deleted")])
-    monkeypatch.setattr(admin, "project_disabled_hooks", [recorder("disabled")])
+    monkeypatch.setattr(directory, "project_deleted_hooks", [recorder("deleted")])
+    monkeypatch.setattr(directory, "project_disabled_hooks", [recorder("disabled")])
     return calls
 
 
@@ -379,7 +379,7 @@ def test_a_failing_hook_undoes_the_delete(
     def veto(conn: Connection, project_id: str) -> None:
         raise Conflict(f"Project {project_id} still has images.")
 
-    monkeypatch.setattr(admin, "project_deleted_hooks", [veto])
+    monkeypatch.setattr(directory, "project_deleted_hooks", [veto])
     beta = world.projects["beta"]
     response = api.admin.delete(f"{V3}/projects/{beta}")
     assert response.status_code == 409
