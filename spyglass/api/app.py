@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import members
@@ -21,6 +23,8 @@ from spyglass.db.engine import Database
 from spyglass.identity import api as identity_api
 from spyglass.identity import directory as identity_directory
 from spyglass.settings import Settings
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 STATISTICS_INTERVAL_SECONDS = 600
 
@@ -66,6 +70,16 @@ def _connect_project_lifecycle() -> None:
             hooks.append(handler)
 
 
+def _under(prefix: str, endpoint: Endpoint) -> Endpoint:
+    """An endpoint served at a mount's bare prefix, seeing the root path the mount would give it."""
+
+    async def handler(request: Request) -> Response:
+        request.scope["root_path"] = request.scope.get("root_path", "") + prefix
+        return await endpoint(request)
+
+    return handler
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, store: BlobStore | None = None
 ) -> Starlette:
@@ -84,6 +98,10 @@ def create_app(
 
     image_routes = [*image_api.routes, *member_api.routes]
     routes = [
+        # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
+        # start their version discovery there.
+        Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
+        Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
         Mount("/identity", routes=identity_api.routes),
         Mount("/image", routes=image_routes),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
