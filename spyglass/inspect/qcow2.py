@@ -9,9 +9,10 @@ format, which has backing files too, is refused.
 from __future__ import annotations
 
 import struct
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 
-from spyglass.inspect.model import Detected, End, InspectionError, Parser, until_end
+from spyglass.inspect.model import Detected, End, InspectionError, Parser, Request, read, until_end
 
 MAGIC = b"QFI\xfb"
 
@@ -26,6 +27,7 @@ MIN_CLUSTER_BITS, MAX_CLUSTER_BITS = 9, 21
 MAX_SIZE = 2**63 - 1
 MAX_L1_BYTES = 32 * 1024 * 1024  # QEMU's limits on table sizes
 MAX_REFCOUNT_TABLE_BYTES = 8 * 1024 * 1024
+MAX_BACKING_NAME = 1023
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class Header:
 def parse(head: bytes) -> Parser:
     header = read_header(head)
     validate(header)
-    hazards = hazards_of(header, head)
+    backing_name = yield from read_backing_name(header, head)
+    hazards = hazards_of(header, backing_name)
     end = yield from until_end()
     check_tables_fit(header, end)
     return Detected("qcow2", header.size, variant=f"v{header.version}", hazards=hazards)
@@ -119,10 +122,22 @@ def _l1_entries_needed(header: Header) -> int:
     return -(-header.size // bytes_per_l1_entry)
 
 
-def hazards_of(header: Header, head: bytes) -> tuple[str, ...]:
+def read_backing_name(header: Header, head: bytes) -> Generator[Request, bytes | End, str]:
+    """The backing file name, for the message; it lies within the first cluster (QEMU insists)."""
+    start, length = header.backing_file_offset, min(header.backing_file_size, MAX_BACKING_NAME)
+    if not start or not length:
+        return ""
+    if start < len(head):
+        name = head[start : start + length]
+    else:
+        name = yield from read(start, length, "backing file name", partial=True)
+    return name.decode("utf-8", "replace")
+
+
+def hazards_of(header: Header, backing_name: str) -> tuple[str, ...]:
     hazards = []
     if header.backing_file_offset:
-        name = _backing_name(header, head)
+        name = f" ({backing_name!r})" if backing_name else ""
         hazards.append(f"The qcow2 image has a backing file{name}; only self-contained images are accepted.")
     if header.incompatible & DATA_FILE:
         hazards.append(
@@ -133,13 +148,6 @@ def hazards_of(header: Header, head: bytes) -> tuple[str, ...]:
     if unknown:
         hazards.append(f"The qcow2 image uses unknown incompatible features (bits 0x{unknown:x}).")
     return tuple(hazards)
-
-
-def _backing_name(header: Header, head: bytes) -> str:
-    start, length = header.backing_file_offset, min(header.backing_file_size, 1023)
-    if start + length > len(head) or not length:
-        return ""
-    return f" ({head[start : start + length].decode('utf-8', 'replace')!r})"
 
 
 def check_tables_fit(header: Header, end: End) -> None:
