@@ -216,7 +216,9 @@ def test_catalog_endpoint(api: Callers) -> None:
 def test_bare_prefixes_answer_without_a_redirect(client: TestClient) -> None:
     identity = client.get("/identity", follow_redirects=False)
     assert identity.status_code == 300
-    assert identity.json()["versions"]["values"][0]["links"][0]["href"] == "http://127.0.0.1:9292/identity/v3/"
+    assert (
+        identity.json()["versions"]["values"][0]["links"][0]["href"] == "http://127.0.0.1:9292/identity/v3/"
+    )
     image = client.get("/image", follow_redirects=False)
     assert image.status_code == 300
     assert image.json()["versions"][0]["links"][0]["href"] == "http://127.0.0.1:9292/image/v2/"
