@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spyglass.context import RequestContext
-from spyglass.errors import Invalid, Unauthorized
+from spyglass.errors import Invalid, TooLarge, Unauthorized
 from spyglass.identity.tokens import authenticate_request
 
 
@@ -33,7 +33,7 @@ async def caller(request: Request) -> RequestContext:
 async def json_body(request: Request, *, max_bytes: int = 1024 * 1024) -> Any:
     raw = await request.body()
     if len(raw) > max_bytes:
-        raise Invalid("The request body is too large.")
+        raise TooLarge(f"The request body is larger than {max_bytes} bytes.")
     if not raw:
         raise Invalid("The request body is empty; a JSON document was expected.")
     try:
