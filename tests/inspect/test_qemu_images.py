@@ -30,7 +30,7 @@ class Case:
 
 
 def _cases() -> list[object]:
-    cases = []
+    cases: list[object] = []
 
     def add(name: str, case: Case) -> None:
         cases.append(pytest.param(case, id=name))
@@ -38,8 +38,10 @@ def _cases() -> list[object]:
     for label, size in SIZES.items():
         for compat, version in (("0.10", "v2"), ("1.1", "v3")):
             for cluster in ("512", "65536", "2M"):
-                options = (f"compat={compat}", f"cluster_size={cluster}")
-                add(f"qcow2-{version}-{cluster}-{label}", Case("qcow2", options, size, "qcow2", version))
+                qcow2_options = (f"compat={compat}", f"cluster_size={cluster}")
+                add(
+                    f"qcow2-{version}-{cluster}-{label}", Case("qcow2", qcow2_options, size, "qcow2", version)
+                )
         for subformat in ("monolithicSparse", "streamOptimized"):
             options = (f"subformat={subformat}",)
             add(f"vmdk-{subformat}-{label}", Case("vmdk", options, size, "vmdk", subformat))
