@@ -7,6 +7,7 @@ variables, command-line flags. Every value is validated here so the rest of the 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -42,6 +43,14 @@ class Settings:
     validate_member_ids: bool = True
     image_size_cap: int = 1024**4
     hashing_algorithm: str = "sha512"
+    # Inspect every upload and import for its real disk format (spyglass.inspect): refuse hostile or
+    # mislabelled data and record virtual_size. Off: data is stored as sent and virtual_size stays null.
+    disk_format_inspection: bool = True
+    # web-download refuses loopback, private, link-local, multicast and unspecified addresses (after
+    # DNS resolution, on every redirect). These networks (CIDR or single addresses) are allowed anyway.
+    web_download_allowed_networks: tuple[str, ...] = ()
+    # The longest a web-download may take, from the first connection to the last byte.
+    web_download_timeout_seconds: int = 3600
     workers: int = 1
     log_level: str = "info"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +64,11 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where `PUT /v2/images/{id}/stage` keeps data until the import call."""
+        return self.data_dir / "staging"
 
     @property
     def base_url(self) -> str:
@@ -75,6 +89,13 @@ class Settings:
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
+        if self.web_download_timeout_seconds < 1:
+            raise SettingsError("web_download_timeout_seconds must be at least 1")
+        for network in self.web_download_allowed_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
 
 
@@ -97,6 +118,10 @@ def _coerce(name: str, raw: Any) -> Any:
             raise ValueError(raw)
         if kind == "Path":
             return Path(str(raw)).expanduser()
+        if kind == "tuple[str, ...]":
+            # A TOML list, or one comma-separated string (environment variables, flags).
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         return str(raw)
     except ValueError as exc:
         raise SettingsError(f"setting {name!r} has an invalid value {raw!r}") from exc

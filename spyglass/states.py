@@ -18,7 +18,8 @@ ALL = (QUEUED, SAVING, ACTIVE, KILLED, DELETED, UPLOADING, IMPORTING, PENDING_DE
 
 # status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({SAVING, UPLOADING, ACTIVE, DELETED}),
+    # queued -> importing: a web-download import starts from an image without data.
+    QUEUED: frozenset({SAVING, UPLOADING, IMPORTING, ACTIVE, DELETED}),
     SAVING: frozenset({ACTIVE, KILLED, QUEUED, DELETED}),
     UPLOADING: frozenset({IMPORTING, QUEUED, DELETED}),
     IMPORTING: frozenset({ACTIVE, QUEUED, DELETED}),

@@ -9,11 +9,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from spyglass import image_data, images
-from spyglass.api import image_list, render
+from spyglass.api import image_list, imports, render
 from spyglass.api.common import JSONResponse, base_url, caller, json_body
-from spyglass.errors import Invalid, NotFound, UnsupportedMediaType
+from spyglass.blobs import BlobStore
+from spyglass.byte_ranges import ByteRange
+from spyglass.errors import NotFound, UnsupportedMediaType
 from spyglass.schemas import NAMES as SCHEMA_NAMES
 from spyglass.schemas import schema
 
@@ -44,12 +47,35 @@ VERSIONS = (
 
 
 class ImageFileResponse(FileResponse):
+    """The image file, or the one byte range chosen by spyglass.byte_ranges.
+
+    Starlette's FileResponse reads the request's Range header itself (and would answer a header it
+    cannot parse with its own 400, and several ranges as multipart); here it sees exactly the range
+    already decided, so both kinds of store answer ranges the same way.
+    """
+
     # 1 MiB chunks: four times the throughput of the 64 KiB default on uvicorn.
     chunk_size = 1024 * 1024
 
+    def __init__(self, path: str, part: ByteRange | None, headers: dict[str, str]) -> None:
+        super().__init__(
+            path,
+            headers=headers,
+            media_type="application/octet-stream",
+            content_disposition_type="inline",
+            filename=None,
+        )
+        self.part = part
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]
+        if self.part is not None:
+            headers.append((b"range", self.part.header_value().encode()))
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
 
 def _image_headers(request: Request) -> dict[str, str]:
-    return {"OpenStack-image-store-ids": request.app.state.store.name}
+    return {"OpenStack-image-store-ids": request.app.state.store.name, **imports.import_methods_header()}
 
 
 def _render(request: Request, record: Any) -> dict[str, Any]:
@@ -123,7 +149,9 @@ async def patch(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
-    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, request.path_params["image_id"])
+    image_id = request.path_params["image_id"]
+    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, image_id)
+    await imports.discard_staged(request, image_id)
     return Response(status_code=204)
 
 
@@ -157,30 +185,18 @@ async def reactivate(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _content_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise Invalid("Content-Length must be a non-negative integer.")
-    return int(raw)
-
-
 async def upload(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
-    media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-    if media_type != "application/octet-stream":
-        raise UnsupportedMediaType(f"Invalid content type {media_type}")
+    imports.require_octet_stream(request)
     await image_data.upload(
         state.db,
         state.store,
         ctx,
         request.path_params["image_id"],
         request.stream(),
-        content_length=_content_length(request),
-        size_cap=state.settings.image_size_cap,
-        algorithm=state.settings.hashing_algorithm,
+        content_length=imports.content_length(request),
+        settings=state.settings,
     )
     return Response(status_code=204)
 
@@ -189,26 +205,37 @@ async def download(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
     found = await run_in_threadpool(
-        image_data.prepare_download, state.db, state.store, ctx, request.path_params["image_id"]
+        image_data.prepare_download,
+        state.db,
+        state.store,
+        ctx,
+        request.path_params["image_id"],
+        request.headers.get("range"),
     )
     if found is None:
         return Response(status_code=204)
-    record = found.record
+    return _data_response(state.store, found)
+
+
+def _data_response(store: BlobStore, found: image_data.Download) -> Response:
+    """The file itself where the store is local (sendfile-sized chunks), else a stream of reads."""
+    part = found.part
     headers = {}
-    if record["checksum"] and "range" not in request.headers:
-        headers["Content-MD5"] = record["checksum"]
-    path = state.store.local_path(record["blob_key"])
+    if part is None and found.record["checksum"]:
+        headers["Content-MD5"] = found.record["checksum"]
+    path = store.local_path(found.key)
     if path is not None:
-        return ImageFileResponse(
-            path,
-            headers=headers,
-            media_type="application/octet-stream",
-            content_disposition_type="inline",
-            filename=None,
-        )
-    headers["Content-Length"] = str(found.size)
+        return ImageFileResponse(str(path), part, headers)
+    start, end = (0, found.size) if part is None else (part.start, part.end)
+    headers["Accept-Ranges"] = "bytes"
+    headers["Content-Length"] = str(end - start)
+    if part is not None:
+        headers["Content-Range"] = part.content_range(found.size)
     return StreamingResponse(
-        state.store.read(record["blob_key"]), headers=headers, media_type="application/octet-stream"
+        store.read(found.key, start, end),
+        status_code=200 if part is None else 206,
+        headers=headers,
+        media_type="application/octet-stream",
     )
 
 
@@ -218,19 +245,6 @@ async def get_schema(request: Request) -> Response:
     if name not in SCHEMA_NAMES:
         raise NotFound("The resource could not be found.")
     return JSONResponse(schema(name))
-
-
-async def info_import(request: Request) -> Response:
-    await caller(request)
-    return JSONResponse(
-        {
-            "import-methods": {
-                "description": "Import methods available.",
-                "type": "array",
-                "value": [],
-            }
-        }
-    )
 
 
 async def info_stores(request: Request) -> Response:
@@ -246,12 +260,14 @@ routes = [
     Route("/v2/images/{image_id}", delete, methods=["DELETE"]),
     Route("/v2/images/{image_id}/file", upload, methods=["PUT"]),
     Route("/v2/images/{image_id}/file", download, methods=["GET"]),
+    Route("/v2/images/{image_id}/stage", imports.stage, methods=["PUT"]),
+    Route("/v2/images/{image_id}/import", imports.import_image, methods=["POST"]),
     Route("/v2/images/{image_id}/tags/{tag}", add_tag, methods=["PUT"]),
     Route("/v2/images/{image_id}/tags/{tag}", delete_tag, methods=["DELETE"]),
     Route("/v2/images/{image_id}/actions/deactivate", deactivate, methods=["POST"]),
     Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
     Route("/v2/schemas/{name}", get_schema, methods=["GET"]),
-    Route("/v2/info/import", info_import, methods=["GET"]),
+    Route("/v2/info/import", imports.info_import, methods=["GET"]),
     Route("/v2/info/stores", info_stores, methods=["GET"]),
     Route("/v2", versions, methods=["GET"]),
     Route("/v2/", versions, methods=["GET"]),

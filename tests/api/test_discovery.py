@@ -92,8 +92,8 @@ def test_info_import(api: Callers) -> None:
     body = response.json()
     assert body["import-methods"]["description"] == "Import methods available."
     assert body["import-methods"]["type"] == "array"
-    # Spyglass offers no interoperable import: the list is honestly empty.
-    assert body["import-methods"]["value"] == []
+    # The methods Spyglass implements; not copy-image (there is one store).
+    assert body["import-methods"]["value"] == ["glance-direct", "web-download"]
 
 
 def test_info_stores(api: Callers) -> None:

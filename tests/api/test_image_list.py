@@ -14,6 +14,7 @@ from spyglass.db.engine import Database
 from spyglass.db.tables import images
 from tests.api.helpers import active, create, message
 from tests.conftest import Caller, Callers, World
+from tests.disk_images import iso, qcow2
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 
@@ -154,7 +155,7 @@ def test_filter_by_name_and_in(api: Callers) -> None:
 def test_filter_by_id_status_and_formats_with_in(api: Callers) -> None:
     raw = create(api.alice, disk_format="raw", container_format="bare")["id"]
     qcow = create(api.alice, disk_format="qcow2", container_format="ovf")["id"]
-    up = active(api.alice, disk_format="iso", container_format="bare")["id"]
+    up = active(api.alice, iso(), disk_format="iso", container_format="bare")["id"]
     assert ids(api.alice, id=raw) == [raw]
     assert set(ids(api.alice, id=f"in:{raw},{qcow},not-a-uuid")) == {raw, qcow}
     assert ids(api.alice, status="active") == [up]
@@ -345,7 +346,8 @@ def test_pages_walk_every_image_once_in_order(api: Callers, sort: str, limit: in
     names = ["b", None, "a", "b", None, "c", "a"]
     for i, name in enumerate(names):
         if i % 3 == 0:
-            active(api.alice, b"x" * (i % 2 + 1), name=name, disk_format="raw" if i % 2 else "qcow2")
+            data, disk_format = (b"xx", "raw") if i % 2 else (qcow2(1024), "qcow2")
+            active(api.alice, data, name=name, disk_format=disk_format)
         else:
             create(api.alice, name=name, disk_format=None if i % 2 else "iso")
     everything = ids(api.alice, f"?{sort}&limit=1000" if sort else "?limit=1000")

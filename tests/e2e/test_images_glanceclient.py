@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from glanceclient import exc
 
+from tests.disk_images import qcow2
 from tests.e2e.clients import glance
 from tests.e2e.conftest import Server
 
-DATA = os.urandom(5 * 1024 * 1024 + 99)
+# A real qcow2 (its declared disk_format is checked), with random clusters after its tables.
+DATA = qcow2(1024**3, os.urandom(5 * 1024 * 1024 + 99))
 
 
 @pytest.fixture(scope="module")
