@@ -81,8 +81,9 @@ def read_header(head: bytes) -> Header:
 
 
 def validate(header: Header) -> None:
-    for problem in _problems(header):
-        raise InspectionError(f"The qcow2 header is invalid: {problem}.")
+    problems = _problems(header)
+    if problems:
+        raise InspectionError(f"The qcow2 header is invalid: {'; '.join(problems)}.")
 
 
 def _problems(header: Header) -> list[str]:

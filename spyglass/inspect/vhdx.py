@@ -79,9 +79,8 @@ def parse(head: bytes) -> Parser:
     table = yield from read(REGION_TABLE_OFFSET, TABLE_SIZE, "VHDX region table")
     regions = read_regions(table)
     metadata = regions[METADATA_REGION]
-    items, has_parent_locator = read_items(
-        (yield from read(metadata.offset, TABLE_SIZE, "VHDX metadata table"))
-    )
+    metadata_table = yield from read(metadata.offset, TABLE_SIZE, "VHDX metadata table")
+    items, has_parent_locator = read_items(metadata_table)
     values = yield from read_values(metadata, items)
     size, has_parent = interpret(values)
     end = yield from until_end()

@@ -80,12 +80,10 @@ def parse_cowd(head: bytes) -> Parser:
 def read_header(data: bytes, where: str = "header") -> Header:
     if len(data) < _HEADER.size:
         raise InspectionError(f"The VMDK {where} is truncated.")
-    fields = _HEADER.unpack_from(data)
-    if fields[0] != SPARSE_MAGIC:
+    magic, *fields, _unclean_shutdown, _newline_checks, _compression = _HEADER.unpack_from(data)
+    if magic != SPARSE_MAGIC:
         raise InspectionError(f"The VMDK {where} has no KDMV signature.")
-    version, flags, capacity, grain, descriptor_offset, descriptor_size, gtes, _rgd, gd, overhead = fields[
-        1:11
-    ]
+    version, flags, capacity, grain, descriptor_offset, descriptor_size, gtes, _rgd, gd, overhead = fields
     return Header(version, flags, capacity, grain, descriptor_offset, descriptor_size, gtes, gd, overhead)
 
 
