@@ -1,24 +1,27 @@
-"""One contract every blob store passes: the filesystem store and the in-memory test double."""
+"""One contract every blob store passes: filesystem, the in-memory test double, and Swift and S3
+against a real Swift server (tests/blobs/conftest.py). The Swift store runs with tiny segments, so
+the larger blobs here are Static Large Objects."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from spyglass.blobs import BlobNotFound, BlobStore, FilesystemStore, MemoryStore
 
-StoreFactory = Callable[[Path], BlobStore]
+StoreFactory = Callable[[pytest.FixtureRequest], BlobStore]
 FACTORIES: dict[str, StoreFactory] = {
-    "filesystem": lambda tmp: FilesystemStore(tmp / "blobs"),
-    "memory": lambda tmp: MemoryStore(),
+    "filesystem": lambda request: FilesystemStore(request.getfixturevalue("tmp_path") / "blobs"),
+    "memory": lambda request: MemoryStore(),
+    "swift": lambda request: request.getfixturevalue("make_swift_store")(),
+    "s3": lambda request: request.getfixturevalue("make_s3_store")(),
 }
 
 
 @pytest.fixture(params=list(FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    return FACTORIES[request.param](tmp_path)
+def store(request: pytest.FixtureRequest) -> BlobStore:
+    return FACTORIES[request.param](request)
 
 
 def _put(store: BlobStore, key: str, chunks: list[bytes]) -> None:
@@ -71,3 +74,22 @@ def test_rewriting_a_key_replaces_the_blob(store: BlobStore) -> None:
     _put(store, "k", [b"old"])
     _put(store, "k", [b"new!"])
     assert b"".join(store.read("k")) == b"new!"
+
+
+def test_a_range_reaching_past_the_end_stops_at_the_end(store: BlobStore) -> None:
+    _put(store, "k", [b"0123456789"])
+    assert b"".join(store.read("k", 5, 100)) == b"56789"
+    assert b"".join(store.read("k", 10)) == b""
+    assert b"".join(store.read("k", 50, 60)) == b""
+
+
+def test_aborting_a_large_blob_midway_leaves_nothing(store: BlobStore) -> None:
+    # Large enough to be several Swift segments and two S3 parts before the abort.
+    chunk = bytes(range(256)) * 4096
+    writer = store.writer("big")
+    for _ in range(6):
+        writer.write(memoryview(chunk))
+    writer.abort()
+    assert list(store.iter_keys()) == []
+    with pytest.raises(BlobNotFound):
+        store.size("big")
