@@ -27,6 +27,7 @@ typecheck: venv
 
 # The whole suite on SQLite (the embedded default)...
 unit: venv
+	scripts/ensure-qemu-img.sh >/dev/null
 	$(VENV)/bin/pytest -q
 
 # ...and the API, identity and visibility tests again on a real PostgreSQL server.
