@@ -14,6 +14,7 @@ from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.identity.bootstrap import Credentials, bootstrap
+from spyglass.imports import staging_store
 from spyglass.maintenance import Recovery, recover
 from spyglass.settings import Settings, SettingsError, load_settings
 
@@ -25,7 +26,7 @@ def prepare(settings: Settings) -> Credentials:
     try:
         upgrade(db)
         creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
-        _report(recover(db, FilesystemStore(settings.blob_dir)))
+        _report(recover(db, FilesystemStore(settings.blob_dir), staging_store(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -33,10 +34,11 @@ def prepare(settings: Settings) -> Credentials:
 
 
 def _report(recovery: Recovery) -> None:
-    if recovery.requeued or recovery.orphans_removed:
+    if recovery.requeued or recovery.orphans_removed or recovery.staged_removed:
         print(
             f"Recovered from an interrupted run: {recovery.requeued} image(s) back to queued, "
-            f"{recovery.orphans_removed} unreferenced blob(s) removed"
+            f"{recovery.orphans_removed} unreferenced blob(s) and "
+            f"{recovery.staged_removed} staged file(s) removed"
         )
 
 
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, FilesystemStore(settings.blob_dir)))
+            _report(recover(database, FilesystemStore(settings.blob_dir), staging_store(settings)))
             return 0
         if args.action == "upgrade":
             upgrade(database)

@@ -1,19 +1,25 @@
-"""Start-up recovery after a crash: no image stays in `saving`, no blob is left without an image.
+"""Start-up recovery after a crash: no image stays in `saving`, `uploading` or `importing`, and no
+blob or staged data is left without an image.
 
-An upload that was cut off by a crash leaves its image in `saving` and a partial blob behind.
-`recover` puts such images back to `queued` (a retry then succeeds) and deletes blobs that no
-image refers to. It must run while no upload is in progress: `spyglass serve` runs it before it
-accepts requests, and `spyglass recover` runs it by hand (stop every API node first).
+An upload that was cut off by a crash leaves its image in `saving` and a partial blob behind; a
+stage leaves it in `uploading` with data in the staging area; an import (a background task of the
+server) leaves it in `importing`. `recover` puts all of them back to `queued` without data (a retry
+then succeeds; an interrupted import is recorded in `os_glance_failed_import`, as a failed one
+is), deletes blobs that no image refers to, and empties the staging area. A stage that was complete
+but not yet imported is lost too: the client stages again. It must run while no upload is in
+progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover` runs it by
+hand (stop every API node first).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
-from spyglass import states
+from spyglass import imports, states
 from spyglass.blobs import BlobStore
+from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
 from spyglass.timeutil import utcnow
@@ -23,19 +29,46 @@ from spyglass.timeutil import utcnow
 class Recovery:
     requeued: int
     orphans_removed: int
+    staged_removed: int = 0
 
 
-def recover(db: Database, store: BlobStore) -> Recovery:
+def recover(db: Database, store: BlobStore, staging: BlobStore | None = None) -> Recovery:
     with db.write() as conn:
         requeued = conn.execute(
             update(images)
             .where(images.c.status == states.SAVING)
             .values(status=states.QUEUED, updated_at=utcnow())
         ).rowcount
+        requeued += _requeue_imports(conn, store.name)
         referenced = set(
             conn.execute(select(images.c.blob_key).where(images.c.blob_key.is_not(None))).scalars()
         )
     orphans = [key for key in store.iter_keys() if key not in referenced]
     for key in orphans:
         store.delete(key)
-    return Recovery(requeued, len(orphans))
+    staged_removed = _empty(staging) if staging is not None else 0
+    return Recovery(requeued, len(orphans), staged_removed)
+
+
+def _empty(store: BlobStore) -> int:
+    keys = list(store.iter_keys())
+    for key in keys:
+        store.delete(key)
+    return len(keys)
+
+
+def _requeue_imports(conn: Connection, store_name: str) -> int:
+    """Staged and importing images back to `queued` without data; their imports recorded as failed."""
+    interrupted = (states.UPLOADING, states.IMPORTING)
+    ids = list(conn.execute(select(images.c.id).where(images.c.status.in_(interrupted))).scalars())
+    properties, _tags = q.load_extras(conn, ids)
+    for image_id in ids:
+        conn.execute(
+            update(images)
+            .where(images.c.id == image_id, images.c.status.in_(interrupted))
+            .values(status=states.QUEUED, updated_at=utcnow(), blob_key=None, **imports.NO_DATA)
+        )
+        before = properties.get(image_id, {})
+        if imports.LOCK in before:
+            q.replace_properties(conn, image_id, before, imports.ended(before, store_name, failed=True))
+    return len(ids)

@@ -1,6 +1,7 @@
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from spyglass.blobs import FilesystemStore
+from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
 from spyglass.maintenance import recover
@@ -43,3 +44,41 @@ def test_recover_requeues_interrupted_uploads_and_removes_orphans(db: Database, 
         statuses = dict(conn.execute(select(images.c.id, images.c.status)).all())
     assert statuses == {saving: "queued", active: "active"}
     assert recover(db, store).requeued == 0
+
+
+def test_recover_requeues_interrupted_stages_and_imports(db: Database, settings: Settings) -> None:
+    store = FilesystemStore(settings.blob_dir)
+    staging = FilesystemStore(settings.staging_dir)
+    staged, importing = "00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"
+    _image(db, staged, "uploading", None)
+    _image(db, importing, "importing", None)
+    with db.write() as conn:
+        conn.execute(update(images).values(size=4, checksum="c" * 32, os_hash_algo="sha512", virtual_size=4))
+        lock = {
+            "os_glance_import_task": "task",
+            "os_glance_importing_to_stores": "fs",
+            "os_glance_failed_import": "",
+        }
+        q.replace_properties(conn, importing, {}, {**lock, "os_distro": "debian"})
+    for key in (staged, f"{importing}.partial"):
+        (settings.staging_dir / key).write_bytes(b"data")
+    (settings.blob_dir / f"{importing}-0123.partial").write_bytes(b"da")
+
+    result = recover(db, store, staging)
+
+    assert (result.requeued, result.orphans_removed, result.staged_removed) == (2, 1, 2)
+    assert list(staging.iter_keys()) == list(store.iter_keys()) == []
+    with db.read() as conn:
+        rows = {r.id: r for r in conn.execute(select(images)).all()}
+        props, _ = q.load_extras(conn, [staged, importing])
+    for image_id in (staged, importing):
+        row = rows[image_id]
+        assert (row.status, row.size, row.checksum, row.os_hash_algo, row.virtual_size) == ("queued",) + (
+            None,
+        ) * 4
+    assert props[importing] == {
+        "os_distro": "debian",
+        "os_glance_importing_to_stores": "",
+        "os_glance_failed_import": "fs",
+    }
+    assert staged not in props
