@@ -7,6 +7,7 @@ straight mapping. Timestamps are naive UTC datetimes.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -140,6 +141,8 @@ images = Table(
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),
+    # Blobs are shared by copies and identical uploads: "who else uses this blob" is a lookup.
+    Index(None, "blob_key"),
 )
 
 image_properties = Table(
@@ -170,4 +173,100 @@ image_members = Table(
     # Listing "shared with me" starts from the member: without this index every non-admin
     # list reads the whole member table.
     Index(None, "member_id", "status"),
+)
+
+# ---- sharing safety: audit trail, usage, recycle bin, shared blobs, webhooks ---------------------
+
+# The audit trail. No foreign key: events outlive the image, so that an ex-member still reads its
+# own membership events and an owner the history of an image it deleted. `owner` is the image's
+# owner when the event happened; `member_id` the member project concerned, if any.
+image_events = Table(
+    "image_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image_id", String(36), nullable=False),
+    Column("owner", String(255), nullable=True),
+    Column("event_type", String(40), nullable=False),
+    Column("member_id", String(255), nullable=True),
+    Column("actor_user_id", String(64), nullable=True),
+    Column("actor_project_id", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index(None, "image_id", "id"),
+    Index(None, "member_id", "image_id"),
+)
+
+# Data downloads, aggregated per image and consumer project (one UPSERT per download).
+image_usage = Table(
+    "image_usage",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", String(255), primary_key=True),
+    Column("downloads", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("first_download_at", DateTime, nullable=False),
+    Column("last_download_at", DateTime, nullable=False),
+)
+
+# Images in `pending_delete`: the status to restore and when the purge may remove them.
+recycle_bin = Table(
+    "recycle_bin",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("previous_status", String(30), nullable=False),
+    Column("deleted_at", DateTime, nullable=False),
+    Column("purge_after", DateTime, nullable=False),
+    Column("deleted_by_user", String(64), nullable=True),
+    Column("deleted_by_project", String(64), nullable=True),
+    Index(None, "purge_after"),
+)
+
+# Stored blobs, reference-counted: copies and identical uploads share one blob, whose bytes are
+# deleted when the last image referring to it goes. `store` is the blob store's name (empty for
+# blobs recorded by the migration, which are never matched for deduplication).
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("blob_key", String(255), primary_key=True),
+    Column("store", String(64), nullable=False),
+    Column("refcount", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("checksum", String(32), nullable=True),
+    Column("os_hash_algo", String(64), nullable=True),
+    Column("os_hash_value", String(128), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "store", "os_hash_value"),
+)
+
+# URLs a project registered to receive its sharing events. The secret signs each delivery, so it
+# is kept as given (a hash could not sign); it is never shown again after creation.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(255), nullable=False),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "project_id"),
+)
+
+# The outbox: one row per event and webhook, written in the event's transaction, so nothing is
+# lost on a restart. Delivered rows are deleted; `dead` rows are the dead-letter record.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "status", "webhook_id", "id"),
 )
