@@ -16,6 +16,7 @@ from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.imports import staging_store
 from spyglass.maintenance import Recovery, recover
+from spyglass.recycle import purge_expired
 from spyglass.settings import Settings, SettingsError, load_settings
 
 
@@ -131,6 +132,13 @@ def _as_environment(settings: Settings) -> dict[str, str]:
         "hashing_algorithm",
         "limit_param_default",
         "api_limit_max",
+        "protect_consumers",
+        "impact_window_days",
+        "recycle_retention_days",
+        "purge_interval_seconds",
+        "webhook_max_attempts",
+        "webhook_retry_seconds",
+        "webhook_poll_seconds",
     )
     return {f"SPYGLASS_{k.upper()}": str(getattr(settings, k)) for k in keys}
 
@@ -154,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade", "check"])
     sub.add_parser("recover", help="after a crash: re-queue interrupted uploads, remove orphan blobs")
+    sub.add_parser("purge", help="remove the images whose recycle bin retention has ended")
     return parser
 
 
@@ -173,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "recover":
             _report(recover(database, FilesystemStore(settings.blob_dir), staging_store(settings)))
+            return 0
+        if args.command == "purge":
+            purged = purge_expired(database, FilesystemStore(settings.blob_dir))
+            print(f"purged {purged} image(s) from the recycle bin")
             return 0
         if args.action == "upgrade":
             upgrade(database)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import byte_ranges, ingest, states
+from spyglass import blob_refs, byte_ranges, ingest, states
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.byte_ranges import ByteRange
 from spyglass.context import RequestContext
@@ -76,6 +76,8 @@ async def upload(
         # The image was deleted (or its status changed) while the bytes were flowing.
         await run_in_threadpool(store.delete, key)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+    # Count the blob's references (copies share it), or swap it for an identical blob already stored.
+    await run_in_threadpool(blob_refs.adopt, db, store, image_id, key)
 
 
 @dataclass(frozen=True)

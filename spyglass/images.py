@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, update
+from sqlalchemy import Connection, update
 
-from spyglass import image_patch, states
+from spyglass import image_patch, recycle, safeguards, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -22,6 +22,7 @@ from spyglass.db.tables import images
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.image_patch import WRITABLE_COLUMNS
 from spyglass.policy import Action, Target, authorize
+from spyglass.safeguards import GLANCE, Safeguards
 from spyglass.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 from spyglass.visibility import can_show, list_branches, list_condition
@@ -58,6 +59,7 @@ def target_of(record: ImageRecord) -> Target:
         visibility=record["visibility"],
         member_status=record.member_status,
         owner_suspended=record.owner_suspended,
+        recycled=record["status"] == states.PENDING_DELETE,
     )
 
 
@@ -229,7 +231,9 @@ def _editable_document(record: ImageRecord) -> dict[str, Any]:
     return doc
 
 
-def update_image(db: Database, ctx: RequestContext, image_id: str, ops: Any, media_type: str) -> ImageRecord:
+def update_image(
+    db: Database, ctx: RequestContext, image_id: str, ops: Any, media_type: str, guard: Safeguards = GLANCE
+) -> ImageRecord:
     changes = image_patch.parse(ops, media_type)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
@@ -238,6 +242,8 @@ def update_image(db: Database, ctx: RequestContext, image_id: str, ops: Any, med
         columns, props, tags = _split(after)
         changed = {k: v for k, v in columns.items() if record[k] != v}
         _check_update_rules(ctx, record, changed)
+        if "visibility" in changed:
+            safeguards.visibility_changing(conn, ctx, record, changed["visibility"], guard)
         if changed or props != record.properties or sorted(tags) != sorted(record.tags):
             conn.execute(update(images).where(images.c.id == image_id).values(**changed, updated_at=utcnow()))
             q.replace_properties(conn, image_id, record.properties, props)
@@ -298,13 +304,14 @@ def set_status(conn: Connection, image_id: str, current: str, target: str, **val
     return result.rowcount == 1
 
 
-def deactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
+def deactivate_image(db: Database, ctx: RequestContext, image_id: str, guard: Safeguards = GLANCE) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DEACTIVATE, lock=True)
         if record["status"] == states.DEACTIVATED:
             return
         if record["status"] != states.ACTIVE:
             raise Forbidden(f"Not allowed to deactivate image in status '{record['status']}'")
+        safeguards.deactivating(conn, ctx, record, guard)
         if not set_status(conn, image_id, states.ACTIVE, states.DEACTIVATED):
             raise Conflict("The image status changed during the request; try again.")
 
@@ -316,17 +323,21 @@ def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
             return
         if record["status"] != states.DEACTIVATED:
             raise Forbidden(f"Not allowed to reactivate image in status '{record['status']}'")
+        safeguards.reactivating(conn, ctx, record)
         if not set_status(conn, image_id, states.DEACTIVATED, states.ACTIVE):
             raise Conflict("The image status changed during the request; try again.")
 
 
-def delete_image(db: Database, store: BlobStore, ctx: RequestContext, image_id: str) -> None:
+def delete_image(
+    db: Database, store: BlobStore, ctx: RequestContext, image_id: str, guard: Safeguards = GLANCE
+) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DELETE_IMAGE, lock=True)
         if record["protected"]:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-        conn.execute(delete(images).where(images.c.id == image_id))
+        # Into the recycle bin, or removed; the bytes go only when no copy still refers to them.
+        unreferenced = recycle.dispose(conn, ctx, record, guard)
     # The row is gone before the bytes: a failure here leaves an orphan blob (swept at start-up),
     # never an image pointing at missing data.
-    if record["blob_key"]:
-        store.delete(record["blob_key"])
+    if unreferenced:
+        store.delete(unreferenced)

@@ -31,7 +31,7 @@ import anyio
 from sqlalchemy import Connection, update
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import ingest, states, web_download
+from spyglass import blob_refs, ingest, states, web_download
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -236,6 +236,9 @@ async def _run(
     if not finished:
         # The image was deleted, or its import taken over, while the data was on its way.
         await run_in_threadpool(store.delete, key)
+    if finished:
+        # Count the blob's references (copies share it), or swap it for an identical blob already stored.
+        await run_in_threadpool(blob_refs.adopt, db, store, job.image_id, key)
 
 
 async def _bring_data(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
-from spyglass import imports, states
+from spyglass import blob_refs, imports, states
 from spyglass.blobs import BlobStore
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
@@ -43,6 +43,8 @@ def recover(db: Database, store: BlobStore, staging: BlobStore | None = None) ->
         referenced = set(
             conn.execute(select(images.c.blob_key).where(images.c.blob_key.is_not(None))).scalars()
         )
+        # Shared blobs: realign reference counts with the images that refer to them.
+        blob_refs.reconcile(conn)
     orphans = [key for key in store.iter_keys() if key not in referenced]
     for key in orphans:
         store.delete(key)

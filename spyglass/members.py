@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from spyglass import safeguards
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.image_queries import ImageRecord
@@ -18,6 +19,7 @@ from spyglass.db.tables import image_members, images, projects
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.images import load_authorized, target_of
 from spyglass.policy import Action, Target, authorize
+from spyglass.safeguards import GLANCE, Safeguards
 from spyglass.timeutil import utcnow
 from spyglass.visibility import MEMBER_STATUSES
 
@@ -83,6 +85,7 @@ def add_member(
             "updated_at": now,
         }
         conn.execute(insert(image_members).values(**row))
+        safeguards.member_added(conn, ctx, record, member_id)
         return row
 
 
@@ -107,8 +110,8 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[
 
 def _visible_member(
     conn: Connection, ctx: RequestContext, image_id: str, member_id: str, action: Action
-) -> tuple[Target, dict[str, Any]]:
-    """The image's target and the member row, if the caller may see that row (404 otherwise)."""
+) -> tuple[ImageRecord, dict[str, Any]]:
+    """The image and the member row, if the caller may see that row (404 otherwise)."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
     everyone = _sees_all_members(ctx, record["owner"])
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
@@ -118,7 +121,7 @@ def _visible_member(
         raise _not_found(image_id, member_id)
     target = target_of(record)
     authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=image_id)
-    return target, row
+    return record, row
 
 
 def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> dict[str, Any]:
@@ -130,10 +133,11 @@ def update_member(
     db: Database, ctx: RequestContext, image_id: str, member_id: str, body: Any
 ) -> dict[str, Any]:
     with db.write() as conn:
-        _, row = _visible_member(conn, ctx, image_id, member_id, Action.MODIFY_MEMBER)
+        record, row = _visible_member(conn, ctx, image_id, member_id, Action.MODIFY_MEMBER)
         status = body.get("status") if isinstance(body, dict) else None
         if status not in MEMBER_STATUSES:
             raise Invalid(STATUS_MESSAGE)
+        safeguards.member_status_changing(conn, ctx, record, row, status)
         now = utcnow()
         conn.execute(
             update(image_members)
@@ -143,9 +147,12 @@ def update_member(
         return {**row, "status": status, "updated_at": now}
 
 
-def delete_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> None:
+def delete_member(
+    db: Database, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
+) -> None:
     with db.write() as conn:
-        _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+        record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+        safeguards.member_removing(conn, ctx, record, row, guard)
         conn.execute(
             delete(image_members).where(
                 image_members.c.image_id == image_id, image_members.c.member_id == member_id

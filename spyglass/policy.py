@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spyglass.context import RequestContext
-from spyglass.errors import Forbidden, NotFound
+from spyglass.errors import Conflict, Forbidden, NotFound
 from spyglass.visibility import can_show
 
 
@@ -33,6 +33,17 @@ class Action(enum.StrEnum):
     GET_MEMBERS = "get_members"
     MODIFY_MEMBER = "modify_member"
     DELETE_MEMBER = "delete_member"
+    # Sharing safety extensions (issue 7).
+    GET_IMAGE_EVENTS = "get_image_events"
+    GET_MEMBERSHIP_EVENTS = "get_membership_events"
+    GET_USAGE = "get_usage"
+    GET_ALL_USAGE = "get_all_usage"
+    RESTORE_IMAGE = "restore_image"
+    COPY_IMAGE = "copy_image"
+    GET_INVITATIONS = "get_invitations"
+    GET_RECYCLE_BIN = "get_recycle_bin"
+    GET_WEBHOOKS = "get_webhooks"
+    MANAGE_WEBHOOKS = "manage_webhooks"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class Target:
     member_status: str | None = None
     member_id: str | None = None
     owner_suspended: bool = False
+    # The image is in the recycle bin (status pending_delete).
+    recycled: bool = False
 
 
 Rule = Callable[[RequestContext, Target], bool]
@@ -64,6 +77,10 @@ def _admin(ctx: RequestContext, _t: Target) -> bool:
 
 def _owner_writer(ctx: RequestContext, t: Target) -> bool:
     return ctx.is_admin or (ctx.can_write and t.owner is not None and t.owner == ctx.project_id)
+
+
+def _owner_reader(ctx: RequestContext, t: Target) -> bool:
+    return ctx.is_admin or (ctx.can_read and t.owner is not None and t.owner == ctx.project_id)
 
 
 def _the_member(ctx: RequestContext, t: Target) -> bool:
@@ -87,19 +104,66 @@ RULES: dict[Action, Rule] = {
     Action.DELETE_MEMBER: _owner_writer,
     Action.PUBLICIZE_IMAGE: _admin,
     Action.MODIFY_MEMBER: _the_member,
+    Action.GET_IMAGE_EVENTS: _owner_reader,
+    Action.GET_MEMBERSHIP_EVENTS: _reader,
+    Action.GET_USAGE: _reader,
+    Action.GET_ALL_USAGE: _owner_reader,
+    Action.RESTORE_IMAGE: _owner_writer,
+    Action.COPY_IMAGE: _writer,
+    Action.GET_INVITATIONS: _reader,
+    Action.GET_RECYCLE_BIN: _reader,
+    Action.GET_WEBHOOKS: _reader,
+    Action.MANAGE_WEBHOOKS: _writer,
 }
 
 # Actions that need no image: only the role rule applies.
-UNTARGETED = frozenset({Action.ADD_IMAGE, Action.GET_IMAGES})
+UNTARGETED = frozenset(
+    {
+        Action.ADD_IMAGE,
+        Action.GET_IMAGES,
+        Action.GET_INVITATIONS,
+        Action.GET_RECYCLE_BIN,
+        Action.GET_WEBHOOKS,
+        Action.MANAGE_WEBHOOKS,
+    }
+)
+# A project reads the events of its own membership even after the membership ended, when the image
+# itself is 404 to it: the visibility rule does not gate this action (spyglass.audit scopes the rows).
+UNGATED = frozenset({Action.GET_MEMBERSHIP_EVENTS})
+# What may still be done to an image in the recycle bin; anything else is a conflict until restored.
+WHILE_RECYCLED = frozenset(
+    {
+        Action.GET_IMAGE,
+        Action.GET_MEMBERS,
+        Action.GET_MEMBER,
+        Action.DOWNLOAD_IMAGE,
+        Action.DELETE_IMAGE,
+        Action.RESTORE_IMAGE,
+        Action.GET_IMAGE_EVENTS,
+        Action.GET_MEMBERSHIP_EVENTS,
+        Action.GET_USAGE,
+        Action.GET_ALL_USAGE,
+    }
+)
 
 
 def authorize(
     ctx: RequestContext, action: Action, target: Target | None = None, *, image_id: str = ""
 ) -> None:
-    visible = target is None or can_show(
-        ctx, target.visibility, target.owner, target.member_status, target.owner_suspended
-    )
-    if action not in UNTARGETED and not visible:
+    if action not in UNTARGETED | UNGATED and not _visible(ctx, target):
         raise NotFound(f"No image found with ID {image_id}")
     if not RULES[action](ctx, target or Target()):
         raise Forbidden(f"You are not authorized to complete {action.value} action.")
+    if target is not None and target.recycled and action not in WHILE_RECYCLED:
+        raise Conflict(f"Image {image_id} is in the recycle bin (pending_delete); restore it first.")
+
+
+def permits(ctx: RequestContext, action: Action, target: Target) -> bool:
+    """Would `authorize` let this caller perform the action on this image? (No exception.)"""
+    return (action in UNGATED or _visible(ctx, target)) and RULES[action](ctx, target)
+
+
+def _visible(ctx: RequestContext, target: Target | None) -> bool:
+    return target is None or can_show(
+        ctx, target.visibility, target.owner, target.member_status, target.owner_suspended, target.recycled
+    )

@@ -53,6 +53,18 @@ class Settings:
     web_download_timeout_seconds: int = 3600
     workers: int = 1
     log_level: str = "info"
+    # Sharing safety (README "Making sharing safe"); the defaults keep Glance's behaviour.
+    # Refuse to cut off recent consumers of images whose owner did not set spyglass_protect_consumers.
+    protect_consumers: bool = False
+    impact_window_days: int = 30
+    # Days a deleted image stays restorable in pending_delete; 0 deletes at once, as Glance does.
+    recycle_retention_days: int = 0
+    purge_interval_seconds: int = 3600
+    # Webhook deliveries: attempts before a dead letter, first retry delay (doubling), outbox polling
+    # (0 turns the delivery worker off).
+    webhook_max_attempts: int = 8
+    webhook_retry_seconds: int = 5
+    webhook_poll_seconds: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +99,7 @@ class Settings:
             raise SettingsError("image_member_quota must not be negative")
         if self.hashing_algorithm not in ("sha256", "sha384", "sha512"):
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
+        self._validate_sharing_safety()
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         if self.web_download_timeout_seconds < 1:
@@ -97,6 +110,16 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_sharing_safety(self) -> None:
+        for name in ("impact_window_days", "recycle_retention_days", "webhook_retry_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+        for name in ("purge_interval_seconds", "webhook_max_attempts"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        if self.webhook_poll_seconds < 0:
+            raise SettingsError("webhook_poll_seconds must not be negative")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}

@@ -19,14 +19,15 @@ ALL = (QUEUED, SAVING, ACTIVE, KILLED, DELETED, UPLOADING, IMPORTING, PENDING_DE
 # status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
     # queued -> importing: a web-download import starts from an image without data.
-    QUEUED: frozenset({SAVING, UPLOADING, IMPORTING, ACTIVE, DELETED}),
-    SAVING: frozenset({ACTIVE, KILLED, QUEUED, DELETED}),
-    UPLOADING: frozenset({IMPORTING, QUEUED, DELETED}),
-    IMPORTING: frozenset({ACTIVE, QUEUED, DELETED}),
+    QUEUED: frozenset({SAVING, UPLOADING, IMPORTING, ACTIVE, PENDING_DELETE, DELETED}),
+    SAVING: frozenset({ACTIVE, KILLED, QUEUED, PENDING_DELETE, DELETED}),
+    UPLOADING: frozenset({IMPORTING, QUEUED, PENDING_DELETE, DELETED}),
+    IMPORTING: frozenset({ACTIVE, QUEUED, PENDING_DELETE, DELETED}),
     ACTIVE: frozenset({PENDING_DELETE, DEACTIVATED, DELETED}),
-    KILLED: frozenset({DELETED}),
-    PENDING_DELETE: frozenset({ACTIVE, DELETED}),
-    DEACTIVATED: frozenset({ACTIVE, DELETED}),
+    KILLED: frozenset({PENDING_DELETE, DELETED}),
+    # Restore (spyglass.recycle) returns an image to the status it had when it was deleted.
+    PENDING_DELETE: frozenset({QUEUED, ACTIVE, KILLED, DEACTIVATED, DELETED}),
+    DEACTIVATED: frozenset({ACTIVE, PENDING_DELETE, DELETED}),
     DELETED: frozenset(),
 }
 

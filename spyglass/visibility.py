@@ -30,11 +30,16 @@ def can_show(
     owner: str | None,
     member_status: str | None,
     owner_suspended: bool = False,
+    recycled: bool = False,
 ) -> bool:
-    """May the caller show and download this image? A member in any status may."""
+    """May the caller show and download this image? A member in any status may.
+
+    An image in the recycle bin (pending_delete) is seen by its owner and admins only; the image
+    list leaves it out for everyone.
+    """
     if ctx.is_admin or (owner is not None and owner == ctx.project_id):
         return True
-    if owner_suspended:
+    if owner_suspended or recycled:
         return False
     return visibility in ("public", "community") or (visibility == "shared" and member_status is not None)
 

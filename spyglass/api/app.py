@@ -14,9 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spyglass import members
+from spyglass import background, events, members, webhooks
+from spyglass.api import extensions as extension_api
 from spyglass.api import images as image_api
 from spyglass.api import members as member_api
+from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.db.engine import Database
@@ -63,6 +65,9 @@ async def _refresh_statistics(db: Database) -> None:
 def _connect_project_lifecycle() -> None:
     """The image side reacts when the identity side deletes or disables a project."""
     for hooks, handler in (
+        # The sharing-safety hooks first: they read the member rows that members' hook removes.
+        (identity_directory.project_deleted_hooks, webhooks.on_project_deleted),
+        (identity_directory.project_deleted_hooks, events.on_project_deleted),
         (identity_directory.project_deleted_hooks, members.on_project_deleted),
         (identity_directory.project_disabled_hooks, members.on_project_disabled),
     ):
@@ -91,12 +96,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         refresher = asyncio.create_task(_refresh_statistics(database))
+        # Recycle bin purge and webhook deliveries (sharing safety).
+        workers = background.start(database, blob_store, settings)
         yield
         refresher.cancel()
+        for worker in workers:
+            worker.cancel()
         if db is None:
             database.dispose()
 
-    image_routes = [*image_api.routes, *member_api.routes]
+    image_routes = [*image_api.routes, *member_api.routes, *extension_api.routes, *webhook_api.routes]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
         # start their version discovery there.

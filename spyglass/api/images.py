@@ -11,9 +11,10 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from spyglass import image_data, images
+from spyglass import image_data, images, usage
 from spyglass.api import image_list, imports, render
 from spyglass.api.common import JSONResponse, base_url, caller, json_body
+from spyglass.api.extensions import safeguards
 from spyglass.blobs import BlobStore
 from spyglass.byte_ranges import ByteRange
 from spyglass.errors import NotFound, UnsupportedMediaType
@@ -141,7 +142,7 @@ async def patch(request: Request) -> Response:
     ops = await json_body(request)
     image_id = request.path_params["image_id"]
     record = await run_in_threadpool(
-        images.update_image, request.app.state.db, ctx, image_id, ops, media_type
+        images.update_image, request.app.state.db, ctx, image_id, ops, media_type, safeguards(request)
     )
     return JSONResponse(_render(request, record))
 
@@ -150,7 +151,7 @@ async def delete(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
     image_id = request.path_params["image_id"]
-    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, image_id)
+    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, image_id, safeguards(request))
     await imports.discard_staged(request, image_id)
     return Response(status_code=204)
 
@@ -172,7 +173,11 @@ async def delete_tag(request: Request) -> Response:
 async def deactivate(request: Request) -> Response:
     ctx = await caller(request)
     await run_in_threadpool(
-        images.deactivate_image, request.app.state.db, ctx, request.path_params["image_id"]
+        images.deactivate_image,
+        request.app.state.db,
+        ctx,
+        request.path_params["image_id"],
+        safeguards(request),
     )
     return Response(status_code=204)
 
@@ -214,7 +219,9 @@ async def download(request: Request) -> Response:
     )
     if found is None:
         return Response(status_code=204)
-    return _data_response(state.store, found)
+    response = _data_response(state.store, found)
+    await usage.record_download(state.db, ctx, found)
+    return response
 
 
 def _data_response(store: BlobStore, found: image_data.Download) -> Response:

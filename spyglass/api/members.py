@@ -10,6 +10,7 @@ from starlette.routing import Route
 from spyglass import members
 from spyglass.api import render
 from spyglass.api.common import JSONResponse, caller, json_body
+from spyglass.api.extensions import safeguards
 
 
 async def create(request: Request) -> Response:
@@ -59,7 +60,9 @@ async def update(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     ctx = await caller(request)
     p = request.path_params
-    await run_in_threadpool(members.delete_member, request.app.state.db, ctx, p["image_id"], p["member_id"])
+    await run_in_threadpool(
+        members.delete_member, request.app.state.db, ctx, p["image_id"], p["member_id"], safeguards(request)
+    )
     return Response(status_code=204)
 
 

@@ -178,4 +178,8 @@ def test_parallel_writers_never_fail(server: Server) -> None:
     assert set(sent) <= {i["id"] for i in images}
     on_disk = {p.name for p in (server.data_dir / "images").iterdir()}
     assert not any(name.endswith(".partial") for name in on_disk)
-    assert len(on_disk) == sum(1 for i in images if i["status"] in ("active", "deactivated"))
+    # Identical uploads (the empty ones, say) share one blob (spyglass.blob_refs).
+    contents = {
+        (i["checksum"], i["os_hash_value"]) for i in images if i["status"] in ("active", "deactivated")
+    }
+    assert len(on_disk) == len(contents)

@@ -1,0 +1,116 @@
+"""Images API extensions for safe sharing (README "Making sharing safe", docs/openapi.yaml).
+
+New endpoints in Glance's style; the Glance endpoints' answers are unchanged. Webhook endpoints
+are in spyglass.api.webhooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass import audit, copies, invitations, recycle_bin, usage
+from spyglass.api import render
+from spyglass.api.common import JSONResponse, base_url, caller
+from spyglass.errors import Invalid
+from spyglass.safeguards import OVERRIDE_HEADER, Safeguards, is_true
+
+
+def safeguards(request: Request) -> Safeguards:
+    """The deployment's sharing-safety settings with this request's override header."""
+    override = is_true(request.headers.get(OVERRIDE_HEADER))
+    return Safeguards.from_settings(request.app.state.settings, override=override)
+
+
+def _image(request: Request, record: Any) -> dict[str, Any]:
+    return render.image(record, request.app.state.store.name)
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise Invalid(f"{name} must be a non-negative integer.")
+    return int(raw)
+
+
+async def _optional_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    if len(raw) > 64 * 1024:
+        raise Invalid("The request body is too large.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"Malformed JSON in request body: {exc}") from exc
+
+
+async def events(request: Request) -> Response:
+    ctx = await caller(request)
+    marker = _int_param(request, "marker", None)
+    limit = _int_param(request, "limit", audit.DEFAULT_LIMIT) or 0
+    image_id = request.path_params["image_id"]
+    rows = await run_in_threadpool(
+        audit.list_events, request.app.state.db, ctx, image_id, marker=marker, limit=limit
+    )
+    body: dict[str, Any] = {"events": rows}
+    if len(rows) == limit:
+        body["next"] = f"/v2/images/{image_id}/events?limit={limit}&marker={rows[-1]['id']}"
+    return JSONResponse(body)
+
+
+async def image_usage(request: Request) -> Response:
+    ctx = await caller(request)
+    rows = await run_in_threadpool(
+        usage.list_usage, request.app.state.db, ctx, request.path_params["image_id"]
+    )
+    return JSONResponse({"usage": rows})
+
+
+async def copy(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await _optional_json(request)
+    state = request.app.state
+    record = await run_in_threadpool(
+        copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.store.name
+    )
+    headers = {"Location": f"{base_url(request)}/v2/images/{record.id}"}
+    return JSONResponse(_image(request, record), status_code=201, headers=headers)
+
+
+async def restore(request: Request) -> Response:
+    ctx = await caller(request)
+    record = await run_in_threadpool(
+        recycle_bin.restore_image, request.app.state.db, ctx, request.path_params["image_id"]
+    )
+    return JSONResponse(_image(request, record))
+
+
+async def invitations_index(request: Request) -> Response:
+    ctx = await caller(request)
+    status = request.query_params.get("status", "pending")
+    rows = await run_in_threadpool(invitations.list_invitations, request.app.state.db, ctx, status)
+    return JSONResponse({"invitations": rows})
+
+
+async def bin_index(request: Request) -> Response:
+    ctx = await caller(request)
+    rows = await run_in_threadpool(recycle_bin.list_bin, request.app.state.db, ctx)
+    return JSONResponse({"images": rows})
+
+
+routes = [
+    Route("/v2/images/{image_id}/events", events, methods=["GET"]),
+    Route("/v2/images/{image_id}/usage", image_usage, methods=["GET"]),
+    Route("/v2/images/{image_id}/actions/copy", copy, methods=["POST"]),
+    Route("/v2/images/{image_id}/actions/restore", restore, methods=["POST"]),
+    Route("/v2/shared-images/invitations", invitations_index, methods=["GET"]),
+    Route("/v2/recycle-bin", bin_index, methods=["GET"]),
+]

@@ -1,0 +1,48 @@
+"""Handlers of the webhook registration endpoints (spyglass.webhooks): /v2/webhooks."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass import webhooks
+from spyglass.api.common import JSONResponse, caller, json_body
+
+
+async def create(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await json_body(request)
+    row = await run_in_threadpool(webhooks.create_webhook, request.app.state.db, ctx, body)
+    return JSONResponse(row, status_code=201)
+
+
+async def index(request: Request) -> Response:
+    ctx = await caller(request)
+    rows = await run_in_threadpool(webhooks.list_webhooks, request.app.state.db, ctx)
+    return JSONResponse({"webhooks": rows})
+
+
+async def delete(request: Request) -> Response:
+    ctx = await caller(request)
+    await run_in_threadpool(
+        webhooks.delete_webhook, request.app.state.db, ctx, request.path_params["webhook_id"]
+    )
+    return Response(status_code=204)
+
+
+async def deliveries(request: Request) -> Response:
+    ctx = await caller(request)
+    rows = await run_in_threadpool(
+        webhooks.list_deliveries, request.app.state.db, ctx, request.path_params["webhook_id"]
+    )
+    return JSONResponse({"deliveries": rows})
+
+
+routes = [
+    Route("/v2/webhooks", index, methods=["GET"]),
+    Route("/v2/webhooks", create, methods=["POST"]),
+    Route("/v2/webhooks/{webhook_id}", delete, methods=["DELETE"]),
+    Route("/v2/webhooks/{webhook_id}/deliveries", deliveries, methods=["GET"]),
+]

@@ -1,0 +1,34 @@
+"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule
+and delivering the webhook outbox. spyglass.api.app starts both in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.concurrency import run_in_threadpool
+
+from spyglass import recycle, webhook_worker
+from spyglass.blobs import BlobStore
+from spyglass.db.engine import Database
+from spyglass.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def start(db: Database, store: BlobStore, settings: Settings) -> list[asyncio.Task[None]]:
+    """Start the background tasks; the caller cancels them at shutdown."""
+    tasks = [asyncio.create_task(_purge_on_schedule(db, store, settings.purge_interval_seconds))]
+    if settings.webhook_poll_seconds > 0:
+        tasks.append(asyncio.create_task(webhook_worker.run(db, settings)))
+    return tasks
+
+
+async def _purge_on_schedule(db: Database, store: BlobStore, interval: int) -> None:
+    while True:
+        try:
+            await run_in_threadpool(recycle.purge_expired, db, store)
+        except Exception:
+            # One failed round (the database restarting) must not end the schedule.
+            log.exception("recycle bin purge failed")
+        await asyncio.sleep(interval)

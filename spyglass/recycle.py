@@ -1,0 +1,133 @@
+"""Deleting an image: into the recycle bin when a retention is configured, for good otherwise.
+
+With `recycle_retention_days` > 0, DELETE moves the image to `pending_delete` and records in
+`recycle_bin` the status it had and when it may be purged. Its data, members (with their
+statuses), properties, tags and usage stay; only its owner and admins see it (spyglass.visibility)
+until it is restored (spyglass.recycle_bin) or purged. Deleting an image already in the bin
+purges it at once. With retention 0 (the default) DELETE removes the image, as Glance does.
+
+Removing an image releases its blob reference (spyglass.blob_refs): the caller deletes the bytes
+after commit only when no other image (a copy, an identical upload) still refers to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from spyglass import blob_refs, events, states
+from spyglass.blobs import BlobStore
+from spyglass.context import RequestContext
+from spyglass.db import image_queries as q
+from spyglass.db.engine import Database
+from spyglass.db.image_queries import ImageRecord
+from spyglass.db.tables import images, recycle_bin
+from spyglass.errors import Conflict
+from spyglass.safeguards import Safeguards, check_impact
+from spyglass.timeutil import isotime, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: Safeguards) -> str | None:
+    """Delete an image the caller may delete (authorized, not protected), in its transaction.
+
+    Returns the blob key whose bytes the caller deletes after commit, or None.
+    """
+    if record["status"] == states.PENDING_DELETE:
+        return purge(conn, ctx, record)
+    check_impact(conn, record, guard, "delete")
+    if guard.recycle_retention_days > 0:
+        _into_bin(conn, ctx, record, guard.recycle_retention_days)
+        return None
+    events.record(
+        conn,
+        ctx,
+        record.id,
+        record["owner"],
+        events.IMAGE_DELETED,
+        before={"status": record["status"]},
+        after={"status": states.DELETED},
+    )
+    return _remove(conn, record)
+
+
+def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> str | None:
+    """Remove an image from the recycle bin for good (ctx None: the scheduled purge)."""
+    events.record(
+        conn,
+        ctx,
+        record.id,
+        record["owner"],
+        events.IMAGE_PURGED,
+        before={"status": states.PENDING_DELETE},
+        after={"status": states.DELETED},
+    )
+    return _remove(conn, record)
+
+
+def _remove(conn: Connection, record: ImageRecord) -> str | None:
+    conn.execute(delete(images).where(images.c.id == record.id))
+    return blob_refs.release(conn, record["blob_key"])
+
+
+def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: int) -> None:
+    current = record["status"]
+    states.check_transition(current, states.PENDING_DELETE)
+    now = utcnow()
+    moved = conn.execute(
+        update(images)
+        .where(images.c.id == record.id, images.c.status == current)
+        .values(status=states.PENDING_DELETE, updated_at=now)
+    )
+    if moved.rowcount != 1:
+        raise Conflict("The image status changed during the request; try again.")
+    purge_after = now + timedelta(days=days)
+    conn.execute(
+        insert(recycle_bin).values(
+            image_id=record.id,
+            previous_status=current,
+            deleted_at=now,
+            purge_after=purge_after,
+            deleted_by_user=ctx.user_id,
+            deleted_by_project=ctx.project_id,
+        )
+    )
+    events.record(
+        conn,
+        ctx,
+        record.id,
+        record["owner"],
+        events.IMAGE_DELETED,
+        before={"status": current},
+        after={"status": states.PENDING_DELETE, "purge_after": isotime(purge_after)},
+    )
+
+
+def purge_expired(db: Database, store: BlobStore, now: datetime | None = None) -> int:
+    """Purge every image whose retention ended; the number purged. Safe to run concurrently."""
+    now = now or utcnow()
+    with db.read() as conn:
+        due = conn.execute(select(recycle_bin.c.image_id).where(recycle_bin.c.purge_after <= now))
+        image_ids = list(due.scalars())
+    purged = 0
+    for image_id in image_ids:
+        with db.write() as conn:
+            done, key = _purge_if_due(conn, image_id, now)
+        purged += done
+        if key:
+            store.delete(key)
+    if purged:
+        log.info("purged %d image(s) from the recycle bin", purged)
+    return purged
+
+
+def _purge_if_due(conn: Connection, image_id: str, now: datetime) -> tuple[bool, str | None]:
+    """Checked again under the lock: restored (and maybe deleted again) since the list was read?"""
+    record = q.fetch_image(conn, image_id, None, lock=True)
+    due = conn.execute(select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)).scalar()
+    if record is None or record["status"] != states.PENDING_DELETE or due is None or due > now:
+        return False, None
+    return True, purge(conn, None, record)

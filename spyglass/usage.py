@@ -1,0 +1,86 @@
+"""Usage tracking: who downloads an image, aggregated per image and consumer project.
+
+Each download adds one to the project's count and its bytes and moves its last time, with one
+UPSERT (INSERT ... ON CONFLICT DO UPDATE) issued when the download response has been prepared,
+never while the bytes stream. A range request counts the bytes of its range. Recording is best
+effort: a download never fails because its accounting could not be written (it is logged).
+
+`GET /v2/images/{id}/usage`: the owner project and admins read every consumer's row, another
+project that can see the image reads its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from spyglass.context import RequestContext
+from spyglass.db import upsert
+from spyglass.db.engine import Database
+from spyglass.db.tables import image_usage
+from spyglass.image_data import Download
+from spyglass.images import load_authorized, target_of
+from spyglass.policy import Action, permits
+from spyglass.timeutil import isotime, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
+    """Count one download of `nbytes` by the project."""
+    now = utcnow()
+    try:
+        with db.write() as conn:
+            stmt = upsert.insert(conn, image_usage).values(
+                image_id=image_id,
+                project_id=project_id,
+                downloads=1,
+                bytes=nbytes,
+                first_download_at=now,
+                last_download_at=now,
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[image_usage.c.image_id, image_usage.c.project_id],
+                    set_={
+                        "downloads": image_usage.c.downloads + 1,
+                        "bytes": image_usage.c.bytes + stmt.excluded.bytes,
+                        "last_download_at": stmt.excluded.last_download_at,
+                    },
+                )
+            )
+    except SQLAlchemyError:
+        # Deleted a moment ago (foreign key), or the database is unavailable: the bytes still go.
+        log.warning("could not record a download of image %s by %s", image_id, project_id, exc_info=True)
+
+
+async def record_download(db: Database, ctx: RequestContext, found: Download) -> None:
+    """The download handler's call, once its response is prepared: the whole data, or the range."""
+    if ctx.project_id:
+        part = found.part
+        nbytes = found.size if part is None else part.end - part.start
+        await run_in_threadpool(record, db, ctx.project_id, found.record.id, nbytes)
+
+
+def list_usage(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        record_ = load_authorized(conn, ctx, image_id, Action.GET_USAGE)
+        stmt = select(image_usage).where(image_usage.c.image_id == image_id)
+        if not permits(ctx, Action.GET_ALL_USAGE, target_of(record_)):
+            stmt = stmt.where(image_usage.c.project_id == (ctx.project_id or ""))
+        rows = conn.execute(stmt.order_by(image_usage.c.last_download_at.desc(), image_usage.c.project_id))
+        return [_document(r) for r in rows.mappings()]
+
+
+def _document(row: Any) -> dict[str, Any]:
+    return {
+        "project_id": row["project_id"],
+        "downloads": row["downloads"],
+        "bytes": row["bytes"],
+        "first_download_at": isotime(row["first_download_at"]),
+        "last_download_at": isotime(row["last_download_at"]),
+    }

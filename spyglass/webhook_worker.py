@@ -1,0 +1,142 @@
+"""Delivers the webhook outbox: signed JSON POSTs, in order per webhook, retried with backoff.
+
+Each webhook's deliveries go out oldest first, one at a time: only the head of its queue is
+attempted. A failed head (no 2xx answer within the timeout) is retried after
+`webhook_retry_seconds * 2**(attempts - 1)` (at most an hour); after `webhook_max_attempts`
+failures it becomes a dead letter (status `dead`, kept with its last error, listed by
+`GET /v2/webhooks/{id}/deliveries`) and the next delivery goes. A delivered row is deleted.
+
+An attempt first claims its row by moving the next attempt time forward (compare-and-set), so that
+several server processes never send the same delivery at once; a process that dies mid-attempt
+leaves a claim that expires after LEASE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.client import HTTPException
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from starlette.concurrency import run_in_threadpool
+
+from spyglass.db.engine import Database
+from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.settings import Settings
+from spyglass.timeutil import utcnow
+from spyglass.webhooks import DEAD, PENDING, sign
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+TIMEOUT_SECONDS = 10
+MAX_DELAY = timedelta(hours=1)
+ERROR_MAX = 500
+
+# url, body, headers -> None; raises on failure (an OSError, HTTPException or ValueError).
+Sender = Callable[[str, bytes, dict[str, str]], None]
+FAILURES = (OSError, HTTPException, ValueError)
+
+
+@dataclass(frozen=True)
+class Retry:
+    max_attempts: int = 8
+    first_delay_seconds: int = 5
+
+    def delay(self, attempts: int) -> timedelta:
+        return min(MAX_DELAY, timedelta(seconds=self.first_delay_seconds * 2 ** (attempts - 1)))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect answer is then an HTTPError: the delivery failed
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> None:
+    """Send one delivery; only a 2xx answer counts (urllib raises HTTPError for the others)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+        response.read()
+
+
+def deliver_due(db: Database, retry: Retry, send: Sender = post, now: datetime | None = None) -> int:
+    """Attempt the head delivery of every webhook whose head is due; the number delivered."""
+    now = now or utcnow()
+    return sum(_attempt(db, retry, send, head, now) for head in _due_heads(db, now))
+
+
+def _due_heads(db: Database, now: datetime) -> list[Any]:
+    d = webhook_deliveries.c
+    heads = select(func.min(d.id)).where(d.status == PENDING).group_by(d.webhook_id)
+    stmt = (
+        select(webhook_deliveries, webhooks.c.url, webhooks.c.secret)
+        .join(webhooks, webhooks.c.id == d.webhook_id)
+        .where(d.id.in_(heads), d.next_attempt_at <= now)
+        .order_by(d.id)
+    )
+    with db.read() as conn:
+        return list(conn.execute(stmt).mappings())
+
+
+def _attempt(db: Database, retry: Retry, send: Sender, head: Any, now: datetime) -> bool:
+    if not _claim(db, head, now):
+        return False
+    body = head["payload"].encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "spyglass-webhooks",
+        "X-Spyglass-Event": head["event_type"],
+        "X-Spyglass-Delivery": str(head["id"]),
+        "X-Spyglass-Signature": sign(head["secret"], body),
+    }
+    try:
+        send(head["url"], body, headers)
+    except FAILURES as exc:
+        _failed(db, retry, head, f"{type(exc).__name__}: {exc}"[:ERROR_MAX], now)
+        return False
+    with db.write() as conn:
+        conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.id == head["id"]))
+    return True
+
+
+def _claim(db: Database, head: Any, now: datetime) -> bool:
+    d = webhook_deliveries.c
+    with db.write() as conn:
+        claimed = conn.execute(
+            update(webhook_deliveries)
+            .where(d.id == head["id"], d.next_attempt_at == head["next_attempt_at"], d.status == PENDING)
+            .values(next_attempt_at=now + LEASE)
+        )
+        return claimed.rowcount == 1
+
+
+def _failed(db: Database, retry: Retry, head: Any, error: str, now: datetime) -> None:
+    attempts = head["attempts"] + 1
+    values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+    if attempts >= retry.max_attempts:
+        values["status"] = DEAD
+        log.warning("webhook delivery %s is a dead letter after %d attempts: %s", head["id"], attempts, error)
+    else:
+        values["next_attempt_at"] = now + retry.delay(attempts)
+    with db.write() as conn:
+        conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == head["id"]).values(**values))
+
+
+async def run(db: Database, settings: Settings, send: Sender = post) -> None:
+    """The server's delivery loop (spyglass.api.app starts it in the lifespan)."""
+    retry = Retry(settings.webhook_max_attempts, settings.webhook_retry_seconds)
+    while True:
+        await asyncio.sleep(settings.webhook_poll_seconds)
+        try:
+            await run_in_threadpool(deliver_due, db, retry, send)
+        except Exception:
+            # A database hiccup must not end the loop: the outbox is retried on the next round.
+            log.exception("webhook delivery round failed")

@@ -1,0 +1,178 @@
+"""Webhooks: URLs a project registers to receive the sharing events that concern it.
+
+A project registers a URL and a secret (`POST /v2/webhooks`); every event that concerns the
+project (spyglass.events decides which) is queued in the outbox table `webhook_deliveries`, in the
+event's own transaction, so nothing is lost on a restart. spyglass.webhook_worker sends them as
+JSON POSTs signed with HMAC-SHA256 of the body under the secret (`X-Spyglass-Signature:
+sha256=<hex>`), retries with backoff, and keeps the ones that keep failing as dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import Connection, delete, func, insert, select
+
+from spyglass.context import RequestContext
+from spyglass.db.engine import Database
+from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.errors import Invalid, NotFound, TooLarge
+from spyglass.policy import Action, authorize
+from spyglass.timeutil import isotime, utcnow
+
+WEBHOOKS_PER_PROJECT = 10
+URL_MAX = 2048
+SECRET_MIN, SECRET_MAX = 16, 255
+PENDING, DEAD = "pending", "dead"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value: `sha256=` and the hex HMAC-SHA256 of the body under the secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None:
+    """Queue one delivery of the event for every webhook of these projects."""
+    if not projects:
+        return
+    hooks = conn.execute(select(webhooks.c.id).where(webhooks.c.project_id.in_(projects))).scalars().all()
+    if not hooks:
+        return
+    now = utcnow()
+    payload = orjson.dumps(event).decode()
+    rows = [
+        {
+            "webhook_id": hook,
+            "event_id": event["id"],
+            "event_type": event["type"],
+            "payload": payload,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for hook in hooks
+    ]
+    conn.execute(insert(webhook_deliveries), rows)
+
+
+# ---- registration ------------------------------------------------------------------------------
+
+
+def _project(ctx: RequestContext) -> str:
+    if not ctx.project_id:
+        raise Invalid("Webhooks belong to a project: use a project-scoped token.")
+    return ctx.project_id
+
+
+def _parse(body: Any) -> tuple[str, str]:
+    if not isinstance(body, dict) or set(body) - {"url", "secret"}:
+        raise Invalid('The body must be a JSON object {"url": ..., "secret": ...} (secret optional).')
+    url, secret = body.get("url"), body.get("secret")
+    if not isinstance(url, str) or len(url) > URL_MAX or "\x00" in url:
+        raise Invalid(f"url must be an http or https URL of at most {URL_MAX} characters.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"url must be an http or https URL of at most {URL_MAX} characters.")
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    if not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX or "\x00" in secret:
+        raise Invalid(f"secret must be a string of {SECRET_MIN} to {SECRET_MAX} characters.")
+    return url, secret
+
+
+def create_webhook(db: Database, ctx: RequestContext, body: Any) -> dict[str, Any]:
+    """Register a URL; the answer is the only one that shows the secret."""
+    authorize(ctx, Action.MANAGE_WEBHOOKS)
+    project = _project(ctx)
+    url, secret = _parse(body)
+    with db.write() as conn:
+        count = conn.execute(select(func.count()).where(webhooks.c.project_id == project)).scalar_one()
+        if count >= WEBHOOKS_PER_PROJECT:
+            raise TooLarge(f"A project may register at most {WEBHOOKS_PER_PROJECT} webhooks.")
+        row = {
+            "id": str(uuid.uuid4()),
+            "project_id": project,
+            "url": url,
+            "secret": secret,
+            "created_by": ctx.user_id,
+            "created_at": utcnow(),
+        }
+        conn.execute(insert(webhooks).values(**row))
+    return {**document(row), "secret": secret}
+
+
+def list_webhooks(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+    authorize(ctx, Action.GET_WEBHOOKS)
+    project = _project(ctx)
+    with db.read() as conn:
+        stmt = select(webhooks).where(webhooks.c.project_id == project).order_by(webhooks.c.created_at)
+        return [document(r) for r in conn.execute(stmt).mappings()]
+
+
+def _own_webhook(conn: Connection, project: str, webhook_id: str) -> None:
+    try:
+        uuid.UUID(webhook_id)
+    except ValueError:
+        raise NotFound(f"No webhook found with ID {webhook_id}") from None
+    found = conn.execute(
+        select(webhooks.c.id).where(webhooks.c.id == webhook_id, webhooks.c.project_id == project)
+    ).first()
+    if found is None:
+        raise NotFound(f"No webhook found with ID {webhook_id}")
+
+
+def delete_webhook(db: Database, ctx: RequestContext, webhook_id: str) -> None:
+    """Unregister a URL; its undelivered and dead deliveries go with it."""
+    authorize(ctx, Action.MANAGE_WEBHOOKS)
+    project = _project(ctx)
+    with db.write() as conn:
+        _own_webhook(conn, project, webhook_id)
+        conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+
+
+def list_deliveries(db: Database, ctx: RequestContext, webhook_id: str) -> list[dict[str, Any]]:
+    """The deliveries not yet made (pending) and the dead letters of one webhook, oldest first."""
+    authorize(ctx, Action.GET_WEBHOOKS)
+    project = _project(ctx)
+    with db.read() as conn:
+        _own_webhook(conn, project, webhook_id)
+        stmt = (
+            select(webhook_deliveries)
+            .where(webhook_deliveries.c.webhook_id == webhook_id)
+            .order_by(webhook_deliveries.c.id)
+        )
+        return [delivery_document(r) for r in conn.execute(stmt).mappings()]
+
+
+def document(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "project_id": row["project_id"],
+        "url": row["url"],
+        "created_at": isotime(row["created_at"]),
+    }
+
+
+def delivery_document(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": isotime(row["next_attempt_at"]) if row["status"] == PENDING else None,
+        "last_error": row["last_error"],
+        "created_at": isotime(row["created_at"]),
+    }
+
+
+def on_project_deleted(conn: Connection, project_id: str) -> None:
+    """A deleted project receives nothing more: its webhooks (and their outbox rows) go."""
+    conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
