@@ -26,6 +26,11 @@ set -euo pipefail
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 ACTION=$1
+case $ACTION in start | stop | status) ;; *) usage ;; esac
+if [ "$ACTION" != start ] && [ ! -d "$2" ]; then  # nothing was ever started there
+  [ "$ACTION" = stop ]
+  exit
+fi
 mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
 VERSION=${SWIFT_SAIO_VERSION:-2.38.3}
@@ -85,7 +90,7 @@ stop_all() {
 }
 
 # --- ports ---------------------------------------------------------------------------------------
-# DIR/run/ports: "proxy account container object memcached". The rings name the three backend ports,
+# DIR/etc/ports: "proxy account container object memcached". The rings name the three backend ports,
 # so reusing last time's ports when they are free avoids rebuilding the rings.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -100,25 +105,25 @@ print(*(s.getsockname()[1] for s in held))
 }
 
 choose_ports() {
-  local previous="" p ok=1
-  [ -f "$ETC/ports" ] && previous=$(cat "$ETC/ports")
-  if [ -n "$previous" ]; then
-    set -- $previous
-    [ -n "${SWIFT_SAIO_PORT:-}" ] && [ "$1" != "$SWIFT_SAIO_PORT" ] && ok=""
-    for p in "$@"; do port_open "$p" && ok=""; done
-    [ -n "$ok" ] && { echo "$previous"; return; }
-    if [ -z "${SWIFT_SAIO_PORT:-}" ] && ! port_open "$1"; then
-      # keep the proxy port (the address tests know) even if a backend port went elsewhere
-      echo "$1 $(free_ports 4)"
-      return
-    fi
-  fi
+  local previous=() proxy backends="" p
+  [ -f "$ETC/ports" ] && read -r -a previous <"$ETC/ports"
+  [ ${#previous[@]} -eq 5 ] || previous=()
   if [ -n "${SWIFT_SAIO_PORT:-}" ]; then
-    port_open "$SWIFT_SAIO_PORT" && { log "port $SWIFT_SAIO_PORT is in use"; exit 1; }
-    echo "$SWIFT_SAIO_PORT $(free_ports 4)"
+    proxy=$SWIFT_SAIO_PORT
+    port_open "$proxy" && { log "port $proxy is in use"; exit 1; }
+  elif [ ${#previous[@]} -eq 5 ] && ! port_open "${previous[0]}"; then
+    proxy=${previous[0]}  # the address tests saw last time
   else
-    free_ports 5
+    proxy=$(free_ports 1)
   fi
+  if [ ${#previous[@]} -eq 5 ]; then
+    backends="${previous[*]:1}"
+    for p in $backends; do
+      if [ "$p" = "$proxy" ] || port_open "$p"; then backends=""; break; fi
+    done
+  fi
+  while [ -z "$backends" ] || [[ " $backends " == *" $proxy "* ]]; do backends=$(free_ports 4); done
+  echo "$proxy $backends"
 }
 
 # --- installation --------------------------------------------------------------------------------
@@ -183,9 +188,9 @@ EOF
   write_server_conf account "$2" $'[pipeline:main]\npipeline = account-server\n[app:account-server]\nuse = egg:swift#account'
   write_server_conf container "$3" $'[pipeline:main]\npipeline = container-server\n[app:container-server]\nuse = egg:swift#container'
   write_server_conf object "$4" $'[pipeline:main]\npipeline = object-server\n[app:object-server]\nuse = egg:swift#object'
-  local filters="catch_errors gatekeeper healthcheck proxy_logging memcache listing_formats bulk s3api
-    tempauth copy container_quotas account_quotas slo dlo" f sections=""
-  for f in $filters; do
+  local filters=(catch_errors gatekeeper healthcheck proxy_logging memcache listing_formats bulk s3api
+    tempauth copy container_quotas account_quotas slo dlo) f sections=""
+  for f in "${filters[@]}"; do
     sections+=$'\n'"[filter:$f]"$'\n'"use = egg:swift#$f"
     case $f in
       memcache) sections+=$'\n'"memcache_servers = 127.0.0.1:$5" ;;
@@ -195,7 +200,7 @@ EOF
     esac
   done
   write_server_conf proxy "$1" "[pipeline:main]
-pipeline = $(echo $filters) proxy-server
+pipeline = ${filters[*]} proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true$sections"
@@ -262,22 +267,22 @@ start() {
   install_all
   local ports
   ports=$(choose_ports)
-  set -- $ports
-  configure "$@"
-  build_rings "$2" "$3" "$4"
+  read -r -a port <<<"$ports"  # proxy account container object memcached
+  configure "${port[@]}"
+  build_rings "${port[1]}" "${port[2]}" "${port[3]}"
   echo "$ports" >"$ETC/ports"
   local memcached_user=()
   [ "$(id -u)" -eq 0 ] && memcached_user=(-u nobody)
-  launch memcached memcached -l 127.0.0.1 -p "$5" -U 0 -m 64 ${memcached_user[@]+"${memcached_user[@]}"}
+  launch memcached memcached -l 127.0.0.1 -p "${port[4]}" -U 0 -m 64 ${memcached_user[@]+"${memcached_user[@]}"}
   local s
   for s in $SERVERS; do launch "$s" "$VENV/bin/python" "$VENV/bin/swift-$s-server" "$ETC/$s-server.conf" -v; done
   local deadline=$((SECONDS + 60))
-  until answers "$1"; do
+  until answers "${port[0]}"; do
     for s in $SERVERS memcached; do
       running "$RUN/$s.pid" || { log "$s exited:"; tail -n 20 "$LOGS/$s.log" >&2; stop_all; exit 1; }
     done
     if [ $SECONDS -ge $deadline ]; then
-      log "no answer on port $1 after 60 s; log tails:"
+      log "no answer on port ${port[0]} after 60 s; log tails:"
       tail -n 10 "$LOGS"/*.log >&2
       stop_all
       exit 1
@@ -293,5 +298,4 @@ case $ACTION in
   start) start ;;
   stop) stop_all ;;
   status) all_running && answers "$(proxy_port)" ;;
-  *) usage ;;
 esac
