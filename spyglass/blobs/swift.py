@@ -174,6 +174,7 @@ class SwiftWriter:
             raise
         self._closed = True
         self._buffer = bytearray()
+        self._segments = []  # the blob's now: a late abort() must not touch them
 
     def abort(self) -> None:
         self._closed = True

@@ -5,6 +5,7 @@ the larger blobs here are Static Large Objects."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -93,3 +94,29 @@ def test_aborting_a_large_blob_midway_leaves_nothing(store: BlobStore) -> None:
     assert list(store.iter_keys()) == []
     with pytest.raises(BlobNotFound):
         store.size("big")
+
+
+def test_abort_after_commit_keeps_the_blob(store: BlobStore) -> None:
+    # A caller may abort a writer whose commit did finish (say, cancelled while awaiting it).
+    data = bytes(range(256)) * 12000
+    writer = store.writer("kept")
+    writer.write(data)
+    writer.commit()
+    writer.abort()
+    assert b"".join(store.read("kept")) == data
+
+
+def test_concurrent_writers_and_readers(store: BlobStore) -> None:
+    blobs = {f"c{i}": bytes([i]) * (600_000 + i) for i in range(4)}
+
+    def write(key: str) -> None:
+        writer = store.writer(key)
+        data = memoryview(blobs[key])
+        for offset in range(0, len(data), 65536):
+            writer.write(data[offset : offset + 65536])
+        writer.commit()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, blobs))
+        read_back = dict(zip(blobs, pool.map(lambda key: b"".join(store.read(key)), blobs), strict=True))
+    assert read_back == blobs
