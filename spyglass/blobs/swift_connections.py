@@ -48,6 +48,9 @@ class ConnectionPool:
             conn = self._idle.pop() if self._idle else self._new()
         # A streamed body cannot be sent twice, so its PUT must not be retried.
         conn.retries = self._config.retries if retries else 0
+        if self._session is not None and conn.token:
+            # keystoneauth renews a token about to expire; a streamed PUT cannot recover from a 401.
+            conn.token = self._session.get_token()
         return conn
 
     def give_back(self, conn: Connection, *, broken: bool = False) -> None:

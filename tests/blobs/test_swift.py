@@ -240,10 +240,14 @@ def test_keystone_v3_credentials(make_swift_store: MakeStore, saio: Saio) -> Non
             auth_version="3",
             project_name="service",
             region_name="RegionTwo",
+            segment_size=SEGMENT,
+            buffer_size=64 * KiB,
         )
         store = SwiftStore(config)
-        _put(store, "via-keystone", b"hello")
-        assert _read(store, "via-keystone") == b"hello"
+        _put(store, "small", b"hello")
+        large = os.urandom(2 * SEGMENT + 1)
+        _put(store, "large", large)  # streamed segment PUTs with the session's token
+        assert (_read(store, "small"), _read(store, "large")) == (b"hello", large)
     identity = seen[0]["auth"]["identity"]
     assert identity["password"]["user"] == {
         "name": "glance",
