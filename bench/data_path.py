@@ -2,8 +2,12 @@
 
 Generates a file (default 2 GiB), starts a server on a free port with a fresh data directory,
 then prints MB/s for: md5+sha512 in two threads (hashlib, the upload's ceiling), a plain read of
-the file, upload and download with curl, upload and download with openstacksdk, and 4 parallel
-curl uploads and downloads. Numbers only; nothing is asserted.
+the file, upload and download with curl, the same upload to a second server with disk format
+inspection turned off (the two alternate, best of two each), a ranged download of the second half,
+a glance-direct import (stage with curl, then the import), 4 parallel curl uploads and downloads,
+and upload and download with openstacksdk. It also prints how much the server's resident memory
+grew while it received the curl upload (the peak, from /proc; the limit is 64 MiB), and the ratios
+the targets are stated in. Numbers only; nothing is asserted.
 
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
 """
@@ -22,13 +26,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_server, stop_server  # noqa: E402
+from tests.e2e.conftest import Server, start_server, stop_server  # noqa: E402
 
 CHUNK = 8 * 1024 * 1024
 
@@ -99,6 +104,158 @@ def curl(*args: str) -> None:
     subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", *args], check=True)
 
 
+def peak_rss_growth(pid: int, action: Callable[[], object]) -> float:
+    """MiB the process's peak resident memory grew above its size before `action`."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    before = _status_kib(pid, "VmRSS")
+    action()
+    return (_status_kib(pid, "VmHWM") - before) / 1024
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class Bench:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.megabytes = source.stat().st_size / 1e6
+        self.rows: dict[str, float] = {}
+
+    def record(self, label: str, seconds: float, streams: int = 1, megabytes: float | None = None) -> float:
+        rate = (megabytes or self.megabytes) * streams / seconds
+        self.rows[label] = max(rate, self.rows.get(label, 0.0))
+        print(f"{label:48} {rate:9.0f} MB/s", flush=True)
+        return rate
+
+
+class Client:
+    """curl against one server, as alice."""
+
+    def __init__(self, server: Server) -> None:
+        import yaml
+
+        self.server = server
+        self.token = token_for(server.url, yaml.safe_load(server.clouds_yaml.read_text()), "spyglass-a")
+        self.headers = ["-H", f"X-Auth-Token: {self.token}"]
+
+    def image(self, name: str) -> str:
+        return new_image(self.server.url, self.token, name)
+
+    def url(self, image_id: str, what: str = "file") -> str:
+        return f"{self.server.url}/v2/images/{image_id}/{what}"
+
+    def put(self, source: Path, image_id: str, what: str = "file") -> list[str]:
+        return [
+            "-T",
+            str(source),
+            "-H",
+            "Content-Type: application/octet-stream",
+            *self.headers,
+            self.url(image_id, what),
+        ]
+
+    def upload(self, source: Path, what: str = "file") -> str:
+        image_id = self.image(what)
+        curl(*self.put(source, image_id, what))
+        return image_id
+
+    def glance_direct(self, image_id: str) -> None:
+        body = {"method": {"name": "glance-direct"}}
+        url = f"{self.server.url}/v2/images/{image_id}/import"
+        httpx.post(url, json=body, headers={"X-Auth-Token": self.token}).raise_for_status()
+        while self.status(image_id) == "importing":
+            time.sleep(0.05)
+        assert self.status(image_id) == "active"
+
+    def status(self, image_id: str) -> str:
+        url = f"{self.server.url}/v2/images/{image_id}"
+        status: str = httpx.get(url, headers={"X-Auth-Token": self.token}).json()["status"]
+        return status
+
+
+def parallel(commands: list[list[str]]) -> float:
+    began = time.perf_counter()
+    procs = [subprocess.Popen(["curl", "-sS", "-f", "-o", "/dev/null", *c]) for c in commands]
+    if any(proc.wait() != 0 for proc in procs):
+        raise RuntimeError("curl failed")
+    return time.perf_counter() - began
+
+
+def curl_rows(bench: Bench, main: Client, plain: Client) -> None:
+    source = bench.source
+    uploaded: list[str] = []
+    growth = peak_rss_growth(
+        main.server.process.pid,
+        lambda: bench.record("curl upload", timed(lambda: uploaded.append(main.upload(source)))),
+    )
+    print(f"{'server peak RSS growth during that upload':48} {growth:9.1f} MiB (limit 64)", flush=True)
+    bench.record("curl upload, inspection off", timed(lambda: plain.upload(source)))
+    bench.record("curl upload", timed(lambda: main.upload(source)))
+    bench.record("curl upload, inspection off", timed(lambda: plain.upload(source)))
+    file_url = main.url(uploaded[0])
+    bench.record("curl download", timed(lambda: curl(*main.headers, file_url)))
+    half = source.stat().st_size // 2
+    bench.record(
+        "curl download, Range: bytes=<half>-",
+        timed(lambda: curl("-H", f"Range: bytes={half}-", *main.headers, file_url)),
+        megabytes=(source.stat().st_size - half) / 1e6,
+    )
+    staged = main.image("staged")
+    bench.record("curl stage (glance-direct)", timed(lambda: curl(*main.put(source, staged, "stage"))))
+    bench.record("import of the staged data", timed(lambda: main.glance_direct(staged)))
+    images = [main.image(f"p{i}") for i in range(4)]
+    bench.record("4 parallel curl uploads (aggregate)", parallel([main.put(source, i) for i in images]), 4)
+    downloads = [[*main.headers, main.url(i)] for i in images]
+    bench.record("4 parallel curl downloads (aggregate)", parallel(downloads), 4)
+
+
+def sdk_rows(bench: Bench, server: Server, work: Path) -> None:
+    import openstack
+
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(server.clouds_yaml)
+    conn = openstack.connect(cloud="spyglass-a")
+    created: list[Any] = []
+
+    def create() -> None:
+        created.append(
+            conn.image.create_image(
+                name="sdk",
+                filename=str(bench.source),
+                disk_format="raw",
+                container_format="bare",
+                validate_checksum=False,
+            )
+        )
+
+    bench.record("openstacksdk upload (create_image)", timed(create))
+    target = work / "download.raw"
+    bench.record(
+        "openstacksdk download (download_image)",
+        timed(lambda: conn.image.download_image(created[0], output=str(target), stream=True)),
+    )
+    target.unlink()
+
+
+def print_ratios(rows: dict[str, float]) -> None:
+    hashing, reading = rows["baseline: md5+sha512, two threads"], rows["baseline: plain file read"]
+    ratios = {
+        "curl upload / two-thread hash rate (target >= 0.45)": rows["curl upload"] / hashing,
+        "upload with / without inspection": rows["curl upload"] / rows["curl upload, inspection off"],
+        "curl download / plain file read": rows["curl download"] / reading,
+        "4 parallel / 1 upload (aggregate)": rows["4 parallel curl uploads (aggregate)"]
+        / rows["curl upload"],
+        "4 parallel / 1 download (aggregate)": rows["4 parallel curl downloads (aggregate)"]
+        / rows["curl download"],
+        "sdk upload / two-thread hash rate": rows["openstacksdk upload (create_image)"] / hashing,
+    }
+    for label, ratio in ratios.items():
+        print(f"{label:56} {ratio:6.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,94 +263,27 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     args = parser.parse_args()
-    import yaml
 
     work = Path(tempfile.mkdtemp(dir=args.dir, prefix="spyglass-bench-"))
     source = work / "image.raw"
     generate(source, args.size_mib)
-    megabytes = source.stat().st_size / 1e6
-    rows: list[tuple[str, float]] = []
-
-    def record(label: str, seconds: float, streams: int = 1) -> None:
-        rows.append((label, megabytes * streams / seconds))
-        print(f"{label:44} {megabytes * streams / seconds:9.0f} MB/s", flush=True)
-
+    bench = Bench(source)
     read_file(source)  # warm the page cache for every reader alike
-    record("baseline: md5+sha512, two threads", timed(lambda: hash_two_threads(source)))
-    record("baseline: plain file read", timed(lambda: read_file(source)))
+    bench.record("baseline: md5+sha512, two threads", timed(lambda: hash_two_threads(source)))
+    bench.record("baseline: plain file read", timed(lambda: read_file(source)))
 
     server = start_server(work / "data")
+    plain = start_server(work / "plain", env={"SPYGLASS_DISK_FORMAT_INSPECTION": "false"})
     try:
-        clouds = yaml.safe_load(server.clouds_yaml.read_text())
-        token = token_for(server.url, clouds, "spyglass-a")
-        headers = ["-H", f"X-Auth-Token: {token}"]
-        image = new_image(server.url, token, "curl")
-        file_url = f"{server.url}/v2/images/{image}/file"
-        record(
-            "curl upload",
-            timed(
-                lambda: curl(
-                    "-T", str(source), "-H", "Content-Type: application/octet-stream", *headers, file_url
-                )
-            ),
-        )
-        record("curl download", timed(lambda: curl(*headers, file_url)))
-
-        images = [new_image(server.url, token, f"p{i}") for i in range(4)]
-
-        def parallel(make: Callable[[str], list[str]]) -> float:
-            procs = []
-            began = time.perf_counter()
-            for image_id in images:
-                procs.append(subprocess.Popen(["curl", "-sS", "-f", "-o", "/dev/null", *make(image_id)]))
-            for proc in procs:
-                if proc.wait() != 0:
-                    raise RuntimeError("curl failed")
-            return time.perf_counter() - began
-
-        upload4 = parallel(
-            lambda i: [
-                "-T",
-                str(source),
-                "-H",
-                "Content-Type: application/octet-stream",
-                *headers,
-                f"{server.url}/v2/images/{i}/file",
-            ]
-        )
-        record("4 parallel curl uploads (aggregate)", upload4, streams=4)
-        download4 = parallel(lambda i: [*headers, f"{server.url}/v2/images/{i}/file"])
-        record("4 parallel curl downloads (aggregate)", download4, streams=4)
-
-        import openstack
-
-        os.environ["OS_CLIENT_CONFIG_FILE"] = str(server.clouds_yaml)
-        conn = openstack.connect(cloud="spyglass-a")
-        created: list[object] = []
-        record(
-            "openstacksdk upload (create_image)",
-            timed(
-                lambda: created.append(
-                    conn.image.create_image(
-                        name="sdk",
-                        filename=str(source),
-                        disk_format="raw",
-                        container_format="bare",
-                        validate_checksum=False,
-                    )
-                )
-            ),
-        )
-        target = work / "download.raw"
-        record(
-            "openstacksdk download (download_image)",
-            timed(lambda: conn.image.download_image(created[0], output=str(target), stream=True)),
-        )
-        target.unlink()
+        curl_rows(bench, Client(server), Client(plain))
+        stop_server(plain)
+        sdk_rows(bench, server, work)
     finally:
+        stop_server(plain)
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({label: round(value) for label, value in rows}))
+    print_ratios(bench.rows)
+    print(json.dumps({label: round(value) for label, value in bench.rows.items()}))
 
 
 if __name__ == "__main__":
