@@ -129,12 +129,18 @@ choose_ports() {
 # --- installation --------------------------------------------------------------------------------
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-install_memcached() {
-  command -v memcached >/dev/null && return 0
-  log "installing memcached (Debian package)"
+debian_packages() {  # what apt must bring: memcached, and venv support if python3 lacks it
+  command -v memcached >/dev/null || echo memcached
+  [ "$(cat "$VENV/.swift-saio" 2>/dev/null)" = "$VERSION" ] || python3 -c 'import ensurepip' 2>/dev/null ||
+    echo python3-venv
+}
+
+install_debian_packages() {
+  [ $# -gt 0 ] || return 0
+  log "installing $* (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -qq --no-install-recommends memcached >"$DIR/apt.log" 2>&1 ||
-    { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends memcached; } \
+  as_root apt-get install -y -qq --no-install-recommends "$@" >"$DIR/apt.log" 2>&1 ||
+    { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends "$@"; } \
       >>"$DIR/apt.log" 2>&1
 }
 
@@ -142,19 +148,23 @@ install_swift() {
   [ "$(cat "$VENV/.swift-saio" 2>/dev/null)" = "$VERSION" ] && return 0
   log "installing swift $VERSION from PyPI into $VENV"
   rm -rf "$VENV"
-  python3 -m venv "$VENV" &&
-    "$VENV/bin/pip" install -q --disable-pip-version-check "swift==$VERSION" >"$DIR/pip.log" 2>&1 &&
-    echo "$VERSION" >"$VENV/.swift-saio"
+  { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check "swift==$VERSION"; } \
+    >"$DIR/pip.log" 2>&1 && echo "$VERSION" >"$VENV/.swift-saio"
 }
 
 install_all() {
-  # apt and pip do not depend on each other: run them side by side
-  local apt_status=0 pip_status=0
-  install_memcached &
-  local apt_job=$!
-  install_swift || pip_status=$?
-  wait "$apt_job" || apt_status=$?
-  [ $apt_status -eq 0 ] || { log "memcached install failed:"; tail -n 20 "$DIR/apt.log" >&2; exit 1; }
+  local packages apt_status=0 pip_status=0
+  read -r -a packages <<<"$(debian_packages | tr '\n' ' ')"
+  if [[ " ${packages[*]} " == *" python3-venv "* ]]; then
+    install_debian_packages "${packages[@]}" || apt_status=$?  # pip needs it: first
+    [ $apt_status -ne 0 ] || install_swift || pip_status=$?
+  else  # apt and pip do not depend on each other: side by side
+    install_debian_packages ${packages[@]+"${packages[@]}"} &
+    local apt_job=$!
+    install_swift || pip_status=$?
+    wait "$apt_job" || apt_status=$?
+  fi
+  [ $apt_status -eq 0 ] || { log "apt-get failed:"; tail -n 20 "$DIR/apt.log" >&2; exit 1; }
   [ $pip_status -eq 0 ] || { log "swift install failed:"; tail -n 20 "$DIR/pip.log" >&2; exit 1; }
 }
 
