@@ -27,7 +27,11 @@ def prepare(settings: Settings) -> Credentials:
     try:
         upgrade(db)
         creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
-        _report(recover(db, FilesystemStore(settings.blob_dir), staging_store(settings)))
+        if db.is_sqlite:
+            # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
+            # off by a crash. Several nodes sharing a server database cannot know that at start;
+            # there the operator runs `spyglass recover` with every node stopped.
+            _report(recover(db, FilesystemStore(settings.blob_dir), staging_store(settings)))
         db.refresh_statistics()
         return creds
     finally:
