@@ -63,9 +63,11 @@ class Server:
         return json.loads(self.openstack(cloud, *args, "-f", "json").stdout)
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None, log_name: str = ""
+) -> Server:
     port = free_port()
-    log = data_dir.parent / f"{data_dir.name}-server.log"
+    log = data_dir.parent / (log_name or f"{data_dir.name}-server.log")
     full_env = {**os.environ, "SPYGLASS_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
     process = subprocess.Popen(
         [str(BIN / "spyglass"), "--data-dir", str(data_dir), "serve", "--port", str(port), "--demo", *extra],
