@@ -19,8 +19,8 @@ run: venv
 	$(VENV)/bin/spyglass --data-dir $(DATA_DIR) serve --demo
 
 lint: venv
-	$(VENV)/bin/ruff check spyglass tests bench
-	$(VENV)/bin/ruff format --check spyglass tests bench
+	$(VENV)/bin/ruff check spyglass spyglass_osc tests bench
+	$(VENV)/bin/ruff format --check spyglass spyglass_osc tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

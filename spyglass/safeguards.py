@@ -86,8 +86,8 @@ def check_impact(
         raise ImpactConflict(
             f"Refusing to {harm} image {record.id}: consumer projects downloaded it in the last "
             f"{guard.impact_window_days} days: {', '.join(affected)}.",
-            f"The owner asked to protect its consumers ({PROTECT_PROPERTY}). "
-            f"Send the header '{OVERRIDE_HEADER}: true' to proceed anyway.",
+            f"The owner asked to protect its consumers ({PROTECT_PROPERTY}). To proceed anyway, send "
+            f"the header {OVERRIDE_HEADER}: true (openstack client: --override-impact).",
             affected,
         )
 

@@ -1,0 +1,79 @@
+"""A small client for the Spyglass extension endpoints, on the cloud's image endpoint."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from keystoneauth1 import adapter
+from osc_lib import exceptions
+
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class SpyglassClient:
+    def __init__(self, session: Any, *, region_name: str | None = None, interface: str | None = None) -> None:
+        self._http = adapter.Adapter(
+            session, service_type="image", region_name=region_name, interface=interface
+        )
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        kwargs: dict[str, Any] = {"raise_exc": False, "headers": {"Accept": "application/json"}}
+        if body is not None:
+            kwargs["json"] = body
+        response = self._http.request(path, method, **kwargs)
+        if response.status_code >= 400:
+            raise exceptions.CommandError(f"{response.status_code}: {_message(response)}")
+        return response.json() if response.content else None
+
+    def find_image(self, name_or_id: str) -> str:
+        """The image id: as given when it is one (an ex-member still reads its events), else by name."""
+        if UUID.fullmatch(name_or_id):
+            return name_or_id
+        query = urlencode({"name": name_or_id, "member_status": "all", "visibility": "all"})
+        found = self._call("GET", f"/v2/images?{query}")["images"]
+        if len(found) != 1:
+            raise exceptions.CommandError(
+                f"{len(found) or 'No'} images are named {name_or_id!r}; give the image ID instead."
+            )
+        image_id: str = found[0]["id"]
+        return image_id
+
+    def usage(self, image_id: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", f"/v2/images/{image_id}/usage")["usage"]
+        return rows
+
+    def events(self, image_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Every event the caller may read, following the pages."""
+        rows: list[dict[str, Any]] = []
+        path: str | None = f"/v2/images/{image_id}/events?limit={limit}"
+        while path:
+            page = self._call("GET", path)
+            rows.extend(page["events"])
+            path = page.get("next")
+        return rows
+
+    def copy(self, image_id: str, name: str | None = None) -> dict[str, Any]:
+        body = {"name": name} if name is not None else {}
+        image: dict[str, Any] = self._call("POST", f"/v2/images/{image_id}/actions/copy", body)
+        return image
+
+    def restore(self, image_id: str) -> dict[str, Any]:
+        image: dict[str, Any] = self._call("POST", f"/v2/images/{image_id}/actions/restore")
+        return image
+
+    def invitations(self, status: str = "pending") -> list[dict[str, Any]]:
+        query = urlencode({"status": status})
+        rows: list[dict[str, Any]] = self._call("GET", f"/v2/shared-images/invitations?{query}")[
+            "invitations"
+        ]
+        return rows
+
+
+def _message(response: Any) -> str:
+    try:
+        text = str(response.json().get("message", response.text))
+    except ValueError:
+        text = response.text
+    return text.split("<br />")[0].strip()
