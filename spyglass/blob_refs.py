@@ -141,7 +141,7 @@ def _present(store: BlobStore, key: str, size: int) -> bool:
 
 
 def _track(conn: Connection, key: str, store_name: str, source: Any) -> None:
-    stmt = upsert.insert(conn, blobs).values(
+    stmt = upsert.insert(conn.dialect.name, blobs).values(
         blob_key=key,
         store=store_name,
         refcount=_references(conn, key),

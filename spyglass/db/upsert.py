@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert(conn: Connection, table: Table) -> Any:
+def insert(dialect: str, table: Table) -> Any:
     """The dialect's insert construct, which offers on_conflict_do_update / _do_nothing."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
