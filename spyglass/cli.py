@@ -143,8 +143,16 @@ def _as_environment(settings: Settings) -> dict[str, str]:
         "webhook_max_attempts",
         "webhook_retry_seconds",
         "webhook_poll_seconds",
+        "disk_format_inspection",
+        "web_download_allowed_networks",
+        "web_download_timeout_seconds",
     )
-    return {f"SPYGLASS_{k.upper()}": str(getattr(settings, k)) for k in keys}
+    return {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
+
+
+def _environment_value(value: object) -> str:
+    # A list goes as one comma-separated string, the way settings read it from the environment.
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 def _parser() -> argparse.ArgumentParser:

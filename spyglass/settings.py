@@ -143,7 +143,7 @@ def _coerce(name: str, raw: Any) -> Any:
             return Path(str(raw)).expanduser()
         if kind == "tuple[str, ...]":
             # A TOML list, or one comma-separated string (environment variables, flags).
-            items = raw if isinstance(raw, list) else str(raw).split(",")
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
         return str(raw)
     except ValueError as exc:

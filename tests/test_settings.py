@@ -51,3 +51,29 @@ def test_unknown_or_unreadable_config_is_refused(tmp_path: Path) -> None:
     config.write_text("port = \n")
     with pytest.raises(SettingsError, match="cannot read config file"):
         load_settings(config, environ={})
+
+
+def test_worker_processes_get_the_data_path_settings() -> None:
+    from spyglass.cli import _as_environment
+
+    chosen = {
+        "disk_format_inspection": False,
+        "web_download_allowed_networks": ("127.0.0.1/32", "10.0.0.0/8"),
+        "web_download_timeout_seconds": 60,
+    }
+    settings = load_settings(environ={}, overrides=dict(chosen))
+    assert {k: getattr(settings, k) for k in chosen} == chosen
+    again = load_settings(environ=_as_environment(settings))
+    assert {k: getattr(again, k) for k in chosen} == chosen
+
+
+def test_allowed_networks_from_toml_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('web_download_allowed_networks = ["192.168.0.0/16", "::1"]\n')
+    assert load_settings(config, environ={}).web_download_allowed_networks == ("192.168.0.0/16", "::1")
+    environ = {"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": " 10.0.0.0/8, ,fd00::/8 "}
+    assert load_settings(environ=environ).web_download_allowed_networks == ("10.0.0.0/8", "fd00::/8")
+    with pytest.raises(SettingsError, match="is not a network"):
+        load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "example.com"})
+    with pytest.raises(SettingsError, match="web_download_timeout_seconds"):
+        load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_TIMEOUT_SECONDS": "0"})
