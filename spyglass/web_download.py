@@ -150,7 +150,7 @@ class Fetched:
 async def fetch(uri: str, policy: AddressPolicy) -> AsyncIterator[Fetched]:
     """GET the URL, following redirects; the body streams while the context is open."""
     pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl.create_default_context(), network_backend=_GuardedBackend(policy), max_connections=1
+        ssl_context=ssl.create_default_context(), network_backend=_GuardedBackend(policy)
     )
     async with pool:
         url, response = await _follow(pool, uri)

@@ -274,12 +274,13 @@ def test_web_download(api: Callers, settings: Settings, source: HttpSource) -> N
 @pytest.mark.usefixtures("local")
 def test_web_download_follows_redirects_and_reads_unsized_bodies(api: Callers, source: HttpSource) -> None:
     image = create(api.alice)
-    target = source.serve("/real", DATA, unsized=True)
-    uri = source.redirect("/first", source.redirect("/second", target, 307), 301)
-    assert import_(api, image["id"], "web-download", uri=uri).status_code == 202
-    done = settle(api, image["id"])
+    with http_source() as elsewhere:  # another origin
+        target = elsewhere.serve("/real", DATA, unsized=True)
+        uri = source.redirect("/first", source.redirect("/second", target, 307), 301)
+        assert import_(api, image["id"], "web-download", uri=uri).status_code == 202
+        done = settle(api, image["id"])
     assert (done["status"], done["checksum"]) == ("active", md5(DATA))
-    assert source.requests == ["/first", "/second", "/real"]
+    assert (source.requests, elsewhere.requests) == (["/first", "/second"], ["/real"])
 
 
 def test_web_download_refuses_loopback_at_once(api: Callers, source: HttpSource) -> None:
