@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, exists, func, select, update
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.db import upsert
 from spyglass.db.engine import Database
-from spyglass.db.tables import blobs, images
+from spyglass.db.tables import blobs, image_locations, images
 from spyglass.timeutil import utcnow
 
 
@@ -72,12 +72,23 @@ def release(conn: Connection, key: str | None) -> str | None:
     return key
 
 
+def track(conn: Connection, key: str, store_name: str, source: Any) -> None:
+    """Count a blob just written for an image's further location (spyglass.locations)."""
+    _track(conn, key, store_name, source)
+
+
 def reconcile(conn: Connection) -> None:
     """Realign every count with the images table; forget blobs no image refers to."""
-    counted = (
+    first = (
         select(func.count()).where(images.c.blob_key == blobs.c.blob_key).correlate(blobs).scalar_subquery()
     )
-    conn.execute(update(blobs).values(refcount=counted))
+    further = (
+        select(func.count())
+        .where(image_locations.c.blob_key == blobs.c.blob_key)
+        .correlate(blobs)
+        .scalar_subquery()
+    )
+    conn.execute(update(blobs).values(refcount=first + further))
     conn.execute(delete(blobs).where(blobs.c.refcount <= 0))
 
 
@@ -103,7 +114,10 @@ def _tracked(conn: Connection, key: str) -> bool:
 
 
 def _references(conn: Connection, key: str) -> int:
-    return int(conn.execute(select(func.count()).where(images.c.blob_key == key)).scalar_one())
+    """Images whose data is at `key`, as their first location or a further one."""
+    first = conn.execute(select(func.count()).where(images.c.blob_key == key)).scalar_one()
+    further = conn.execute(select(func.count()).where(image_locations.c.blob_key == key)).scalar_one()
+    return int(first) + int(further)
 
 
 def _find_twin(conn: Connection, store: BlobStore, image: Any, key: str) -> str | None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from spyglass.blobs import FilesystemStore
+from spyglass import store_settings
+from spyglass.blobs import registry
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.identity.bootstrap import Credentials, bootstrap
@@ -31,7 +32,7 @@ def prepare(settings: Settings) -> Credentials:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
             # there the operator runs `spyglass recover` with every node stopped.
-            _report(recover(db, FilesystemStore(settings.blob_dir), staging_store(settings)))
+            _report(recover(db, list(registry.build(settings).values()), staging_store(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -146,13 +147,19 @@ def _as_environment(settings: Settings) -> dict[str, str]:
         "disk_format_inspection",
         "web_download_allowed_networks",
         "web_download_timeout_seconds",
+        "default_store",
+        "show_image_direct_url",
+        "show_multiple_locations",
     )
-    return {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
+    environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
+    # The stores travel as JSON (their options are tables, not strings).
+    environment["SPYGLASS_STORES"] = store_settings.to_json(settings.stores)
+    return environment
 
 
 def _environment_value(value: object) -> str:
     # A list goes as one comma-separated string, the way settings read it from the environment.
-    return ",".join(value) if isinstance(value, tuple) else str(value)
+    return ",".join(str(item) for item in value) if isinstance(value, tuple) else str(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, FilesystemStore(settings.blob_dir), staging_store(settings)))
+            _report(recover(database, list(registry.build(settings).values()), staging_store(settings)))
             return 0
         if args.command == "purge":
-            purged = purge_expired(database, FilesystemStore(settings.blob_dir))
+            purged = purge_expired(database, registry.build(settings))
             print(f"purged {purged} image(s) from the recycle bin")
             return 0
         if args.action == "upgrade":

@@ -15,11 +15,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import insert
+
 from spyglass import blob_refs, events, states
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
 from spyglass.db.image_queries import ImageRecord
+from spyglass.db.tables import image_locations
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import NUL_MESSAGE, has_nul, load_authorized
 from spyglass.policy import Action
@@ -38,6 +41,7 @@ COPIED_COLUMNS = (
     "min_disk",
     "min_ram",
     "blob_key",
+    "store",
 )
 
 
@@ -66,11 +70,23 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
         q.insert_image(conn, row)
         q.replace_properties(conn, copy_id, {}, _properties(source, now))
         q.replace_tags(conn, copy_id, [], source.tags)
-        blob_refs.retain(conn, source["blob_key"], store_name, source.row)
+        blob_refs.retain(conn, source["blob_key"], source["store"] or store_name, source.row)
+        _share_further_locations(conn, source, copy_id)
         _record(conn, ctx, source, copy_id)
         copy = q.fetch_image(conn, copy_id, ctx.project_id)
     assert copy is not None
     return copy
+
+
+def _share_further_locations(conn: Any, source: ImageRecord, copy_id: str) -> None:
+    """The copy refers to the source's blobs in every other store too (spyglass.locations)."""
+    for location in source.extra_locations:
+        conn.execute(
+            insert(image_locations).values(
+                image_id=copy_id, store=location.store, blob_key=location.key, created_at=utcnow()
+            )
+        )
+        blob_refs.retain(conn, location.key, location.store, source.row)
 
 
 def _parse(body: Any) -> tuple[bool, str | None]:

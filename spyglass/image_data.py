@@ -9,14 +9,15 @@ image back to `queued`. Download answers the whole data or one byte range (spygl
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import blob_refs, byte_ranges, ingest, states
+from spyglass import blob_refs, byte_ranges, ingest, locations, states
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.byte_ranges import ByteRange
 from spyglass.context import RequestContext
@@ -26,6 +27,8 @@ from spyglass.errors import Conflict, Forbidden
 from spyglass.images import load_authorized, set_status
 from spyglass.policy import Action
 from spyglass.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def new_blob_key(image_id: str) -> str:
@@ -43,9 +46,13 @@ def _begin_upload(db: Database, ctx: RequestContext, image_id: str) -> ImageReco
         return record
 
 
-def _finish_upload(db: Database, record: ImageRecord, key: str, digest: ingest.Digest) -> bool:
+def _finish_upload(
+    db: Database, record: ImageRecord, store_name: str, key: str, digest: ingest.Digest
+) -> bool:
     with db.write() as conn:
-        return set_status(conn, record.id, states.SAVING, states.ACTIVE, blob_key=key, **digest.columns())
+        return set_status(
+            conn, record.id, states.SAVING, states.ACTIVE, blob_key=key, store=store_name, **digest.columns()
+        )
 
 
 def _return_to_queued(db: Database, image_id: str) -> None:
@@ -72,7 +79,7 @@ async def upload(
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_return_to_queued, db, image_id)
         raise
-    if not await run_in_threadpool(_finish_upload, db, record, key, digest):
+    if not await run_in_threadpool(_finish_upload, db, record, store.name, key, digest):
         # The image was deleted (or its status changed) while the bytes were flowing.
         await run_in_threadpool(store.delete, key)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
@@ -86,14 +93,21 @@ class Download:
     size: int
     # None: the whole data.
     part: ByteRange | None = None
+    # The store and key the data is read from: the first location that answers.
+    store: BlobStore | None = None
+    location_key: str = ""
 
     @property
     def key(self) -> str:
-        return str(self.record["blob_key"])
+        return self.location_key or str(self.record["blob_key"])
 
 
 def prepare_download(
-    db: Database, store: BlobStore, ctx: RequestContext, image_id: str, range_header: str | None = None
+    db: Database,
+    store: Mapping[str, BlobStore] | BlobStore,
+    ctx: RequestContext,
+    image_id: str,
+    range_header: str | None = None,
 ) -> Download | None:
     """The data to send, or None when the image has none (the API answers 204, as Glance does).
 
@@ -104,16 +118,26 @@ def prepare_download(
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     if record["status"] not in (states.ACTIVE, states.DEACTIVATED) or not record["blob_key"]:
         return None
-    if not _blob_exists(store, record["blob_key"]):
-        # Deleted a moment ago, or lost from the store: there is nothing to send.
+    found = _first_available(store, record)
+    if found is None:
+        # Deleted a moment ago, or lost from every store: there is nothing to send.
         return None
     size = int(record["size"])
-    return Download(record, size, byte_ranges.requested(range_header, size))
+    return Download(record, size, byte_ranges.requested(range_header, size), found[0], found[1])
 
 
-def _blob_exists(store: BlobStore, key: str) -> bool:
-    try:
-        store.size(key)
-    except BlobNotFound:
-        return False
-    return True
+def _first_available(
+    stores: Mapping[str, BlobStore] | BlobStore, record: ImageRecord
+) -> tuple[BlobStore, str] | None:
+    """The first location whose store has the blob; a missing blob or a failing store is skipped."""
+    for location in locations.of(record):
+        store = locations.store_of(stores, location)
+        if store is None:
+            continue
+        try:
+            store.size(location.key)
+        except (BlobNotFound, OSError) as exc:
+            log.warning("Image %s: no data at %s in store %r (%s)", record.id, location.key, store.name, exc)
+            continue
+        return store, location.key
+    return None

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, update
 
-from spyglass import image_patch, recycle, safeguards, states
+from spyglass import image_patch, locations, recycle, safeguards, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -213,7 +214,11 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
         branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
         rows = q.page(conn, conditions, sort, query.limit, branches)
         props, tags = q.load_extras(conn, [r["id"] for r in rows])
-    records = [ImageRecord(r, props.get(r["id"], {}), tags.get(r["id"], [])) for r in rows]
+        extra = q.load_locations(conn, [r["id"] for r in rows])
+    records = [
+        ImageRecord(r, props.get(r["id"], {}), tags.get(r["id"], []), extra_locations=extra.get(r["id"], []))
+        for r in rows
+    ]
     return records, len(records) == query.limit
 
 
@@ -329,7 +334,11 @@ def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
 
 
 def delete_image(
-    db: Database, store: BlobStore, ctx: RequestContext, image_id: str, guard: Safeguards = GLANCE
+    db: Database,
+    store: Mapping[str, BlobStore] | BlobStore,
+    ctx: RequestContext,
+    image_id: str,
+    guard: Safeguards = GLANCE,
 ) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DELETE_IMAGE, lock=True)
@@ -339,5 +348,4 @@ def delete_image(
         unreferenced = recycle.dispose(conn, ctx, record, guard)
     # The row is gone before the bytes: a failure here leaves an orphan blob (swept at start-up),
     # never an image pointing at missing data.
-    if unreferenced:
-        store.delete(unreferenced)
+    locations.delete_blobs(store, unreferenced)

@@ -5,7 +5,8 @@ An upload that was cut off by a crash leaves its image in `saving` and a partial
 stage leaves it in `uploading` with data in the staging area; an import (a background task of the
 server) leaves it in `importing`. `recover` puts all of them back to `queued` without data (a retry
 then succeeds; an interrupted import is recorded in `os_glance_failed_import`, as a failed one
-is), deletes blobs that no image refers to, and empties the staging area. A stage that was complete
+is), deletes blobs that no image refers to (in every configured store), and empties the staging
+area. A stage that was complete
 but not yet imported is lost too: the client stages again. It must run while no upload is in
 progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover` runs it by
 hand (stop every API node first).
@@ -13,6 +14,7 @@ hand (stop every API node first).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
@@ -21,7 +23,7 @@ from spyglass import blob_refs, imports, states
 from spyglass.blobs import BlobStore
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.tables import images
+from spyglass.db.tables import image_locations, images
 from spyglass.timeutil import utcnow
 
 
@@ -32,24 +34,37 @@ class Recovery:
     staged_removed: int = 0
 
 
-def recover(db: Database, store: BlobStore, staging: BlobStore | None = None) -> Recovery:
+def recover(
+    db: Database, store: BlobStore | Sequence[BlobStore], staging: BlobStore | None = None
+) -> Recovery:
+    """Recover after a crash; `store` is the blob store, or every configured one (default first)."""
+    stores = [store] if not isinstance(store, Sequence) else list(store)
     with db.write() as conn:
         requeued = conn.execute(
             update(images)
             .where(images.c.status == states.SAVING)
             .values(status=states.QUEUED, updated_at=utcnow())
         ).rowcount
-        requeued += _requeue_imports(conn, store.name)
-        referenced = set(
-            conn.execute(select(images.c.blob_key).where(images.c.blob_key.is_not(None))).scalars()
-        )
+        requeued += _requeue_imports(conn, stores[0].name)
+        referenced = _referenced_keys(conn)
         # Shared blobs: realign reference counts with the images that refer to them.
         blob_refs.reconcile(conn)
-    orphans = [key for key in store.iter_keys() if key not in referenced]
-    for key in orphans:
-        store.delete(key)
+    orphans = 0
+    for each in stores:
+        # Blob keys are unique across stores: a key no image refers to anywhere is an orphan.
+        unreferenced = [key for key in each.iter_keys() if key not in referenced]
+        for key in unreferenced:
+            each.delete(key)
+        orphans += len(unreferenced)
     staged_removed = _empty(staging) if staging is not None else 0
-    return Recovery(requeued, len(orphans), staged_removed)
+    return Recovery(requeued, orphans, staged_removed)
+
+
+def _referenced_keys(conn: Connection) -> set[str]:
+    """The blob keys of every location of every image (first ones and further ones)."""
+    first = conn.execute(select(images.c.blob_key).where(images.c.blob_key.is_not(None))).scalars()
+    further = conn.execute(select(image_locations.c.blob_key)).scalars()
+    return {*first, *further}
 
 
 def _empty(store: BlobStore) -> int:
@@ -68,7 +83,7 @@ def _requeue_imports(conn: Connection, store_name: str) -> int:
         conn.execute(
             update(images)
             .where(images.c.id == image_id, images.c.status.in_(interrupted))
-            .values(status=states.QUEUED, updated_at=utcnow(), blob_key=None, **imports.NO_DATA)
+            .values(status=states.QUEUED, updated_at=utcnow(), blob_key=None, store=None, **imports.NO_DATA)
         )
         before = properties.get(image_id, {})
         if imports.LOCK in before:

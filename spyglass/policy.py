@@ -44,6 +44,11 @@ class Action(enum.StrEnum):
     GET_RECYCLE_BIN = "get_recycle_bin"
     GET_WEBHOOKS = "get_webhooks"
     MANAGE_WEBHOOKS = "manage_webhooks"
+    # Several stores (issue 6), named as Glance's policies name them.
+    GET_STORES_DETAIL = "stores_info_detail"
+    DELETE_IMAGE_LOCATION = "delete_image_location"
+    # Glance calls this policy copy_image too; here that name is taken by copy into my project.
+    COPY_IMAGE_TO_STORES = "copy_image_to_stores"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,9 @@ RULES: dict[Action, Rule] = {
     Action.GET_RECYCLE_BIN: _reader,
     Action.GET_WEBHOOKS: _reader,
     Action.MANAGE_WEBHOOKS: _writer,
+    Action.GET_STORES_DETAIL: _admin,
+    Action.DELETE_IMAGE_LOCATION: _admin,
+    Action.COPY_IMAGE_TO_STORES: _owner_writer,
 }
 
 # Actions that need no image: only the role rule applies.
@@ -125,6 +133,7 @@ UNTARGETED = frozenset(
         Action.GET_RECYCLE_BIN,
         Action.GET_WEBHOOKS,
         Action.MANAGE_WEBHOOKS,
+        Action.GET_STORES_DETAIL,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image

@@ -13,11 +13,12 @@ after commit only when no other image (a copy, an identical upload) still refers
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from spyglass import blob_refs, events, states
+from spyglass import events, locations, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -25,23 +26,24 @@ from spyglass.db.engine import Database
 from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
+from spyglass.locations import Location
 from spyglass.safeguards import Safeguards, check_impact
 from spyglass.timeutil import isotime, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: Safeguards) -> str | None:
+def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: Safeguards) -> list[Location]:
     """Delete an image the caller may delete (authorized, not protected), in its transaction.
 
-    Returns the blob key whose bytes the caller deletes after commit, or None.
+    Returns the locations whose bytes the caller deletes after commit (spyglass.locations).
     """
     if record["status"] == states.PENDING_DELETE:
         return purge(conn, ctx, record)
     check_impact(conn, record, guard, "delete")
     if guard.recycle_retention_days > 0:
         _into_bin(conn, ctx, record, guard.recycle_retention_days)
-        return None
+        return []
     events.record(
         conn,
         ctx,
@@ -54,7 +56,7 @@ def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: S
     return _remove(conn, record)
 
 
-def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> str | None:
+def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> list[Location]:
     """Remove an image from the recycle bin for good (ctx None: the scheduled purge)."""
     events.record(
         conn,
@@ -68,9 +70,10 @@ def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> 
     return _remove(conn, record)
 
 
-def _remove(conn: Connection, record: ImageRecord) -> str | None:
+def _remove(conn: Connection, record: ImageRecord) -> list[Location]:
     conn.execute(delete(images).where(images.c.id == record.id))
-    return blob_refs.release(conn, record["blob_key"])
+    # Every store holding the data gives its reference back.
+    return locations.release_all(conn, record)
 
 
 def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: int) -> None:
@@ -106,7 +109,9 @@ def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: 
     )
 
 
-def purge_expired(db: Database, store: BlobStore, now: datetime | None = None) -> int:
+def purge_expired(
+    db: Database, store: Mapping[str, BlobStore] | BlobStore, now: datetime | None = None
+) -> int:
     """Purge every image whose retention ended; the number purged. Safe to run concurrently."""
     now = now or utcnow()
     with db.read() as conn:
@@ -115,19 +120,18 @@ def purge_expired(db: Database, store: BlobStore, now: datetime | None = None) -
     purged = 0
     for image_id in image_ids:
         with db.write() as conn:
-            done, key = _purge_if_due(conn, image_id, now)
+            done, unreferenced = _purge_if_due(conn, image_id, now)
         purged += done
-        if key:
-            store.delete(key)
+        locations.delete_blobs(store, unreferenced)
     if purged:
         log.info("purged %d image(s) from the recycle bin", purged)
     return purged
 
 
-def _purge_if_due(conn: Connection, image_id: str, now: datetime) -> tuple[bool, str | None]:
+def _purge_if_due(conn: Connection, image_id: str, now: datetime) -> tuple[bool, list[Location]]:
     """Checked again under the lock: restored (and maybe deleted again) since the list was read?"""
     record = q.fetch_image(conn, image_id, None, lock=True)
     due = conn.execute(select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)).scalar()
     if record is None or record["status"] != states.PENDING_DELETE or due is None or due > now:
-        return False, None
+        return False, []
     return True, purge(conn, None, record)

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spyglass import store_settings
+from spyglass.store_settings import StoreSettingsError, StoreSpec
+
 ENV_PREFIX = "SPYGLASS_"
 
 
@@ -65,6 +68,13 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_retry_seconds: int = 5
     webhook_poll_seconds: int = 1
+    # Several stores at once (spyglass.store_settings); none configured: one filesystem store `fs`
+    # in data_dir/images. `default_store` empty: the first store.
+    stores: tuple[StoreSpec, ...] = ()
+    default_store: str = ""
+    # Show the data's locations on images, as Glance's options of the same names do.
+    show_image_direct_url: bool = False
+    show_multiple_locations: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +86,15 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def store_specs(self) -> tuple[StoreSpec, ...]:
+        """The configured stores, or the one filesystem store of a deployment that configures none."""
+        return self.stores or (store_settings.filesystem("fs", self.blob_dir),)
+
+    @property
+    def default_store_name(self) -> str:
+        return self.default_store or self.store_specs[0].name
 
     @property
     def staging_dir(self) -> Path:
@@ -100,6 +119,7 @@ class Settings:
         if self.hashing_algorithm not in ("sha256", "sha384", "sha512"):
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
+        self._validate_stores()
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         if self.web_download_timeout_seconds < 1:
@@ -110,6 +130,13 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_stores(self) -> None:
+        names = [spec.name for spec in self.store_specs]
+        if len(set(names)) != len(names):
+            raise SettingsError("store names must be unique")
+        if self.default_store_name not in names:
+            raise SettingsError(f"default_store {self.default_store!r} is not one of the stores")
 
     def _validate_sharing_safety(self) -> None:
         for name in ("impact_window_days", "recycle_retention_days", "webhook_retry_seconds"):
@@ -141,11 +168,15 @@ def _coerce(name: str, raw: Any) -> Any:
             raise ValueError(raw)
         if kind == "Path":
             return Path(str(raw)).expanduser()
+        if kind == "tuple[StoreSpec, ...]":
+            return store_settings.parse(raw)
         if kind == "tuple[str, ...]":
             # A TOML list, or one comma-separated string (environment variables, flags).
             items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
         return str(raw)
+    except StoreSettingsError as exc:
+        raise SettingsError(str(exc)) from exc
     except ValueError as exc:
         raise SettingsError(f"setting {name!r} has an invalid value {raw!r}") from exc
 
@@ -167,6 +198,9 @@ def load_settings(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
         section = data.get("spyglass", data)
+        if section is not data and "stores" in data:
+            # `[stores.NAME]` tables beside a `[spyglass]` section.
+            section = {**section, "stores": data["stores"]}
         for key, raw in section.items():
             if key not in _FIELDS:
                 raise SettingsError(f"unknown setting {key!r} in {config_file}")

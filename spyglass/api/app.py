@@ -18,9 +18,12 @@ from spyglass import background, events, members, webhooks
 from spyglass.api import extensions as extension_api
 from spyglass.api import images as image_api
 from spyglass.api import members as member_api
+from spyglass.api import render
+from spyglass.api import stores as store_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
-from spyglass.blobs import BlobStore, FilesystemStore
+from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
 from spyglass.identity import api as identity_api
 from spyglass.identity import directory as identity_directory
@@ -86,12 +89,19 @@ def _under(prefix: str, endpoint: Endpoint) -> Endpoint:
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, store: BlobStore | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    store: BlobStore | None = None,
+    stores: StoreSet | None = None,
 ) -> Starlette:
-    """Wire a Spyglass application. The database must already be migrated (see spyglass.service)."""
+    """Wire a Spyglass application. The database must already be migrated (see spyglass.service).
+
+    The blob stores are `stores`, or the one `store`, or else those the settings configure."""
     _connect_project_lifecycle()
     database = db or Database(settings.database)
-    blob_store: BlobStore = store or FilesystemStore(settings.blob_dir)
+    store_set = stores or (StoreSet.single(store) if store is not None else build(settings))
+    blob_store = store_set.default
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,7 +115,13 @@ def create_app(
         if db is None:
             database.dispose()
 
-    image_routes = [*image_api.routes, *member_api.routes, *extension_api.routes, *webhook_api.routes]
+    image_routes = [
+        *image_api.routes,
+        *store_api.routes,
+        *member_api.routes,
+        *extension_api.routes,
+        *webhook_api.routes,
+    ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
         # start their version discovery there.
@@ -120,5 +136,12 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.store = blob_store
+    app.state.stores = store_set
+    app.state.store_rendering = render.StoreRendering(
+        store_set.default_name,
+        url=lambda location: store_set.url(location.store, location.key),
+        show_direct_url=settings.show_image_direct_url,
+        show_locations=settings.show_multiple_locations,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

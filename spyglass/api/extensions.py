@@ -28,7 +28,7 @@ def safeguards(request: Request) -> Safeguards:
 
 
 def _image(request: Request, record: Any) -> dict[str, Any]:
-    return render.image(record, request.app.state.store.name)
+    return render.image(record, request.app.state.store_rendering)
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:

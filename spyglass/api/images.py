@@ -15,6 +15,7 @@ from spyglass import image_data, images, usage
 from spyglass.api import image_list, imports, render
 from spyglass.api.common import JSONResponse, base_url, caller, json_body
 from spyglass.api.extensions import safeguards
+from spyglass.api.stores import STORE_HEADER
 from spyglass.blobs import BlobStore
 from spyglass.byte_ranges import ByteRange
 from spyglass.errors import NotFound, UnsupportedMediaType
@@ -76,11 +77,12 @@ class ImageFileResponse(FileResponse):
 
 
 def _image_headers(request: Request) -> dict[str, str]:
-    return {"OpenStack-image-store-ids": request.app.state.store.name, **imports.import_methods_header()}
+    store_ids = ",".join(request.app.state.stores)
+    return {"OpenStack-image-store-ids": store_ids, **imports.import_methods_header()}
 
 
 def _render(request: Request, record: Any) -> dict[str, Any]:
-    return render.image(record, request.app.state.store.name)
+    return render.image(record, request.app.state.store_rendering)
 
 
 def _versions(request: Request) -> dict[str, Any]:
@@ -151,7 +153,7 @@ async def delete(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
     image_id = request.path_params["image_id"]
-    await run_in_threadpool(images.delete_image, state.db, state.store, ctx, image_id, safeguards(request))
+    await run_in_threadpool(images.delete_image, state.db, state.stores, ctx, image_id, safeguards(request))
     await imports.discard_staged(request, image_id)
     return Response(status_code=204)
 
@@ -196,7 +198,7 @@ async def upload(request: Request) -> Response:
     imports.require_octet_stream(request)
     await image_data.upload(
         state.db,
-        state.store,
+        state.stores.choose(request.headers.get(STORE_HEADER)),
         ctx,
         request.path_params["image_id"],
         request.stream(),
@@ -212,14 +214,14 @@ async def download(request: Request) -> Response:
     found = await run_in_threadpool(
         image_data.prepare_download,
         state.db,
-        state.store,
+        state.stores,
         ctx,
         request.path_params["image_id"],
         request.headers.get("range"),
     )
     if found is None:
         return Response(status_code=204)
-    response = _data_response(state.store, found)
+    response = _data_response(found.store or state.store, found)
     await usage.record_download(state.db, ctx, found)
     return response
 
@@ -254,11 +256,6 @@ async def get_schema(request: Request) -> Response:
     return JSONResponse(schema(name))
 
 
-async def info_stores(request: Request) -> Response:
-    await caller(request)
-    return JSONResponse({"stores": [{"id": request.app.state.store.name, "default": "true"}]})
-
-
 routes = [
     Route("/v2/images", index, methods=["GET"]),
     Route("/v2/images", create, methods=["POST"]),
@@ -275,7 +272,6 @@ routes = [
     Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
     Route("/v2/schemas/{name}", get_schema, methods=["GET"]),
     Route("/v2/info/import", imports.info_import, methods=["GET"]),
-    Route("/v2/info/stores", info_stores, methods=["GET"]),
     Route("/v2", versions, methods=["GET"]),
     Route("/v2/", versions, methods=["GET"]),
     Route("/versions", versions, methods=["GET"]),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from spyglass import states
-from spyglass.db.image_queries import ImageRecord
+from spyglass import locations, states
+from spyglass.db.image_queries import ImageRecord, Location
 from spyglass.timeutil import isotime
 
 _CORE_ORDER = (
@@ -28,7 +30,30 @@ _CORE_ORDER = (
 )
 
 
-def image(record: ImageRecord, store_name: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoreRendering:
+    """How an image's locations show: its `stores`, and `direct_url` / `locations` when the
+    deployment turns them on (Glance's show_image_direct_url and show_multiple_locations)."""
+
+    default: str
+    url: Callable[[Location], str] = lambda location: ""
+    show_direct_url: bool = False
+    show_locations: bool = False
+
+    def add_to(self, doc: dict[str, Any], record: ImageRecord) -> None:
+        found = [Location(loc.store or self.default, loc.key) for loc in locations.of(record)]
+        # Glance hides the locations, and so the stores, of a deactivated image
+        # (51-list-images-owner.http).
+        if not found or record["status"] != states.ACTIVE:
+            return
+        doc["stores"] = ",".join(location.store for location in found)
+        if self.show_direct_url:
+            doc["direct_url"] = self.url(found[0])
+        if self.show_locations:
+            doc["locations"] = [{"url": self.url(loc), "metadata": {"store": loc.store}} for loc in found]
+
+
+def image(record: ImageRecord, stores: StoreRendering | str | None = None) -> dict[str, Any]:
     row = record.row
     # Extra properties come first, as Glance renders them.
     doc: dict[str, Any] = dict(record.properties)
@@ -41,9 +66,10 @@ def image(record: ImageRecord, store_name: str | None = None) -> dict[str, Any]:
     doc["self"] = f"/v2/images/{image_id}"
     doc["file"] = f"/v2/images/{image_id}/file"
     doc["schema"] = "/v2/schemas/image"
-    # Glance hides the locations, and so the stores, of a deactivated image (51-list-images-owner.http).
-    if store_name and row["blob_key"] and row["status"] == states.ACTIVE:
-        doc["stores"] = store_name
+    if isinstance(stores, str):
+        stores = StoreRendering(stores)
+    if stores is not None:
+        stores.add_to(doc, record)
     return doc
 
 

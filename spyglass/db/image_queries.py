@@ -4,8 +4,8 @@ and load the properties and tags of a page in one round trip each."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,8 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from spyglass.db.tables import image_members, image_properties, image_tags, images
+from spyglass.db.tables import image_locations, image_members, image_properties, image_tags, images
 from spyglass.visibility import owner_suspended
+
+
+class Location(NamedTuple):
+    """Where a copy of an image's data lives: a store's name and the blob's key in it."""
+
+    store: str
+    key: str
 
 
 @dataclass
@@ -35,6 +42,8 @@ class ImageRecord:
     tags: list[str]
     member_status: str | None = None
     owner_suspended: bool = False
+    # Locations beyond the first (images.store/blob_key), oldest first (spyglass.locations).
+    extra_locations: list[Location] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -64,7 +73,8 @@ def fetch_image(
     member_status = row.pop("member_status")
     suspended = bool(row.pop("owner_suspended"))
     props, tags = load_extras(conn, [image_id])
-    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status, suspended)
+    extra = load_locations(conn, [image_id]).get(image_id, [])
+    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status, suspended, extra)
 
 
 def insert_image(conn: Connection, row: dict[str, Any]) -> bool:
@@ -99,6 +109,21 @@ def load_extras(
     for image_id, value in rows:
         tags.setdefault(image_id, []).append(value)
     return props, tags
+
+
+def load_locations(conn: Connection, image_ids: Sequence[str]) -> dict[str, list[Location]]:
+    """The further locations of these images, oldest first."""
+    found: dict[str, list[Location]] = {}
+    if not image_ids:
+        return found
+    rows = conn.execute(
+        select(image_locations.c.image_id, image_locations.c.store, image_locations.c.blob_key)
+        .where(image_locations.c.image_id.in_(image_ids))
+        .order_by(image_locations.c.created_at, image_locations.c.store)
+    )
+    for image_id, store, key in rows:
+        found.setdefault(image_id, []).append(Location(store, key))
+    return found
 
 
 def replace_properties(conn: Connection, image_id: str, old: dict[str, str], new: dict[str, str]) -> None:

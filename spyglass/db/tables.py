@@ -137,11 +137,27 @@ images = Table(
     Column("blob_key", String(255), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    # The store holding blob_key (the image's first location); null: the default store (rows
+    # written before there were several stores). While data is staged: the store it is meant for.
+    Column("store", String(64), nullable=True),
     Index(None, "owner", "created_at"),
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),
     # Blobs are shared by copies and identical uploads: "who else uses this blob" is a lookup.
+    Index(None, "blob_key"),
+)
+
+# Further locations of an image's data, in other stores (copy-image, import to several stores).
+# The first location is images.store/blob_key. Each blob key is written once, in one store, so a
+# key names one (store, key) pair and spyglass.blob_refs counts it wherever it is referred to.
+image_locations = Table(
+    "image_locations",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("store", String(64), primary_key=True),
+    Column("blob_key", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
     Index(None, "blob_key"),
 )
 

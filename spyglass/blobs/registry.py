@@ -1,0 +1,96 @@
+"""The blob stores of one deployment, by name, with a default (Glance's multi-store).
+
+`build` turns the validated store settings into BlobStore objects once, when the application is
+created. `location_url` writes where a blob lives in Glance's URL formats, never with credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from spyglass.blobs.base import BlobStore
+from spyglass.blobs.filesystem import FilesystemStore
+from spyglass.blobs.memory import MemoryStore
+from spyglass.blobs.s3 import S3Config, S3Store
+from spyglass.blobs.swift import SwiftConfig, SwiftStore
+from spyglass.errors import Invalid
+from spyglass.settings import Settings
+from spyglass.store_settings import FilesystemConfig, StoreSpec
+
+
+class StoreSet(Mapping[str, BlobStore]):
+    """The stores by name (in configuration order) and the default one."""
+
+    def __init__(
+        self, stores: Mapping[str, BlobStore], default: str, specs: tuple[StoreSpec, ...] = ()
+    ) -> None:
+        if default not in stores:
+            raise ValueError(f"default store {default!r} is not one of the stores")
+        self._stores = dict(stores)
+        self.default_name = default
+        self.specs = {spec.name: spec for spec in specs}
+
+    @classmethod
+    def single(cls, store: BlobStore) -> StoreSet:
+        return cls({store.name: store}, store.name)
+
+    def __getitem__(self, name: str) -> BlobStore:
+        return self._stores[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stores)
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+    @property
+    def default(self) -> BlobStore:
+        return self._stores[self.default_name]
+
+    def choose(self, name: str | None) -> BlobStore:
+        """The store a request names (X-Image-Meta-Store), or the default when it names none."""
+        if name is None or name == "":
+            return self.default
+        try:
+            return self._stores[name]
+        except KeyError:
+            raise Invalid(f"Store for identifier {name} not found") from None
+
+    def url(self, store_name: str, key: str) -> str:
+        """The location URL of a blob in one of these stores (Glance's formats)."""
+        store = self._stores.get(store_name)
+        return location_url(store, key) if store is not None else f"{store_name}://{key}"
+
+    def description(self, name: str) -> str:
+        spec = self.specs.get(name)
+        return spec.description if spec is not None else ""
+
+
+def build(settings: Settings) -> StoreSet:
+    specs = settings.store_specs
+    stores = {spec.name: open_store(spec) for spec in specs}
+    return StoreSet(stores, settings.default_store_name, specs)
+
+
+def open_store(spec: StoreSpec) -> BlobStore:
+    config = spec.config
+    if isinstance(config, FilesystemConfig):
+        return FilesystemStore(config.path, name=spec.name)
+    if isinstance(config, SwiftConfig):
+        return SwiftStore(config)
+    if isinstance(config, S3Config):
+        return S3Store(config)
+    return MemoryStore(name=spec.name)
+
+
+def location_url(store: BlobStore, key: str) -> str:
+    """Where the blob lives, as Glance writes locations: file://, swift+config://, s3://."""
+    if isinstance(store, FilesystemStore):
+        return Path(store.root).resolve().joinpath(key).as_uri()
+    config = getattr(store, "config", None)
+    if isinstance(config, SwiftConfig):
+        return f"swift+config://{store.name}/{config.container}/{key}"
+    if isinstance(config, S3Config):
+        return f"s3://{config.bucket}/{key}"
+    return f"{store.name}://{key}"
