@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import anyio
 from sqlalchemy import Connection, update
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import blob_refs, ingest, states, web_download
+from spyglass import blob_refs, ingest, states, store_copies, web_download
 from spyglass.blobs import BlobStore, FilesystemStore
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
@@ -47,7 +47,7 @@ from spyglass.timeutil import utcnow
 
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
-IMPORT_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD)
+IMPORT_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, store_copies.COPY_IMAGE)
 LOCK = "os_glance_import_task"
 IMPORTING_TO = "os_glance_importing_to_stores"
 FAILED = "os_glance_failed_import"
@@ -74,7 +74,9 @@ async def stage(
     *,
     content_length: int | None,
     settings: Settings,
+    store_name: str | None = None,
 ) -> None:
+    """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
     record = await run_in_threadpool(_begin_stage, db, ctx, image_id)
     try:
         expect = ingest.Expectations.of(record, settings, content_length)
@@ -83,7 +85,7 @@ async def stage(
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_unstage, db, image_id)
         raise
-    if not await run_in_threadpool(_staged, db, image_id, digest):
+    if not await run_in_threadpool(_staged, db, image_id, digest, store_name):
         await run_in_threadpool(staging.delete, image_id)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
 
@@ -99,20 +101,20 @@ def _begin_stage(db: Database, ctx: RequestContext, image_id: str) -> ImageRecor
         return record
 
 
-def _staged(db: Database, image_id: str, digest: ingest.Digest) -> bool:
+def _staged(db: Database, image_id: str, digest: ingest.Digest, store_name: str | None) -> bool:
     """Record what was staged; False when the image is no longer the one being staged."""
     with db.write() as conn:
         result = conn.execute(
             update(images)
             .where(images.c.id == image_id, images.c.status == states.UPLOADING, images.c.size.is_(None))
-            .values(updated_at=utcnow(), **digest.columns())
+            .values(updated_at=utcnow(), store=store_name, **digest.columns())
         )
         return result.rowcount == 1
 
 
 def _unstage(db: Database, image_id: str) -> None:
     with db.write() as conn:
-        set_status(conn, image_id, states.UPLOADING, states.QUEUED, **NO_DATA)
+        set_status(conn, image_id, states.UPLOADING, states.QUEUED, store=None, **NO_DATA)
 
 
 # ---- the import call ---------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class ImportRequest:
     uri: str | None = None
 
     @classmethod
-    def parse(cls, body: Any, store_name: str) -> ImportRequest:
+    def parse(cls, body: Any) -> ImportRequest:
         """The body of `POST /import`, checked with Glance's messages."""
         method = body.get("method") if isinstance(body, dict) else None
         if not isinstance(method, dict):
@@ -137,19 +139,8 @@ class ImportRequest:
         for flag in ("all_stores_must_succeed", "all_stores"):
             if not isinstance(body.get(flag, True), bool):
                 raise Invalid(f"'{flag}' must be boolean value only")
-        _check_stores(body.get("stores"), store_name)
         uri = method.get("uri")
         return cls(name, uri if isinstance(uri, str) else None)
-
-
-def _check_stores(stores: Any, store_name: str) -> None:
-    if stores is None:
-        return
-    if not isinstance(stores, list) or not all(isinstance(s, str) for s in stores):
-        raise Invalid("'stores' must be a list of store identifiers.")
-    for store in stores:
-        if store != store_name:
-            raise Conflict(f"Unknown scheme '{store}' found in URI")
 
 
 @dataclass(frozen=True)
@@ -160,15 +151,26 @@ class ImportJob:
     uri: str | None
     # The image as the import found it: its disk_format and declared digests bind the data.
     record: ImageRecord
+    # The stores to write to, the first one first (spyglass.store_copies copies to the others).
+    stores: tuple[str, ...] = ()
+    all_must_succeed: bool = True
 
 
 def begin_import(
-    db: Database, ctx: RequestContext, image_id: str, body: Any, settings: Settings, store_name: str
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    body: Any,
+    settings: Settings,
+    stores: Mapping[str, BlobStore],
+    header: str | None = None,
 ) -> ImportJob:
     """Check the request, take the import lock and move the image to `importing` (blocking)."""
-    request = ImportRequest.parse(body, store_name)
+    request = ImportRequest.parse(body)
     with db.read() as conn:
-        _check_importable(load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE), request.method)
+        found = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE)
+        targets = store_copies.targets(body, header, stores, found["store"] or settings.default_store_name)
+        _check_importable(found, request.method)
     if request.method == WEB_DOWNLOAD:
         web_download.check_target(request.uri, web_download.AddressPolicy.of(settings))
     task_id = str(uuid.uuid4())
@@ -178,9 +180,10 @@ def begin_import(
         if not set_status(conn, image_id, record["status"], states.IMPORTING):
             raise Conflict("The image status changed during the request; try again.")
         q.replace_properties(
-            conn, image_id, record.properties, started(record.properties, task_id, store_name)
+            conn, image_id, record.properties, store_copies.starting(record.properties, task_id, targets)
         )
-    return ImportJob(image_id, task_id, request.method, request.uri, record)
+    must_succeed = body.get("all_stores_must_succeed", True)
+    return ImportJob(image_id, task_id, request.method, request.uri, record, tuple(targets), must_succeed)
 
 
 def _check_importable(record: ImageRecord, method: str) -> None:
@@ -203,9 +206,25 @@ def _check_importable(record: ImageRecord, method: str) -> None:
 # ---- the import task -----------------------------------------------------------------------------------
 
 
-def start(job: ImportJob, db: Database, store: BlobStore, staging: BlobStore, settings: Settings) -> None:
+def start(
+    job: ImportJob, db: Database, stores: Mapping[str, BlobStore], staging: BlobStore, settings: Settings
+) -> None:
     """Run the import in the background, in this server process."""
-    _spawn(_run(job, db, store, staging, settings), f"import-{job.task_id}")
+    _spawn(_run_all(job, db, stores, staging, settings), f"import-{job.task_id}")
+
+
+def start_copy(job: store_copies.CopyJob, db: Database, stores: Mapping[str, BlobStore]) -> None:
+    """Run a copy-image import in the background, in this server process."""
+    _spawn(store_copies.run(job, db, stores, new_blob_key), f"copy-image-{job.task_id}")
+
+
+async def _run_all(
+    job: ImportJob, db: Database, stores: Mapping[str, BlobStore], staging: BlobStore, settings: Settings
+) -> None:
+    """Import into the first store; then copy into the others, as copy-image does."""
+    if await _run(job, db, stores[job.stores[0]], staging, settings) and len(job.stores) > 1:
+        copy = store_copies.CopyJob(job.image_id, job.task_id, job.stores[1:], job.all_must_succeed)
+        await store_copies.run(copy, db, stores, new_blob_key)
 
 
 def _spawn(work: Coroutine[Any, Any, None], name: str) -> None:
@@ -216,7 +235,8 @@ def _spawn(work: Coroutine[Any, Any, None], name: str) -> None:
 
 async def _run(
     job: ImportJob, db: Database, store: BlobStore, staging: BlobStore, settings: Settings
-) -> None:
+) -> bool:
+    """Import into `store`; True when the image is active with the data there."""
     key = new_blob_key(job.image_id)
     try:
         columns = await _bring_data(job, store, staging, key, settings)
@@ -228,7 +248,7 @@ async def _run(
         if not isinstance(exc, Exception):
             raise
         log.warning("Import %s of image %s (%s) failed: %s", job.task_id, job.image_id, job.method, exc)
-        return
+        return False
     finally:
         if job.method == GLANCE_DIRECT:
             with anyio.CancelScope(shield=True):
@@ -239,6 +259,7 @@ async def _run(
     if finished:
         # Count the blob's references (copies share it), or swap it for an identical blob already stored.
         await run_in_threadpool(blob_refs.adopt, db, store, job.image_id, key)
+    return finished
 
 
 async def _bring_data(
@@ -285,12 +306,14 @@ def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, An
     with db.write() as conn:
         record = _locked(conn, job)
         if record is None or not set_status(
-            conn, job.image_id, states.IMPORTING, states.ACTIVE, blob_key=key, **columns
+            conn, job.image_id, states.IMPORTING, states.ACTIVE, blob_key=key, store=store_name, **columns
         ):
             return False
-        q.replace_properties(
-            conn, job.image_id, record.properties, ended(record.properties, store_name, False)
-        )
+        after = ended(record.properties, store_name, False)
+        if len(job.stores) > 1:
+            # The import goes on into the other stores: it keeps its lock until they are done.
+            after[LOCK] = job.task_id
+        q.replace_properties(conn, job.image_id, record.properties, after)
         return True
 
 
@@ -298,12 +321,14 @@ def _fail_import(db: Database, job: ImportJob, store_name: str) -> None:
     with db.write() as conn:
         record = _locked(conn, job)
         if record is None or not set_status(
-            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, **NO_DATA
+            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **NO_DATA
         ):
             return
-        q.replace_properties(
-            conn, job.image_id, record.properties, ended(record.properties, store_name, True)
-        )
+        after = ended(record.properties, store_name, True)
+        # The other stores will not be written either.
+        for other in job.stores[1:]:
+            after = ended(after, other, True)
+        q.replace_properties(conn, job.image_id, record.properties, after)
 
 
 def started(properties: dict[str, str], task_id: str, store_name: str) -> dict[str, str]:

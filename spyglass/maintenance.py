@@ -23,7 +23,7 @@ from spyglass import blob_refs, imports, states
 from spyglass.blobs import BlobStore
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_locations, images
+from spyglass.db.tables import image_locations, image_properties, images
 from spyglass.timeutil import utcnow
 
 
@@ -46,6 +46,7 @@ def recover(
             .values(status=states.QUEUED, updated_at=utcnow())
         ).rowcount
         requeued += _requeue_imports(conn, stores[0].name)
+        _end_interrupted_copies(conn)
         referenced = _referenced_keys(conn)
         # Shared blobs: realign reference counts with the images that refer to them.
         blob_refs.reconcile(conn)
@@ -89,3 +90,23 @@ def _requeue_imports(conn: Connection, store_name: str) -> int:
         if imports.LOCK in before:
             q.replace_properties(conn, image_id, before, imports.ended(before, store_name, failed=True))
     return len(ids)
+
+
+def _end_interrupted_copies(conn: Connection) -> None:
+    """Active images whose copy-image was cut off: the lock goes, the stores it was copying to
+    are recorded as failed (their partial copies are orphans, swept with the others)."""
+    locked = select(image_properties.c.image_id).where(image_properties.c.name == imports.LOCK)
+    ids = list(
+        conn.execute(
+            select(images.c.id).where(images.c.id.in_(locked), images.c.status == states.ACTIVE)
+        ).scalars()
+    )
+    properties, _tags = q.load_extras(conn, ids)
+    for image_id in ids:
+        before = properties.get(image_id, {})
+        after = {k: v for k, v in before.items() if k != imports.LOCK}
+        failed = {s for s in before.get(imports.FAILED, "").split(",") if s}
+        failed |= {s for s in before.get(imports.IMPORTING_TO, "").split(",") if s}
+        after[imports.IMPORTING_TO] = ""
+        after[imports.FAILED] = ",".join(sorted(failed))
+        q.replace_properties(conn, image_id, before, after)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spyglass import imports
+from spyglass import imports, store_copies
 from spyglass.api.common import JSONResponse, caller, json_body
+from spyglass.api.stores import STORE_HEADER
+from spyglass.context import RequestContext
 from spyglass.errors import Invalid, UnsupportedMediaType
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
@@ -32,6 +36,8 @@ async def stage(request: Request) -> Response:
     ctx = await caller(request)
     require_octet_stream(request)
     state = request.app.state
+    header = request.headers.get(STORE_HEADER)
+    store_name = state.stores.choose(header).name if header else None
     await imports.stage(
         state.db,
         imports.staging_store(state.settings),
@@ -40,6 +46,7 @@ async def stage(request: Request) -> Response:
         request.stream(),
         content_length=content_length(request),
         settings=state.settings,
+        store_name=store_name,
     )
     return Response(status_code=204)
 
@@ -48,6 +55,10 @@ async def import_image(request: Request) -> Response:
     ctx = await caller(request)
     body = await json_body(request)
     state = request.app.state
+    header = request.headers.get(STORE_HEADER)
+    if _method_name(body) == store_copies.COPY_IMAGE:
+        await _copy_image(request, ctx, body, header)
+        return Response(status_code=202)
     job = await run_in_threadpool(
         imports.begin_import,
         state.db,
@@ -55,10 +66,36 @@ async def import_image(request: Request) -> Response:
         request.path_params["image_id"],
         body,
         state.settings,
-        state.store.name,
+        state.stores,
+        header,
     )
-    imports.start(job, state.db, state.store, imports.staging_store(state.settings), state.settings)
+    imports.start(job, state.db, state.stores, imports.staging_store(state.settings), state.settings)
     return Response(status_code=202)
+
+
+def _method_name(body: Any) -> Any:
+    method = body.get("method") if isinstance(body, dict) else None
+    return method.get("name") if isinstance(method, dict) else None
+
+
+async def _copy_image(
+    request: Request, ctx: RequestContext, body: dict[str, Any], header: str | None
+) -> None:
+    """copy-image: the data of an active image into more stores, in the background."""
+    state = request.app.state
+    imports.ImportRequest.parse(body)
+    targets = store_copies.targets(body, header, state.stores, state.stores.default_name)
+    job = await run_in_threadpool(
+        store_copies.begin_copy,
+        state.db,
+        ctx,
+        request.path_params["image_id"],
+        targets,
+        state.stores.default_name,
+        body.get("all_stores_must_succeed", True),
+        bool(body.get("all_stores", False)),
+    )
+    imports.start_copy(job, state.db, state.stores)
 
 
 async def discard_staged(request: Request, image_id: str) -> None:

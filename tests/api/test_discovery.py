@@ -93,7 +93,7 @@ def test_info_import(api: Callers) -> None:
     assert body["import-methods"]["description"] == "Import methods available."
     assert body["import-methods"]["type"] == "array"
     # The methods Spyglass implements; not copy-image (there is one store).
-    assert body["import-methods"]["value"] == ["glance-direct", "web-download"]
+    assert body["import-methods"]["value"] == ["glance-direct", "web-download", "copy-image"]
 
 
 def test_info_stores(api: Callers) -> None:

@@ -85,7 +85,7 @@ def assert_failed_and_clean(api: Callers, settings: Settings, image_id: str) -> 
 
 def test_create_announces_the_import_methods(api: Callers) -> None:
     response = api.alice.post("/v2/images", json={"name": "x"})
-    assert response.headers["OpenStack-image-import-methods"] == "glance-direct,web-download"
+    assert response.headers["OpenStack-image-import-methods"] == "glance-direct,web-download,copy-image"
     assert response.headers["OpenStack-image-store-ids"] == STORE
 
 
@@ -195,7 +195,8 @@ def test_stage_and_import_by_others(api: Callers, world: World) -> None:
         ({}, 400, "requires a 'method' field"),
         ({"method": "glance-direct"}, 400, "requires a 'method' field"),
         ({"method": {}}, 400, "requires a 'name' field"),
-        ({"method": {"name": "copy-image"}}, 400, "Unknown import method name 'copy-image'"),
+        ({"method": {"name": "hardcopy"}}, 400, "Unknown import method name 'hardcopy'"),
+        ({"method": {"name": "copy-image"}}, 409, "needs to be in 'active' state"),
         ({"method": {"name": "glance-direct"}, "all_stores": "yes"}, 400, "'all_stores' must be boolean"),
         ({"method": {"name": "glance-direct"}, "stores": ["ceph"]}, 409, "Unknown scheme 'ceph'"),
         ({"method": {"name": "web-download"}}, 400, "does not pass filtering"),

@@ -4,8 +4,10 @@ store's copy, deleting the image, store discovery, and direct_url / locations wh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,7 +18,7 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.db.engine import Database
 from spyglass.settings import Settings
 from tests.api.helpers import OCTET, create
-from tests.conftest import Callers, World
+from tests.conftest import Caller, Callers, World
 
 DATA = b"multi-store image data" * 1000
 
@@ -113,3 +115,112 @@ def test_delete_from_store_refused_for_the_last_copy(api: Callers) -> None:
     assert api.admin.delete(f"/v2/stores/fs/{image_id}").status_code == 404
     assert api.admin.delete(f"/v2/stores/nowhere/{image_id}").status_code == 404
     assert api.alice.get(f"/v2/images/{image_id}/file").content == DATA
+
+
+def _copied(api: Callers, image_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The image once no import or copy holds its lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        image: dict[str, Any] = api.alice.get(f"/v2/images/{image_id}").json()
+        busy = "os_glance_import_task" in image or image["status"] in ("importing", "saving")
+        if not busy or time.monotonic() > deadline:
+            return image
+        time.sleep(0.02)
+
+
+def _copy(caller: Caller, image_id: str, **body: Any) -> Any:
+    return caller.post(f"/v2/images/{image_id}/import", json={"method": {"name": "copy-image"}, **body})
+
+
+def test_copy_image_to_all_stores_then_remove_one(api: Callers, stores: StoreSet) -> None:
+    image_id = _upload(api, "fs")
+    assert _copy(api.alice, image_id, all_stores=True).status_code == 202
+    image = _copied(api, image_id)
+    assert image["stores"] == "fs,mem"
+    assert image["os_glance_importing_to_stores"] == "" and image["os_glance_failed_import"] == ""
+    keys = _keys(stores)
+    assert len(keys["fs"]) == 1 and len(keys["mem"]) == 1 and keys["fs"] != keys["mem"]
+    # Each copy serves the same bytes: remove the first one, then read from the other.
+    assert api.admin.delete(f"/v2/stores/fs/{image_id}").status_code == 204
+    assert api.alice.get(f"/v2/images/{image_id}").json()["stores"] == "mem"
+    assert _keys(stores)["fs"] == []
+    assert api.alice.get(f"/v2/images/{image_id}/file").content == DATA
+    assert api.admin.delete(f"/v2/stores/mem/{image_id}").status_code == 403
+
+
+def test_download_falls_back_to_the_next_store(api: Callers, stores: StoreSet) -> None:
+    image_id = _upload(api, "mem")
+    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 202
+    assert _copied(api, image_id)["stores"] == "mem,fs"
+    (key,) = _keys(stores)["mem"]
+    stores["mem"].delete(key)  # lost behind the service's back
+    assert api.alice.get(f"/v2/images/{image_id}/file").content == DATA
+
+
+def test_deleting_the_image_frees_every_store(api: Callers, stores: StoreSet) -> None:
+    image_id = _upload(api, "mem")
+    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 202
+    assert _copied(api, image_id)["stores"] == "mem,fs"
+    assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
+    assert _keys(stores) == {"fs": [], "mem": []}
+
+
+def test_copy_into_my_project_shares_every_location(api: Callers, stores: StoreSet) -> None:
+    image_id = _upload(api, "fs")
+    api.alice.patch(
+        f"/v2/images/{image_id}", [{"op": "replace", "path": "/visibility", "value": "community"}]
+    )
+    assert _copy(api.alice, image_id, all_stores=True).status_code == 202
+    _copied(api, image_id)
+    copy = api.bob.post(f"/v2/images/{image_id}/actions/copy", json={})
+    assert copy.status_code in (200, 201), copy.text
+    assert copy.json()["stores"] == "fs,mem"
+    assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
+    assert all(len(keys) == 1 for keys in _keys(stores).values())
+    assert api.bob.get(f"/v2/images/{copy.json()['id']}/file").content == DATA
+    assert api.bob.delete(f"/v2/images/{copy.json()['id']}").status_code == 204
+    assert _keys(stores) == {"fs": [], "mem": []}
+
+
+def test_copy_image_refusals(api: Callers) -> None:
+    image_id = _upload(api, "fs")
+    assert _copy(api.bob, image_id, stores=["mem"]).status_code == 404
+    assert _copy(api.rita, image_id, stores=["mem"]).status_code == 403
+    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 409
+    assert _copy(api.alice, image_id, stores=["nowhere"]).status_code == 409
+    assert _copy(api.alice, image_id, stores=["mem"], all_stores=True).status_code == 400
+    assert _copy(api.admin, image_id, stores=["mem"]).status_code == 202
+    assert _copied(api, image_id)["stores"] == "fs,mem"
+
+
+def test_import_to_several_stores(api: Callers, stores: StoreSet) -> None:
+    image_id = str(create(api.alice)["id"])
+    staged = api.alice.put(
+        f"/v2/images/{image_id}/stage", content=DATA, headers={**OCTET, "X-Image-Meta-Store": "mem"}
+    )
+    assert staged.status_code == 204
+    body = {"method": {"name": "glance-direct"}, "stores": ["mem", "fs"]}
+    assert api.alice.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = _copied(api, image_id)
+    assert image["status"] == "active" and image["stores"] == "mem,fs"
+    assert api.alice.get(f"/v2/images/{image_id}/file").content == DATA
+
+
+def test_stage_header_chooses_the_import_store(api: Callers, stores: StoreSet) -> None:
+    image_id = str(create(api.alice)["id"])
+    url = f"/v2/images/{image_id}/stage"
+    assert api.alice.put(url, content=DATA, headers={**OCTET, "X-Image-Meta-Store": "x"}).status_code == 400
+    assert api.alice.put(url, content=DATA, headers={**OCTET, "X-Image-Meta-Store": "mem"}).status_code == 204
+    body = {"method": {"name": "glance-direct"}}
+    assert api.alice.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    assert _copied(api, image_id)["stores"] == "mem"
+
+
+def test_locations_of_a_copied_image(shown_api: Callers, stores: StoreSet) -> None:
+    image_id = _upload(shown_api, "fs")
+    assert _copy(shown_api.alice, image_id, all_stores=True).status_code == 202
+    image = _copied(shown_api, image_id)
+    (mem_key,) = _keys(stores)["mem"]
+    assert [loc["metadata"]["store"] for loc in image["locations"]] == ["fs", "mem"]
+    assert image["locations"][1]["url"] == f"mem://{mem_key}"
+    assert image["direct_url"] == image["locations"][0]["url"]

@@ -174,4 +174,8 @@ def test_schemas_stores_and_import_info(conn: connection.Connection) -> None:
     assert image_schema.properties["visibility"]["enum"] == ["community", "public", "private", "shared"]
     assert conn.image.get_images_schema().name == "images"
     assert [(s.id, s.is_default) for s in conn.image.stores()] == [("fs", True)]
-    assert conn.image.get_import_info().import_methods["value"] == ["glance-direct", "web-download"]
+    assert conn.image.get_import_info().import_methods["value"] == [
+        "glance-direct",
+        "web-download",
+        "copy-image",
+    ]

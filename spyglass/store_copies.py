@@ -1,0 +1,251 @@
+"""Copies of an image's data in more stores: the `copy-image` import method, and the stores after
+the first of an import to several stores.
+
+Which stores an import targets is Glance's rule: `all_stores: true` means every configured store
+(not with `stores` or the header); else the body's `stores`; else the `X-Image-Meta-Store` header
+(not with `stores`); else the store the data was staged for; else the default store.
+
+`copy-image` (the image's owner or an admin, on an active image) takes the import lock and lists
+the stores in `os_glance_importing_to_stores`; a background task reads the data from its first
+available location and writes it into each store in turn under a fresh blob key, adding one
+location per store (spyglass.locations). A store that fails is recorded in
+`os_glance_failed_import`; with `all_stores_must_succeed` (the default) the first failure stops
+the copy and removes the copies this task made. The image stays active throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+
+from spyglass import locations, states
+from spyglass.blobs import BlobNotFound, BlobStore
+from spyglass.context import RequestContext
+from spyglass.db import image_queries as q
+from spyglass.db.engine import Database
+from spyglass.db.image_queries import ImageRecord, Location
+from spyglass.errors import Conflict, Invalid
+from spyglass.images import load_authorized
+from spyglass.policy import Action
+
+COPY_IMAGE = "copy-image"
+LOCK = "os_glance_import_task"
+IMPORTING_TO = "os_glance_importing_to_stores"
+FAILED = "os_glance_failed_import"
+
+log = logging.getLogger(__name__)
+
+
+def targets(
+    body: dict[str, Any], header: str | None, stores: Mapping[str, BlobStore], fallback: str
+) -> list[str]:
+    """The stores an import writes to, checked against the configured ones."""
+    named = body.get("stores")
+    if body.get("all_stores", False):
+        if named or header:
+            raise Invalid(
+                "All_stores parameter can't be used with x-image-meta-store header or stores parameter"
+            )
+        chosen = list(stores)
+    elif named is not None:
+        if header:
+            raise Invalid("Stores parameter and x-image-meta-store header can't be both specified")
+        if not isinstance(named, list) or not all(isinstance(s, str) for s in named) or not named:
+            raise Invalid("'stores' must be a non-empty list of store identifiers.")
+        chosen = list(dict.fromkeys(named))
+    else:
+        chosen = [header or fallback]
+    for name in chosen:
+        if name not in stores:
+            raise Conflict(f"Unknown scheme '{name}' found in URI")
+    return chosen
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    image_id: str
+    task_id: str
+    stores: tuple[str, ...]
+    all_must_succeed: bool = True
+
+
+def begin_copy(
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    wanted: list[str],
+    default: str,
+    must_succeed: bool,
+    all_stores: bool,
+) -> CopyJob:
+    """Check a copy-image request and take the import lock (blocking)."""
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
+        if record["status"] != states.ACTIVE:
+            raise Conflict(f"Image needs to be in 'active' state to use '{COPY_IMAGE}' method")
+        if LOCK in record.properties:
+            raise Conflict(
+                f"New operation on image '{image_id}' is not permitted as prior operation "
+                "is still in progress"
+            )
+        held = set(locations.store_names(record, default))
+        new = [name for name in wanted if name not in held]
+        if not all_stores and len(new) < len(wanted):
+            present = next(name for name in wanted if name in held)
+            raise Conflict(f"Image {image_id} already present at store {present}")
+        if not new:
+            raise Conflict(f"Image {image_id} is already present in every store.")
+        task_id = str(uuid.uuid4())
+        q.replace_properties(conn, image_id, record.properties, starting(record.properties, task_id, new))
+    return CopyJob(image_id, task_id, tuple(new), must_succeed)
+
+
+async def run(job: CopyJob, db: Database, stores: Mapping[str, BlobStore], new_key: Any) -> None:
+    """Copy the data into each store of the job, then drop the import lock."""
+    made: list[Location] = []
+    try:
+        for name in job.stores:
+            added = await _copy_one(job, db, stores, name, new_key(job.image_id))
+            if added is None and job.all_must_succeed:
+                await run_in_threadpool(_undo, db, job, stores, made)
+                break
+            if added is not None:
+                made.append(added)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_unlock, db, job)
+
+
+async def _copy_one(
+    job: CopyJob, db: Database, stores: Mapping[str, BlobStore], name: str, key: str
+) -> Location | None:
+    target = stores[name]
+    try:
+        record = await run_in_threadpool(_current, db, job)
+        if record is None:
+            return None
+        await run_in_threadpool(copy_data, stores, record, target, key)
+        added = await run_in_threadpool(_add, db, job, name, key)
+    except Exception as exc:  # any store failure is this store's failure
+        log.warning("copy-image %s of image %s to store %s failed: %s", job.task_id, job.image_id, name, exc)
+        added = False
+    if not added:
+        await run_in_threadpool(target.delete, key)
+        await run_in_threadpool(_ended, db, job, name, True)
+        return None
+    return Location(name, key)
+
+
+def copy_data(
+    stores: Mapping[str, BlobStore] | BlobStore, record: ImageRecord, target: BlobStore, key: str
+) -> None:
+    """Write the image's data into `target` under `key`, read from its first location that answers."""
+    for location in locations.of(record):
+        source = locations.store_of(stores, location)
+        if source is None:
+            continue
+        try:
+            _stream(source, location.key, target, key)
+            return
+        except (BlobNotFound, OSError) as exc:
+            log.warning("Image %s: cannot read %s from %r (%s)", record.id, location.key, location.store, exc)
+    raise BlobNotFound(f"image {record.id} has no readable data")
+
+
+def _stream(source: BlobStore, source_key: str, target: BlobStore, key: str) -> None:
+    writer = target.writer(key)
+    try:
+        for chunk in source.read(source_key):
+            writer.write(chunk)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _current(db: Database, job: CopyJob) -> ImageRecord | None:
+    with db.read() as conn:
+        record = q.fetch_image(conn, job.image_id, None)
+    if record is None or record.properties.get(LOCK) != job.task_id:
+        return None
+    return record
+
+
+def _add(db: Database, job: CopyJob, name: str, key: str) -> bool:
+    """Record the new location, if the image still is active and this task still holds its lock."""
+    with db.write() as conn:
+        record = _locked(conn, job)
+        if record is None or record["status"] != states.ACTIVE:
+            return False
+        locations.add(conn, record, name, key)
+        q.replace_properties(conn, job.image_id, record.properties, ending(record.properties, name, False))
+        return True
+
+
+def _ended(db: Database, job: CopyJob, name: str, failed: bool) -> None:
+    with db.write() as conn:
+        record = _locked(conn, job)
+        if record is not None:
+            q.replace_properties(
+                conn, job.image_id, record.properties, ending(record.properties, name, failed)
+            )
+
+
+def _undo(db: Database, job: CopyJob, stores: Mapping[str, BlobStore], made: Sequence[Location]) -> None:
+    """all_stores_must_succeed: a store failed, so the copies this task made go again."""
+    unreferenced: list[Location] = []
+    with db.write() as conn:
+        record = _locked(conn, job)
+        if record is None:
+            return
+        for location in made:
+            gone = locations.remove(conn, record, location)
+            if gone is not None:
+                unreferenced.append(gone)
+            record = _locked(conn, job)
+            assert record is not None
+    locations.delete_blobs(stores, unreferenced)
+
+
+def _unlock(db: Database, job: CopyJob) -> None:
+    with db.write() as conn:
+        record = _locked(conn, job)
+        if record is not None:
+            after = {k: v for k, v in record.properties.items() if k != LOCK}
+            after[IMPORTING_TO] = _names(record.properties.get(IMPORTING_TO, ""), remove=set(job.stores))
+            q.replace_properties(conn, job.image_id, record.properties, after)
+
+
+def _locked(conn: Any, job: CopyJob) -> ImageRecord | None:
+    record = q.fetch_image(conn, job.image_id, None, lock=True)
+    if record is None or record.properties.get(LOCK) != job.task_id:
+        return None
+    return record
+
+
+def starting(properties: dict[str, str], task_id: str, names: Sequence[str]) -> dict[str, str]:
+    """The properties while copies to `names` run: the lock, the stores importing, none failed."""
+    after = {**properties, LOCK: task_id}
+    after[IMPORTING_TO] = _names(properties.get(IMPORTING_TO, ""), add=set(names))
+    after[FAILED] = _names(properties.get(FAILED, ""), remove=set(names))
+    return after
+
+
+def ending(properties: dict[str, str], name: str, failed: bool) -> dict[str, str]:
+    """The properties once the copy to one store has ended (the lock stays until the last)."""
+    after = dict(properties)
+    after[IMPORTING_TO] = _names(properties.get(IMPORTING_TO, ""), remove={name})
+    if failed:
+        after[FAILED] = _names(properties.get(FAILED, ""), add={name})
+    return after
+
+
+def _names(stores: str, *, add: set[str] | None = None, remove: set[str] | None = None) -> str:
+    names = ({s for s in stores.split(",") if s} | (add or set())) - (remove or set())
+    return ",".join(sorted(names))
