@@ -52,6 +52,8 @@ CONTROL = frozenset(
     }
 )
 MAX_INT = 2**63 - 1
+# min_ram and min_disk are 32-bit columns: PostgreSQL refuses a larger number in a comparison.
+MAX_BY_FILTER = {"min_ram": 2**31 - 1, "min_disk": 2**31 - 1}
 
 
 def _boolean(name: str, value: str) -> bool:
@@ -67,7 +69,7 @@ def _integer(name: str, value: str, minimum: int = 0) -> int:
         number = int(value)
     except ValueError as exc:
         raise Invalid(f"Invalid value for '{name}': {value!r} is not an integer.") from exc
-    if number < minimum or number > MAX_INT:
+    if number < minimum or number > MAX_BY_FILTER.get(name, MAX_INT):
         raise Invalid(f"Invalid value for '{name}': {number} is out of range.")
     return number
 

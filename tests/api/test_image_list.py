@@ -435,3 +435,12 @@ def test_boolean_filters_as_glance_reads_them(api: Callers) -> None:
 def test_sort_keys_and_directions_are_stripped(api: Callers) -> None:
     made = {name: create(api.alice, name=name)["id"] for name in ("b", "a")}
     assert ids(api.alice, sort=" name : asc ") == [made["a"], made["b"]]
+
+
+@pytest.mark.parametrize("name", ["min_ram", "min_disk"])
+def test_32_bit_filters_refuse_larger_numbers(api: Callers, name: str) -> None:
+    """min_ram and min_disk are 32-bit columns; PostgreSQL would fail on a larger comparison."""
+    assert api.alice.get(f"/v2/images?{name}=gt:2147483647").status_code == 200
+    response = api.alice.get(f"/v2/images?{name}=gt:2147483648")
+    assert response.status_code == 400
+    assert "out of range" in response.json()["message"]
