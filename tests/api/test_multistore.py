@@ -15,7 +15,9 @@ from starlette.testclient import TestClient
 from spyglass.api.app import create_app
 from spyglass.blobs import FilesystemStore, MemoryStore
 from spyglass.blobs.registry import StoreSet
+from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
+from spyglass.maintenance import recover
 from spyglass.settings import Settings
 from tests.api.helpers import OCTET, create
 from tests.conftest import Caller, Callers, World
@@ -224,3 +226,26 @@ def test_locations_of_a_copied_image(shown_api: Callers, stores: StoreSet) -> No
     assert [loc["metadata"]["store"] for loc in image["locations"]] == ["fs", "mem"]
     assert image["locations"][1]["url"] == f"mem://{mem_key}"
     assert image["direct_url"] == image["locations"][0]["url"]
+
+
+def test_recovery_sweeps_every_store_and_ends_cut_off_copies(
+    api: Callers, stores: StoreSet, db: Database
+) -> None:
+    image_id = _upload(api, "fs")
+    assert _copy(api.alice, image_id, stores=["mem"]).status_code == 202
+    _copied(api, image_id)
+    for name, store in stores.items():
+        writer = store.writer(f"orphan-{name}")
+        writer.write(b"left by a crash")
+        writer.commit()
+    with db.write() as conn:
+        record = q.fetch_image(conn, image_id, None)
+        assert record is not None
+        cut_off = {**record.properties, "os_glance_import_task": "t", "os_glance_importing_to_stores": "mem"}
+        q.replace_properties(conn, image_id, record.properties, cut_off)
+    result = recover(db, list(stores.values()))
+    assert result.orphans_removed == 2
+    assert all(len(keys) == 1 for keys in _keys(stores).values())
+    image = api.alice.get(f"/v2/images/{image_id}").json()
+    assert "os_glance_import_task" not in image
+    assert image["os_glance_failed_import"] == "mem" and image["stores"] == "fs,mem"
