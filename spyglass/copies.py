@@ -7,7 +7,8 @@ the share or deleting the source's project never breaks the copy.
 
 Provenance is recorded as properties of the copy: `spyglass_copied_from_image`,
 `spyglass_copied_from_owner` and `spyglass_copied_at`. The source's own `spyglass_*` properties
-(its owner's protection opt-in, an earlier provenance) are not carried over.
+(its owner's protection opt-in, an earlier provenance) and its import bookkeeping (`os_glance_*`)
+are not carried over.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from spyglass import blob_refs, events, states
+from spyglass import blob_refs, events, image_patch, states
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
@@ -106,7 +107,11 @@ def _parse(body: Any) -> tuple[bool, str | None]:
 
 
 def _properties(source: ImageRecord, now: Any) -> dict[str, str]:
-    props = {k: v for k, v in source.properties.items() if not k.startswith(PREFIX)}
+    # Nor its import bookkeeping (os_glance_*): a lock copied from a running import would never be
+    # released on the copy, and no one may remove reserved properties.
+    props = {
+        k: v for k, v in source.properties.items() if not k.startswith((PREFIX, image_patch.RESERVED_PREFIX))
+    }
     props[PREFIX + "copied_from_image"] = source.id
     props[PREFIX + "copied_from_owner"] = source["owner"] or ""
     props[PREFIX + "copied_at"] = isotime(now) or ""

@@ -223,7 +223,10 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
 
 
 def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
-    return can_show(ctx, marker["visibility"], marker["owner"], marker.member_status, marker.owner_suspended)
+    recycled = marker["status"] == states.PENDING_DELETE
+    return can_show(
+        ctx, marker["visibility"], marker["owner"], marker.member_status, marker.owner_suspended, recycled
+    )
 
 
 # ---- update --------------------------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def authorize(
 ) -> None:
     if action not in UNTARGETED | UNGATED and not _visible(ctx, target):
         raise NotFound(f"No image found with ID {image_id}")
-    if not RULES[action](ctx, target or Target()):
+    if not _scoped(ctx) or not RULES[action](ctx, target or Target()):
         raise Forbidden(f"You are not authorized to complete {action.value} action.")
     if target is not None and target.recycled and action not in WHILE_RECYCLED:
         raise Conflict(f"Image {image_id} is in the recycle bin (pending_delete); restore it first.")
@@ -169,7 +169,13 @@ def authorize(
 
 def permits(ctx: RequestContext, action: Action, target: Target) -> bool:
     """Would `authorize` let this caller perform the action on this image? (No exception.)"""
-    return (action in UNGATED or _visible(ctx, target)) and RULES[action](ctx, target)
+    return (action in UNGATED or _visible(ctx, target)) and _scoped(ctx) and RULES[action](ctx, target)
+
+
+def _scoped(ctx: RequestContext) -> bool:
+    # Images belong to projects: a domain-scoped or unscoped token acts on none (it would create
+    # images without an owner, and its roles are not roles on any project).
+    return ctx.project_id is not None
 
 
 def _visible(ctx: RequestContext, target: Target | None) -> bool:

@@ -35,8 +35,10 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise Invalid(f"{name} must be a non-negative integer.")
+    # isascii: str.isdigit also accepts digits such as "²" that int() refuses; 18 digits fit a
+    # 64-bit column.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise Invalid(f"{name} must be a non-negative integer (at most 18 digits).")
     return int(raw)
 
 
