@@ -9,18 +9,28 @@ failures it becomes a dead letter (status `dead`, kept with its last error, list
 An attempt first claims its row by moving the next attempt time forward (compare-and-set), so that
 several server processes never send the same delivery at once; a process that dies mid-attempt
 leaves a claim that expires after LEASE.
+
+The server sends with `guarded`: a webhook URL is chosen by any project, so, as for web-download,
+the host is resolved just before connecting and the connection goes to that checked address only
+(no DNS rebinding); loopback, private, link-local, ... addresses are refused unless they lie in
+`web_download_allowed_networks`. A refused address is a failed attempt, whose error the project sees.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.client
 import logging
+import socket
+import ssl
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +39,7 @@ from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
+from spyglass.web_download import AddressPolicy, WebDownloadError
 from spyglass.webhooks import DEAD, PENDING, sign
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,46 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> None:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
         response.read()
+
+
+def guarded(policy: AddressPolicy) -> Sender:
+    """A sender that connects only to an address the policy permits, checked just before connecting."""
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        host, https = parts.hostname or "", parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        try:
+            address = policy.choose(host, (str(info[4][0]) for info in infos))
+        except WebDownloadError as exc:
+            raise ValueError(f"refused by the address policy: {exc}") from exc
+        connection = (
+            http.client.HTTPSConnection(
+                host, port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+            )
+            if https
+            else http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
+        )
+        # Host header, SNI and certificate check keep the name; the socket goes to the checked address.
+        setattr(connection, "_create_connection", functools.partial(_connect_to, address))  # noqa: B010
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("POST", target, body, headers)
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        if not 200 <= response.status < 300:
+            raise HTTPException(f"HTTP {response.status} {response.reason}")
+
+    return send
+
+
+def _connect_to(
+    address: str, where: tuple[str, int], timeout: float | None = None, source: Any = None
+) -> socket.socket:
+    return socket.create_connection((address, where[1]), timeout, source)
 
 
 def deliver_due(db: Database, retry: Retry, send: Sender = post, now: datetime | None = None) -> int:
@@ -130,8 +181,9 @@ def _failed(db: Database, retry: Retry, head: Any, error: str, now: datetime) ->
         conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == head["id"]).values(**values))
 
 
-async def run(db: Database, settings: Settings, send: Sender = post) -> None:
+async def run(db: Database, settings: Settings, send: Sender | None = None) -> None:
     """The server's delivery loop (spyglass.api.app starts it in the lifespan)."""
+    send = send or guarded(AddressPolicy.of(settings))
     retry = Retry(settings.webhook_max_attempts, settings.webhook_retry_seconds)
     while True:
         await asyncio.sleep(settings.webhook_poll_seconds)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import socket
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.policy import Action, authorize
 from spyglass.timeutil import isotime, utcnow
+from spyglass.web_download import AddressPolicy, WebDownloadError
 
 WEBHOOKS_PER_PROJECT = 10
 URL_MAX = 2048
@@ -87,11 +89,28 @@ def _parse(body: Any) -> tuple[str, str]:
     return url, secret
 
 
-def create_webhook(db: Database, ctx: RequestContext, body: Any) -> dict[str, Any]:
+def _check_address(url: str, policy: AddressPolicy) -> None:
+    """Refuse at once a URL whose host is an address deliveries may not reach (a numeric host, in
+    any form the resolver reads as one). Names are checked at each delivery (spyglass.webhook_worker)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except OSError:
+        return
+    try:
+        policy.choose(host, (str(info[4][0]) for info in infos))
+    except WebDownloadError as exc:
+        raise Invalid(f"url: {exc}".replace("web-download", "a webhook")) from exc
+
+
+def create_webhook(
+    db: Database, ctx: RequestContext, body: Any, policy: AddressPolicy | None = None
+) -> dict[str, Any]:
     """Register a URL; the answer is the only one that shows the secret."""
     authorize(ctx, Action.MANAGE_WEBHOOKS)
     project = _project(ctx)
     url, secret = _parse(body)
+    _check_address(url, policy or AddressPolicy())
     with db.write() as conn:
         count = conn.execute(select(func.count()).where(webhooks.c.project_id == project)).scalar_one()
         if count >= WEBHOOKS_PER_PROJECT:

@@ -9,12 +9,14 @@ from starlette.routing import Route
 
 from spyglass import webhooks
 from spyglass.api.common import JSONResponse, caller, json_body
+from spyglass.web_download import AddressPolicy
 
 
 async def create(request: Request) -> Response:
     ctx = await caller(request)
     body = await json_body(request)
-    row = await run_in_threadpool(webhooks.create_webhook, request.app.state.db, ctx, body)
+    policy = AddressPolicy.of(request.app.state.settings)
+    row = await run_in_threadpool(webhooks.create_webhook, request.app.state.db, ctx, body, policy)
     return JSONResponse(row, status_code=201)
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 from spyglass.db.engine import Database
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
-from spyglass.webhook_worker import Retry, deliver_due, post
+from spyglass.web_download import AddressPolicy
+from spyglass.webhook_worker import Retry, deliver_due, guarded, post
 from tests.api.safety import callers_with, share
 from tests.conftest import Caller, Callers, World
 
@@ -213,11 +215,33 @@ def test_post_needs_a_2xx_answer(receiver: tuple[str, type[_Receiver]]) -> None:
     assert len(handler.received) == 3
 
 
+def test_the_guarded_sender_connects_only_to_permitted_addresses(
+    receiver: tuple[str, type[_Receiver]],
+) -> None:
+    url, handler = receiver
+    named = url.replace("127.0.0.1", "localhost")
+    for refused in (url, named):
+        with pytest.raises(ValueError, match="may not reach"):
+            guarded(AddressPolicy())(refused, b"{}", {})
+    assert handler.received == []
+    local = AddressPolicy.of(Settings(web_download_allowed_networks=("127.0.0.1/32", "::1/128")))
+    guarded(local)(named + "?q=1", b"{}", {"Content-Type": "application/json"})
+    assert len(handler.received) == 1
+    for status in (500, 302):
+        handler.status = status
+        with pytest.raises(HTTPException):
+            guarded(local)(url, b"{}", {})
+    assert len(handler.received) == 3
+
+
 def test_the_server_worker_delivers(
     settings: Settings, db: Database, world: World, receiver: tuple[str, type[_Receiver]]
 ) -> None:
     url, handler = receiver
-    with callers_with(settings, db, world, webhook_poll_seconds=1) as api:
+    local = ("127.0.0.1/32",)
+    with callers_with(
+        settings, db, world, webhook_poll_seconds=1, web_download_allowed_networks=local
+    ) as api:
         _register(api.bob, url)
         share(api.alice, world.projects["beta"], api.bob)
         deadline = time.monotonic() + 15

@@ -170,9 +170,19 @@ def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
     http.server_close()
 
 
+@pytest.fixture
+def hooking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Webhook deliveries obey web-download's address policy: this one may reach the receiver."""
+    env = {"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.1/32"}
+    running = start_server(tmp_path_factory.mktemp("hooks") / "data", env=env)
+    yield running
+    stop_server(running)
+
+
 def test_b_s_webhook_gets_signed_events_in_order(
-    server: Server, tmp_path: Path, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    hooking: Server, tmp_path: Path, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
 ) -> None:
+    server = hooking
     url, received = receiver
     secret = "b-webhook-secret-0123456789"
     token = server.openstack_json(B, "token", "issue")["id"]
