@@ -100,7 +100,7 @@ def app_from_environment() -> Any:
     return create_app(load_settings())
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, config_file: Path | None = None) -> None:
     import uvicorn
 
     from spyglass.api.app import create_app
@@ -116,14 +116,14 @@ def serve(settings: Settings) -> None:
         "access_log": False,
     }
     if settings.workers > 1:
-        for name, value in _as_environment(settings).items():
+        for name, value in _as_environment(settings, config_file).items():
             os.environ[name] = value
         uvicorn.run("spyglass.cli:app_from_environment", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)
 
 
-def _as_environment(settings: Settings) -> dict[str, str]:
+def _as_environment(settings: Settings, config_file: Path | None = None) -> dict[str, str]:
     keys = (
         "host",
         "port",
@@ -152,8 +152,13 @@ def _as_environment(settings: Settings) -> dict[str, str]:
         "show_multiple_locations",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
-    # The stores travel as JSON (their options are tables, not strings).
-    environment["SPYGLASS_STORES"] = store_settings.to_json(settings.stores)
+    if config_file is not None:
+        # The workers read the stores from the config file: their options hold credentials (Swift
+        # keys, S3 secret keys), which must not sit in every process's environment.
+        environment["SPYGLASS_CONFIG"] = str(config_file.resolve())
+    else:
+        # The stores travel as JSON (their options are tables, not strings).
+        environment["SPYGLASS_STORES"] = store_settings.to_json(settings.stores)
     return environment
 
 
@@ -194,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spyglass: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        serve(settings)
+        config = args.config or (
+            Path(os.environ["SPYGLASS_CONFIG"]) if "SPYGLASS_CONFIG" in os.environ else None
+        )
+        serve(settings, config)
         return 0
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database)

@@ -71,6 +71,16 @@ def test_stores_travel_to_workers_as_json(tmp_path: Path) -> None:
     assert isinstance(built["mem"], MemoryStore)
 
 
+def test_workers_read_the_stores_from_the_config_file_not_the_environment(tmp_path: Path) -> None:
+    settings = _load(tmp_path, CONFIG)
+    environment = _as_environment(settings, tmp_path / "spyglass.toml")  # type: ignore[arg-type]
+    assert "SPYGLASS_STORES" not in environment
+    assert not [value for value in environment.values() if "very-secret" in value]
+    again = load_settings(environ=environment)
+    assert again.stores == settings.stores  # type: ignore[attr-defined]
+    assert again.default_store == "mem"
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
