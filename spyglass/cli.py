@@ -72,6 +72,8 @@ def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
             "image_api_version": 2,
         }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The mode of os.open applies only to a new file: an existing one is made private too.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
         yaml.safe_dump(data, handle, sort_keys=False)
     return path
