@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from spyglass.blobs.base import BlobNotFound, BlobStoreFull
 
 READ_CHUNK = 1024 * 1024
+FLUSH_EVERY = 64 * 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -26,24 +28,56 @@ def _full_is_full() -> Iterator[None]:
 
 
 class FilesystemWriter:
+    """Writes a blob; the bytes are durable (fdatasync) before commit returns.
+
+    Syncing a multi-GiB file only at the end would stall the upload for seconds after the last
+    byte arrives. So every FLUSH_EVERY bytes a background thread syncs what is written so far,
+    overlapping the disk's write-back with the hashing of the next buffers; commit then only
+    waits for the last stretch.
+    """
+
     def __init__(self, final: Path) -> None:
         self._final = final
         self._partial = final.with_name(final.name + PARTIAL_SUFFIX)
         self._file = open(self._partial, "wb")  # noqa: SIM115 - closed in commit/abort
+        self._fd = self._file.fileno()
+        self._unsynced = 0
+        self._syncer: threading.Thread | None = None
+        self._sync_error: OSError | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         with _full_is_full():
             self._file.write(data)
+        self._unsynced += memoryview(data).nbytes
+        if self._unsynced >= FLUSH_EVERY and (self._syncer is None or not self._syncer.is_alive()):
+            self._unsynced = 0
+            self._syncer = threading.Thread(target=self._sync_in_background, daemon=True)
+            self._syncer.start()
+
+    def _sync_in_background(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            # Kept for commit: after a failed sync the kernel may report the next one as fine.
+            self._sync_error = exc
+
+    def _wait_for_sync(self) -> None:
+        if self._syncer is not None:
+            self._syncer.join()
 
     def commit(self) -> None:
+        self._wait_for_sync()
         with _full_is_full():
+            if self._sync_error is not None:
+                raise self._sync_error
             self._file.flush()
             # Durable before the image is declared active.
-            os.fdatasync(self._file.fileno())
+            os.fdatasync(self._fd)
         self._file.close()
         os.replace(self._partial, self._final)
 
     def abort(self) -> None:
+        self._wait_for_sync()
         if not self._file.closed:
             self._file.close()
         self._partial.unlink(missing_ok=True)

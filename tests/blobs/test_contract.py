@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,41 @@ def test_concurrent_writers_and_readers(store: BlobStore) -> None:
         list(pool.map(write, blobs))
         read_back = dict(zip(blobs, pool.map(lambda key: b"".join(store.read(key)), blobs), strict=True))
     assert read_back == blobs
+
+
+def test_filesystem_writer_syncs_in_the_background_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spyglass.blobs import filesystem
+
+    synced: list[int] = []
+    real_sync = filesystem.os.fdatasync
+    monkeypatch.setattr(filesystem, "FLUSH_EVERY", 1000)
+    monkeypatch.setattr(filesystem.os, "fdatasync", lambda fd: (synced.append(fd), real_sync(fd)))
+    store = FilesystemStore(tmp_path / "blobs")
+    writer = store.writer("big")
+    for _ in range(10):
+        writer.write(b"x" * 600)
+    writer.commit()
+    assert b"".join(store.read("big")) == b"x" * 6000
+    assert len(synced) >= 2  # at least one sync while writing, and the final one
+
+
+def test_filesystem_writer_reports_a_failed_background_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spyglass.blobs import filesystem
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(filesystem, "FLUSH_EVERY", 10)
+    store = FilesystemStore(tmp_path / "blobs")
+    writer = store.writer("bad")
+    monkeypatch.setattr(filesystem.os, "fdatasync", failing)
+    writer.write(b"y" * 20)
+    with pytest.raises(OSError):
+        writer.commit()
+    writer.abort()
+    with pytest.raises(BlobNotFound):
+        store.size("bad")
