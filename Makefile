@@ -30,8 +30,8 @@ unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
 	$(VENV)/bin/pytest -q
 
-# ...and the API, identity and visibility tests again on a real PostgreSQL server.
+# ...and the API, identity, visibility and end-to-end tests again on a real PostgreSQL server.
 unit-postgres: venv
-	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(VENV)/bin/pytest -q tests/api tests/identity tests/test_visibility.py
+	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(VENV)/bin/pytest -q tests/api tests/identity tests/test_visibility.py tests/e2e
 
 test: lint typecheck unit unit-postgres

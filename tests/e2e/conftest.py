@@ -2,10 +2,14 @@
 
 `server` starts one per test module on a free port with a fresh data directory and `--demo`,
 then drives it through the clouds.yaml that the server itself wrote.
+
+With SPYGLASS_TEST_POSTGRES set, every server keeps its metadata in a PostgreSQL database of its
+own (one per data directory, so a restart finds its data again) instead of SQLite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -19,9 +23,42 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-e2e-password"
+POSTGRES = os.environ.get("SPYGLASS_TEST_POSTGRES", "")
+_created_databases: list[str] = []
+
+
+def database_env(data_dir: Path) -> dict[str, str]:
+    """SPYGLASS_DATABASE_URL of the data directory's own PostgreSQL database (created once)."""
+    if not POSTGRES:
+        return {}
+    name = "spyglass_e2e_" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    if name not in _created_databases:
+        admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        _created_databases.append(name)
+    return {
+        "SPYGLASS_DATABASE_URL": make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_e2e_databases() -> Iterator[None]:
+    yield
+    if not _created_databases:
+        return
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        for name in _created_databases:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
 
 
 def free_port() -> int:
@@ -68,7 +105,12 @@ def start_server(
 ) -> Server:
     port = free_port()
     log = data_dir.parent / (log_name or f"{data_dir.name}-server.log")
-    full_env = {**os.environ, "SPYGLASS_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    full_env = {
+        **os.environ,
+        "SPYGLASS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **database_env(data_dir),
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [str(BIN / "spyglass"), "--data-dir", str(data_dir), "serve", "--port", str(port), "--demo", *extra],
         stdout=log.open("wb"),

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.clients import keystone_session
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import BIN, POSTGRES, Server, database_env, start_server, stop_server
 from tests.http_source import http_source
 
 CHUNK = os.urandom(1024 * 1024)
@@ -63,6 +64,23 @@ def endless_body(server: Server, api: Api, image_id: str, status: str) -> Iterat
             kill_when(server, lambda: api.show(image_id)["status"] == status)
 
 
+def restart_after_crash(data_dir: Path) -> tuple[Server, str]:
+    """Start again as the README says: with SQLite `serve` recovers by itself; with a database server
+    the operator runs `spyglass recover` first (every node stopped). Returns the server and the report."""
+    if not POSTGRES:
+        server = start_server(data_dir, env=LOCAL)
+        return server, server.log.read_text()
+    env = {**os.environ, **database_env(data_dir)}
+    recovered = subprocess.run(
+        [str(BIN / "spyglass"), "--data-dir", str(data_dir), "recover"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return start_server(data_dir, env=LOCAL), recovered.stdout
+
+
 def test_kill_during_upload_stage_and_import_then_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     first = start_server(data_dir, env=LOCAL)
@@ -81,8 +99,8 @@ def test_kill_during_upload_stage_and_import_then_restart(tmp_path: Path) -> Non
             assert any(
                 name.endswith(".partial") for name in files(data_dir / "images") + files(data_dir / "staging")
             )
-            first = start_server(data_dir, env=LOCAL)
-            assert "Recovered from an interrupted run: 1 image(s) back to queued" in first.log.read_text()
+            first, report = restart_after_crash(data_dir)
+            assert "Recovered from an interrupted run: 1 image(s) back to queued" in report
             api = Api(first, api.headers["X-Auth-Token"])
         with http_source() as source:
             uri = source.serve("/stalled.raw", b"late", stall=60)
@@ -93,9 +111,9 @@ def test_kill_during_upload_stage_and_import_then_restart(tmp_path: Path) -> Non
     finally:
         stop_server(first)
 
-    second = start_server(data_dir, env=LOCAL)
+    second, report = restart_after_crash(data_dir)
     try:
-        assert "Recovered from an interrupted run: 1 image(s) back to queued" in second.log.read_text()
+        assert "Recovered from an interrupted run: 1 image(s) back to queued" in report
         api = Api(second, api.headers["X-Auth-Token"])
         for image_id in (uploaded, staged, imported):
             shown = api.show(image_id)
