@@ -22,11 +22,11 @@ from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.image_patch import WRITABLE_COLUMNS
-from spyglass.policy import Action, Target, authorize
+from spyglass.policy import Action, Target, authorize, permits
 from spyglass.safeguards import GLANCE, Safeguards
 from spyglass.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
-from spyglass.visibility import can_show, list_branches, list_condition
+from spyglass.visibility import list_branches, list_condition
 
 # Names Glance reserves, and `locations`, which Spyglass does not offer (no image locations).
 RESERVED = image_patch.RESERVED | {"locations"}
@@ -223,10 +223,7 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
 
 
 def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
-    recycled = marker["status"] == states.PENDING_DELETE
-    return can_show(
-        ctx, marker["visibility"], marker["owner"], marker.member_status, marker.owner_suspended, recycled
-    )
+    return permits(ctx, Action.GET_IMAGE, target_of(marker))
 
 
 # ---- update --------------------------------------------------------------------------------------------
