@@ -1,24 +1,30 @@
 """One pass over incoming image data: into a blob, hashed and inspected on the way.
 
 Every byte of an upload (`PUT /file`), a stage (`PUT /stage`) and a web-download goes through
-`receive` exactly once. The body is copied into one of two buffers that are reused for the whole
-transfer; when one is full it is handed to worker threads while the event loop fills the other
-from the network. Each consumer of a buffer runs in its own thread, since hashlib releases the
-GIL: md5 (`checksum`), the multihash (`os_hash_value`), sha256 when the image declares
-`owner_specified.openstack.sha256`, the disk format inspector, and the blob writer. Memory per
-transfer is two buffers plus what the inspector holds (about 1 MiB at most), whatever the size.
+`receive` exactly once. The event loop copies the body into a small ring of buffers that is
+reused for the whole transfer. Each consumer of the data runs in its own thread and works through
+the filled buffers in order, at its own pace: md5 (`checksum`), the multihash (`os_hash_value`),
+sha256 when the image declares `owner_specified.openstack.sha256`, the disk format inspector, and
+the blob writer. hashlib and file writes release the GIL, so on two cores the hashes run side by
+side while the disk writes; a consumer that is briefly slower (a disk flush, say) does not stall
+the others until the ring is full. Memory per transfer is the ring (BUFFER_COUNT x BUFFER_SIZE)
+plus what the inspector holds (about 1 MiB at most), whatever the size.
 
 Nothing is kept unless every check passed: the size cap, the announced length, the digests the
 client declared, and the format inspection (spyglass.inspect.check against the declared
 disk_format). Otherwise the blob is aborted and the caller gets the domain error.
 
 A blob writer must not keep the memoryview it is given once `write` returns: the buffer is reused.
+The buffers are page-aligned, so a writer may hand them to the disk with O_DIRECT as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
+import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +39,9 @@ from spyglass.inspect import Detected, FormatInspector, InspectionError, check, 
 from spyglass.settings import Settings
 
 BUFFER_SIZE = 4 * 1024 * 1024
+# Buffers in flight per transfer: enough for the disk and the hashes to run at their own pace
+# through each other's hiccups, within the memory a transfer may use.
+BUFFER_COUNT = 6
 DECLARED_MD5 = "owner_specified.openstack.md5"
 DECLARED_SHA256 = "owner_specified.openstack.sha256"
 
@@ -170,12 +179,19 @@ async def pump(
 ) -> int:
     """Feed the whole body to every consumer, buffer by buffer; return its size.
 
-    While the consumers work on one buffer, the next is filled from the body. `refusal` is asked
-    after each buffer: once it returns an error the transfer stops with it.
+    Each consumer works through the filled buffers in its own thread and at its own pace; a buffer
+    is refilled once every consumer is done with it. The event loop fills buffers while any is free
+    and stops reading the body (back-pressure on the client) while none is. `refusal` is asked
+    before each buffer is handed on: once it returns an error the transfer stops with it.
     """
-    buffers = (bytearray(BUFFER_SIZE), bytearray(BUFFER_SIZE))
-    current, fill, size = 0, 0, 0
-    pending: asyncio.Future[None] | None = None
+    loop = asyncio.get_running_loop()
+    free: asyncio.Queue[int] = asyncio.Queue()
+    ring = _Ring(loop, free, len(consumers))
+    for index in range(BUFFER_COUNT):
+        free.put_nowait(index)
+    lanes = [_Lane(consume, ring, loop) for consume in consumers]
+    size, fill = 0, 0
+    current = await free.get()
     try:
         async for chunk in body:
             size += len(chunk)
@@ -184,39 +200,101 @@ async def pump(
             view = memoryview(chunk)
             while view:
                 taken = min(len(view), BUFFER_SIZE - fill)
-                buffers[current][fill : fill + taken] = view[:taken]
+                ring.buffers[current][fill : fill + taken] = view[:taken]
                 fill, view = fill + taken, view[taken:]
                 if fill == BUFFER_SIZE:
-                    await _settle(pending, refusal)
-                    pending = asyncio.ensure_future(_feed(consumers, memoryview(buffers[current])))
-                    current, fill = 1 - current, 0
-        await _settle(pending, refusal)
-        pending = None
+                    _hand_on(ring, lanes, refusal, current, fill)
+                    current, fill = await free.get(), 0
         if fill:
-            await _feed(consumers, memoryview(buffers[current])[:fill])
+            _hand_on(ring, lanes, refusal, current, fill)
+        await _finish(lanes)
     except BaseException:
-        if pending is not None:
-            # Never leave a consumer running on a blob the caller is about to abort.
-            with anyio.CancelScope(shield=True):
-                await asyncio.gather(pending, return_exceptions=True)
+        # Never leave a consumer running on a blob the caller is about to abort.
+        with anyio.CancelScope(shield=True):
+            await _finish(lanes, cancel=True)
         raise
-    return size
-
-
-async def _settle(pending: asyncio.Future[None] | None, refusal: Callable[[], Exception | None]) -> None:
-    if pending is not None:
-        await pending
+    _raise_first_error(lanes)
     refused = refusal()
     if refused is not None:
         raise refused
+    return size
 
 
-async def _feed(consumers: Sequence[Consumer], data: memoryview) -> None:
-    """One buffer to every consumer at once, each in a worker thread; the first error is raised
-    only after all of them are done with the buffer."""
-    results = await asyncio.gather(
-        *(run_in_threadpool(consume, data) for consume in consumers), return_exceptions=True
-    )
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+class _Ring:
+    """The buffers of one transfer, and how many consumers still hold each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, free: asyncio.Queue[int], holders: int) -> None:
+        # Page-aligned (anonymous mappings), so that a store writing with O_DIRECT takes them as they are.
+        self.buffers = [memoryview(mmap.mmap(-1, BUFFER_SIZE)) for _ in range(BUFFER_COUNT)]
+        self._loop, self._free, self._holders = loop, free, holders
+        self._held = [0] * BUFFER_COUNT
+        self._lock = threading.Lock()
+
+    def hold(self, index: int) -> None:
+        self._held[index] = self._holders
+
+    def release(self, index: int) -> None:
+        with self._lock:
+            self._held[index] -= 1
+            last = self._held[index] == 0
+        if last:
+            self._loop.call_soon_threadsafe(self._free.put_nowait, index)
+
+
+class _Lane:
+    """One consumer in its own thread, taking the buffers in order. After its first error (or a
+    cancel) it only releases the buffers it is given, so the transfer never waits on it."""
+
+    def __init__(self, consume: Consumer, ring: _Ring, loop: asyncio.AbstractEventLoop) -> None:
+        self.consume, self.ring = consume, ring
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.queue: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        threading.Thread(target=self._run, name="spyglass-ingest", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self.queue.get()) is not None:
+                index, length = item
+                if self.error is None and not self.cancelled:
+                    try:
+                        self.consume(self.ring.buffers[index][:length])
+                    except BaseException as exc:
+                        self.error = exc
+                self.ring.release(index)
+        finally:
+            self._loop.call_soon_threadsafe(_resolve, self.done)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _hand_on(
+    ring: _Ring, lanes: Sequence[_Lane], refusal: Callable[[], Exception | None], index: int, length: int
+) -> None:
+    """Give a filled buffer to every consumer, unless a consumer failed or the data was refused."""
+    _raise_first_error(lanes)
+    refused = refusal()
+    if refused is not None:
+        raise refused
+    ring.hold(index)
+    for lane in lanes:
+        lane.queue.put((index, length))
+
+
+def _raise_first_error(lanes: Sequence[_Lane]) -> None:
+    for lane in lanes:
+        if lane.error is not None:
+            raise lane.error
+
+
+async def _finish(lanes: Sequence[_Lane], cancel: bool = False) -> None:
+    """Wait until every lane has worked (or, cancelled, skipped) through its queue and stopped."""
+    for lane in lanes:
+        lane.cancelled = lane.cancelled or cancel
+        lane.queue.put(None)
+    await asyncio.gather(*(lane.done for lane in lanes))
