@@ -1,13 +1,16 @@
 """Upload and download throughput of a real `spyglass serve`, next to baselines from the same run.
 
 Generates a file (default 2 GiB), starts a server on a free port with a fresh data directory,
-then prints MB/s for: md5+sha512 in two threads (hashlib, the upload's ceiling), a plain read of
-the file, upload and download with curl, the same upload to a second server with disk format
-inspection turned off (the two alternate, best of two each), a ranged download of the second half,
-a glance-direct import (stage with curl, then the import), 4 parallel curl uploads and downloads,
-and upload and download with openstacksdk. It also prints how much the server's resident memory
-grew while it received the curl upload (the peak, from /proc; the limit is 64 MiB), and the ratios
-the targets are stated in. Numbers only; nothing is asserted.
+then prints MB/s for the baselines: md5+sha512 in two threads (hashlib, the upload's ceiling in
+CPU), a durable write of the file (O_DIRECT, then fdatasync: the disk's ceiling for an upload that
+is on disk before the image turns active), and plain reads of it from the page cache and from
+the disk. Then, against the server: upload with curl, the same upload to a second server with disk
+format inspection turned off (the two alternate, best of two each), download with curl (the first
+read comes from the disk, since uploads bypass the page cache; then again, cached), a ranged
+download of the second half, a glance-direct import (stage with curl, then the import), 4
+parallel curl uploads and downloads, and upload and download with openstacksdk. It also prints how
+much the server's resident memory grew while it received the curl upload (the peak, from /proc;
+the limit is 64 MiB), and the ratios the targets are stated in. Numbers only; nothing is asserted.
 
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import subprocess
@@ -62,10 +66,39 @@ def hash_two_threads(path: Path) -> None:
             a.join()
 
 
+def durable_write(source: Path, target: Path) -> None:
+    """The file written to disk past the page cache in 4 MiB blocks, then synced: what the disk
+    itself allows an upload that is durable before it is declared active."""
+    block = mmap.mmap(-1, CHUNK)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+    try:
+        with source.open("rb") as handle:
+            while length := handle.readinto(block):  # type: ignore[attr-defined]
+                os.write(fd, memoryview(block)[:length])
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+        target.unlink()
+
+
 def read_file(path: Path) -> None:
     with path.open("rb") as handle:
         while handle.readinto(bytearray(CHUNK)):
             pass
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (they are clean: nothing is lost)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def read_cold(path: Path) -> None:
+    evict(path)
+    read_file(path)
 
 
 def token_for(server_url: str, clouds: dict[str, object], cloud: str) -> str:
@@ -197,7 +230,8 @@ def curl_rows(bench: Bench, main: Client, plain: Client) -> None:
     bench.record("curl upload", timed(lambda: main.upload(source)))
     bench.record("curl upload, inspection off", timed(lambda: plain.upload(source)))
     file_url = main.url(uploaded[0])
-    bench.record("curl download", timed(lambda: curl(*main.headers, file_url)))
+    bench.record("curl download, first read (from disk)", timed(lambda: curl(*main.headers, file_url)))
+    bench.record("curl download (page cache)", timed(lambda: curl(*main.headers, file_url)))
     half = source.stat().st_size // 2
     bench.record(
         "curl download, Range: bytes=<half>-",
@@ -210,7 +244,8 @@ def curl_rows(bench: Bench, main: Client, plain: Client) -> None:
     images = [main.image(f"p{i}") for i in range(4)]
     bench.record("4 parallel curl uploads (aggregate)", parallel([main.put(source, i) for i in images]), 4)
     downloads = [[*main.headers, main.url(i)] for i in images]
-    bench.record("4 parallel curl downloads (aggregate)", parallel(downloads), 4)
+    bench.record("4 parallel curl downloads, first read (aggregate)", parallel(downloads), 4)
+    bench.record("4 parallel curl downloads (page cache, aggregate)", parallel(downloads), 4)
 
 
 def sdk_rows(bench: Bench, server: Server, work: Path) -> None:
@@ -244,12 +279,16 @@ def print_ratios(rows: dict[str, float]) -> None:
     hashing, reading = rows["baseline: md5+sha512, two threads"], rows["baseline: plain file read"]
     ratios = {
         "curl upload / two-thread hash rate (target >= 0.45)": rows["curl upload"] / hashing,
+        "curl upload / durable disk write": rows["curl upload"]
+        / rows["baseline: disk write, O_DIRECT + fdatasync"],
         "upload with / without inspection": rows["curl upload"] / rows["curl upload, inspection off"],
-        "curl download / plain file read": rows["curl download"] / reading,
+        "curl download (page cache) / plain file read": rows["curl download (page cache)"] / reading,
+        "curl download, first read / plain read from disk": rows["curl download, first read (from disk)"]
+        / rows["baseline: plain file read from disk"],
         "4 parallel / 1 upload (aggregate)": rows["4 parallel curl uploads (aggregate)"]
         / rows["curl upload"],
-        "4 parallel / 1 download (aggregate)": rows["4 parallel curl downloads (aggregate)"]
-        / rows["curl download"],
+        "4 parallel / 1 download (aggregate)": rows["4 parallel curl downloads (page cache, aggregate)"]
+        / rows["curl download (page cache)"],
         "sdk upload / two-thread hash rate": rows["openstacksdk upload (create_image)"] / hashing,
     }
     for label, ratio in ratios.items():
@@ -271,6 +310,12 @@ def main() -> None:
     read_file(source)  # warm the page cache for every reader alike
     bench.record("baseline: md5+sha512, two threads", timed(lambda: hash_two_threads(source)))
     bench.record("baseline: plain file read", timed(lambda: read_file(source)))
+    bench.record(
+        "baseline: disk write, O_DIRECT + fdatasync",
+        timed(lambda: durable_write(source, work / "disk.raw")),
+    )
+    bench.record("baseline: plain file read from disk", timed(lambda: read_cold(source)))
+    read_file(source)
 
     server = start_server(work / "data")
     plain = start_server(work / "plain", env={"SPYGLASS_DISK_FORMAT_INSPECTION": "false"})

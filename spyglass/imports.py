@@ -32,7 +32,7 @@ from sqlalchemy import Connection, update
 from starlette.concurrency import run_in_threadpool
 
 from spyglass import blob_refs, ingest, states, store_copies, web_download
-from spyglass.blobs import BlobStore, FilesystemStore
+from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
@@ -268,7 +268,7 @@ async def _bring_data(
     """Put the data into the store under `key`; the image columns it sets."""
     if job.method == GLANCE_DIRECT:
         # Hashed and inspected when it was staged: the image already holds its digests.
-        await run_in_threadpool(_copy, staging, job.image_id, store, key)
+        await run_in_threadpool(copy_blob, staging, job.image_id, store, key)
         return {}
     assert job.uri is not None
     policy = web_download.AddressPolicy.of(settings)
@@ -282,16 +282,6 @@ async def _bring_data(
         raise web_download.WebDownloadError(f"The download took longer than {limit} seconds.") from exc
     return digest.columns()
 
-
-def _copy(source: BlobStore, source_key: str, target: BlobStore, key: str) -> None:
-    writer = target.writer(key)
-    try:
-        for chunk in source.read(source_key):
-            writer.write(chunk)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
 
 
 def _locked(conn: Connection, job: ImportJob) -> ImageRecord | None:

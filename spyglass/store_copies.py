@@ -25,7 +25,7 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from spyglass import locations, states
-from spyglass.blobs import BlobNotFound, BlobStore
+from spyglass.blobs import BlobNotFound, BlobStore, copy_blob
 from spyglass.context import RequestContext
 from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
@@ -151,22 +151,12 @@ def copy_data(
         if source is None:
             continue
         try:
-            _stream(source, location.key, target, key)
+            copy_blob(source, location.key, target, key)
             return
         except (BlobNotFound, OSError) as exc:
             log.warning("Image %s: cannot read %s from %r (%s)", record.id, location.key, location.store, exc)
     raise BlobNotFound(f"image {record.id} has no readable data")
 
-
-def _stream(source: BlobStore, source_key: str, target: BlobStore, key: str) -> None:
-    writer = target.writer(key)
-    try:
-        for chunk in source.read(source_key):
-            writer.write(chunk)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
 
 
 def _current(db: Database, job: CopyJob) -> ImageRecord | None:

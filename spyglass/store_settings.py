@@ -14,7 +14,7 @@ In the TOML config file each store is a table under `stores`, named by its ident
     container = "glance"
 
 The options of a `swift` store are the fields of SwiftConfig, those of an `s3` store the fields of
-S3Config; `filesystem` takes `path`, `memory` nothing. Every store may have a `description`.
+S3Config; `filesystem` takes `path` and `direct_io`, `memory` nothing. Every store may have a `description`.
 Each table is validated once into a StoreSpec holding a typed, frozen config object. Worker
 processes receive the list as JSON (`to_json`, read back by `parse`).
 """
@@ -44,6 +44,8 @@ class StoreSettingsError(ValueError):
 @dataclass(frozen=True)
 class FilesystemConfig:
     path: Path
+    # Write image data with O_DIRECT, past the page cache (spyglass.blobs.filesystem).
+    direct_io: bool = True
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def build(settings: Settings) -> StoreSet:
 def open_store(spec: StoreSpec) -> BlobStore:
     config = spec.config
     if isinstance(config, FilesystemConfig):
-        return FilesystemStore(config.path, name=spec.name)
+        return FilesystemStore(config.path, name=spec.name, direct_io=config.direct_io)
     if isinstance(config, SwiftConfig):
         return SwiftStore(config)
     if isinstance(config, S3Config):

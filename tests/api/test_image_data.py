@@ -388,11 +388,14 @@ def test_full_store_413(failing: Caller) -> None:
     assert failing.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
 
 
-def test_filesystem_store_translates_a_full_disk(tmp_path: Path) -> None:
-    store = FilesystemStore(tmp_path)
+@pytest.mark.parametrize("direct_io", [True, False])
+def test_filesystem_store_translates_a_full_disk(tmp_path: Path, direct_io: bool) -> None:
+    store = FilesystemStore(tmp_path, direct_io=direct_io)
     writer = store.writer("k")
-    writer._file.close()  # type: ignore[attr-defined]
-    writer._file = open("/dev/full", "wb")  # type: ignore[attr-defined]  # noqa: SIM115
+    # The partial file's descriptor now writes to /dev/full, which answers every write with ENOSPC.
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, writer._fd)  # type: ignore[attr-defined]
+    os.close(full)
     with pytest.raises(BlobStoreFull):
         writer.write(b"x" * 100_000)
         writer.commit()
