@@ -25,13 +25,23 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-# The whole suite on SQLite (the embedded default)...
+# Tests run in parallel worker processes (pytest-xdist): much of their time goes to starting
+# servers and waiting on them. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 4
+PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS)
+# End-to-end tests that run again on PostgreSQL: the sharing workflow through the openstack CLI,
+# openstacksdk and glanceclient, restart and crash recovery, failed uploads. The other CLI tests go through the
+# same SQL as tests/api, which runs there whole; each CLI call costs about 1.5 s of CPU.
+POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py test_images_glanceclient.py test_restart.py \
+	test_crash_recovery.py test_upload_failures.py test_smoke_cli.py)
+
+# The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
-	$(VENV)/bin/pytest -q
+	scripts/with-swift.sh $(PYTEST)
 
-# ...and the API, identity, visibility and end-to-end tests again on a real PostgreSQL server.
+# ...and the API, identity and visibility tests, and POSTGRES_E2E, again on a real PostgreSQL server.
 unit-postgres: venv
-	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(VENV)/bin/pytest -q tests/api tests/identity tests/test_visibility.py tests/e2e
+	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) tests/api tests/identity tests/test_visibility.py $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres

@@ -1,7 +1,8 @@
 """A real one-node Swift (tempauth + s3api) for the Swift and S3 store tests.
 
 scripts/swift-saio.sh installs it on first use (a venv and memcached, about 20 s) and starts it
-(about 2 s); when it already runs, for example started by `make test`, it is only reused. The
+(about 2 s); when it already runs, for example started by `make test` (scripts/with-swift.sh), it
+is only reused. Under pytest-xdist a worker that started it leaves it running for the others. The
 directory is SPYGLASS_SWIFT_SAIO_DIR, by default ~/.cache/spyglass/swift-saio, so the install
 outlives checkouts. A Swift that cannot be installed or started fails the tests: nothing skips.
 
@@ -77,7 +78,8 @@ def saio() -> Iterator[Saio]:
         pytest.fail(f"swift-saio.sh start failed ({started.returncode}):\n{started.stderr}", pytrace=False)
     env = _parse_exports(started.stdout)
     yield Saio(env)
-    if env.get("SWIFT_SAIO_STARTED") == "1":  # leave a Swift that someone else started running
+    # Leave a Swift that someone else started running, and one that other test workers may still use.
+    if env.get("SWIFT_SAIO_STARTED") == "1" and "PYTEST_XDIST_WORKER" not in os.environ:
         subprocess.run(["bash", str(SCRIPT), "stop", directory], check=False, timeout=60)
 
 
