@@ -283,7 +283,6 @@ async def _bring_data(
     return digest.columns()
 
 
-
 def _locked(conn: Connection, job: ImportJob) -> ImageRecord | None:
     """The image, if this import still holds its lock."""
     record = q.fetch_image(conn, job.image_id, None, lock=True)

@@ -158,7 +158,6 @@ def copy_data(
     raise BlobNotFound(f"image {record.id} has no readable data")
 
 
-
 def _current(db: Database, job: CopyJob) -> ImageRecord | None:
     with db.read() as conn:
         record = q.fetch_image(conn, job.image_id, None)
