@@ -38,9 +38,9 @@ class FilesystemWriter:
     """Writes a blob; the bytes are durable (fdatasync) before commit returns.
 
     With `direct` (the default) the file is opened with O_DIRECT where the filesystem allows it:
-    each buffer goes from memory to the disk without a copy into the page cache. That copy costs a
-    core about a second per GB on a 2-core VM, taken from the hashing that runs beside it, and
-    the disk takes direct writes faster than it flushes dirty pages. Buffers that are page-aligned
+    each buffer goes from memory to the disk without a copy into the page cache. On a 2-core VM
+    that copy and its write-back cost about 2 of the 7.5 CPU-seconds a GB of upload takes, away
+    from the hashing that runs beside it. Buffers that are page-aligned
     and a whole number of pages long (those spyglass.ingest fills) are written as they are; other
     data is gathered in an aligned staging buffer first. The tail of the file, shorter than a page,
     is written through the page cache at commit. Where O_DIRECT is refused (tmpfs, some network
