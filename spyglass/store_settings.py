@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from spyglass.blobs.s3 import S3Config
-from spyglass.blobs.swift import SwiftConfig
+from spyglass.blobs.configs import S3Config, SwiftConfig
 
 STORE_TYPES = ("filesystem", "memory", "swift", "s3")
 # Store identifiers appear in headers, URLs and comma-separated properties.

@@ -10,10 +10,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from spyglass.blobs.base import BlobStore
+from spyglass.blobs.configs import S3Config, SwiftConfig
 from spyglass.blobs.filesystem import FilesystemStore
 from spyglass.blobs.memory import MemoryStore
-from spyglass.blobs.s3 import S3Config, S3Store
-from spyglass.blobs.swift import SwiftConfig, SwiftStore
 from spyglass.errors import Invalid
 from spyglass.settings import Settings
 from spyglass.store_settings import FilesystemConfig, StoreSpec
@@ -77,9 +76,15 @@ def open_store(spec: StoreSpec) -> BlobStore:
     config = spec.config
     if isinstance(config, FilesystemConfig):
         return FilesystemStore(config.path, name=spec.name, direct_io=config.direct_io)
+    # The drivers are imported only where such a store is configured (python-swiftclient and
+    # boto3 take about a second to import).
     if isinstance(config, SwiftConfig):
+        from spyglass.blobs.swift import SwiftStore
+
         return SwiftStore(config)
     if isinstance(config, S3Config):
+        from spyglass.blobs.s3 import S3Store
+
         return S3Store(config)
     return MemoryStore(name=spec.name)
 

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,41 +28,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spyglass.blobs.base import BlobNotFound, BlobStoreFull
+from spyglass.blobs.configs import MiB, S3Config
 
-MiB = 1024 * 1024
-MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
-MAX_PART_SIZE = 5 * 1024 * MiB
 READ_CHUNK = MiB
 LISTING_PAGE = 1000
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 FULL_CODES = frozenset({"EntityTooLarge", "QuotaExceeded", "InsufficientStorage", "413", "507"})
-
-
-@dataclass(frozen=True)
-class S3Config:
-    bucket: str
-    endpoint_url: str | None = None  # None: AWS
-    region: str = "us-east-1"
-    access_key: str | None = None  # None: boto3's own credential chain
-    secret_key: str | None = None
-    # Path-style URLs (http://host/bucket/key), which most self-hosted stores need.
-    path_style: bool = False
-    part_size: int = 64 * MiB
-    timeout: float = 60.0
-    retries: int = 3
-    cacert: str | None = None
-    insecure: bool = False
-    # botocore's default sends a CRC32 of every body; "when_required" is for stores that reject it.
-    request_checksum_calculation: str = "when_supported"
-    name: str = "s3"
-
-    def __post_init__(self) -> None:
-        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
-            raise ValueError(f"part_size must be between 5 MiB and 5 GiB, not {self.part_size}")
-        if not 3 <= len(self.bucket) <= 63:
-            raise ValueError(f"invalid bucket name {self.bucket!r}")
-        if self.request_checksum_calculation not in ("when_supported", "when_required"):
-            raise ValueError("request_checksum_calculation is 'when_supported' or 'when_required'")
 
 
 def _code(exc: ClientError) -> str:

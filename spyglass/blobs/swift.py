@@ -32,60 +32,14 @@ import urllib3
 from swiftclient import ClientException, Connection
 
 from spyglass.blobs.base import BlobNotFound, BlobStoreFull
+from spyglass.blobs.configs import MiB, SwiftConfig
 from spyglass.blobs.streamed_put import StreamedPut
 from spyglass.blobs.swift_connections import ConnectionPool
 
-MiB = 1024 * 1024
-SWIFT_MAX_OBJECT = 5 * 1024 * MiB
 READ_CHUNK = MiB
 LISTING_LIMIT = 10_000
 # Raised by requests and urllib3 beyond plain OSErrors (which pass the boundary as they are).
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError)
-
-
-@dataclass(frozen=True)
-class SwiftConfig:
-    """Where and how to store. `auth_version` "1" is tempauth-style v1.0 (`user` is
-    `account:user`, `key` its key); "3" is Keystone v3 password auth in `project_name`."""
-
-    container: str
-    auth_url: str
-    user: str
-    key: str
-    auth_version: str = "1"
-    project_name: str | None = None
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
-    region_name: str | None = None
-    interface: str = "public"
-    # Use this storage URL instead of the one the auth service names.
-    storage_url: str | None = None
-    segment_size: int = 200 * MiB
-    # Blobs up to this size are kept in memory until commit and stored as one plain object.
-    buffer_size: int = 16 * MiB
-    # Default: "<container>_segments".
-    segment_container: str | None = None
-    timeout: float = 60.0
-    retries: int = 3
-    cacert: str | None = None
-    insecure: bool = False
-    name: str = "swift"
-
-    def __post_init__(self) -> None:
-        if not 0 < self.segment_size <= SWIFT_MAX_OBJECT:
-            raise ValueError(f"segment_size must be between 1 byte and 5 GiB, not {self.segment_size}")
-        if not 0 <= self.buffer_size <= self.segment_size:
-            raise ValueError("buffer_size must be between 0 and segment_size")
-        if self.auth_version not in ("1", "3"):
-            raise ValueError(f"auth_version must be '1' or '3', not {self.auth_version!r}")
-        if self.auth_version == "3" and not self.project_name:
-            raise ValueError("Keystone v3 auth needs project_name")
-        if not self.container or "/" in self.container:
-            raise ValueError(f"invalid container name {self.container!r}")
-
-    @property
-    def segments(self) -> str:
-        return self.segment_container or f"{self.container}_segments"
 
 
 def _translate(exc: ClientException, key: str, *, missing_is_not_found: bool) -> Exception:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from swiftclient import ClientException, Connection
 
 if TYPE_CHECKING:
-    from spyglass.blobs.swift import SwiftConfig
+    from spyglass.blobs.configs import SwiftConfig
 
 
 class ConnectionPool:
