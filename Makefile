@@ -25,10 +25,11 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-# Tests run in parallel worker processes (pytest-xdist): much of their time goes to starting
-# servers and waiting on them. TEST_WORKERS=0 runs them in one process.
+# Tests run in parallel worker processes (pytest-xdist); a worker that runs out of tests takes
+# some from a busy one, so the long end-to-end tests do not end up queued behind each other.
+# TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 4
-PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS)
+PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 # End-to-end tests that run again on PostgreSQL: the sharing workflow through the openstack CLI,
 # openstacksdk and glanceclient, restart and crash recovery, failed uploads. The other CLI tests
 # go through the same SQL as tests/api, which runs there whole; each CLI call costs 1.5 s of CPU.
