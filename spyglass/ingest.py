@@ -213,10 +213,7 @@ async def pump(
         with anyio.CancelScope(shield=True):
             await _finish(lanes, cancel=True)
         raise
-    _raise_first_error(lanes)
-    refused = refusal()
-    if refused is not None:
-        raise refused
+    _stop_if_failed(lanes, refusal)
     return size
 
 
@@ -277,19 +274,20 @@ def _hand_on(
     ring: _Ring, lanes: Sequence[_Lane], refusal: Callable[[], Exception | None], index: int, length: int
 ) -> None:
     """Give a filled buffer to every consumer, unless a consumer failed or the data was refused."""
-    _raise_first_error(lanes)
-    refused = refusal()
-    if refused is not None:
-        raise refused
+    _stop_if_failed(lanes, refusal)
     ring.hold(index)
     for lane in lanes:
         lane.queue.put((index, length))
 
 
-def _raise_first_error(lanes: Sequence[_Lane]) -> None:
+def _stop_if_failed(lanes: Sequence[_Lane], refusal: Callable[[], Exception | None]) -> None:
+    """Raise the first consumer's error, else the refusal, if there is either."""
     for lane in lanes:
         if lane.error is not None:
             raise lane.error
+    refused = refusal()
+    if refused is not None:
+        raise refused
 
 
 async def _finish(lanes: Sequence[_Lane], cancel: bool = False) -> None:
