@@ -44,6 +44,6 @@ unit: venv
 
 # ...and the API, identity and visibility tests, and POSTGRES_E2E, again on a real PostgreSQL server.
 unit-postgres: venv
-	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) tests/api tests/identity tests/test_visibility.py $(POSTGRES_E2E)
+	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) tests/api tests/identity tests/test_visibility.py tests/test_blob_refs.py $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres

@@ -31,6 +31,7 @@ def adopt(db: Database, store: BlobStore, image_id: str, key: str) -> None:
         if image is None or image["blob_key"] != key or _tracked(conn, key):
             # Deleted or replaced meanwhile (its release counted it), or already copied and tracked.
             return
+        _one_adopter_per_content(conn, image)
         twin = _find_twin(conn, store, image, key)
         if twin is None:
             _track(conn, key, store.name, image)
@@ -107,6 +108,16 @@ def _image_blob(conn: Connection, image_id: str) -> Any:
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return conn.execute(stmt).mappings().first()
+
+
+def _one_adopter_per_content(conn: Connection, image: Any) -> None:
+    """Let identical uploads finishing at the same time see each other's blob on PostgreSQL.
+
+    Otherwise each would look for a twin before the other's row commits and both would keep their
+    bytes. The lock lasts until commit. SQLite writers are serialized already (spyglass.db.engine)."""
+    if conn.dialect.name != "postgresql" or image["os_hash_value"] is None:
+        return
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(image["os_hash_value"], 0))))
 
 
 def _tracked(conn: Connection, key: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import delete, insert, select, update
 
@@ -135,3 +137,29 @@ def test_reconcile_forgets_blobs_nobody_refers_to(db: Database) -> None:
         conn.execute(update(images).where(images.c.id == image_id).values(blob_key=None))
         blob_refs.reconcile(conn)
     assert _counts(db) == {}
+
+
+def test_identical_uploads_adopted_at_once_keep_one_blob(db: Database) -> None:
+    # On PostgreSQL each adopt runs in its own transaction; without serializing on the content, each
+    # would find no twin (the others not committed yet) and every copy would be kept.
+    store = MemoryStore()
+    keys = [f"same{i}" for i in range(8)]
+    for key in keys:
+        _put(store, key)
+    image_ids = [_image(db, key) for key in keys]
+    start = threading.Barrier(len(keys))
+
+    def adopt(image_id: str, key: str) -> None:
+        start.wait()
+        blob_refs.adopt(db, store, image_id, key)
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        for job in [pool.submit(adopt, i, k) for i, k in zip(image_ids, keys, strict=True)]:
+            job.result()
+    assert len(store.blobs) == 1
+    (kept,) = store.blobs
+    assert _counts(db) == {kept: len(keys)}
+    with db.read() as conn:
+        assert set(conn.execute(select(images.c.blob_key).where(images.c.id.in_(image_ids))).scalars()) == {
+            kept
+        }
