@@ -26,10 +26,13 @@ import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
+from tests.e2e.warm_cli import WarmCli
+
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-e2e-password"
 POSTGRES = os.environ.get("SPYGLASS_TEST_POSTGRES", "")
 _created_databases: list[str] = []
+WARM_CLI = WarmCli()
 
 
 def database_env(data_dir: Path) -> dict[str, str]:
@@ -61,6 +64,12 @@ def _drop_e2e_databases() -> Iterator[None]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_cli() -> Iterator[None]:
+    yield
+    WARM_CLI.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,25 +88,31 @@ class Server:
     def clouds_yaml(self) -> Path:
         return self.data_dir / "clouds.yaml"
 
-    def openstack(self, cloud: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the real `openstack` CLI against this server."""
+    def openstack(
+        self, cloud: str, *args: str, check: bool = True, executable: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real `openstack` CLI against this server.
+
+        By default through the warm fork server (tests/e2e/warm_cli.py), which runs the CLI's own
+        `main` in a fresh process without paying its imports again; `executable=True` starts the
+        `openstack` console script itself."""
         env = {**os.environ, **self.env, "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
         for name in list(env):
             if name.startswith("OS_") and name != "OS_CLIENT_CONFIG_FILE":
                 del env[name]
-        result = subprocess.run(
-            [str(BIN / "openstack"), "--os-cloud", cloud, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        argv = ["--os-cloud", cloud, *args]
+        if executable:
+            result = subprocess.run(
+                [str(BIN / "openstack"), *argv], capture_output=True, text=True, env=env, timeout=120
+            )
+        else:
+            result = WARM_CLI.run(argv, env, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
-    def openstack_json(self, cloud: str, *args: str) -> Any:
-        return json.loads(self.openstack(cloud, *args, "-f", "json").stdout)
+    def openstack_json(self, cloud: str, *args: str, executable: bool = False) -> Any:
+        return json.loads(self.openstack(cloud, *args, "-f", "json", executable=executable).stdout)
 
 
 def start_server(
