@@ -1,0 +1,115 @@
+"""spyglass.api.local_file below the API: ranges across read-ahead windows, a client that leaves,
+a file that ends early. Whole-API behaviour is in test_image_download.py."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from spyglass.api import local_file
+from spyglass.api.local_file import LocalFileResponse
+
+SIZE = 3 * local_file.READ_AHEAD + 12345
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return random.Random(7).randbytes(SIZE)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> Path:
+    target = tmp_path_factory.mktemp("local_file") / "blob"
+    target.write_bytes(data)
+    return target
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+class _Client:
+    """The ASGI `send` of a client that reads `leave_after` body messages, then is gone."""
+
+    def __init__(self, leave_after: int | None = None) -> None:
+        self.leave_after = leave_after
+        self.start: dict[str, Any] = {}
+        self.body = bytearray()
+        self.messages = 0
+        self.finished = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+            return
+        if self.leave_after is not None and self.messages >= self.leave_after:
+            raise OSError("client gone")
+        self.messages += 1
+        self.body += message["body"]
+        self.finished = not message.get("more_body", False)
+
+
+def _serve(response: LocalFileResponse, client: _Client) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    anyio.run(response, {"type": "http"}, receive, client.send)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (0, SIZE),
+        (1, SIZE - 1),
+        (local_file.READ_AHEAD - 3, 2 * local_file.READ_AHEAD + 5),
+        (SIZE - 1, SIZE),
+        (5, 5 + local_file.CHUNK),
+    ],
+)
+def test_any_range_arrives_whole_and_in_order(path: Path, data: bytes, start: int, end: int) -> None:
+    before = _open_fds()
+    client = _Client()
+    _serve(LocalFileResponse.open(str(path), start, end, 206, {"Content-Range": "x"}), client)
+    assert bytes(client.body) == data[start:end]
+    assert client.finished
+    headers = dict(client.start["headers"])
+    assert client.start["status"] == 206
+    assert headers[b"content-length"] == str(end - start).encode()
+    assert headers[b"content-type"] == b"application/octet-stream"
+    assert headers[b"content-range"] == b"x"
+    assert _open_fds() == before
+
+
+def test_an_empty_file_sends_one_empty_message(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    client = _Client()
+    _serve(LocalFileResponse.open(str(tmp_path / "empty"), 0, 0, 200, {}), client)
+    assert client.finished and client.body == b"" and client.messages == 1
+
+
+def test_a_client_that_leaves_closes_the_file_after_the_read_in_flight(path: Path, data: bytes) -> None:
+    before = _open_fds()
+    client = _Client(leave_after=3)
+    with pytest.raises(OSError, match="client gone"):
+        _serve(LocalFileResponse.open(str(path), 0, SIZE, 200, {}), client)
+    assert bytes(client.body) == data[: 3 * local_file.CHUNK]
+    assert _open_fds() == before
+
+
+def test_a_file_shorter_than_announced_fails_the_response(path: Path) -> None:
+    before = _open_fds()
+    client = _Client()
+    with pytest.raises(OSError, match="shorter than expected"):
+        _serve(LocalFileResponse.open(str(path), 0, SIZE + 10, 200, {}), client)
+    assert not client.finished
+    assert _open_fds() == before
+
+
+def test_a_deleted_file_is_reported_before_anything_is_sent(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        LocalFileResponse.open(str(tmp_path / "gone"), 0, 10, 200, {})
