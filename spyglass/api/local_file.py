@@ -59,7 +59,10 @@ class LocalFileResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            await self._send_body(send)
+            if scope.get("method") == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await self._send_body(send)
         finally:
             os.close(self.fd)
 

@@ -54,11 +54,11 @@ class _Client:
         self.finished = not message.get("more_body", False)
 
 
-def _serve(response: LocalFileResponse, client: _Client) -> None:
+def _serve(response: LocalFileResponse, client: _Client, method: str = "GET") -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.disconnect"}
 
-    anyio.run(response, {"type": "http"}, receive, client.send)
+    anyio.run(response, {"type": "http", "method": method}, receive, client.send)
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,13 @@ def test_any_range_arrives_whole_and_in_order(path: Path, data: bytes, start: in
     assert headers[b"content-type"] == b"application/octet-stream"
     assert headers[b"content-range"] == b"x"
     assert _open_fds() == before
+
+
+def test_head_sends_the_headers_and_reads_nothing(path: Path) -> None:
+    client = _Client()
+    _serve(LocalFileResponse.open(str(path), 0, SIZE, 200, {}), client, method="HEAD")
+    assert dict(client.start["headers"])[b"content-length"] == str(SIZE).encode()
+    assert client.finished and client.body == b"" and client.messages == 1
 
 
 def test_an_empty_file_sends_one_empty_message(tmp_path: Path) -> None:
