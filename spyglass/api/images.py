@@ -182,22 +182,32 @@ async def upload(request: Request) -> Response:
 async def download(request: Request) -> Response:
     ctx = await caller(request)
     state = request.app.state
-    found = await run_in_threadpool(
-        image_data.prepare_download,
-        state.db,
-        state.stores,
-        ctx,
-        request.path_params["image_id"],
-        request.headers.get("range"),
-    )
-    if found is None:
+    for _attempt in range(2):
+        found = await run_in_threadpool(
+            image_data.prepare_download,
+            state.db,
+            state.stores,
+            ctx,
+            request.path_params["image_id"],
+            request.headers.get("range"),
+        )
+        if found is None:
+            return Response(status_code=204)
+        try:
+            response = await run_in_threadpool(_data_response, found.store or state.store, found)
+            break
+        except FileNotFoundError:
+            # The blob went between the look-up and the open: deleted with its image, swapped for
+            # an identical blob (spyglass.blob_refs) or one of several locations removed. Look again.
+            continue
+    else:
         return Response(status_code=204)
     try:
-        response = await run_in_threadpool(_data_response, found.store or state.store, found)
-    except FileNotFoundError:
-        # Deleted between the look-up and the open: as if it had been deleted before.
-        return Response(status_code=204)
-    await usage.record_download(state.db, ctx, found)
+        await usage.record_download(state.db, ctx, found)
+    except BaseException:
+        if isinstance(response, LocalFileResponse):
+            response.close()
+        raise
     return response
 
 

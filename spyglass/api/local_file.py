@@ -50,21 +50,34 @@ class LocalFileResponse(Response):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         return cls(fd, start, end, status_code, headers)
 
+    def close(self) -> None:
+        """Close the file (once); for a response that will not be sent after all."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
             if scope.get("method") == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            else:
-                await self._send_body(send)
+                return
+            failure: Exception | None = None
+            async with anyio.create_task_group() as group:
+                # The server does not fail `send` once the client is gone: stop on its disconnect
+                # message, or the rest of the file would be read from the disk for nobody.
+                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+                try:
+                    await self._send_body(send)
+                except Exception as exc:  # raised as itself, not inside an exception group
+                    failure = exc
+                group.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
         finally:
-            os.close(self.fd)
+            self.close()
 
     async def _send_body(self, send: Send) -> None:
         position = self.start
@@ -75,7 +88,8 @@ class LocalFileResponse(Response):
         reading: asyncio.Future[bytes] | None = loop.run_in_executor(None, self._read, position)
         try:
             while reading is not None:
-                chunk = await reading
+                # Shielded: cancelling this task must not forget the read still running in its thread.
+                chunk = await asyncio.shield(reading)
                 if not chunk:
                     raise OSError(f"file shorter than expected: no data at offset {position}")
                 position += len(chunk)
@@ -84,11 +98,10 @@ class LocalFileResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
         finally:
             if reading is not None:
-                # The client left: let the read in flight end before the descriptor is closed.
+                # Stopped early: the read in flight ends before the descriptor is closed.
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait([reading])
-                if not reading.cancelled():
-                    reading.exception()
+                reading.exception()
 
     def _read(self, position: int) -> bytes:
         if position + READ_AHEAD // 2 > self._advised and self._advised < self.end:
@@ -96,3 +109,9 @@ class LocalFileResponse(Response):
             os.posix_fadvise(self.fd, self._advised, length, os.POSIX_FADV_WILLNEED)
             self._advised += length
         return os.pread(self.fd, min(CHUNK, self.end - position), position)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
