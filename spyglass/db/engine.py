@@ -67,7 +67,11 @@ class Database:
 
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # Explicit, whatever the server's default: each statement sees what committed before it,
+        # which spyglass.blob_refs relies on once it holds its content lock.
+        return create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, isolation_level="READ COMMITTED"
+        )
     connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One shared connection, or every checkout would see a different empty database.
