@@ -162,8 +162,6 @@ class PostgresWorkerDatabase:
             ).all()
         self.reset_script = "; ".join(
             [
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()",
                 # The copy is consistent as a whole: no need to order the inserts by foreign key.
                 "SET session_replication_role = replica",
                 f"TRUNCATE {', '.join(f'public.{t}' for t in tables)}",
@@ -178,6 +176,19 @@ class PostgresWorkerDatabase:
 
     def reset(self) -> None:
         with self.engine.connect() as conn:
+            # End the earlier tests' sessions (idle pooled connections), waiting until they are gone.
+            # A session that came back meanwhile belongs to something still running: fail loudly
+            # rather than let it write into this test's data.
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            left = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+            if left:
+                raise RuntimeError(f"{left} session(s) of an earlier test still use {self.name}")
             conn.exec_driver_sql(self.reset_script)
 
     def drop(self, admin: Engine) -> None:

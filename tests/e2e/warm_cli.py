@@ -42,9 +42,16 @@ class WarmCli:
         with self._lock:
             process = self._started()
             assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(request + "\n")
-            process.stdin.flush()
-            line = process.stdout.readline()
+            try:
+                process.stdin.write(request + "\n")
+                process.stdin.flush()
+                line = process.stdout.readline()
+            except BaseException:
+                # Interrupted (a test timeout, say): its answer would be taken for the next call's.
+                process.kill()
+                process.wait()
+                self._process = None
+                raise
         if not line:
             raise RuntimeError("the warm openstack CLI server stopped")
         answer = json.loads(line)
@@ -116,7 +123,12 @@ def _child(main: Any, request: dict[str, Any], out: int, err: int) -> None:
         sys.argv = ["openstack", *request["argv"]]
         code = main(request["argv"]) or 0
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        # As the interpreter treats it: None is success, any other non-integer is printed.
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
     except BaseException:
         import traceback
 
