@@ -97,7 +97,12 @@ def _serve(response: LocalFileResponse, client: _Client, method: str = "GET") ->
         (5, 5 + local_file.CHUNK),
     ],
 )
-def test_any_range_arrives_whole_and_in_order(path: Path, data: bytes, start: int, end: int) -> None:
+@pytest.mark.parametrize("cached_reads", [True, False], ids=["page-cache-inline", "threads-only"])
+def test_any_range_arrives_whole_and_in_order(
+    path: Path, data: bytes, start: int, end: int, cached_reads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not cached_reads:
+        monkeypatch.setattr(local_file, "NOWAIT", None)
     before = _open_fds()
     client = _Client()
     _serve(LocalFileResponse.open(str(path), start, end, 206, {"Content-Range": "x"}), client)
@@ -136,9 +141,21 @@ def test_a_client_that_leaves_stops_the_reads_and_closes_the_file(path: Path, da
     assert _open_fds() == before
 
 
-def test_the_file_stays_open_until_the_read_in_flight_ends(path: Path) -> None:
+def test_cached_chunks_are_taken_without_a_thread(path: Path, data: bytes) -> None:
+    client = _Client()
+    response = _CountingResponse(os.open(path, os.O_RDONLY), 0, SIZE, 200, {})
+    _serve(response, client)
+    assert bytes(client.body) == data
+    # Only the chunks where the read-ahead advice is due went to a thread (the file is cached).
+    assert response.reads <= SIZE // (local_file.READ_AHEAD // 2) + 1 < SIZE // local_file.CHUNK
+
+
+def test_the_file_stays_open_until_the_read_in_flight_ends(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The client leaves while a (slow) read runs in a thread: closing the descriptor under it
     # would fail that read, or let it read whatever file reuses the descriptor number.
+    monkeypatch.setattr(local_file, "NOWAIT", None)
     before = _open_fds()
     client = _Client(leave_after=1)
     response = _CountingResponse(os.open(path, os.O_RDONLY), 0, SIZE, 200, {}, read_delay=0.2)
