@@ -120,8 +120,9 @@ class LocalFileResponse(Response):
                 got = os.preadv(self.fd, [chunk], position, NOWAIT)
             except OSError:  # not cached (EAGAIN), or a filesystem without RWF_NOWAIT
                 got = 0
-            if got:
-                del chunk[got:]
+            # Only a whole chunk: taking the few pages read so far would chase the read-ahead with
+            # tiny sends instead of waiting in a thread for the full MiB.
+            if got == len(chunk):
                 done: asyncio.Future[Chunk] = loop.create_future()
                 done.set_result(chunk)
                 return done
