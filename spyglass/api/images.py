@@ -194,7 +194,9 @@ async def download(request: Request) -> Response:
         if found is None:
             return Response(status_code=204)
         try:
-            response = await run_in_threadpool(_data_response, found.store or state.store, found)
+            response = await run_in_threadpool(
+                _data_response, found.store or state.store, found, request.method == "HEAD"
+            )
             break
         except FileNotFoundError:
             # The blob went between the look-up and the open: deleted with its image, swapped for
@@ -202,6 +204,9 @@ async def download(request: Request) -> Response:
             continue
     else:
         return Response(status_code=204)
+    if request.method == "HEAD":
+        # The headers of the data, not a download: nothing read, nothing counted.
+        return response
     try:
         await usage.record_download(state.db, ctx, found)
     except BaseException:
@@ -211,9 +216,9 @@ async def download(request: Request) -> Response:
     return response
 
 
-def _data_response(store: BlobStore, found: image_data.Download) -> Response:
+def _data_response(store: BlobStore, found: image_data.Download, head: bool = False) -> Response:
     """The whole data or the chosen range: from an open file where the store is local, else a
-    stream of the store's reads."""
+    stream of the store's reads (for HEAD, only the headers)."""
     part = found.part
     start, end = (0, found.size) if part is None else (part.start, part.end)
     status = 200 if part is None else 206
@@ -227,6 +232,8 @@ def _data_response(store: BlobStore, found: image_data.Download) -> Response:
         return LocalFileResponse.open(str(path), start, end, status, headers)
     headers["Accept-Ranges"] = "bytes"
     headers["Content-Length"] = str(end - start)
+    if head:
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
         store.read(found.key, start, end),
         status_code=status,

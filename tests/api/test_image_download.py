@@ -124,3 +124,15 @@ def test_range_on_an_image_without_data_204(alice: Caller) -> None:
     image = alice.post("/v2/images", json={"disk_format": "raw", "container_format": "bare"}).json()
     response = alice.get(f"/v2/images/{image['id']}/file", headers={"Range": "bytes=0-9"})
     assert response.status_code == 204
+
+
+def test_head_gives_the_headers_without_the_data_and_is_not_a_download(alice: Caller, url: str) -> None:
+    image_id = url.split("/")[3]
+    for headers, status, length in (({}, 200, SIZE), ({"Range": "bytes=10-19"}, 206, 10)):
+        response = alice.request("HEAD", url, headers=headers)
+        assert response.status_code == status
+        assert response.headers["content-length"] == str(length)
+        assert response.headers["content-type"] == "application/octet-stream"
+        assert response.content == b""
+    assert alice.request("HEAD", url, headers={"Range": "bytes=-0"}).status_code == 416
+    assert alice.get(f"/v2/images/{image_id}/usage").json()["usage"] == []
