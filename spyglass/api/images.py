@@ -216,7 +216,7 @@ async def download(request: Request) -> Response:
     return response
 
 
-def _data_response(store: BlobStore, found: image_data.Download, head: bool = False) -> Response:
+def _data_response(store: BlobStore, found: image_data.Download, head: bool) -> Response:
     """The whole data or the chosen range: from an open file where the store is local, else a
     stream of the store's reads (for HEAD, only the headers)."""
     part = found.part

@@ -113,8 +113,7 @@ class LocalFileResponse(Response):
     def _start_read(self, loop: asyncio.AbstractEventLoop, position: int) -> asyncio.Future[Chunk]:
         """The next chunk: taken at once where the page cache holds it (no thread hop, no wait on
         the disk), else read in a thread. The read-ahead advice is always given from a thread."""
-        advice_due = position + READ_AHEAD // 2 > self._advised and self._advised < self.end
-        if not advice_due and NOWAIT is not None:
+        if not self._advice_due(position) and NOWAIT is not None:
             chunk = bytearray(min(CHUNK, self.end - position))
             try:
                 got = os.preadv(self.fd, [chunk], position, NOWAIT)
@@ -128,8 +127,12 @@ class LocalFileResponse(Response):
                 return done
         return loop.run_in_executor(None, self._read, position)
 
+    def _advice_due(self, position: int) -> bool:
+        """Whether the read-ahead window ends less than half a window past `position`."""
+        return position + READ_AHEAD // 2 > self._advised and self._advised < self.end
+
     def _read(self, position: int) -> bytes:
-        if position + READ_AHEAD // 2 > self._advised and self._advised < self.end:
+        if self._advice_due(position):
             length = min(READ_AHEAD, self.end - self._advised)
             os.posix_fadvise(self.fd, self._advised, length, os.POSIX_FADV_WILLNEED)
             self._advised += length

@@ -27,8 +27,6 @@ import tempfile
 import threading
 from typing import IO, Any
 
-TIMEOUT_EXIT = 124
-
 
 class WarmCli:
     """A client of one fork server, started on first use. Calls from several threads take turns."""
@@ -83,6 +81,8 @@ class WarmCli:
 
 
 def _serve(requests: IO[str], answers: IO[str]) -> None:
+    # cliff takes the program's name (in messages, --version, help) from argv[0] when imported.
+    sys.argv = [os.path.join(os.path.dirname(sys.executable), "openstack")]
     # What every command needs anyway, imported once here rather than in each child.
     import openstack.image.v2._proxy  # noqa: F401
     import openstackclient.identity.v3.token
@@ -120,7 +120,7 @@ def _child(main: Any, request: dict[str, Any], out: int, err: int) -> None:
         os.dup2(err, 2)
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.argv = ["openstack", *request["argv"]]
+        sys.argv = [sys.argv[0], *request["argv"]]
         code = main(request["argv"]) or 0
     except SystemExit as exit_:
         # As the interpreter treats it: None is success, any other non-integer is printed.
@@ -149,9 +149,7 @@ def _wait(pid: int, timeout: float) -> tuple[int, bool]:
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(pidfd)
-    if not ready:
-        return TIMEOUT_EXIT, True
-    return os.waitstatus_to_exitcode(status), False
+    return os.waitstatus_to_exitcode(status), not ready
 
 
 if __name__ == "__main__":
