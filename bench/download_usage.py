@@ -38,10 +38,10 @@ def serve(port: int, data_dir: str, database_url: str, record_usage: bool) -> No
     """The server process (run as `download_usage.py --serve ...`)."""
     import uvicorn
 
-    from spyglass import usage
     from spyglass.api.app import create_app
     from spyglass.cli import prepare
     from spyglass.settings import Settings
+    from spyglass.sharing import usage
 
     async def not_recorded(*_args: Any) -> None:
         return None

@@ -8,9 +8,10 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import recycle, webhook_worker
+from spyglass.audit import delivery as webhook_worker
 from spyglass.blobs import BlobStore
 from spyglass.db.engine import Database
+from spyglass.images import deletion as recycle
 from spyglass.settings import Settings
 
 log = logging.getLogger(__name__)

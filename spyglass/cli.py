@@ -10,14 +10,14 @@ from typing import Any
 
 import yaml
 
-from spyglass import store_settings
 from spyglass.blobs import registry
+from spyglass.blobs import specs as store_settings
+from spyglass.data.imports import staging_store
+from spyglass.data.recovery import Recovery, recover
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.identity.bootstrap import Credentials, bootstrap
-from spyglass.imports import staging_store
-from spyglass.maintenance import Recovery, recover
-from spyglass.recycle import purge_expired
+from spyglass.images.deletion import purge_expired
 from spyglass.settings import Settings, SettingsError, load_settings
 
 

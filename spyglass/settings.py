@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spyglass import store_settings
-from spyglass.store_settings import StoreSettingsError, StoreSpec
+from spyglass.blobs import specs as store_settings
+from spyglass.blobs.specs import StoreSettingsError, StoreSpec
 
 ENV_PREFIX = "SPYGLASS_"
 

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import delete, insert, select, update
 
-from spyglass import blob_refs
 from spyglass.blobs import FilesystemStore, MemoryStore
+from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
 from spyglass.db.tables import blobs, images
-from spyglass.maintenance import recover
+from spyglass.images import blob_refs
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spyglass.byte_ranges import ByteRange, requested
+from spyglass.data.ranges import ByteRange, requested
 from spyglass.errors import RangeNotSatisfiable
 
 sizes = st.integers(min_value=0, max_value=50)

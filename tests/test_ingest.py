@@ -1,4 +1,4 @@
-"""spyglass.ingest.pump: every consumer sees every byte once, in order, whatever the chunking, through
+"""spyglass.data.ingest.pump: every consumer sees every byte once, in order, whatever the chunking, through
 a fixed set of reused buffers; errors surface only once no consumer still works on a buffer."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spyglass import ingest
+from spyglass.data import ingest
 from spyglass.errors import TooLarge
 
 BUFFER = ingest.BUFFER_SIZE

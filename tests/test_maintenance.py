@@ -1,10 +1,10 @@
 from sqlalchemy import insert, select, update
 
 from spyglass.blobs import FilesystemStore
-from spyglass.db import image_queries as q
+from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
-from spyglass.maintenance import recover
+from spyglass.images import queries as q
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spyglass.safeguards import GLANCE, Safeguards
+from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.settings import Settings, SettingsError, load_settings
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from spyglass.blobs import FilesystemStore, MemoryStore
 from spyglass.blobs.registry import build
+from spyglass.blobs.specs import FilesystemConfig
 from spyglass.blobs.swift import SwiftConfig
 from spyglass.cli import _as_environment
 from spyglass.settings import SettingsError, load_settings
-from spyglass.store_settings import FilesystemConfig
 
 CONFIG = """
 [spyglass]

@@ -21,8 +21,7 @@ from sqlalchemy import insert, or_, select
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import domains, image_members, images, metadata, projects
-from spyglass.timeutil import utcnow
-from spyglass.visibility import (
+from spyglass.images.visibility import (
     MEMBER_FILTERS,
     MEMBER_STATUSES,
     VISIBILITIES,
@@ -32,6 +31,7 @@ from spyglass.visibility import (
     list_branches,
     list_condition,
 )
+from spyglass.timeutil import utcnow
 
 ME, OTHER, SUSPENDED = "p-me", "p-other", "p-suspended"
 ROLES = ("admin", "member", "reader")

@@ -1,12 +1,12 @@
-"""spyglass.web_download: which addresses and URLs web-download may reach."""
+"""spyglass.data.web_download: which addresses and URLs web-download may reach."""
 
 from __future__ import annotations
 
 import pytest
 
+from spyglass.data.web_download import AddressPolicy, WebDownloadError, check_target, check_uri
 from spyglass.errors import Invalid
 from spyglass.settings import Settings
-from spyglass.web_download import AddressPolicy, WebDownloadError, check_target, check_uri
 
 REFUSED = [
     "127.0.0.1",

@@ -14,20 +14,22 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spyglass import background, events, members, webhooks
+from spyglass import background
 from spyglass.api import extensions as extension_api
+from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
 from spyglass.api import members as member_api
 from spyglass.api import render
 from spyglass.api import stores as store_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
+from spyglass.audit import events, webhooks
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
-from spyglass.identity import api as identity_api
 from spyglass.identity import directory as identity_directory
 from spyglass.settings import Settings
+from spyglass.sharing import members
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -14,11 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass import audit, copies, invitations, recycle_bin, usage
 from spyglass.api import render
-from spyglass.api.common import JSONResponse, base_url, caller
 from spyglass.errors import Invalid
-from spyglass.safeguards import OVERRIDE_HEADER, Safeguards, is_true
+from spyglass.images import history as audit
+from spyglass.images import project_copy as copies
+from spyglass.images import recycle_bin
+from spyglass.images.impact import OVERRIDE_HEADER, Safeguards, is_true
+from spyglass.sharing import invitations, usage
+from spyglass.web import JSONResponse, base_url, caller
 
 
 def safeguards(request: Request) -> Safeguards:

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from starlette.datastructures import QueryParams
 
-from spyglass.db import image_queries as q
 from spyglass.db.tables import images
 from spyglass.errors import Invalid
-from spyglass.images import NUL_MESSAGE, SORT_KEYS, ListQuery, has_nul
+from spyglass.images import queries as q
+from spyglass.images.catalog import NUL_MESSAGE, SORT_KEYS, ListQuery, has_nul
+from spyglass.images.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
 from spyglass.settings import Settings
 from spyglass.timeutil import parse_isotime
-from spyglass.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
 
 IN_FILTERS = ("id", "name", "status", "container_format", "disk_format")
 EXACT_FILTERS = ("owner", "checksum", "os_hash_value")

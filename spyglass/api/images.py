@@ -10,16 +10,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from spyglass import image_data, images, usage
 from spyglass.api import image_list, imports, render
-from spyglass.api.common import JSONResponse, base_url, caller, json_body
 from spyglass.api.extensions import safeguards
 from spyglass.api.local_file import LocalFileResponse
 from spyglass.api.stores import STORE_HEADER
 from spyglass.blobs import BlobStore
+from spyglass.data import transfer as image_data
 from spyglass.errors import NotFound, UnsupportedMediaType
-from spyglass.schemas import NAMES as SCHEMA_NAMES
-from spyglass.schemas import schema
+from spyglass.images import catalog as images
+from spyglass.images.schemas import NAMES as SCHEMA_NAMES
+from spyglass.images.schemas import schema
+from spyglass.sharing import usage
+from spyglass.web import JSONResponse, base_url, caller, json_body
 
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.0-json-patch",

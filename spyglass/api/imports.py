@@ -8,11 +8,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spyglass import imports, store_copies
-from spyglass.api.common import JSONResponse, caller, json_body
 from spyglass.api.stores import STORE_HEADER
 from spyglass.context import RequestContext
+from spyglass.data import imports, store_copies
 from spyglass.errors import Invalid, UnsupportedMediaType
+from spyglass.web import JSONResponse, caller, json_body
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
 

@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass import members
 from spyglass.api import render
-from spyglass.api.common import JSONResponse, caller, json_body
 from spyglass.api.extensions import safeguards
+from spyglass.sharing import members
+from spyglass.web import JSONResponse, caller, json_body
 
 
 async def create(request: Request) -> Response:

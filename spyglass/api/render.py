@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from spyglass import locations, states
-from spyglass.db.image_queries import ImageRecord, Location
+from spyglass.images import locations, states
+from spyglass.images.queries import ImageRecord, Location
 from spyglass.timeutil import isotime
 
 _CORE_ORDER = (

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass import image_stores
-from spyglass.api.common import JSONResponse, caller
 from spyglass.blobs.registry import StoreSet
-from spyglass.policy import Action, authorize
+from spyglass.data import store_removal as image_stores
+from spyglass.images.policy import Action, authorize
+from spyglass.web import JSONResponse, caller
 
 # The request header that chooses the store of an upload, a stage or an import.
 STORE_HEADER = "X-Image-Meta-Store"

@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass import webhooks
-from spyglass.api.common import JSONResponse, caller, json_body
-from spyglass.web_download import AddressPolicy
+from spyglass.audit import webhooks
+from spyglass.data.web_download import AddressPolicy
+from spyglass.web import JSONResponse, caller, json_body
 
 
 async def create(request: Request) -> Response:

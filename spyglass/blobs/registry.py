@@ -13,9 +13,9 @@ from spyglass.blobs.base import BlobStore
 from spyglass.blobs.configs import S3Config, SwiftConfig
 from spyglass.blobs.filesystem import FilesystemStore
 from spyglass.blobs.memory import MemoryStore
+from spyglass.blobs.specs import FilesystemConfig, StoreSpec
 from spyglass.errors import Invalid
 from spyglass.settings import Settings
-from spyglass.store_settings import FilesystemConfig, StoreSpec
 
 
 class StoreSet(Mapping[str, BlobStore]):

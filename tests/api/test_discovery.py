@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spyglass import schemas
+from spyglass.images import schemas
 from tests.conftest import Callers
 
 # The order and statuses of 50-versions.http, exactly as Glance 33 answered.

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 from spyglass.api.app import create_app
 from spyglass.blobs import FilesystemStore, MemoryStore
 from spyglass.blobs.registry import StoreSet
-from spyglass.db import image_queries as q
+from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
-from spyglass.maintenance import recover
+from spyglass.images import queries as q
 from spyglass.settings import Settings
 from tests.api.helpers import OCTET, create
 from tests.conftest import Caller, Callers, World

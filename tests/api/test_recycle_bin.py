@@ -10,7 +10,7 @@ import pytest
 from spyglass.blobs import FilesystemStore
 from spyglass.cli import main
 from spyglass.db.engine import Database
-from spyglass.recycle import purge_expired
+from spyglass.images.deletion import purge_expired
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 from tests.api.helpers import active, create

@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from spyglass import usage
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_usage
+from spyglass.sharing import usage
 from tests.api.helpers import active, create
 from tests.api.safety import download, share
 from tests.conftest import Callers, World

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from spyglass.audit.delivery import Retry, deliver_due, guarded, post
+from spyglass.data.web_download import AddressPolicy
 from spyglass.db.engine import Database
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
-from spyglass.web_download import AddressPolicy
-from spyglass.webhook_worker import Retry, deliver_due, guarded, post
 from tests.api.safety import callers_with, share
 from tests.conftest import Caller, Callers, World
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
-from spyglass import blob_refs, imports, states
 from spyglass.blobs import BlobStore
-from spyglass.db import image_queries as q
+from spyglass.data import imports
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_locations, image_properties, images
+from spyglass.images import blob_refs, states
+from spyglass.images import queries as q
 from spyglass.timeutil import utcnow
 
 

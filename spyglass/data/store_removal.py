@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from spyglass import locations, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, NotFound
-from spyglass.images import load_authorized
-from spyglass.policy import Action
+from spyglass.images import locations, states
+from spyglass.images.catalog import load_authorized
+from spyglass.images.policy import Action
 
 
 def delete_from_store(

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Connection, delete, insert, update
 
-from spyglass import blob_refs
 from spyglass.blobs import BlobStore
-from spyglass.db.image_queries import ImageRecord, Location
 from spyglass.db.tables import image_locations, images
+from spyglass.images import blob_refs
+from spyglass.images.queries import ImageRecord, Location
 from spyglass.timeutil import utcnow
 
 __all__ = ["Location", "add", "delete_blobs", "of", "release_all", "remove", "store_names", "store_of"]

@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from spyglass import states
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_members, images
 from spyglass.errors import Invalid
-from spyglass.policy import Action, authorize
+from spyglass.images import states
+from spyglass.images.policy import Action, authorize
+from spyglass.images.visibility import MEMBER_FILTERS, owner_suspended
 from spyglass.timeutil import isotime
-from spyglass.visibility import MEMBER_FILTERS, owner_suspended
 
 
 def list_invitations(db: Database, ctx: RequestContext, status: str = "pending") -> list[dict[str, Any]]:

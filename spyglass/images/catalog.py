@@ -13,20 +13,23 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from spyglass import image_patch, locations, recycle, safeguards, states
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from spyglass.image_patch import WRITABLE_COLUMNS
-from spyglass.policy import Action, Target, authorize, permits
-from spyglass.safeguards import GLANCE, Safeguards
-from spyglass.schemas import core_attributes, read_only_attributes, validator
+from spyglass.images import deletion as recycle
+from spyglass.images import impact as safeguards
+from spyglass.images import locations, states
+from spyglass.images import patch as image_patch
+from spyglass.images import queries as q
+from spyglass.images.impact import GLANCE, Safeguards
+from spyglass.images.patch import WRITABLE_COLUMNS
+from spyglass.images.policy import Action, Target, authorize, permits
+from spyglass.images.queries import ImageRecord
+from spyglass.images.schemas import core_attributes, read_only_attributes, validator
+from spyglass.images.visibility import list_branches, list_condition
 from spyglass.timeutil import utcnow
-from spyglass.visibility import list_branches, list_condition
 
 # Names Glance reserves, and `locations`, which Spyglass does not offer (no image locations).
 RESERVED = image_patch.RESERVED | {"locations"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spyglass.errors import Conflict, Forbidden, Invalid
-from spyglass.schemas import read_only_attributes
+from spyglass.images.schemas import read_only_attributes
 
 V20 = "application/openstack-images-v2.0-json-patch"
 V21 = "application/openstack-images-v2.1-json-patch"

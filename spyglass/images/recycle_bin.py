@@ -12,15 +12,16 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from spyglass import events, states
+from spyglass.audit import events
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
-from spyglass.images import load_authorized, set_status
-from spyglass.policy import Action, authorize
+from spyglass.images import queries as q
+from spyglass.images import states
+from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.policy import Action, authorize
+from spyglass.images.queries import ImageRecord
 from spyglass.timeutil import isotime
 
 # Statuses an image comes back to; anything else (data still arriving) comes back queued.

@@ -18,16 +18,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from spyglass import events, locations, states
+from spyglass.audit import events
 from spyglass.blobs import BlobStore
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
-from spyglass.locations import Location
-from spyglass.safeguards import Safeguards, check_impact
+from spyglass.images import locations, states
+from spyglass.images import queries as q
+from spyglass.images.impact import Safeguards, check_impact
+from spyglass.images.locations import Location
+from spyglass.images.queries import ImageRecord
 from spyglass.timeutil import isotime, utcnow
 
 log = logging.getLogger(__name__)

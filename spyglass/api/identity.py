@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api.common import JSONResponse, base_url, caller, json_body
+from spyglass.api.identity_admin import routes as admin_routes
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
-from spyglass.identity.admin_api import routes as admin_routes
+from spyglass.web import JSONResponse, base_url, caller, json_body
 
 VERSION_ID = "v3.14"
 VERSION_UPDATED = "2020-04-07T00:00:00Z"

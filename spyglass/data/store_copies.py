@@ -24,15 +24,15 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import locations, states
 from spyglass.blobs import BlobNotFound, BlobStore, copy_blob
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord, Location
 from spyglass.errors import Conflict, Invalid
-from spyglass.images import load_authorized
-from spyglass.policy import Action
+from spyglass.images import locations, states
+from spyglass.images import queries as q
+from spyglass.images.catalog import load_authorized
+from spyglass.images.policy import Action
+from spyglass.images.queries import ImageRecord, Location
 
 COPY_IMAGE = "copy-image"
 LOCK = "os_glance_import_task"

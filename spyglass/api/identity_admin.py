@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from spyglass.api.common import JSONResponse, base_url, caller, json_body
 from spyglass.identity import directory, grants
+from spyglass.web import JSONResponse, base_url, caller, json_body
 
 T = TypeVar("T")
 Row = dict[str, Any]

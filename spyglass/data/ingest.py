@@ -33,8 +33,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from spyglass.blobs import BlobStore, BlobStoreFull
-from spyglass.db.image_queries import ImageRecord
 from spyglass.errors import Invalid, TooLarge
+from spyglass.images.queries import ImageRecord
 from spyglass.inspect import Detected, FormatInspector, InspectionError, check, virtual_size
 from spyglass.settings import Settings
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from spyglass.context import RequestContext
 from spyglass.errors import Conflict, Forbidden, NotFound
-from spyglass.visibility import can_show
+from spyglass.images.visibility import can_show
 
 
 class Action(enum.StrEnum):

@@ -21,12 +21,12 @@ import orjson
 from sqlalchemy import Connection, delete, func, insert, select
 
 from spyglass.context import RequestContext
+from spyglass.data.web_download import AddressPolicy, WebDownloadError
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.errors import Invalid, NotFound, TooLarge
-from spyglass.policy import Action, authorize
+from spyglass.images.policy import Action, authorize
 from spyglass.timeutil import isotime, utcnow
-from spyglass.web_download import AddressPolicy, WebDownloadError
 
 WEBHOOKS_PER_PROJECT = 10
 URL_MAX = 2048

@@ -18,15 +18,17 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from spyglass import blob_refs, events, image_patch, states
+from spyglass.audit import events
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import image_locations
 from spyglass.errors import Conflict, Invalid
-from spyglass.images import NUL_MESSAGE, has_nul, load_authorized
-from spyglass.policy import Action
+from spyglass.images import blob_refs, states
+from spyglass.images import patch as image_patch
+from spyglass.images import queries as q
+from spyglass.images.catalog import NUL_MESSAGE, has_nul, load_authorized
+from spyglass.images.policy import Action
+from spyglass.images.queries import ImageRecord
 from spyglass.timeutil import isotime, utcnow
 
 PREFIX = "spyglass_"

@@ -35,12 +35,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select, update
 from starlette.concurrency import run_in_threadpool
 
+from spyglass.audit.webhooks import DEAD, PENDING, sign
+from spyglass.data.web_download import AddressPolicy, WebDownloadError
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
-from spyglass.web_download import AddressPolicy, WebDownloadError
-from spyglass.webhooks import DEAD, PENDING, sign
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from spyglass.context import RequestContext
+from spyglass.data.transfer import Download
 from spyglass.db import upsert
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_usage
-from spyglass.image_data import Download
-from spyglass.images import load_authorized, target_of
-from spyglass.policy import Action, permits
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.policy import Action, permits
 from spyglass.timeutil import isotime, utcnow
 
 log = logging.getLogger(__name__)

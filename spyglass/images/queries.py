@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from spyglass.db.tables import image_locations, image_members, image_properties, image_tags, images
-from spyglass.visibility import owner_suspended
+from spyglass.images.visibility import owner_suspended
 
 
 class Location(NamedTuple):

@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from spyglass import events
+from spyglass.audit import events
 from spyglass.context import RequestContext
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import image_usage
 from spyglass.errors import Conflict
+from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 

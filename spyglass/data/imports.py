@@ -31,17 +31,18 @@ import anyio
 from sqlalchemy import Connection, update
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import blob_refs, ingest, states, store_copies, web_download
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
+from spyglass.data import ingest, store_copies, web_download
+from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import images
 from spyglass.errors import Conflict, Invalid
-from spyglass.image_data import new_blob_key
-from spyglass.images import load_authorized, set_status
-from spyglass.policy import Action
+from spyglass.images import blob_refs, states
+from spyglass.images import queries as q
+from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.policy import Action
+from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 

@@ -18,14 +18,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select, true
 
-from spyglass import events
+from spyglass.audit import events
 from spyglass.context import RequestContext
-from spyglass.db import image_queries as q
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_events
 from spyglass.errors import Invalid, NotFound
-from spyglass.images import is_uuid, target_of
-from spyglass.policy import Action, Target, authorize, permits
+from spyglass.images import queries as q
+from spyglass.images.catalog import is_uuid, target_of
+from spyglass.images.policy import Action, Target, authorize, permits
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 

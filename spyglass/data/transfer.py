@@ -17,15 +17,17 @@ from dataclasses import dataclass
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from spyglass import blob_refs, byte_ranges, ingest, locations, states
 from spyglass.blobs import BlobNotFound, BlobStore
-from spyglass.byte_ranges import ByteRange
 from spyglass.context import RequestContext
+from spyglass.data import ingest
+from spyglass.data import ranges as byte_ranges
+from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.errors import Conflict, Forbidden
-from spyglass.images import load_authorized, set_status
-from spyglass.policy import Action
+from spyglass.images import blob_refs, locations, states
+from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.policy import Action
+from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from spyglass import webhooks
+from spyglass.audit import webhooks
 from spyglass.context import RequestContext
 from spyglass.db.tables import image_events, image_members, images
 from spyglass.timeutil import isotime, utcnow

@@ -11,17 +11,17 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from spyglass import safeguards
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.image_queries import ImageRecord
 from spyglass.db.tables import image_members, images, projects
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from spyglass.images import load_authorized, target_of
-from spyglass.policy import Action, Target, authorize
-from spyglass.safeguards import GLANCE, Safeguards
+from spyglass.images import impact as safeguards
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.impact import GLANCE, Safeguards
+from spyglass.images.policy import Action, Target, authorize
+from spyglass.images.queries import ImageRecord
+from spyglass.images.visibility import MEMBER_STATUSES
 from spyglass.timeutil import utcnow
-from spyglass.visibility import MEMBER_STATUSES
 
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
 

@@ -1,0 +1,1 @@
+"""The audit trail: events recorded with each change, the webhook outbox and its delivery."""

@@ -1,0 +1,1 @@
+"""Sharing: members and their statuses, the consumer inbox, usage tracking."""
