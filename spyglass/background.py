@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from spyglass.audit import delivery as webhook_worker
-from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.db.engine import Database
 from spyglass.images import deletion as recycle
 from spyglass.settings import Settings
@@ -17,18 +17,18 @@ from spyglass.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def start(db: Database, store: BlobStore, settings: Settings) -> list[asyncio.Task[None]]:
+def start(db: Database, stores: StoreSet, settings: Settings) -> list[asyncio.Task[None]]:
     """Start the background tasks; the caller cancels them at shutdown."""
-    tasks = [asyncio.create_task(_purge_on_schedule(db, store, settings.purge_interval_seconds))]
+    tasks = [asyncio.create_task(_purge_on_schedule(db, stores, settings.purge_interval_seconds))]
     if settings.webhook_poll_seconds > 0:
         tasks.append(asyncio.create_task(webhook_worker.run(db, settings)))
     return tasks
 
 
-async def _purge_on_schedule(db: Database, store: BlobStore, interval: int) -> None:
+async def _purge_on_schedule(db: Database, stores: StoreSet, interval: int) -> None:
     while True:
         try:
-            await run_in_threadpool(recycle.purge_expired, db, store)
+            await to_thread.run_sync(recycle.purge_expired, db, stores)
         except Exception:
             # One failed round (the database restarting) must not end the schedule.
             log.exception("recycle bin purge failed")

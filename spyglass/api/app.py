@@ -102,14 +102,20 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure."""
     _connect_project_lifecycle()
     database = db or Database(settings.database)
-    store_set = stores or (StoreSet.single(store) if store is not None else build(settings))
+    if stores is None:
+        stores = (
+            StoreSet.single(store)
+            if store is not None
+            else build(settings.store_specs, settings.default_store_name)
+        )
+    store_set = stores
     blob_store = store_set.default
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         refresher = asyncio.create_task(_refresh_statistics(database))
         # Recycle bin purge and webhook deliveries (sharing safety).
-        workers = background.start(database, blob_store, settings)
+        workers = background.start(database, store_set, settings)
         yield
         refresher.cancel()
         for worker in workers:

@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio import to_thread
 from sqlalchemy import Connection, update
-from starlette.concurrency import run_in_threadpool
 
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.data import ingest, store_copies, web_download
 from spyglass.data.transfer import new_blob_key
@@ -78,16 +79,16 @@ async def stage(
     store_name: str | None = None,
 ) -> None:
     """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
-    record = await run_in_threadpool(_begin_stage, db, ctx, image_id)
+    record = await to_thread.run_sync(_begin_stage, db, ctx, image_id)
     try:
         expect = ingest.Expectations.of(record, settings, content_length)
         digest = await ingest.receive(staging, image_id, body, expect)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_unstage, db, image_id)
+            await to_thread.run_sync(_unstage, db, image_id)
         raise
-    if not await run_in_threadpool(_staged, db, image_id, digest, store_name):
-        await run_in_threadpool(staging.delete, image_id)
+    if not await to_thread.run_sync(_staged, db, image_id, digest, store_name):
+        await to_thread.run_sync(staging.delete, image_id)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
 
 
@@ -163,7 +164,7 @@ def begin_import(
     image_id: str,
     body: Any,
     settings: Settings,
-    stores: Mapping[str, BlobStore],
+    stores: StoreSet,
     header: str | None = None,
 ) -> ImportJob:
     """Check the request, take the import lock and move the image to `importing` (blocking)."""
@@ -207,20 +208,18 @@ def _check_importable(record: ImageRecord, method: str) -> None:
 # ---- the import task -----------------------------------------------------------------------------------
 
 
-def start(
-    job: ImportJob, db: Database, stores: Mapping[str, BlobStore], staging: BlobStore, settings: Settings
-) -> None:
+def start(job: ImportJob, db: Database, stores: StoreSet, staging: BlobStore, settings: Settings) -> None:
     """Run the import in the background, in this server process."""
     _spawn(_run_all(job, db, stores, staging, settings), f"import-{job.task_id}")
 
 
-def start_copy(job: store_copies.CopyJob, db: Database, stores: Mapping[str, BlobStore]) -> None:
+def start_copy(job: store_copies.CopyJob, db: Database, stores: StoreSet) -> None:
     """Run a copy-image import in the background, in this server process."""
     _spawn(store_copies.run(job, db, stores, new_blob_key), f"copy-image-{job.task_id}")
 
 
 async def _run_all(
-    job: ImportJob, db: Database, stores: Mapping[str, BlobStore], staging: BlobStore, settings: Settings
+    job: ImportJob, db: Database, stores: StoreSet, staging: BlobStore, settings: Settings
 ) -> None:
     """Import into the first store; then copy into the others, as copy-image does."""
     if await _run(job, db, stores[job.stores[0]], staging, settings) and len(job.stores) > 1:
@@ -241,11 +240,11 @@ async def _run(
     key = new_blob_key(job.image_id)
     try:
         columns = await _bring_data(job, store, staging, key, settings)
-        finished = await run_in_threadpool(_finish_import, db, job, key, columns, store.name)
+        finished = await to_thread.run_sync(_finish_import, db, job, key, columns, store.name)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_fail_import, db, job, store.name)
-            await run_in_threadpool(store.delete, key)
+            await to_thread.run_sync(_fail_import, db, job, store.name)
+            await to_thread.run_sync(store.delete, key)
         if not isinstance(exc, Exception):
             raise
         log.warning("Import %s of image %s (%s) failed: %s", job.task_id, job.image_id, job.method, exc)
@@ -253,13 +252,13 @@ async def _run(
     finally:
         if job.method == GLANCE_DIRECT:
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(staging.delete, job.image_id)
+                await to_thread.run_sync(staging.delete, job.image_id)
     if not finished:
         # The image was deleted, or its import taken over, while the data was on its way.
-        await run_in_threadpool(store.delete, key)
+        await to_thread.run_sync(store.delete, key)
     if finished:
         # Count the blob's references (copies share it), or swap it for an identical blob already stored.
-        await run_in_threadpool(blob_refs.adopt, db, store, job.image_id, key)
+        await to_thread.run_sync(blob_refs.adopt, db, store, job.image_id, key)
     return finished
 
 
@@ -269,7 +268,7 @@ async def _bring_data(
     """Put the data into the store under `key`; the image columns it sets."""
     if job.method == GLANCE_DIRECT:
         # Hashed and inspected when it was staged: the image already holds its digests.
-        await run_in_threadpool(copy_blob, staging, job.image_id, store, key)
+        await to_thread.run_sync(copy_blob, staging, job.image_id, store, key)
         return {}
     assert job.uri is not None
     policy = web_download.AddressPolicy.of(settings)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from spyglass.blobs import BlobStore, BlobStoreFull
 from spyglass.errors import Invalid, TooLarge
@@ -156,15 +156,15 @@ def _check_declared(name: str, declared: str | None, actual: str) -> None:
 
 async def receive(store: BlobStore, key: str, body: AsyncIterator[bytes], expect: Expectations) -> Digest:
     """Stream the body into a new blob and commit it once every check passed; abort it otherwise."""
-    writer = await run_in_threadpool(store.writer, key)
+    writer = await to_thread.run_sync(store.writer, key)
     try:
         consumers = _Consumers(expect)
         size = await pump(body, consumers.all(writer.write), expect.size_cap, lambda: consumers.refusal)
         digest = consumers.digest(size)
-        await run_in_threadpool(writer.commit)
+        await to_thread.run_sync(writer.commit)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(writer.abort)
+            await to_thread.run_sync(writer.abort)
         if isinstance(exc, BlobStoreFull):
             raise TooLarge("Image storage media is full.") from exc
         raise

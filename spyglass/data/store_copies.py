@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from spyglass.blobs import BlobNotFound, BlobStore, copy_blob
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Invalid
@@ -42,9 +43,7 @@ FAILED = "os_glance_failed_import"
 log = logging.getLogger(__name__)
 
 
-def targets(
-    body: dict[str, Any], header: str | None, stores: Mapping[str, BlobStore], fallback: str
-) -> list[str]:
+def targets(body: dict[str, Any], header: str | None, stores: StoreSet, fallback: str) -> list[str]:
     """The stores an import writes to, checked against the configured ones."""
     named = body.get("stores")
     if body.get("all_stores", False):
@@ -106,45 +105,41 @@ def begin_copy(
     return CopyJob(image_id, task_id, tuple(new), must_succeed)
 
 
-async def run(job: CopyJob, db: Database, stores: Mapping[str, BlobStore], new_key: Any) -> None:
+async def run(job: CopyJob, db: Database, stores: StoreSet, new_key: Any) -> None:
     """Copy the data into each store of the job, then drop the import lock."""
     made: list[Location] = []
     try:
         for name in job.stores:
             added = await _copy_one(job, db, stores, name, new_key(job.image_id))
             if added is None and job.all_must_succeed:
-                await run_in_threadpool(_undo, db, job, stores, made)
+                await to_thread.run_sync(_undo, db, job, stores, made)
                 break
             if added is not None:
                 made.append(added)
     finally:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_unlock, db, job)
+            await to_thread.run_sync(_unlock, db, job)
 
 
-async def _copy_one(
-    job: CopyJob, db: Database, stores: Mapping[str, BlobStore], name: str, key: str
-) -> Location | None:
+async def _copy_one(job: CopyJob, db: Database, stores: StoreSet, name: str, key: str) -> Location | None:
     target = stores[name]
     try:
-        record = await run_in_threadpool(_current, db, job)
+        record = await to_thread.run_sync(_current, db, job)
         if record is None:
             return None
-        await run_in_threadpool(copy_data, stores, record, target, key)
-        added = await run_in_threadpool(_add, db, job, name, key)
+        await to_thread.run_sync(copy_data, stores, record, target, key)
+        added = await to_thread.run_sync(_add, db, job, name, key)
     except Exception as exc:  # any store failure is this store's failure
         log.warning("copy-image %s of image %s to store %s failed: %s", job.task_id, job.image_id, name, exc)
         added = False
     if not added:
-        await run_in_threadpool(target.delete, key)
-        await run_in_threadpool(_ended, db, job, name, True)
+        await to_thread.run_sync(target.delete, key)
+        await to_thread.run_sync(_ended, db, job, name, True)
         return None
     return Location(name, key)
 
 
-def copy_data(
-    stores: Mapping[str, BlobStore] | BlobStore, record: ImageRecord, target: BlobStore, key: str
-) -> None:
+def copy_data(stores: StoreSet, record: ImageRecord, target: BlobStore, key: str) -> None:
     """Write the image's data into `target` under `key`, read from its first location that answers."""
     for location in locations.of(record):
         source = locations.store_of(stores, location)
@@ -186,7 +181,7 @@ def _ended(db: Database, job: CopyJob, name: str, failed: bool) -> None:
             )
 
 
-def _undo(db: Database, job: CopyJob, stores: Mapping[str, BlobStore], made: Sequence[Location]) -> None:
+def _undo(db: Database, job: CopyJob, stores: StoreSet, made: Sequence[Location]) -> None:
     """all_stores_must_succeed: a store failed, so the copies this task made go again."""
     unreferenced: list[Location] = []
     with db.write() as conn:

@@ -7,9 +7,7 @@ project, an identical upload) still refers to them (spyglass.blob_refs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, NotFound
@@ -20,7 +18,7 @@ from spyglass.images.policy import Action
 
 def delete_from_store(
     db: Database,
-    stores: Mapping[str, BlobStore],
+    stores: StoreSet,
     default: str,
     ctx: RequestContext,
     store_id: str,

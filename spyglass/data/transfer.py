@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from spyglass.blobs import BlobNotFound, BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.data import ingest
 from spyglass.data import ranges as byte_ranges
@@ -72,21 +73,21 @@ async def upload(
     content_length: int | None,
     settings: Settings,
 ) -> None:
-    record = await run_in_threadpool(_begin_upload, db, ctx, image_id)
+    record = await to_thread.run_sync(_begin_upload, db, ctx, image_id)
     key = new_blob_key(image_id)
     try:
         expect = ingest.Expectations.of(record, settings, content_length)
         digest = await ingest.receive(store, key, body, expect)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_return_to_queued, db, image_id)
+            await to_thread.run_sync(_return_to_queued, db, image_id)
         raise
-    if not await run_in_threadpool(_finish_upload, db, record, store.name, key, digest):
+    if not await to_thread.run_sync(_finish_upload, db, record, store.name, key, digest):
         # The image was deleted (or its status changed) while the bytes were flowing.
-        await run_in_threadpool(store.delete, key)
+        await to_thread.run_sync(store.delete, key)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
     # Count the blob's references (copies share it), or swap it for an identical blob already stored.
-    await run_in_threadpool(blob_refs.adopt, db, store, image_id, key)
+    await to_thread.run_sync(blob_refs.adopt, db, store, image_id, key)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Download:
 
 def prepare_download(
     db: Database,
-    store: Mapping[str, BlobStore] | BlobStore,
+    store: StoreSet,
     ctx: RequestContext,
     image_id: str,
     range_header: str | None = None,
@@ -128,9 +129,7 @@ def prepare_download(
     return Download(record, size, byte_ranges.requested(range_header, size), found[0], found[1])
 
 
-def _first_available(
-    stores: Mapping[str, BlobStore] | BlobStore, record: ImageRecord
-) -> tuple[BlobStore, str] | None:
+def _first_available(stores: StoreSet, record: ImageRecord) -> tuple[BlobStore, str] | None:
     """The first location whose store has the blob; a missing blob or a failing store is skipped."""
     for location in locations.of(record):
         store = locations.store_of(stores, location)

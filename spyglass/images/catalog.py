@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, update
 
-from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
@@ -338,7 +337,7 @@ def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
 
 def delete_image(
     db: Database,
-    store: Mapping[str, BlobStore] | BlobStore,
+    store: StoreSet,
     ctx: RequestContext,
     image_id: str,
     guard: Safeguards = GLANCE,

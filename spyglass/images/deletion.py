@@ -13,13 +13,12 @@ after commit only when no other image (a copy, an identical upload) still refers
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from spyglass.audit import events
-from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import images, recycle_bin
@@ -110,9 +109,7 @@ def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: 
     )
 
 
-def purge_expired(
-    db: Database, store: Mapping[str, BlobStore] | BlobStore, now: datetime | None = None
-) -> int:
+def purge_expired(db: Database, store: StoreSet, now: datetime | None = None) -> int:
     """Purge every image whose retention ended; the number purged. Safe to run concurrently."""
     now = now or utcnow()
     with db.read() as conn:

@@ -10,11 +10,12 @@ deleted or a location is removed; the bytes go when no image refers to them any 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, delete, insert, update
 
 from spyglass.blobs import BlobStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.db.tables import image_locations, images
 from spyglass.images import blob_refs
 from spyglass.images.queries import ImageRecord, Location
@@ -76,7 +77,7 @@ def release_all(conn: Connection, record: ImageRecord) -> list[Location]:
     return [location for location in of(record) if blob_refs.release(conn, location.key)]
 
 
-def delete_blobs(stores: Mapping[str, BlobStore] | BlobStore, found: Iterable[Location]) -> None:
+def delete_blobs(stores: StoreSet, found: Iterable[Location]) -> None:
     """Delete the bytes of locations no image refers to any more (after the commit)."""
     for location in found:
         store = store_of(stores, location)
@@ -88,10 +89,6 @@ def delete_blobs(stores: Mapping[str, BlobStore] | BlobStore, found: Iterable[Lo
         store.delete(location.key)
 
 
-def store_of(stores: Mapping[str, BlobStore] | BlobStore, location: Location) -> BlobStore | None:
-    """The configured store holding a location, if it is configured (one store: that one)."""
-    if not isinstance(stores, Mapping):
-        return stores
-    if not location.store:
-        return getattr(stores, "default", None)
-    return stores.get(location.store)
+def store_of(stores: StoreSet, location: Location) -> BlobStore | None:
+    """The configured store holding a location, if it is configured."""
+    return stores.get(location.store) if location.store else stores.default

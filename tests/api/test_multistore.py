@@ -7,9 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from spyglass.api.app import create_app
@@ -17,8 +19,10 @@ from spyglass.blobs import FilesystemStore, MemoryStore
 from spyglass.blobs.registry import StoreSet
 from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
+from spyglass.db.tables import recycle_bin
 from spyglass.images import queries as q
 from spyglass.settings import Settings
+from spyglass.timeutil import utcnow
 from tests.api.helpers import OCTET, create
 from tests.conftest import Caller, Callers, World
 
@@ -249,3 +253,24 @@ def test_recovery_sweeps_every_store_and_ends_cut_off_copies(
     image = api.alice.get(f"/v2/images/{image_id}").json()
     assert "os_glance_import_task" not in image
     assert image["os_glance_failed_import"] == "mem" and image["stores"] == "fs,mem"
+
+
+def test_the_scheduled_purge_empties_every_store(
+    settings: Settings, db: Database, world: World, stores: StoreSet
+) -> None:
+    """The server's own purge (its lifespan), not only `spyglass purge`, reaches non-default stores."""
+    binned = replace(settings, recycle_retention_days=1)
+    with TestClient(create_app(binned, db=db, stores=stores), base_url="http://127.0.0.1:9292") as client:
+        api = Callers(client, world)
+        image_id = _upload(api, "mem")
+        assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
+    with db.write() as conn:
+        conn.execute(update(recycle_bin).values(purge_after=utcnow() - timedelta(seconds=1)))
+    # A new server starts its purge schedule at once.
+    with TestClient(create_app(binned, db=db, stores=stores), base_url="http://127.0.0.1:9292") as client:
+        deadline = time.monotonic() + 10
+        while _keys(stores)["mem"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _keys(stores) == {"fs": [], "mem": []}
+    with db.read() as conn:
+        assert q.fetch_image(conn, image_id, None) is None

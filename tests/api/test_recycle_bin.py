@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from spyglass.blobs import FilesystemStore
+from spyglass.blobs.registry import StoreSet
 from spyglass.cli import main
 from spyglass.db.engine import Database
 from spyglass.images.deletion import purge_expired
@@ -104,13 +105,13 @@ def test_deleting_an_image_in_the_bin_purges_it(binned: Callers, settings: Setti
 
 
 def test_the_purge_removes_expired_images_only(binned: Callers, db: Database, settings: Settings) -> None:
-    store = FilesystemStore(settings.blob_dir)
+    store = StoreSet.single(FilesystemStore(settings.blob_dir))
     image_id = active(binned.alice)["id"]
     assert binned.alice.delete(f"/v2/images/{image_id}").status_code == 204
     assert purge_expired(db, store) == 0
     assert purge_expired(db, store, utcnow() + timedelta(days=8)) == 1
     assert binned.alice.get(f"/v2/images/{image_id}").status_code == 404
-    assert list(store.iter_keys()) == []
+    assert list(store.default.iter_keys()) == []
     purged = binned.alice.get(f"/v2/images/{image_id}/events").json()["events"][-1]
     assert purged["type"] == "image.purged" and purged["actor"]["user_id"] is None
 
