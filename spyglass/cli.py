@@ -32,7 +32,7 @@ def prepare(settings: Settings) -> Credentials:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
             # there the operator runs `spyglass recover` with every node stopped.
-            _report(recover(db, list(registry.build(settings).values()), staging_store(settings)))
+            _report(recover(db, list(_stores(settings).values()), staging_store(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -192,6 +192,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stores(settings: Settings) -> registry.StoreSet:
+    return registry.build(settings.store_specs, settings.default_store_name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "action")}
@@ -210,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, list(registry.build(settings).values()), staging_store(settings)))
+            _report(recover(database, list(_stores(settings).values()), staging_store(settings)))
             return 0
         if args.command == "purge":
-            purged = purge_expired(database, registry.build(settings))
+            purged = purge_expired(database, _stores(settings))
             print(f"purged {purged} image(s) from the recycle bin")
             return 0
         if args.action == "upgrade":

@@ -44,7 +44,7 @@ def _load(tmp_path: Path, text: str, **environ: str) -> object:
 
 def test_no_stores_configured_is_one_filesystem_store(tmp_path: Path) -> None:
     settings = load_settings(environ={"SPYGLASS_DATA_DIR": str(tmp_path)})
-    stores = build(settings)
+    stores = build(settings.store_specs, settings.default_store_name)
     assert list(stores) == ["fs"] and stores.default_name == "fs"
     assert isinstance(stores.default, FilesystemStore) and stores.default.root == tmp_path / "images"
 
@@ -67,7 +67,8 @@ def test_stores_travel_to_workers_as_json(tmp_path: Path) -> None:
     again = load_settings(environ=environment)
     assert again.stores == settings.stores  # type: ignore[attr-defined]
     assert again.default_store == "mem"
-    built = build(load_settings(environ={**environment, "SPYGLASS_STORES": environment["SPYGLASS_STORES"]}))
+    loaded = load_settings(environ={**environment, "SPYGLASS_STORES": environment["SPYGLASS_STORES"]})
+    built = build(loaded.store_specs, loaded.default_store_name)
     assert isinstance(built["mem"], MemoryStore)
 
 

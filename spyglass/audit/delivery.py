@@ -32,8 +32,8 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
+from anyio import to_thread
 from sqlalchemy import delete, func, select, update
-from starlette.concurrency import run_in_threadpool
 
 from spyglass.audit.webhooks import DEAD, PENDING, sign
 from spyglass.data.web_download import AddressPolicy, WebDownloadError
@@ -188,7 +188,7 @@ async def run(db: Database, settings: Settings, send: Sender | None = None) -> N
     while True:
         await asyncio.sleep(settings.webhook_poll_seconds)
         try:
-            await run_in_threadpool(deliver_due, db, retry, send)
+            await to_thread.run_sync(deliver_due, db, retry, send)
         except Exception:
             # A database hiccup must not end the loop: the outbox is retried on the next round.
             log.exception("webhook delivery round failed")

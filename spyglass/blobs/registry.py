@@ -6,7 +6,7 @@ created. `location_url` writes where a blob lives in Glance's URL formats, never
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from spyglass.blobs.base import BlobStore
@@ -15,7 +15,6 @@ from spyglass.blobs.filesystem import FilesystemStore
 from spyglass.blobs.memory import MemoryStore
 from spyglass.blobs.specs import FilesystemConfig, StoreSpec
 from spyglass.errors import Invalid
-from spyglass.settings import Settings
 
 
 class StoreSet(Mapping[str, BlobStore]):
@@ -66,10 +65,10 @@ class StoreSet(Mapping[str, BlobStore]):
         return spec.description if spec is not None else ""
 
 
-def build(settings: Settings) -> StoreSet:
-    specs = settings.store_specs
+def build(specs: Sequence[StoreSpec], default_name: str) -> StoreSet:
+    """Open every configured store; `default_name` names the one new uploads go to."""
     stores = {spec.name: open_store(spec) for spec in specs}
-    return StoreSet(stores, settings.default_store_name, specs)
+    return StoreSet(stores, default_name, tuple(specs))
 
 
 def open_store(spec: StoreSpec) -> BlobStore:

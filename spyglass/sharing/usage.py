@@ -15,9 +15,9 @@ import functools
 import logging
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
 from spyglass.context import RequestContext
 from spyglass.data.transfer import Download
@@ -68,7 +68,7 @@ async def record_download(db: Database, ctx: RequestContext, found: Download) ->
     if ctx.project_id:
         part = found.part
         nbytes = found.size if part is None else part.end - part.start
-        await run_in_threadpool(record, db, ctx.project_id, found.record.id, nbytes)
+        await to_thread.run_sync(record, db, ctx.project_id, found.record.id, nbytes)
 
 
 def list_usage(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
