@@ -2,52 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.blobs.registry import StoreSet
-from spyglass.data import store_removal as image_stores
-from spyglass.images.policy import Action, authorize
+from spyglass.data import stores as image_stores
 from spyglass.web import JSONResponse, caller
 
 # The request header that chooses the store of an upload, a stage or an import.
 STORE_HEADER = "X-Image-Meta-Store"
-# The store types as Glance names its drivers.
-GLANCE_TYPES = {"filesystem": "file", "swift": "swift", "s3": "s3", "memory": "memory"}
-
-
-def _summary(stores: StoreSet, name: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": name}
-    description = stores.description(name)
-    if description:
-        entry["description"] = description
-    if name == stores.default_name:
-        entry["default"] = "true"
-    return entry
 
 
 async def info_stores(request: Request) -> Response:
-    await caller(request)
-    stores: StoreSet = request.app.state.stores
-    return JSONResponse({"stores": [_summary(stores, name) for name in stores]})
+    ctx = await caller(request)
+    return JSONResponse({"stores": image_stores.describe(ctx, request.app.state.stores)})
 
 
 async def info_stores_detail(request: Request) -> Response:
     ctx = await caller(request)
-    authorize(ctx, Action.GET_STORES_DETAIL)
-    stores: StoreSet = request.app.state.stores
-    details = []
-    for name in stores:
-        entry = _summary(stores, name)
-        spec = stores.specs.get(name)
-        entry["type"] = GLANCE_TYPES[spec.type] if spec is not None else "unknown"
-        entry["properties"] = spec.properties() if spec is not None else {}
-        details.append(entry)
-    return JSONResponse({"stores": details})
+    return JSONResponse({"stores": image_stores.describe(ctx, request.app.state.stores, detail=True)})
 
 
 async def delete_from_store(request: Request) -> Response:

@@ -27,7 +27,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
 from spyglass.images import blob_refs, locations, states
 from spyglass.images.catalog import load_authorized, set_status
-from spyglass.images.policy import Action
+from spyglass.images.policy import Action, Target, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
 
@@ -117,7 +117,7 @@ def prepare_download(
     Raises RangeNotSatisfiable when `range_header` selects no byte of the data."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
-    if record["status"] == states.DEACTIVATED and not ctx.is_admin:
+    if record["status"] == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     if record["status"] not in (states.ACTIVE, states.DEACTIVATED) or not record["blob_key"]:
         return None

@@ -150,7 +150,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
     _validate_document(body)
     given, props, tags = _split(body)
     columns = {**CREATE_DEFAULTS, "owner": ctx.project_id, **given}
-    if columns["owner"] != ctx.project_id and not ctx.is_admin:
+    if columns["owner"] != ctx.project_id and not permits(ctx, Action.SET_IMAGE_OWNER, Target()):
         raise Forbidden(f"You are not permitted to create images owned by '{columns['owner']}'.")
     new = Target(owner=columns["owner"], visibility="private")
     _check_visibility_change(ctx, new, columns["visibility"], image_id)
@@ -263,7 +263,7 @@ def update_image(
 def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[str, Any]) -> None:
     if "visibility" in changed:
         _check_visibility_change(ctx, target_of(record), changed["visibility"], record.id)
-    if "owner" in changed and not ctx.is_admin:
+    if "owner" in changed and not permits(ctx, Action.SET_IMAGE_OWNER, Target()):
         raise Forbidden(image_patch.ACCESS_DENIED, "Owner can't be updated by non admin.")
     for name in ("disk_format", "container_format"):
         if name in changed and record["status"] != states.QUEUED:

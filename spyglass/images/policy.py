@@ -49,6 +49,11 @@ class Action(enum.StrEnum):
     DELETE_IMAGE_LOCATION = "delete_image_location"
     # Glance calls this policy copy_image too; here that name is taken by copy into my project.
     COPY_IMAGE_TO_STORES = "copy_image_to_stores"
+    # Decisions that widen an action for admins or owners, named so that they live in this table.
+    SET_IMAGE_OWNER = "set_image_owner"
+    DOWNLOAD_DEACTIVATED = "download_deactivated_image"
+    GET_ALL_MEMBERS = "get_all_members"
+    GET_ALL_RECYCLE_BIN = "get_all_recycle_bin"
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ def _owner_reader(ctx: RequestContext, t: Target) -> bool:
     return ctx.is_admin or (ctx.can_read and t.owner is not None and t.owner == ctx.project_id)
 
 
+def _owner_project(ctx: RequestContext, t: Target) -> bool:
+    return ctx.is_admin or (t.owner is not None and t.owner == ctx.project_id)
+
+
 def _the_member(ctx: RequestContext, t: Target) -> bool:
     return ctx.is_admin or (ctx.can_write and t.member_id == ctx.project_id)
 
@@ -122,6 +131,13 @@ RULES: dict[Action, Rule] = {
     Action.GET_STORES_DETAIL: _admin,
     Action.DELETE_IMAGE_LOCATION: _admin,
     Action.COPY_IMAGE_TO_STORES: _owner_writer,
+    # Create or change an image owned by another project than the caller's.
+    Action.SET_IMAGE_OWNER: _admin,
+    Action.DOWNLOAD_DEACTIVATED: _admin,
+    # Every member row of an image, not only the caller's own.
+    Action.GET_ALL_MEMBERS: _owner_project,
+    # Every project's images in the bin, not only the caller's project's.
+    Action.GET_ALL_RECYCLE_BIN: _admin,
 }
 
 # Actions that need no image: only the role rule applies.
@@ -134,6 +150,8 @@ UNTARGETED = frozenset(
         Action.GET_WEBHOOKS,
         Action.MANAGE_WEBHOOKS,
         Action.GET_STORES_DETAIL,
+        Action.SET_IMAGE_OWNER,
+        Action.GET_ALL_RECYCLE_BIN,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image

@@ -20,7 +20,7 @@ from spyglass.errors import Conflict
 from spyglass.images import queries as q
 from spyglass.images import states
 from spyglass.images.catalog import load_authorized, set_status
-from spyglass.images.policy import Action, authorize
+from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.timeutil import isotime
 
@@ -62,7 +62,7 @@ def list_bin(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
         .join(recycle_bin, recycle_bin.c.image_id == images.c.id)
         .order_by(recycle_bin.c.purge_after, images.c.id)
     )
-    if not ctx.is_admin:
+    if not permits(ctx, Action.GET_ALL_RECYCLE_BIN, Target()):
         stmt = stmt.where(images.c.owner == (ctx.project_id or ""))
     with db.read() as conn:
         return [_entry(r) for r in conn.execute(stmt).mappings()]

@@ -18,7 +18,7 @@ from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.images import impact as safeguards
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.impact import GLANCE, Safeguards
-from spyglass.images.policy import Action, Target, authorize
+from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
 from spyglass.timeutil import utcnow
@@ -32,10 +32,6 @@ def _member_row(conn: Connection, image_id: str, member_id: str) -> dict[str, An
     )
     row = conn.execute(stmt).mappings().first()
     return dict(row) if row else None
-
-
-def _sees_all_members(ctx: RequestContext, owner: str | None) -> bool:
-    return ctx.is_admin or (owner is not None and owner == ctx.project_id)
 
 
 def _is_member(record: ImageRecord) -> bool:
@@ -92,7 +88,7 @@ def add_member(
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
-        everyone = _sees_all_members(ctx, record["owner"])
+        everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
         if not everyone and not _is_member(record):
             raise NotFound(f"No image found with ID {image_id}")
         if record["visibility"] != "shared":
@@ -113,7 +109,7 @@ def _visible_member(
 ) -> tuple[ImageRecord, dict[str, Any]]:
     """The image and the member row, if the caller may see that row (404 otherwise)."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
-    everyone = _sees_all_members(ctx, record["owner"])
+    everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
         raise _not_found(image_id, member_id)
     row = _member_row(conn, image_id, member_id)

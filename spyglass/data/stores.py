@@ -1,4 +1,5 @@
-"""An image's copies in the configured stores: `DELETE /v2/stores/{store_id}/{image_id}`.
+"""The configured stores as the API shows them (`/v2/info/stores`), and an image's copies in them
+(`DELETE /v2/stores/{store_id}/{image_id}`).
 
 Removing one store's copy keeps the others; the last copy cannot be removed (delete the image
 instead), as Glance refuses it. The bytes go after commit when no other image (a copy into another
@@ -7,13 +8,43 @@ project, an identical upload) still refers to them (spyglass.blob_refs).
 
 from __future__ import annotations
 
+from typing import Any
+
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, NotFound
 from spyglass.images import locations, states
 from spyglass.images.catalog import load_authorized
-from spyglass.images.policy import Action
+from spyglass.images.policy import Action, authorize
+
+# The store types as Glance names its drivers.
+GLANCE_TYPES = {"filesystem": "file", "swift": "swift", "s3": "s3", "memory": "memory"}
+
+
+def describe(ctx: RequestContext, stores: StoreSet, *, detail: bool = False) -> list[dict[str, Any]]:
+    """The stores on offer; with `detail` (admins only) their types and properties too."""
+    if detail:
+        authorize(ctx, Action.GET_STORES_DETAIL)
+    return [_detail(stores, name) if detail else _summary(stores, name) for name in stores]
+
+
+def _summary(stores: StoreSet, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": name}
+    description = stores.description(name)
+    if description:
+        entry["description"] = description
+    if name == stores.default_name:
+        entry["default"] = "true"
+    return entry
+
+
+def _detail(stores: StoreSet, name: str) -> dict[str, Any]:
+    entry = _summary(stores, name)
+    spec = stores.specs.get(name)
+    entry["type"] = GLANCE_TYPES[spec.type] if spec is not None else "unknown"
+    entry["properties"] = spec.properties() if spec is not None else {}
+    return entry
 
 
 def delete_from_store(
