@@ -1,6 +1,9 @@
 """Image metadata: create, show, list, update with JSON patch, tags, deactivate, delete.
 
-Every public function takes the caller's RequestContext and starts with `authorize`.
+Every public function takes the caller's RequestContext and starts with `authorize` (through
+`load_authorized` for one image). The one exception is deliberate: `update_image` parses the JSON
+patch first, as Glance's request deserializer does, so a malformed patch is 400 whether or not the
+image exists; the parse reads nothing from the database and reveals nothing.
 """
 
 from __future__ import annotations
@@ -274,12 +277,12 @@ def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[
 
 
 def add_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
-    if not tag or len(tag) > 255:
-        raise Invalid("A tag must be between 1 and 255 characters long.")
-    if has_nul(tag):
-        raise Invalid(NUL_MESSAGE)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
+        if not tag or len(tag) > 255:
+            raise Invalid("A tag must be between 1 and 255 characters long.")
+        if has_nul(tag):
+            raise Invalid(NUL_MESSAGE)
         if tag in record.tags:
             return
         if len(record.tags) >= 128:

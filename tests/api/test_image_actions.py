@@ -125,6 +125,15 @@ def test_tags_by_others(api: Callers, world: World) -> None:
     assert api.alice.delete(f"/v2/images/{UNKNOWN}/tags/b").status_code == 404
 
 
+def test_a_bad_tag_on_an_image_the_caller_cannot_see_is_404(api: Callers) -> None:
+    """Authorization comes first: the tag's validity is not judged for an invisible image."""
+    image = create(api.alice)
+    for tag in ("x" * 256, "a%00b"):
+        assert api.carol.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
+        assert api.bob.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
+        assert api.alice.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 400
+
+
 # ---- deactivate / reactivate ---------------------------------------------------------------------------
 
 
