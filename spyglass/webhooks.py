@@ -26,7 +26,7 @@ from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.policy import Action, authorize
 from spyglass.timeutil import isotime, utcnow
-from spyglass.web_download import AddressPolicy, WebDownloadError
+from spyglass.web_download import AddressPolicy, WebDownloadError, valid_host
 
 WEBHOOKS_PER_PROJECT = 10
 URL_MAX = 2048
@@ -82,6 +82,8 @@ def _parse(body: Any) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid(f"url must be an http or https URL of at most {URL_MAX} characters.")
+    if not valid_host(parts.hostname):
+        raise Invalid(f"url: {parts.hostname} is not a valid host name.")
     if secret is None:
         secret = secrets.token_urlsafe(32)
     if not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX or "\x00" in secret:

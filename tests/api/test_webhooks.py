@@ -20,6 +20,7 @@ from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 from spyglass.web_download import AddressPolicy
 from spyglass.webhook_worker import Retry, deliver_due, guarded, post
+from tests.api.helpers import message
 from tests.api.safety import callers_with, share
 from tests.conftest import Caller, Callers, World
 
@@ -82,9 +83,15 @@ def test_registration_rules(quiet: Callers) -> None:
         {"url": "http://x/", "secret": "short"},
         {"url": "http://x/", "extra": 1},
         {"url": 5},
+        {"url": "http://a..b/"},
+        {"url": f"https://{'x' * 64}.example.com/"},
+        {"url": "http://[::127.0.0.1]/"},
+        {"url": "http://[2002:a9fe:a9fe::]/"},
     ]
     for body in bad:
         assert quiet.alice.post("/v2/webhooks", json=body).status_code == 400, body
+    invalid = quiet.alice.post("/v2/webhooks", json={"url": "http://a..b/"})
+    assert message(invalid) == "url: a..b is not a valid host name."
     assert quiet.rita.post("/v2/webhooks", json={"url": "http://x/"}).status_code == 403
     assert quiet.rita.get("/v2/webhooks").status_code == 200
     assert quiet.anonymous.get("/v2/webhooks").status_code == 401
