@@ -14,6 +14,7 @@ from spyglass import store_settings
 from spyglass.blobs import registry
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
+from spyglass.file_modes import tighten_dir
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.imports import staging_store
 from spyglass.maintenance import Recovery, recover
@@ -23,7 +24,7 @@ from spyglass.settings import Settings, SettingsError, load_settings
 
 def prepare(settings: Settings) -> Credentials:
     """Create the data directory, migrate the database, create what is missing, recover from a crash."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten_dir(settings.data_dir)
     db = Database(settings.database)
     try:
         upgrade(db)
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         serve(settings, config)
         return 0
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten_dir(settings.data_dir)
     database = Database(settings.database)
     try:
         if args.command == "recover":
