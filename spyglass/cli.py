@@ -10,23 +10,28 @@ from typing import Any
 
 import yaml
 
+from spyglass.audit.webhooks import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
 from spyglass.data.imports import staging_store
 from spyglass.data.recovery import Recovery, recover
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
+from spyglass.file_modes import tighten_dir
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.images.deletion import purge_expired
+from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings, SettingsError, load_settings
 
 
 def prepare(settings: Settings) -> Credentials:
     """Create the data directory, migrate the database, create what is missing, recover from a crash."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten_dir(settings.data_dir)
+    box = SecretBox.of(settings)
     db = Database(settings.database)
     try:
         upgrade(db)
+        seal_clear_secrets(db, box)
         creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
         if db.is_sqlite:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
@@ -149,6 +154,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "disk_format_inspection",
         "web_download_allowed_networks",
         "web_download_timeout_seconds",
+        "secret_key_file",
         "default_store",
         "show_image_direct_url",
         "show_multiple_locations",
@@ -208,9 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         config = args.config or (
             Path(os.environ["SPYGLASS_CONFIG"]) if "SPYGLASS_CONFIG" in os.environ else None
         )
-        serve(settings, config)
+        try:
+            serve(settings, config)
+        except SecretKeyError as exc:
+            print(f"spyglass: {exc}", file=sys.stderr)
+            return 2
         return 0
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten_dir(settings.data_dir)
     database = Database(settings.database)
     try:
         if args.command == "recover":

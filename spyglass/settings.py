@@ -54,6 +54,10 @@ class Settings:
     web_download_allowed_networks: tuple[str, ...] = ()
     # The longest a web-download may take, from the first connection to the last byte.
     web_download_timeout_seconds: int = 3600
+    # The key that seals webhook secrets in the database (spyglass.secret_box): a file holding 32
+    # random bytes in base64. Empty: data_dir/secret.key, created on first start. Nodes that share
+    # one database must share the key: point every node at a copy of the same file.
+    secret_key_file: str = ""
     workers: int = 1
     log_level: str = "info"
     # Sharing safety (README "Making sharing safe"); the defaults keep Glance's behaviour.

@@ -28,6 +28,7 @@ from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
+from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import members
 
@@ -143,6 +144,7 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
+    app.state.secret_box = SecretBox.of(settings)
     app.state.store = blob_store
     app.state.stores = store_set
     app.state.store_rendering = render.StoreRendering(

@@ -16,7 +16,8 @@ async def create(request: Request) -> Response:
     ctx = await caller(request)
     body = await json_body(request)
     policy = AddressPolicy.of(request.app.state.settings)
-    row = await run_in_threadpool(webhooks.create_webhook, request.app.state.db, ctx, body, policy)
+    state = request.app.state
+    row = await run_in_threadpool(webhooks.create_webhook, state.db, ctx, body, state.secret_box, policy)
     return JSONResponse(row, status_code=201)
 
 

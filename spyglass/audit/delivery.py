@@ -39,6 +39,7 @@ from spyglass.audit.webhooks import DEAD, PENDING, sign
 from spyglass.data.web_download import AddressPolicy, WebDownloadError
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 
@@ -118,10 +119,12 @@ def _connect_to(
     return socket.create_connection((address, where[1]), timeout, source)
 
 
-def deliver_due(db: Database, retry: Retry, send: Sender = post, now: datetime | None = None) -> int:
+def deliver_due(
+    db: Database, box: SecretBox, retry: Retry, send: Sender = post, now: datetime | None = None
+) -> int:
     """Attempt the head delivery of every webhook whose head is due; the number delivered."""
     now = now or utcnow()
-    return sum(_attempt(db, retry, send, head, now) for head in _due_heads(db, now))
+    return sum(_attempt(db, box, retry, send, head, now) for head in _due_heads(db, now))
 
 
 def _due_heads(db: Database, now: datetime) -> list[Any]:
@@ -137,16 +140,24 @@ def _due_heads(db: Database, now: datetime) -> list[Any]:
         return list(conn.execute(stmt).mappings())
 
 
-def _attempt(db: Database, retry: Retry, send: Sender, head: Any, now: datetime) -> bool:
+def _attempt(db: Database, box: SecretBox, retry: Retry, send: Sender, head: Any, now: datetime) -> bool:
     if not _claim(db, head, now):
         return False
     body = head["payload"].encode()
+    try:
+        secret = box.open(head["secret"], head["webhook_id"])
+    except SecretKeyError as exc:
+        # Never sent unsigned: the attempt fails (the operator sees it logged, the project in
+        # last_error) until the node has the key the secret was sealed under.
+        log.error("webhook delivery %s cannot be signed: %s", head["id"], exc)
+        _failed(db, retry, head, "the webhook's secret cannot be opened on this server", now)
+        return False
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "spyglass-webhooks",
         "X-Spyglass-Event": head["event_type"],
         "X-Spyglass-Delivery": str(head["id"]),
-        "X-Spyglass-Signature": sign(head["secret"], body),
+        "X-Spyglass-Signature": sign(secret, body),
     }
     try:
         send(head["url"], body, headers)
@@ -184,11 +195,12 @@ def _failed(db: Database, retry: Retry, head: Any, error: str, now: datetime) ->
 async def run(db: Database, settings: Settings, send: Sender | None = None) -> None:
     """The server's delivery loop (spyglass.api.app starts it in the lifespan)."""
     send = send or guarded(AddressPolicy.of(settings))
+    box = SecretBox.of(settings)
     retry = Retry(settings.webhook_max_attempts, settings.webhook_retry_seconds)
     while True:
         await asyncio.sleep(settings.webhook_poll_seconds)
         try:
-            await to_thread.run_sync(deliver_due, db, retry, send)
+            await to_thread.run_sync(deliver_due, db, box, retry, send)
         except Exception:
             # A database hiccup must not end the loop: the outbox is retried on the next round.
             log.exception("webhook delivery round failed")

@@ -3,7 +3,8 @@
 A project registers a URL and a secret (`POST /v2/webhooks`); every event that concerns the
 project (spyglass.events decides which) is queued in the outbox table `webhook_deliveries`, in the
 event's own transaction, so nothing is lost on a restart. spyglass.webhook_worker sends them as
-JSON POSTs signed with HMAC-SHA256 of the body under the secret (`X-Spyglass-Signature:
+JSON POSTs signed with HMAC-SHA256 of the body under the secret (kept sealed in the database under
+a key outside it: spyglass.secret_box) (`X-Spyglass-Signature:
 sha256=<hex>`), retries with backoff, and keeps the ones that keep failing as dead letters.
 """
 
@@ -18,14 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from spyglass.context import RequestContext
-from spyglass.data.web_download import AddressPolicy, WebDownloadError
+from spyglass.data.web_download import AddressPolicy, WebDownloadError, valid_host
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.images.policy import Action, authorize
+from spyglass.secret_box import SecretBox, is_sealed
 from spyglass.timeutil import isotime, utcnow
 
 WEBHOOKS_PER_PROJECT = 10
@@ -82,6 +84,8 @@ def _parse(body: Any) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid(f"url must be an http or https URL of at most {URL_MAX} characters.")
+    if not valid_host(parts.hostname):
+        raise Invalid(f"url: {parts.hostname} is not a valid host name.")
     if secret is None:
         secret = secrets.token_urlsafe(32)
     if not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX or "\x00" in secret:
@@ -104,7 +108,7 @@ def _check_address(url: str, policy: AddressPolicy) -> None:
 
 
 def create_webhook(
-    db: Database, ctx: RequestContext, body: Any, policy: AddressPolicy | None = None
+    db: Database, ctx: RequestContext, body: Any, box: SecretBox, policy: AddressPolicy | None = None
 ) -> dict[str, Any]:
     """Register a URL; the answer is the only one that shows the secret."""
     authorize(ctx, Action.MANAGE_WEBHOOKS)
@@ -115,11 +119,12 @@ def create_webhook(
         count = conn.execute(select(func.count()).where(webhooks.c.project_id == project)).scalar_one()
         if count >= WEBHOOKS_PER_PROJECT:
             raise TooLarge(f"A project may register at most {WEBHOOKS_PER_PROJECT} webhooks.")
+        hook_id = str(uuid.uuid4())
         row = {
-            "id": str(uuid.uuid4()),
+            "id": hook_id,
             "project_id": project,
             "url": url,
-            "secret": secret,
+            "secret": box.seal(secret, hook_id),
             "created_by": ctx.user_id,
             "created_at": utcnow(),
         }
@@ -195,3 +200,19 @@ def delivery_document(row: Any) -> dict[str, Any]:
 def on_project_deleted(conn: Connection, project_id: str) -> None:
     """A deleted project receives nothing more: its webhooks (and their outbox rows) go."""
     conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
+
+
+def seal_clear_secrets(db: Database, box: SecretBox) -> int:
+    """Seal the secrets stored in clear before sealing existed (at start-up); the number sealed."""
+    with db.read() as conn:
+        rows = conn.execute(select(webhooks.c.id, webhooks.c.secret)).all()
+    clear = [(hook_id, secret) for hook_id, secret in rows if not is_sealed(secret)]
+    with db.write() as conn:
+        for hook_id, secret in clear:
+            # Compare-and-set: another node starting at once may have sealed it already.
+            conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == hook_id, webhooks.c.secret == secret)
+                .values(secret=box.seal(secret, hook_id))
+            )
+    return len(clear)

@@ -1,4 +1,6 @@
-"""Images as files in one directory. Writes go to a temporary file renamed into place on commit."""
+"""Images as files in one directory. Writes go to a temporary file renamed into place on commit.
+
+A directory the store creates is 0700 and every file 0600 (spyglass.file_modes)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from spyglass.blobs.base import BlobNotFound, BlobStoreFull
+from spyglass.file_modes import FILE_MODE, private_dir
 
 READ_CHUNK = 1024 * 1024
 FLUSH_EVERY = 64 * 1024 * 1024
@@ -165,11 +168,11 @@ def _open_for_writing(path: Path, direct: bool) -> tuple[int, bool]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     if direct and hasattr(os, "O_DIRECT"):
         try:
-            return os.open(path, flags | os.O_DIRECT, 0o666), True
+            return os.open(path, flags | os.O_DIRECT, FILE_MODE), True
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-    return os.open(path, flags, 0o666), False
+    return os.open(path, flags, FILE_MODE), False
 
 
 def _sync_directory(path: Path) -> None:
@@ -193,7 +196,7 @@ class FilesystemStore:
         self.name = name
         self.root = root
         self.direct_io = direct_io
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def _path(self, key: str) -> Path:
         if "/" in key or key.startswith(".") or not key:

@@ -4,7 +4,10 @@ A URL given by a user must not make Spyglass read from the host it runs on or fr
 network around it (metadata services, databases, admin APIs): server-side request forgery.
 Every connection, the first and the one of each redirect, goes to an address resolved and
 checked just before, and to no other: loopback, private, link-local, shared, reserved, multicast
-and unspecified addresses are refused unless they lie in `web_download_allowed_networks`.
+and unspecified addresses are refused unless they lie in `web_download_allowed_networks`. An IPv6
+address that carries an IPv4 one (mapped, compatible, SIIT, NAT64 64:ff9b::/96, 6to4) is judged as
+that IPv4 address; the tunnels whose end cannot be judged (Teredo, NAT64 local-use) are refused, as
+are deprecated site-local and 6to4-relay addresses. A refusal never says what a name resolved to.
 Connecting to the very address that was checked also defeats DNS rebinding. Proxies from the
 environment are not used (the proxy, not the target, would be checked).
 
@@ -43,9 +46,47 @@ class WebDownloadError(Exception):
     """The data could not be fetched; the message says why."""
 
 
+# IPv6 prefixes whose last 32 bits are the IPv4 address a packet ends up at: such an address is
+# judged as that IPv4 address. (`::` and `::1` lie in the first one too: judged as 0.0.0.0 and
+# 0.0.0.1 they are refused as they would be themselves.)
+_LAST_32_IS_IPV4 = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in (
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64 well-known prefix
+    )
+)
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # bits 16-48 are the IPv4 address
+# Refused even where the standard library calls them global: where they lead cannot be judged.
+_UNJUDGEABLE = tuple(
+    ipaddress.ip_network(prefix)
+    for prefix in (
+        "64:ff9b:1::/48",  # NAT64 local-use: the IPv4 address may sit anywhere in it (RFC 8215)
+        "2001::/32",  # Teredo: the client's IPv4 address is obfuscated, a relay decides the rest
+        "fec0::/10",  # site-local (deprecated), still routed inside some networks
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated): leads to whichever relay is nearest
+    )
+)
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to (mapped, compatible, SIIT, NAT64, 6to4), if any."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if any(ip in prefix for prefix in _LAST_32_IS_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _SIX_TO_FOUR:
+        return ip.sixtofour
+    return None
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which addresses web-download may connect to."""
+    """Which addresses web-download and webhook deliveries may connect to."""
 
     allowed: tuple[Network, ...] = ()
 
@@ -56,25 +97,45 @@ class AddressPolicy:
 
     def permits(self, address: str) -> bool:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if any(ip in network for network in self.allowed):
+        if self._allows(ip):
             return True
-        return ip.is_global and not ip.is_multicast
+        judged = embedded_ipv4(ip)
+        if judged is not None:
+            return self._allows(judged) or _outside(judged)
+        return _outside(ip)
+
+    def _allows(self, ip: Address) -> bool:
+        return any(ip in network for network in self.allowed)
 
     def choose(self, host: str, addresses: Iterable[str]) -> str:
-        """The address to connect to; refused when any address of the host is not permitted."""
+        """The address to connect to; refused when any address of the host is not permitted.
+
+        The refusal names the address only when the user typed it: what a name resolves to
+        inside the cloud is not theirs to learn."""
         found = list(dict.fromkeys(addresses))
         if not found:
             raise WebDownloadError(f"{host} has no address.")
-        for address in found:
-            if not self.permits(address):
-                named = address if host == address else f"{host} resolves to {address}, which"
-                raise WebDownloadError(
-                    f"{named} is an address web-download may not reach "
-                    "(loopback, private, link-local, multicast, reserved or unspecified)."
-                )
+        if not all(self.permits(address) for address in found):
+            named = f"{host} is" if host in found else f"{host} resolves to"
+            raise WebDownloadError(f"{named} an address web-download may not reach ({REFUSED_KINDS}).")
         return found[0]
+
+
+REFUSED_KINDS = "loopback, private, link-local, multicast, reserved, unspecified or tunnelled inside"
+
+
+def _outside(ip: Address) -> bool:
+    """A public unicast address, outside the networks Spyglass runs in."""
+    return ip.is_global and not ip.is_multicast and not any(ip in prefix for prefix in _UNJUDGEABLE)
+
+
+def valid_host(hostname: str) -> bool:
+    """A host name DNS can carry (IDNA: no empty label, none over 63 characters)."""
+    try:
+        hostname.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def check_uri(uri: Any) -> SplitResult:
@@ -82,6 +143,10 @@ def check_uri(uri: Any) -> SplitResult:
     parts = urlsplit(uri) if isinstance(uri, str) else None
     if parts is None or parts.scheme not in SCHEMES or not parts.hostname or _bad_port(parts):
         raise Invalid(f"URI for web-download does not pass filtering: {uri}")
+    if not valid_host(parts.hostname):
+        raise Invalid(
+            f"URI for web-download does not pass filtering: {parts.hostname} is not a valid host name."
+        )
     return parts
 
 

@@ -5,6 +5,9 @@ SQLite allows one writer at a time. Rather than let concurrent requests collide 
 `BEGIN IMMEDIATE` (so a transaction never has to upgrade its lock half-way), and a busy timeout
 covers writers in other processes. WAL mode lets readers proceed while a write is in progress.
 PostgreSQL needs none of this and gets plain transactions.
+
+A SQLite database file holds password hashes: it is made 0600 before SQLite opens it (SQLite gives
+its -wal and -shm files the database file's mode), and an existing one is tightened.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
+
+from spyglass.file_modes import private_file, tighten_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -77,6 +83,7 @@ def _make_engine(url: str) -> Engine:
         # One shared connection, or every checkout would see a different empty database.
         engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
     else:
+        _private_sqlite_files(url)
         engine = create_engine(
             url, poolclass=QueuePool, pool_size=8, max_overflow=32, connect_args=connect_args
         )
@@ -93,3 +100,15 @@ def _make_engine(url: str) -> Engine:
         cur.close()
 
     return engine
+
+
+def _private_sqlite_files(url: str) -> None:
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if not path.parent.is_dir():
+        return  # SQLite reports that itself, when it first connects
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten_file(path.with_name(path.name + suffix))

@@ -263,7 +263,8 @@ webhooks = Table(
     Column("id", String(36), primary_key=True),
     Column("project_id", String(64), nullable=False),
     Column("url", Text, nullable=False),
-    Column("secret", String(255), nullable=False),
+    # Sealed under the secret key (spyglass.secret_box): `sealed:v1:` and base64.
+    Column("secret", Text, nullable=False),
     Column("created_by", String(64), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Index(None, "project_id"),

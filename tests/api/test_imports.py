@@ -296,9 +296,27 @@ def test_web_download_refuses_loopback_at_once(api: Callers, source: HttpSource)
     assert "os_glance_failed_import" not in shown
 
 
+@pytest.mark.parametrize(
+    "uri", ["http://a..b/x", f"https://{'x' * 64}.example.com/x", "http://[::ffff:0:7f00:1]/"]
+)
+def test_web_download_refuses_invalid_hosts_and_tunnelled_addresses_at_once(api: Callers, uri: str) -> None:
+    image = create(api.alice)
+    response = import_(api, image["id"], "web-download", uri=uri)
+    assert response.status_code == 400, response.text
+    assert "does not pass filtering" in message(response)
+    assert api.alice.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
+
+
 @pytest.mark.usefixtures("local")
 @pytest.mark.parametrize(
-    "target", ["http://127.0.0.2:9/x", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x"]
+    "target",
+    [
+        "http://a..b/x",
+        "http://[64:ff9b::7f00:2]/x",
+        "http://127.0.0.2:9/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/x",
+    ],
 )
 def test_web_download_refuses_a_redirect_inside(
     api: Callers, settings: Settings, source: HttpSource, target: str

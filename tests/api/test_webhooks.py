@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
 from spyglass.audit.delivery import Retry, deliver_due, guarded, post
+from spyglass.audit.webhooks import seal_clear_secrets
 from spyglass.data.web_download import AddressPolicy
 from spyglass.db.engine import Database
+from spyglass.db.tables import webhooks
+from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
+from tests.api.helpers import message
 from tests.api.safety import callers_with, share
 from tests.conftest import Caller, Callers, World
 
 SECRET = "a-secret-of-enough-length"
+
+
+@pytest.fixture
+def box(settings: Settings) -> SecretBox:
+    """The key the application seals secrets under (data_dir/secret.key)."""
+    return SecretBox.of(settings)
 
 
 @pytest.fixture
@@ -82,9 +97,15 @@ def test_registration_rules(quiet: Callers) -> None:
         {"url": "http://x/", "secret": "short"},
         {"url": "http://x/", "extra": 1},
         {"url": 5},
+        {"url": "http://a..b/"},
+        {"url": f"https://{'x' * 64}.example.com/"},
+        {"url": "http://[::127.0.0.1]/"},
+        {"url": "http://[2002:a9fe:a9fe::]/"},
     ]
     for body in bad:
         assert quiet.alice.post("/v2/webhooks", json=body).status_code == 400, body
+    invalid = quiet.alice.post("/v2/webhooks", json={"url": "http://a..b/"})
+    assert message(invalid) == "url: a..b is not a valid host name."
     assert quiet.rita.post("/v2/webhooks", json={"url": "http://x/"}).status_code == 403
     assert quiet.rita.get("/v2/webhooks").status_code == 200
     assert quiet.anonymous.get("/v2/webhooks").status_code == 401
@@ -93,7 +114,9 @@ def test_registration_rules(quiet: Callers) -> None:
     assert quiet.alice.post("/v2/webhooks", json={"url": "http://x/"}).status_code == 413
 
 
-def test_events_are_delivered_signed_and_in_order(quiet: Callers, db: Database, world: World) -> None:
+def test_events_are_delivered_signed_and_in_order(
+    quiet: Callers, db: Database, box: SecretBox, world: World
+) -> None:
     beta = world.projects["beta"]
     hook = _register(quiet.bob)
     image_id = share(quiet.alice, beta, quiet.bob)
@@ -105,7 +128,7 @@ def test_events_are_delivered_signed_and_in_order(quiet: Callers, db: Database, 
     ]
     recorder = Recorder()
     for _ in range(3):  # one delivery per webhook and round: order is kept
-        assert deliver_due(db, Retry(), recorder) == 1
+        assert deliver_due(db, box, Retry(), recorder) == 1
     assert recorder.types() == ["member.added", "member.status_changed", "member.removed"]
     url, body, headers = recorder.sent[0]
     assert url == "http://hooks.example/in"
@@ -132,41 +155,43 @@ def test_who_is_notified(quiet: Callers, db: Database, world: World) -> None:
 
 
 def test_failures_are_retried_with_backoff_then_dead_lettered(
-    quiet: Callers, db: Database, world: World
+    quiet: Callers, db: Database, box: SecretBox, world: World
 ) -> None:
     hook = _register(quiet.bob)
     share(quiet.alice, world.projects["beta"], quiet.bob)
     retry = Retry(max_attempts=3, first_delay_seconds=10)
     failing = Recorder(fail=100)
     now = utcnow()
-    assert deliver_due(db, retry, failing, now) == 0
+    assert deliver_due(db, box, retry, failing, now) == 0
     head = _deliveries(quiet.bob, hook)[0]
     assert (head["attempts"], head["status"]) == (1, "pending")
     assert "ConnectionRefusedError" in head["last_error"]
-    assert deliver_due(db, retry, failing, now + timedelta(seconds=5)) == 0  # not yet due
+    assert deliver_due(db, box, retry, failing, now + timedelta(seconds=5)) == 0  # not yet due
     assert _deliveries(quiet.bob, hook)[0]["attempts"] == 1
-    assert deliver_due(db, retry, failing, now + timedelta(seconds=11)) == 0
-    assert deliver_due(db, retry, failing, now + timedelta(seconds=11 + 19)) == 0  # 20 s: not yet
-    assert deliver_due(db, retry, failing, now + timedelta(seconds=11 + 21)) == 0
+    assert deliver_due(db, box, retry, failing, now + timedelta(seconds=11)) == 0
+    assert deliver_due(db, box, retry, failing, now + timedelta(seconds=11 + 19)) == 0  # 20 s: not yet
+    assert deliver_due(db, box, retry, failing, now + timedelta(seconds=11 + 21)) == 0
     dead, waiting = _deliveries(quiet.bob, hook)
     assert (dead["status"], dead["attempts"], dead["event_type"]) == ("dead", 3, "member.added")
     assert waiting["status"] == "pending" and waiting["attempts"] == 0
     working = Recorder()
-    assert deliver_due(db, retry, working, now + timedelta(minutes=1)) == 1
+    assert deliver_due(db, box, retry, working, now + timedelta(minutes=1)) == 1
     assert working.types() == ["member.status_changed"]
     assert [d["status"] for d in _deliveries(quiet.bob, hook)] == ["dead"]
 
 
-def test_a_claimed_delivery_is_not_sent_twice(quiet: Callers, db: Database, world: World) -> None:
+def test_a_claimed_delivery_is_not_sent_twice(
+    quiet: Callers, db: Database, box: SecretBox, world: World
+) -> None:
     _register(quiet.bob)
     share(quiet.alice, world.projects["beta"])
     seen: list[int] = []
 
     def reentrant(url: str, body: bytes, headers: dict[str, str]) -> None:
         # Another server process polling while this delivery is in flight finds nothing due.
-        seen.append(deliver_due(db, Retry(), Recorder()))
+        seen.append(deliver_due(db, box, Retry(), Recorder()))
 
-    assert deliver_due(db, Retry(), reentrant) == 1
+    assert deliver_due(db, box, Retry(), reentrant) == 1
     assert seen == [0]
 
 
@@ -251,3 +276,82 @@ def test_the_server_worker_delivers(
         "member.added",
         "member.status_changed",
     ]
+
+
+# ---- secrets at rest ------------------------------------------------------------------------------
+
+
+def _stored_secret(db: Database, hook_id: str) -> str:
+    with db.read() as conn:
+        stored: str = conn.execute(select(webhooks.c.secret).where(webhooks.c.id == hook_id)).scalar_one()
+    return stored
+
+
+def test_secrets_are_sealed_in_the_database(quiet: Callers, db: Database, settings: Settings) -> None:
+    hook = _register(quiet.bob)
+    generated = quiet.bob.post("/v2/webhooks", json={"url": "http://hooks.example/2"}).json()
+    for hook_id, secret in ((hook, SECRET), (generated["id"], generated["secret"])):
+        stored = _stored_secret(db, hook_id)
+        assert stored.startswith("sealed:v1:") and secret not in stored
+    if db.is_sqlite:
+        dump = b"".join(p.read_bytes() for p in settings.data_dir.glob("spyglass.db*"))
+        assert SECRET.encode() not in dump and generated["secret"].encode() not in dump
+    key_file = settings.data_dir / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_a_secret_sealed_under_another_key_is_never_sent_unsigned(
+    quiet: Callers, db: Database, world: World
+) -> None:
+    hook = _register(quiet.bob)
+    share(quiet.alice, world.projects["beta"])
+    other = SecretBox(os.urandom(32))
+    with pytest.raises(SecretKeyError, match="sealed under another key"):
+        other.open(_stored_secret(db, hook), hook)
+    recorder = Recorder()
+    assert deliver_due(db, other, Retry(), recorder) == 0
+    assert recorder.sent == []
+    head = _deliveries(quiet.bob, hook)[0]
+    assert (head["attempts"], head["last_error"]) == (
+        1,
+        "the webhook's secret cannot be opened on this server",
+    )
+
+
+def test_a_sealed_secret_opens_only_for_its_own_webhook(quiet: Callers, db: Database, box: SecretBox) -> None:
+    first, second = _register(quiet.bob), _register(quiet.bob)
+    assert box.open(_stored_secret(db, first), first) == SECRET
+    with pytest.raises(SecretKeyError):
+        box.open(_stored_secret(db, first), second)
+
+
+def test_clear_secrets_from_before_sealing_still_sign_and_are_sealed_at_start(
+    quiet: Callers, db: Database, box: SecretBox, world: World
+) -> None:
+    hook = _register(quiet.bob)
+    with db.write() as conn:  # as a database from before sealing holds it
+        conn.execute(update(webhooks).where(webhooks.c.id == hook).values(secret=SECRET))
+    share(quiet.alice, world.projects["beta"], quiet.bob)  # two events: added, accepted
+    recorder = Recorder()
+    assert deliver_due(db, box, Retry(), recorder) == 1
+    assert seal_clear_secrets(db, box) == 1
+    assert seal_clear_secrets(db, box) == 0
+    assert SECRET not in _stored_secret(db, hook)
+    assert deliver_due(db, box, Retry(), recorder) == 1
+    for _, body, headers in recorder.sent:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Spyglass-Signature"] == expected
+
+
+def test_the_secret_key_file_setting(tmp_path: Path) -> None:
+    key_file = tmp_path / "shared.key"
+    settings = Settings(data_dir=tmp_path / "data", secret_key_file=str(key_file))
+    with pytest.raises(SecretKeyError, match="cannot read the secret key file"):
+        SecretBox.of(settings)
+    key_file.write_text("not a key\n")
+    with pytest.raises(SecretKeyError, match="must hold 32 bytes in base64"):
+        SecretBox.of(settings)
+    key_file.write_text(base64.b64encode(b"k" * 32).decode() + "\n")
+    box = SecretBox.of(settings)
+    assert box.key == b"k" * 32 and not (tmp_path / "data" / "secret.key").exists()
+    assert SecretBox.of(settings).open(box.seal("a-secret-value", "id"), "id") == "a-secret-value"
