@@ -1,10 +1,11 @@
-"""spyglass.data.web_download: which addresses and URLs web-download may reach."""
+"""spyglass.egress and spyglass.data.web_download: which addresses and URLs outbound requests may reach."""
 
 from __future__ import annotations
 
 import pytest
 
-from spyglass.data.web_download import AddressPolicy, WebDownloadError, check_target, check_uri
+from spyglass.data.web_download import check_target, check_uri
+from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Invalid
 from spyglass.settings import Settings
 
@@ -107,15 +108,15 @@ def test_refused_ranges_open_when_allowed(address: str, network: str) -> None:
 def test_a_host_with_any_inside_address_is_refused() -> None:
     policy = AddressPolicy()
     assert policy.choose("example.com", ["93.184.216.34", "93.184.216.34"]) == "93.184.216.34"
-    with pytest.raises(WebDownloadError, match=r"^example.com resolves to an address") as refused:
+    with pytest.raises(OutboundError, match=r"^example.com resolves to an address") as refused:
         policy.choose("example.com", ["93.184.216.34", "10.0.0.1"])
     assert "10.0.0.1" not in str(refused.value)
-    with pytest.raises(WebDownloadError, match="has no address"):
+    with pytest.raises(OutboundError, match="has no address"):
         policy.choose("example.com", [])
 
 
 def test_a_refusal_names_the_literal_address_typed_but_never_a_resolution() -> None:
-    with pytest.raises(WebDownloadError, match=r"^127.0.0.1 is an address web-download may not reach"):
+    with pytest.raises(OutboundError, match=r"^127.0.0.1 is an address Spyglass may not reach"):
         AddressPolicy().choose("127.0.0.1", ["127.0.0.1"])
     with pytest.raises(Invalid, match="localhost resolves to an address") as refused:
         check_target("http://localhost/x", AddressPolicy())

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.audit import webhooks
-from spyglass.data.web_download import AddressPolicy
+from spyglass.egress import AddressPolicy
 from spyglass.web import JSONResponse, caller, json_body
 
 

@@ -36,9 +36,9 @@ from anyio import to_thread
 from sqlalchemy import delete, func, select, update
 
 from spyglass.audit.webhooks import DEAD, PENDING, sign
-from spyglass.data.web_download import AddressPolicy, WebDownloadError
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
@@ -89,7 +89,7 @@ def guarded(policy: AddressPolicy) -> Sender:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         try:
             address = policy.choose(host, (str(info[4][0]) for info in infos))
-        except WebDownloadError as exc:
+        except OutboundError as exc:
             raise ValueError(f"refused by the address policy: {exc}") from exc
         connection = (
             http.client.HTTPSConnection(

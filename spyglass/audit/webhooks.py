@@ -22,9 +22,9 @@ import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from spyglass.context import RequestContext
-from spyglass.data.web_download import AddressPolicy, WebDownloadError, valid_host
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.egress import AddressPolicy, OutboundError, valid_host
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.images.policy import Action, authorize
 from spyglass.secret_box import SecretBox, is_sealed
@@ -103,7 +103,7 @@ def _check_address(url: str, policy: AddressPolicy) -> None:
         return
     try:
         policy.choose(host, (str(info[4][0]) for info in infos))
-    except WebDownloadError as exc:
+    except OutboundError as exc:
         raise Invalid(f"url: {exc}".replace("web-download", "a webhook")) from exc
 
 

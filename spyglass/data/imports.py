@@ -38,6 +38,7 @@ from spyglass.data import ingest, store_copies, web_download
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
+from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
 from spyglass.images import queries as q
@@ -174,7 +175,7 @@ def begin_import(
         targets = store_copies.targets(body, header, stores, found["store"] or settings.default_store_name)
         _check_importable(found, request.method)
     if request.method == WEB_DOWNLOAD:
-        web_download.check_target(request.uri, web_download.AddressPolicy.of(settings))
+        web_download.check_target(request.uri, AddressPolicy.of(settings))
     task_id = str(uuid.uuid4())
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
@@ -271,7 +272,7 @@ async def _bring_data(
         await to_thread.run_sync(copy_blob, staging, job.image_id, store, key)
         return {}
     assert job.uri is not None
-    policy = web_download.AddressPolicy.of(settings)
+    policy = AddressPolicy.of(settings)
     limit = settings.web_download_timeout_seconds
     try:
         with anyio.fail_after(limit):
@@ -279,7 +280,7 @@ async def _bring_data(
                 expect = ingest.Expectations.of(job.record, settings, fetched.content_length)
                 digest = await ingest.receive(store, key, fetched.body, expect)
     except TimeoutError as exc:
-        raise web_download.WebDownloadError(f"The download took longer than {limit} seconds.") from exc
+        raise OutboundError(f"The download took longer than {limit} seconds.") from exc
     return digest.columns()
 
 

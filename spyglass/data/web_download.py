@@ -1,24 +1,17 @@
 """web-download: fetch image data from an http(s) URL without letting the URL reach inside the cloud.
 
-A URL given by a user must not make Spyglass read from the host it runs on or from the private
-network around it (metadata services, databases, admin APIs): server-side request forgery.
 Every connection, the first and the one of each redirect, goes to an address resolved and
-checked just before, and to no other: loopback, private, link-local, shared, reserved, multicast
-and unspecified addresses are refused unless they lie in `web_download_allowed_networks`. An IPv6
-address that carries an IPv4 one (mapped, compatible, SIIT, NAT64 64:ff9b::/96, 6to4) is judged as
-that IPv4 address; the tunnels whose end cannot be judged (Teredo, NAT64 local-use) are refused, as
-are deprecated site-local and 6to4-relay addresses. A refusal never says what a name resolved to.
-Connecting to the very address that was checked also defeats DNS rebinding. Proxies from the
+checked just before by the outbound address policy (spyglass.egress), and to no other:
+connecting to the very address that was checked also defeats DNS rebinding. Proxies from the
 environment are not used (the proxy, not the target, would be checked).
 
 Only http and https, at most MAX_REDIRECTS redirects, each read or connect within IDLE_TIMEOUT;
 the caller bounds the whole transfer (`web_download_timeout_seconds`) and its size.
-httpcore's errors are translated here, at the boundary, into `WebDownloadError`.
+httpcore's errors are translated here, at the boundary, into `OutboundError`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -30,112 +23,14 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import anyio
 import httpcore
 
+from spyglass.egress import AddressPolicy, OutboundError, valid_host
 from spyglass.errors import Invalid
-from spyglass.settings import Settings
 
 SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 IDLE_TIMEOUT = 60.0
 USER_AGENT = b"spyglass-web-download"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class WebDownloadError(Exception):
-    """The data could not be fetched; the message says why."""
-
-
-# IPv6 prefixes whose last 32 bits are the IPv4 address a packet ends up at: such an address is
-# judged as that IPv4 address. (`::` and `::1` lie in the first one too: judged as 0.0.0.0 and
-# 0.0.0.1 they are refused as they would be themselves.)
-_LAST_32_IS_IPV4 = tuple(
-    ipaddress.IPv6Network(prefix)
-    for prefix in (
-        "::/96",  # IPv4-compatible (deprecated)
-        "::ffff:0:0/96",  # IPv4-mapped
-        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
-        "64:ff9b::/96",  # NAT64 well-known prefix
-    )
-)
-_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # bits 16-48 are the IPv4 address
-# Refused even where the standard library calls them global: where they lead cannot be judged.
-_UNJUDGEABLE = tuple(
-    ipaddress.ip_network(prefix)
-    for prefix in (
-        "64:ff9b:1::/48",  # NAT64 local-use: the IPv4 address may sit anywhere in it (RFC 8215)
-        "2001::/32",  # Teredo: the client's IPv4 address is obfuscated, a relay decides the rest
-        "fec0::/10",  # site-local (deprecated), still routed inside some networks
-        "192.88.99.0/24",  # 6to4 relay anycast (deprecated): leads to whichever relay is nearest
-    )
-)
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries to (mapped, compatible, SIIT, NAT64, 6to4), if any."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return None
-    if any(ip in prefix for prefix in _LAST_32_IS_IPV4):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip in _SIX_TO_FOUR:
-        return ip.sixtofour
-    return None
-
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Which addresses web-download and webhook deliveries may connect to."""
-
-    allowed: tuple[Network, ...] = ()
-
-    @classmethod
-    def of(cls, settings: Settings) -> AddressPolicy:
-        networks = settings.web_download_allowed_networks
-        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
-
-    def permits(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if self._allows(ip):
-            return True
-        judged = embedded_ipv4(ip)
-        if judged is not None:
-            return self._allows(judged) or _outside(judged)
-        return _outside(ip)
-
-    def _allows(self, ip: Address) -> bool:
-        return any(ip in network for network in self.allowed)
-
-    def choose(self, host: str, addresses: Iterable[str]) -> str:
-        """The address to connect to; refused when any address of the host is not permitted.
-
-        The refusal names the address only when the user typed it: what a name resolves to
-        inside the cloud is not theirs to learn."""
-        found = list(dict.fromkeys(addresses))
-        if not found:
-            raise WebDownloadError(f"{host} has no address.")
-        if not all(self.permits(address) for address in found):
-            named = f"{host} is" if host in found else f"{host} resolves to"
-            raise WebDownloadError(f"{named} an address web-download may not reach ({REFUSED_KINDS}).")
-        return found[0]
-
-
-REFUSED_KINDS = "loopback, private, link-local, multicast, reserved, unspecified or tunnelled inside"
-
-
-def _outside(ip: Address) -> bool:
-    """A public unicast address, outside the networks Spyglass runs in."""
-    return ip.is_global and not ip.is_multicast and not any(ip in prefix for prefix in _UNJUDGEABLE)
-
-
-def valid_host(hostname: str) -> bool:
-    """A host name DNS can carry (IDNA: no empty label, none over 63 characters)."""
-    try:
-        hostname.encode("idna")
-    except UnicodeError:
-        return False
-    return True
 
 
 def check_uri(uri: Any) -> SplitResult:
@@ -167,7 +62,7 @@ def check_target(uri: Any, policy: AddressPolicy) -> None:
         raise Invalid(f"URI for web-download does not pass filtering: cannot resolve {host}.") from exc
     try:
         policy.choose(host, (str(info[4][0]) for info in infos))
-    except WebDownloadError as exc:
+    except OutboundError as exc:
         raise Invalid(f"URI for web-download does not pass filtering: {exc}") from exc
 
 
@@ -198,7 +93,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        raise WebDownloadError("web-download does not use unix sockets.")
+        raise OutboundError("web-download does not use unix sockets.")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -233,21 +128,21 @@ async def _follow(pool: httpcore.AsyncConnectionPool, uri: str) -> tuple[str, ht
         if response.status not in REDIRECTS:
             if response.status != 200:
                 await response.aclose()
-                raise WebDownloadError(f"{url} answered HTTP {response.status}.")
+                raise OutboundError(f"{url} answered HTTP {response.status}.")
             return url, response
         location = _header(response, b"location")
         await response.aclose()
         if location is None:
-            raise WebDownloadError(f"{url} redirected without a Location.")
+            raise OutboundError(f"{url} redirected without a Location.")
         url = urljoin(url, location)
-    raise WebDownloadError(f"{uri} redirected more than {MAX_REDIRECTS} times.")
+    raise OutboundError(f"{uri} redirected more than {MAX_REDIRECTS} times.")
 
 
 async def _get(pool: httpcore.AsyncConnectionPool, url: str) -> httpcore.Response:
     try:
         parts = check_uri(url)
     except Invalid as exc:
-        raise WebDownloadError(exc.message) from exc
+        raise OutboundError(exc.message) from exc
     host = parts.netloc.rsplit("@", 1)[-1]
     request = httpcore.Request(
         "GET",
@@ -285,9 +180,9 @@ async def _body(response: httpcore.Response) -> AsyncIterator[bytes]:
 def _translated() -> Iterator[None]:
     try:
         yield
-    except WebDownloadError:
+    except OutboundError:
         raise
     except (httpcore.TimeoutException, TimeoutError) as exc:
-        raise WebDownloadError(f"The download timed out ({exc or 'no data'}).") from exc
+        raise OutboundError(f"The download timed out ({exc or 'no data'}).") from exc
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError) as exc:
-        raise WebDownloadError(f"The download failed: {exc}") from exc
+        raise OutboundError(f"The download failed: {exc}") from exc

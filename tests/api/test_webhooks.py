@@ -22,9 +22,9 @@ from sqlalchemy import select, update
 
 from spyglass.audit.delivery import Retry, deliver_due, guarded, post
 from spyglass.audit.webhooks import seal_clear_secrets
-from spyglass.data.web_download import AddressPolicy
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhooks
+from spyglass.egress import AddressPolicy
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
