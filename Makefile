@@ -21,6 +21,7 @@ run: venv
 lint: venv
 	$(VENV)/bin/ruff check spyglass spyglass_osc tests bench
 	$(VENV)/bin/ruff format --check spyglass spyglass_osc tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy

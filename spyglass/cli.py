@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from spyglass.audit.webhooks import seal_clear_secrets
+from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
 from spyglass.data.imports import staging_store

@@ -23,7 +23,7 @@ from spyglass.api import render
 from spyglass.api import stores as store_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
-from spyglass.audit import events, webhooks
+from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
@@ -72,7 +72,7 @@ def _connect_project_lifecycle() -> None:
     """The image side reacts when the identity side deletes or disables a project."""
     for hooks, handler in (
         # The sharing-safety hooks first: they read the member rows that members' hook removes.
-        (identity_directory.project_deleted_hooks, webhooks.on_project_deleted),
+        (identity_directory.project_deleted_hooks, outbox.on_project_deleted),
         (identity_directory.project_deleted_hooks, events.on_project_deleted),
         (identity_directory.project_deleted_hooks, members.on_project_deleted),
         (identity_directory.project_disabled_hooks, members.on_project_disabled),

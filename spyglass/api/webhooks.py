@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.audit import webhooks
 from spyglass.egress import AddressPolicy
+from spyglass.sharing import webhooks
 from spyglass.web import JSONResponse, caller, json_body
 
 

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from anyio import to_thread
 from sqlalchemy import delete, func, select, update
 
-from spyglass.audit.webhooks import DEAD, PENDING, sign
+from spyglass.audit.outbox import DEAD, PENDING, sign
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.egress import AddressPolicy, OutboundError

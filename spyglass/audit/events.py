@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from spyglass.audit import webhooks
+from spyglass.audit import outbox
 from spyglass.context import RequestContext
 from spyglass.db.tables import image_events, image_members, images
 from spyglass.timeutil import isotime, utcnow
@@ -65,7 +65,7 @@ def record(
     inserted = insert(image_events).values(**values).returning(image_events.c.id)
     event_id: int = conn.execute(inserted).scalar_one()
     event = document({**values, "id": event_id})
-    webhooks.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
+    outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
     return event_id
 
 

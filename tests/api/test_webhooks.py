@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select, update
 
 from spyglass.audit.delivery import Retry, deliver_due, guarded, post
-from spyglass.audit.webhooks import seal_clear_secrets
+from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhooks
 from spyglass.egress import AddressPolicy

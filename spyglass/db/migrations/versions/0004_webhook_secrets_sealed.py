@@ -5,7 +5,7 @@ Revises: 0003
 Create Date: 2026-12-06 02:30:00.000000
 
 A sealed secret (spyglass.secret_box) is longer than the 255 characters a clear one was given.
-The clear secrets are sealed at start-up (spyglass.webhooks.seal_clear_secrets), not here: the key
+The clear secrets are sealed at start-up (spyglass.audit.outbox.seal_clear_secrets), not here: the key
 lives outside the database and outside what a migration is told.
 """
 

@@ -1,72 +1,33 @@
-"""Webhooks: URLs a project registers to receive the sharing events that concern it.
+"""Webhooks: URLs a project registers (`/v2/webhooks`) to receive the sharing events that concern it.
 
-A project registers a URL and a secret (`POST /v2/webhooks`); every event that concerns the
-project (spyglass.events decides which) is queued in the outbox table `webhook_deliveries`, in the
-event's own transaction, so nothing is lost on a restart. spyglass.webhook_worker sends them as
-JSON POSTs signed with HMAC-SHA256 of the body under the secret (kept sealed in the database under
-a key outside it: spyglass.secret_box) (`X-Spyglass-Signature:
-sha256=<hex>`), retries with backoff, and keeps the ones that keep failing as dead letters.
+A project registers a URL and a secret; the events that concern the project are queued for it in
+the outbox (spyglass.audit.outbox) and delivered signed under that secret (spyglass.audit.delivery),
+retried with backoff, the ones that keep failing kept as dead letters.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import socket
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select
 
+from spyglass.audit.outbox import PENDING
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.egress import AddressPolicy, OutboundError, valid_host
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.images.policy import Action, authorize
-from spyglass.secret_box import SecretBox, is_sealed
+from spyglass.secret_box import SecretBox
 from spyglass.timeutil import isotime, utcnow
 
 WEBHOOKS_PER_PROJECT = 10
 URL_MAX = 2048
 SECRET_MIN, SECRET_MAX = 16, 255
-PENDING, DEAD = "pending", "dead"
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature header value: `sha256=` and the hex HMAC-SHA256 of the body under the secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None:
-    """Queue one delivery of the event for every webhook of these projects."""
-    if not projects:
-        return
-    hooks = conn.execute(select(webhooks.c.id).where(webhooks.c.project_id.in_(projects))).scalars().all()
-    if not hooks:
-        return
-    now = utcnow()
-    payload = orjson.dumps(event).decode()
-    rows = [
-        {
-            "webhook_id": hook,
-            "event_id": event["id"],
-            "event_type": event["type"],
-            "payload": payload,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for hook in hooks
-    ]
-    conn.execute(insert(webhook_deliveries), rows)
-
-
-# ---- registration ------------------------------------------------------------------------------
 
 
 def _project(ctx: RequestContext) -> str:
@@ -195,24 +156,3 @@ def delivery_document(row: Any) -> dict[str, Any]:
         "last_error": row["last_error"],
         "created_at": isotime(row["created_at"]),
     }
-
-
-def on_project_deleted(conn: Connection, project_id: str) -> None:
-    """A deleted project receives nothing more: its webhooks (and their outbox rows) go."""
-    conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
-
-
-def seal_clear_secrets(db: Database, box: SecretBox) -> int:
-    """Seal the secrets stored in clear before sealing existed (at start-up); the number sealed."""
-    with db.read() as conn:
-        rows = conn.execute(select(webhooks.c.id, webhooks.c.secret)).all()
-    clear = [(hook_id, secret) for hook_id, secret in rows if not is_sealed(secret)]
-    with db.write() as conn:
-        for hook_id, secret in clear:
-            # Compare-and-set: another node starting at once may have sealed it already.
-            conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == hook_id, webhooks.c.secret == secret)
-                .values(secret=box.seal(secret, hook_id))
-            )
-    return len(clear)

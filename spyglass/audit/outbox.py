@@ -1,0 +1,78 @@
+"""The webhook outbox: each event that concerns a project with webhooks is queued in the table
+`webhook_deliveries`, in the event's own transaction, so nothing is lost on a restart.
+
+spyglass.audit.delivery sends the queued deliveries as JSON POSTs signed with HMAC-SHA256 of the
+body under the webhook's secret (`X-Spyglass-Signature: sha256=<hex>`). Secrets are kept sealed
+in the database under a key outside it (spyglass.secret_box). Projects register their webhooks
+through spyglass.sharing.webhooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select, update
+
+from spyglass.db.engine import Database
+from spyglass.db.tables import webhook_deliveries, webhooks
+from spyglass.secret_box import SecretBox, is_sealed
+from spyglass.timeutil import utcnow
+
+PENDING, DEAD = "pending", "dead"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value: `sha256=` and the hex HMAC-SHA256 of the body under the secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None:
+    """Queue one delivery of the event for every webhook of these projects."""
+    if not projects:
+        return
+    hooks = conn.execute(select(webhooks.c.id).where(webhooks.c.project_id.in_(projects))).scalars().all()
+    if not hooks:
+        return
+    now = utcnow()
+    payload = orjson.dumps(event).decode()
+    rows = [
+        {
+            "webhook_id": hook,
+            "event_id": event["id"],
+            "event_type": event["type"],
+            "payload": payload,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for hook in hooks
+    ]
+    conn.execute(insert(webhook_deliveries), rows)
+
+
+# ---- registration ------------------------------------------------------------------------------
+
+
+def on_project_deleted(conn: Connection, project_id: str) -> None:
+    """A deleted project receives nothing more: its webhooks (and their outbox rows) go."""
+    conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
+
+
+def seal_clear_secrets(db: Database, box: SecretBox) -> int:
+    """Seal the secrets stored in clear before sealing existed (at start-up); the number sealed."""
+    with db.read() as conn:
+        rows = conn.execute(select(webhooks.c.id, webhooks.c.secret)).all()
+    clear = [(hook_id, secret) for hook_id, secret in rows if not is_sealed(secret)]
+    with db.write() as conn:
+        for hook_id, secret in clear:
+            # Compare-and-set: another node starting at once may have sealed it already.
+            conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == hook_id, webhooks.c.secret == secret)
+                .values(secret=box.seal(secret, hook_id))
+            )
+    return len(clear)
