@@ -19,13 +19,14 @@ from spyglass.timeutil import utcnow
 HASH = "ab" * 64
 
 
-def _image(db: Database, key: str | None, size: int = 4) -> str:
+def _image(db: Database, key: str | None, size: int = 4, owner: str = "alpha") -> str:
     image_id = str(uuid.uuid4())
     now = utcnow()
     with db.write() as conn:
         conn.execute(
             insert(images).values(
                 id=image_id,
+                owner=owner,
                 status="active",
                 visibility="private",
                 blob_key=key,
@@ -72,6 +73,17 @@ def test_adopt_tracks_a_new_blob_then_shares_an_identical_one(db: Database) -> N
     assert list(store.blobs) == ["k1"]
     with db.read() as conn:
         assert conn.execute(select(images.c.blob_key).where(images.c.id == second)).scalar() == "k1"
+
+
+def test_an_identical_blob_of_another_project_is_not_shared(db: Database) -> None:
+    store = MemoryStore()
+    for key in ("k1", "k2", "k3"):
+        _put(store, key)
+    theirs, mine, again = _image(db, "k1"), _image(db, "k2", owner="beta"), _image(db, "k3", owner="beta")
+    for image_id, key in ((theirs, "k1"), (mine, "k2"), (again, "k3")):
+        blob_refs.adopt(db, store, image_id, key)
+    assert _counts(db) == {"k1": 1, "k2": 2}
+    assert sorted(store.blobs) == ["k1", "k2"]
 
 
 def test_a_twin_whose_bytes_are_lost_is_not_shared(db: Database) -> None:

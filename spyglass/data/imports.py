@@ -238,7 +238,7 @@ async def _run(
     job: ImportJob, db: Database, store: BlobStore, staging: BlobStore, settings: Settings
 ) -> bool:
     """Import into `store`; True when the image is active with the data there."""
-    key = new_blob_key(job.image_id)
+    key = new_blob_key()
     try:
         columns = await _bring_data(job, store, staging, key, settings)
         finished = await to_thread.run_sync(_finish_import, db, job, key, columns, store.name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,12 +105,12 @@ def begin_copy(
     return CopyJob(image_id, task_id, tuple(new), must_succeed)
 
 
-async def run(job: CopyJob, db: Database, stores: StoreSet, new_key: Any) -> None:
+async def run(job: CopyJob, db: Database, stores: StoreSet, new_key: Callable[[], str]) -> None:
     """Copy the data into each store of the job, then drop the import lock."""
     made: list[Location] = []
     try:
         for name in job.stores:
-            added = await _copy_one(job, db, stores, name, new_key(job.image_id))
+            added = await _copy_one(job, db, stores, name, new_key())
             if added is None and job.all_must_succeed:
                 await to_thread.run_sync(_undo, db, job, stores, made)
                 break

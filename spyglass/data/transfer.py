@@ -10,7 +10,7 @@ image back to `queued`. Download answers the whole data or one byte range (spygl
 from __future__ import annotations
 
 import logging
-import secrets
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -34,9 +34,10 @@ from spyglass.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def new_blob_key(image_id: str) -> str:
-    # A fresh key per attempt: a late writer of a deleted image never touches a newer image's data.
-    return f"{image_id}-{secrets.token_hex(8)}"
+def new_blob_key() -> str:
+    """A fresh random key per attempt: a late writer never touches another upload's data, and a
+    key shows nothing of the image (deduplication and copies share a blob across images)."""
+    return str(uuid.uuid4())
 
 
 def _begin_upload(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
@@ -74,7 +75,7 @@ async def upload(
     settings: Settings,
 ) -> None:
     record = await to_thread.run_sync(_begin_upload, db, ctx, image_id)
-    key = new_blob_key(image_id)
+    key = new_blob_key()
     try:
         expect = ingest.Expectations.of(record, settings, content_length)
         digest = await ingest.receive(store, key, body, expect)

@@ -148,6 +148,15 @@ images = Table(
     Index(None, "blob_key"),
 )
 
+# Every image id ever used, kept when the image goes (deleted, purged, its project deleted): an id
+# is never given to a second image, so no one inherits another image's audit trail, members or
+# clients. Ids are canonical lowercase UUIDs; the migration reserves the ids it knew of lowercased.
+used_image_ids = Table(
+    "used_image_ids",
+    metadata,
+    Column("id", String(36), primary_key=True),
+)
+
 # Further locations of an image's data, in other stores (copy-image, import to several stores).
 # The first location is images.store/blob_key. Each blob key is written once, in one store, so a
 # key names one (store, key) pair and spyglass.blob_refs counts it wherever it is referred to.

@@ -3,8 +3,11 @@
 The `blobs` table counts the images that refer to each blob key. A copy (spyglass.copies) takes
 one more reference on its source's blob; deleting an image releases its reference and the bytes
 are deleted only when the count reaches zero. After an upload completes, `adopt` records the new
-blob, or, when the store already holds a blob with the same size, md5 and multihash, points the
-image at that one and deletes the new bytes (deduplication within a store).
+blob, or, when the store already holds a blob with the same size, md5 and multihash that an image
+of the same owner project refers to, points the image at that one and deletes the new bytes
+(deduplication within a store and a project). Never across projects: sharing bytes with another
+project's image would tell the uploader that someone else holds the same data (a copy into my
+project, spyglass.copies, shares its source's blob: I could see that image anyway).
 
 Blob keys that some path wrote without `adopt` have no row; for them the images table itself is
 the count (`images.blob_key` is indexed). `reconcile`, run by start-up recovery, realigns the
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, or_, select, update
 
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.db import upsert
@@ -103,7 +106,12 @@ def stored_bytes(conn: Connection) -> int:
 
 def _image_blob(conn: Connection, image_id: str) -> Any:
     stmt = select(
-        images.c.blob_key, images.c.size, images.c.checksum, images.c.os_hash_algo, images.c.os_hash_value
+        images.c.blob_key,
+        images.c.owner,
+        images.c.size,
+        images.c.checksum,
+        images.c.os_hash_algo,
+        images.c.os_hash_value,
     ).where(images.c.id == image_id)
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -143,6 +151,7 @@ def _find_twin(conn: Connection, store: BlobStore, image: Any, key: str) -> str 
         blobs.c.size == image["size"],
         blobs.c.blob_key != key,
         blobs.c.refcount > 0,
+        _used_by(image["owner"]),
     )
     for twin in conn.execute(candidates).scalars().all():
         if not _present(store, twin, image["size"]):
@@ -156,6 +165,17 @@ def _find_twin(conn: Connection, store: BlobStore, image: Any, key: str) -> str 
         if taken.rowcount == 1:
             return str(twin)
     return None
+
+
+def _used_by(owner: str | None) -> ColumnElement[bool]:
+    """The blob is the data of an image of this owner project (first or further location)."""
+    first = exists().where(images.c.blob_key == blobs.c.blob_key, images.c.owner == owner)
+    further = exists().where(
+        image_locations.c.blob_key == blobs.c.blob_key,
+        images.c.id == image_locations.c.image_id,
+        images.c.owner == owner,
+    )
+    return or_(first, further)
 
 
 def _present(store: BlobStore, key: str, size: int) -> bool:

@@ -161,6 +161,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
     with db.write() as conn:
         row = {"id": image_id, "status": states.QUEUED, "created_at": now, "updated_at": now, **columns}
         if not q.insert_image(conn, row):
+            # One answer whoever held the id, and whether it is live, in the bin or deleted.
             raise Conflict(f"Image with identifier {image_id} already exists!")
         q.replace_properties(conn, image_id, {}, props)
         q.replace_tags(conn, image_id, [], tags)
@@ -174,6 +175,9 @@ def _new_image_id(given: Any) -> str:
         return str(uuid.uuid4())
     if not is_uuid(given):
         raise Invalid(f"Invalid value for 'id': {given!r} is not a UUID.")
+    # An upper-case twin of an existing id would be another image under the "same" UUID.
+    if given != given.lower():
+        raise Invalid(f"Invalid value for 'id': {given!r} is not a lowercase UUID.")
     return str(given)
 
 

@@ -1,7 +1,9 @@
 """The audit trail, read side: who reads which events of an image (GET /v2/images/{id}/events).
 
 - The owner project (any role that reads) and admins read every event of the image, also after it
-  was deleted for good: the owner is then the one recorded on its last event.
+  was deleted for good: the owner is then the one recorded on its last event. Events belong to the
+  image they were written for: an older release could give a deleted image's id to a new image,
+  and its holder reads none of the earlier image's events (`Life`).
 - Any other project reads the events of its own membership: the events naming it as member, and
   the image-wide events (deleted, restored, visibility changed, deactivated...) recorded while it
   was a member, from its `member.added` to its `member.removed`. This stays readable after the
@@ -13,7 +15,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select, true
@@ -24,8 +27,10 @@ from spyglass.db.engine import Database
 from spyglass.db.tables import image_events
 from spyglass.errors import Invalid, NotFound
 from spyglass.images import queries as q
+from spyglass.images import states
 from spyglass.images.catalog import is_uuid, target_of
 from spyglass.images.policy import Action, Target, authorize, permits
+from spyglass.images.queries import ImageRecord
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
@@ -50,13 +55,13 @@ def list_events(
 def _scope(conn: Connection, ctx: RequestContext, image_id: str) -> ColumnElement[bool]:
     """The condition on the image's events that the caller may read; NotFound when there are none."""
     record = q.fetch_image(conn, image_id, ctx.project_id)
-    target = target_of(record) if record else Target(owner=_last_owner(conn, image_id))
-    if permits(ctx, Action.GET_IMAGE_EVENTS, target):
-        return true()
+    lives = _lives(conn, image_id, record)
+    readable = [life.events() for life in lives if permits(ctx, Action.GET_IMAGE_EVENTS, life.target)]
     me = ctx.project_id or ""
+    target = lives[-1].target
     authorize(ctx, Action.GET_MEMBERSHIP_EVENTS, replace(target, member_id=me), image_id=image_id)
-    windows = _membership_windows(conn, image_id, me)
-    if not windows and not (record and permits(ctx, Action.GET_IMAGE, target)):
+    windows = _membership_windows(conn, image_id, me, lives)
+    if not readable and not windows and not (record and permits(ctx, Action.GET_IMAGE, target)):
         raise NotFound(f"No image found with ID {image_id}")
     image_wide = [
         and_(
@@ -66,7 +71,63 @@ def _scope(conn: Connection, ctx: RequestContext, image_id: str) -> ColumnElemen
         )
         for start, end in windows
     ]
-    return or_(image_events.c.member_id == me, *image_wide)
+    return or_(image_events.c.member_id == me, *image_wide, *readable)
+
+
+@dataclass(frozen=True)
+class Life:
+    """The events of one image that held this id: after `after` up to `last` (None: the newest).
+
+    Ids are not reused (spyglass.images), but a database upgraded from a release that reused them
+    may hold the trails of several images under one id; each stays with its own image's owner.
+    """
+
+    after: int
+    last: int | None
+    target: Target
+    # The current image's creation: events older than it were written for someone else's image.
+    since: datetime | None = None
+
+    def events(self) -> ColumnElement[bool]:
+        return and_(
+            image_events.c.id > self.after,
+            image_events.c.id <= self.last if self.last is not None else true(),
+            image_events.c.created_at >= self.since if self.since is not None else true(),
+        )
+
+    def ends_before(self, event_id: int) -> bool:
+        return self.last is not None and self.last < event_id
+
+
+def _lives(conn: Connection, image_id: str, record: ImageRecord | None) -> list[Life]:
+    """The images that held this id, oldest first; the last one is the current image, if any."""
+    lives: list[Life] = []
+    after = 0
+    for end, owner in _ends(conn, image_id):
+        lives.append(Life(after, end, Target(owner=owner)))
+        after = end
+    if record is not None:
+        lives.append(Life(after, None, target_of(record), record["created_at"]))
+    elif not lives or _has_events_after(conn, image_id, after):
+        lives.append(Life(after, None, Target(owner=_last_owner(conn, image_id))))
+    return lives
+
+
+def _ends(conn: Connection, image_id: str) -> list[tuple[int, str | None]]:
+    """(event id, owner) of each event that removed an image for good, oldest first."""
+    stmt = (
+        select(image_events.c.id, image_events.c.event_type, image_events.c.owner, image_events.c.after)
+        .where(
+            image_events.c.image_id == image_id,
+            image_events.c.event_type.in_((events.IMAGE_DELETED, events.IMAGE_PURGED)),
+        )
+        .order_by(image_events.c.id)
+    )
+    return [
+        (row.id, row.owner)
+        for row in conn.execute(stmt).all()
+        if row.event_type == events.IMAGE_PURGED or (row.after or {}).get("status") == states.DELETED
+    ]
 
 
 def _last_owner(conn: Connection, image_id: str) -> str | None:
@@ -80,8 +141,17 @@ def _last_owner(conn: Connection, image_id: str) -> str | None:
     return owner
 
 
-def _membership_windows(conn: Connection, image_id: str, member: str) -> list[tuple[int, int | None]]:
-    """(first, last) event ids of each period the project was a member; last None while it still is."""
+def _has_events_after(conn: Connection, image_id: str, after: int) -> bool:
+    stmt = select(image_events.c.id).where(image_events.c.image_id == image_id, image_events.c.id > after)
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
+def _membership_windows(
+    conn: Connection, image_id: str, member: str, lives: list[Life]
+) -> list[tuple[int, int | None]]:
+    """(first, last) event ids of each period the project was a member; last None while it still is.
+
+    A membership ends at the latest with the image it was of (no later image's events)."""
     stmt = (
         select(image_events.c.id, image_events.c.event_type)
         .where(image_events.c.member_id == member, image_events.c.image_id == image_id)
@@ -97,4 +167,12 @@ def _membership_windows(conn: Connection, image_id: str, member: str) -> list[tu
             start = None
     if start is not None:
         windows.append((start, None))
-    return windows
+    return [_within_life(window, lives) for window in windows]
+
+
+def _within_life(window: tuple[int, int | None], lives: list[Life]) -> tuple[int, int | None]:
+    start, end = window
+    life = next(life for life in lives if not life.ends_before(start))
+    if life.last is not None and (end is None or end > life.last):
+        return start, life.last
+    return start, end

@@ -22,7 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from spyglass.db.tables import image_locations, image_members, image_properties, image_tags, images
+from spyglass.db import upsert
+from spyglass.db.tables import (
+    image_locations,
+    image_members,
+    image_properties,
+    image_tags,
+    images,
+    used_image_ids,
+)
 from spyglass.images.visibility import owner_suspended
 
 
@@ -78,9 +86,15 @@ def fetch_image(
 
 
 def insert_image(conn: Connection, row: dict[str, Any]) -> bool:
-    """Insert a new image row; False when the id is taken. The caller must end the transaction
-    after a False (PostgreSQL aborts it on the unique violation)."""
-    if conn.execute(select(images.c.id).where(images.c.id == row["id"])).first() is not None:
+    """Insert a new image row; False when the id is, or ever was, used by an image. The caller must
+    end the transaction after a False (PostgreSQL aborts it on a unique violation)."""
+    reserve = (
+        upsert.insert(conn.dialect.name, used_image_ids)
+        .values(id=row["id"])
+        .on_conflict_do_nothing(index_elements=[used_image_ids.c.id])
+        .returning(used_image_ids.c.id)
+    )
+    if conn.execute(reserve).first() is None:
         return False
     try:
         conn.execute(insert(images).values(**row))

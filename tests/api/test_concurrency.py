@@ -178,8 +178,10 @@ def test_parallel_writers_never_fail(server: Server) -> None:
     assert set(sent) <= {i["id"] for i in images}
     on_disk = {p.name for p in (server.data_dir / "images").iterdir()}
     assert not any(name.endswith(".partial") for name in on_disk)
-    # Identical uploads (the empty ones, say) share one blob (spyglass.blob_refs).
+    # Identical uploads (the empty ones, say) of one project share one blob (spyglass.blob_refs).
     contents = {
-        (i["checksum"], i["os_hash_value"]) for i in images if i["status"] in ("active", "deactivated")
+        (i["owner"], i["checksum"], i["os_hash_value"])
+        for i in images
+        if i["status"] in ("active", "deactivated")
     }
     assert len(on_disk) == len(contents)

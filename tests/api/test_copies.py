@@ -12,7 +12,7 @@ from spyglass.db.engine import Database
 from spyglass.db.tables import blobs
 from spyglass.settings import Settings
 from tests.api.helpers import active, create, md5, upload
-from tests.api.safety import download, event_types, share
+from tests.api.safety import callers_with, download, event_types, share
 from tests.conftest import Callers, World
 
 DATA = b"shared image bytes"
@@ -104,21 +104,37 @@ def test_copies_record_provenance_events_and_drop_spyglass_properties(api: Calle
     assert event_types(api.bob, copy["id"]) == ["image.created_by_copy"]
 
 
-def test_identical_uploads_share_one_blob(api: Callers, settings: Settings, db: Database) -> None:
+def test_identical_uploads_of_a_project_share_one_blob(
+    api: Callers, settings: Settings, db: Database
+) -> None:
     first = active(api.alice, DATA)["id"]
-    second = active(api.bob, DATA)["id"]
-    other = active(api.bob, b"other bytes")["id"]
+    second = active(api.alice, DATA)["id"]
+    other = active(api.alice, b"other bytes")["id"]
     assert len(_keys(settings)) == 2
-    assert download(api.bob, second) == DATA
+    assert download(api.alice, second) == DATA
     with db.read() as conn:
         counts = {r.size: r.refcount for r in conn.execute(select(blobs))}
     assert counts == {len(DATA): 2, len(b"other bytes"): 1}
-    for caller, image_id in ((api.alice, first), (api.bob, other)):
-        assert caller.delete(f"/v2/images/{image_id}").status_code == 204
-    assert download(api.bob, second) == DATA
+    for image_id in (first, other):
+        assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
+    assert download(api.alice, second) == DATA
     assert len(_keys(settings)) == 1
-    assert api.bob.delete(f"/v2/images/{second}").status_code == 204
+    assert api.alice.delete(f"/v2/images/{second}").status_code == 204
     assert _keys(settings) == []
+
+
+def test_another_project_s_identical_upload_learns_nothing_of_the_first(
+    settings: Settings, db: Database, world: World
+) -> None:
+    with callers_with(settings, db, world, show_image_direct_url=True) as api:
+        private = active(api.alice, DATA, visibility="private")
+        mine = active(api.bob, DATA)
+        again = active(api.bob, DATA)
+    # Blob keys are random: no image's id, and Bob's bytes are his own blob, not Alice's.
+    assert private["id"] not in mine["direct_url"] and mine["id"] not in mine["direct_url"]
+    assert mine["direct_url"] != private["direct_url"]
+    assert again["direct_url"] == mine["direct_url"]
+    assert len(_keys(settings)) == 2
 
 
 def test_ten_copies_of_100_mib_use_100_mib(api: Callers, world: World, settings: Settings) -> None:
