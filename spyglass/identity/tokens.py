@@ -33,6 +33,8 @@ from spyglass.errors import Invalid, NotFound, Unauthorized
 from spyglass.identity.passwords import verify_password
 from spyglass.timeutil import isotime_micro, utcnow
 
+NOT_AUTHENTICATED = "The request you have made requires authentication."
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -77,42 +79,59 @@ def _row(conn: Connection, table: Any, **where: Any) -> dict[str, Any] | None:
 # ---- resolving names in an auth request ---------------------------------------------------------
 
 
+def _given(ref: dict[str, Any], key: str) -> str | None:
+    """An id or name from an auth request, or None when absent.
+
+    Stored ids and names never hold NUL (PostgreSQL cannot even compare one): such a value names
+    nothing, so it is refused as an unknown name is, before any query."""
+    value = ref.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"Invalid input for field '{key}': {value!r} is not a string.")
+    if "\x00" in value:
+        raise Unauthorized(NOT_AUTHENTICATED)
+    return value
+
+
+def _lookup(conn: Connection, table: Any, ref: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The row a `{"id"}` or `{"name", "domain"}` reference names, or None."""
+    entity_id, name = _given(ref, "id"), _given(ref, "name")
+    if entity_id:
+        return _row(conn, table, id=entity_id)
+    if name:
+        domain = _find_domain(conn, ref.get("domain"))
+        return _row(conn, table, name=name, domain_id=domain["id"])
+    raise Invalid(f"A {what} must be given by id, or by name and domain.")
+
+
 def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
-    if not isinstance(ref, dict) or not (ref.get("id") or ref.get("name")):
+    if not isinstance(ref, dict):
         raise Invalid("A domain must be given by id or name.")
-    found = _row(conn, domains, id=ref["id"]) if ref.get("id") else _row(conn, domains, name=ref["name"])
+    domain_id, name = _given(ref, "id"), _given(ref, "name")
+    if not (domain_id or name):
+        raise Invalid("A domain must be given by id or name.")
+    found = _row(conn, domains, id=domain_id) if domain_id else _row(conn, domains, name=name)
     if found is None:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return found
 
 
 def _find_user(conn: Connection, ref: Any) -> dict[str, Any]:
     if not isinstance(ref, dict):
         raise Invalid("Expecting to find user in password.")
-    if ref.get("id"):
-        user = _row(conn, users, id=ref["id"])
-    elif ref.get("name"):
-        domain = _find_domain(conn, ref.get("domain"))
-        user = _row(conn, users, name=ref["name"], domain_id=domain["id"])
-    else:
-        raise Invalid("A user must be given by id, or by name and domain.")
+    user = _lookup(conn, users, ref, "user")
     if user is None:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return user
 
 
 def _find_project(conn: Connection, ref: Any) -> dict[str, Any]:
     if not isinstance(ref, dict):
         raise Invalid("The project scope must be an object.")
-    if ref.get("id"):
-        project = _row(conn, projects, id=ref["id"])
-    elif ref.get("name"):
-        domain = _find_domain(conn, ref.get("domain"))
-        project = _row(conn, projects, name=ref["name"], domain_id=domain["id"])
-    else:
-        raise Invalid("A project must be given by id, or by name and domain.")
+    project = _lookup(conn, projects, ref, "project")
     if project is None:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return project
 
 
@@ -164,7 +183,7 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
         user = _find_user(conn, user_ref)
         secret = user_ref.get("password") if isinstance(user_ref, dict) else None
         if not isinstance(secret, str) or not verify_password(user["password_hash"], secret):
-            raise Unauthorized("The request you have made requires authentication.")
+            raise Unauthorized(NOT_AUTHENTICATED)
         return user, ["password"], None
     if "token" in methods:
         ref = identity.get("token")
@@ -174,10 +193,10 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
         try:
             old = _token_row(conn, token_id)
         except NotFound as exc:
-            raise Unauthorized("The request you have made requires authentication.") from exc
+            raise Unauthorized(NOT_AUTHENTICATED) from exc
         token_user = _row(conn, users, id=old["user_id"])
         if token_user is None:
-            raise Unauthorized("The request you have made requires authentication.")
+            raise Unauthorized(NOT_AUTHENTICATED)
         return token_user, ["token"], old
     raise Unauthorized("Unsupported authentication method.")
 
@@ -185,7 +204,7 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
 def _check_enabled(conn: Connection, user: dict[str, Any]) -> dict[str, Any]:
     domain = _row(conn, domains, id=user["domain_id"])
     if not user["enabled"] or domain is None or not domain["enabled"]:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return domain
 
 
@@ -252,7 +271,7 @@ def issue_token(db: Database, body: Any, ttl_seconds: int) -> tuple[str, TokenIn
             # Re-checked in the same transaction: the user or project may have changed meanwhile.
             return secret, _load(conn, secret)
         except NotFound as exc:
-            raise Unauthorized("The request you have made requires authentication.") from exc
+            raise Unauthorized(NOT_AUTHENTICATED) from exc
 
 
 # ---- validating -------------------------------------------------------------------------------------
@@ -313,7 +332,7 @@ def authenticate_request(db: Database, secret: str) -> RequestContext:
     try:
         return validate_token(db, secret).context()
     except NotFound as exc:
-        raise Unauthorized("The request you have made requires authentication.") from exc
+        raise Unauthorized(NOT_AUTHENTICATED) from exc
 
 
 def revoke_token(db: Database, secret: str) -> None:
