@@ -95,35 +95,30 @@ def _given(ref: dict[str, Any], key: str) -> str | None:
 
 
 def _lookup(conn: Connection, table: Any, ref: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The row a `{"id"}` or `{"name", "domain"}` reference names, or None."""
+    """The row a `{"id"}` or `{"name", "domain"}` reference names, or None (also for a missing domain)."""
     entity_id, name = _given(ref, "id"), _given(ref, "name")
     if entity_id:
         return _row(conn, table, id=entity_id)
     if name:
-        domain = _find_domain(conn, ref.get("domain"))
-        return _row(conn, table, name=name, domain_id=domain["id"])
+        domain = _domain_row(conn, ref.get("domain"))
+        return _row(conn, table, name=name, domain_id=domain["id"]) if domain else None
     raise Invalid(f"A {what} must be given by id, or by name and domain.")
 
 
-def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
+def _domain_row(conn: Connection, ref: Any) -> dict[str, Any] | None:
     if not isinstance(ref, dict):
         raise Invalid("A domain must be given by id or name.")
     domain_id, name = _given(ref, "id"), _given(ref, "name")
     if not (domain_id or name):
         raise Invalid("A domain must be given by id or name.")
-    found = _row(conn, domains, id=domain_id) if domain_id else _row(conn, domains, name=name)
+    return _row(conn, domains, id=domain_id) if domain_id else _row(conn, domains, name=name)
+
+
+def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
+    found = _domain_row(conn, ref)
     if found is None:
         raise Unauthorized(NOT_AUTHENTICATED)
     return found
-
-
-def _find_user(conn: Connection, ref: Any) -> dict[str, Any]:
-    if not isinstance(ref, dict):
-        raise Invalid("Expecting to find user in password.")
-    user = _lookup(conn, users, ref, "user")
-    if user is None:
-        raise Unauthorized(NOT_AUTHENTICATED)
-    return user
 
 
 def _find_project(conn: Connection, ref: Any) -> dict[str, Any]:
@@ -178,13 +173,7 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
         raise Invalid("Expecting to find identity with methods in auth.")
     methods = identity["methods"]
     if "password" in methods:
-        password = identity.get("password")
-        user_ref = password.get("user") if isinstance(password, dict) else None
-        user = _find_user(conn, user_ref)
-        secret = user_ref.get("password") if isinstance(user_ref, dict) else None
-        if not isinstance(secret, str) or not verify_password(user["password_hash"], secret):
-            raise Unauthorized(NOT_AUTHENTICATED)
-        return user, ["password"], None
+        return _password_user(conn, identity.get("password")), ["password"], None
     if "token" in methods:
         ref = identity.get("token")
         token_id = ref.get("id") if isinstance(ref, dict) else None
@@ -199,6 +188,21 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
             raise Unauthorized(NOT_AUTHENTICATED)
         return token_user, ["token"], old
     raise Unauthorized("Unsupported authentication method.")
+
+
+def _password_user(conn: Connection, password: Any) -> dict[str, Any]:
+    user_ref = password.get("user") if isinstance(password, dict) else None
+    if not isinstance(user_ref, dict):
+        raise Invalid("Expecting to find user in password.")
+    user = _lookup(conn, users, user_ref, "user")
+    secret = user_ref.get("password")
+    if not isinstance(secret, str):
+        raise Unauthorized(NOT_AUTHENTICATED)
+    # Checked even when there is no such user (against a dummy hash): the same time either way.
+    matches = verify_password(user["password_hash"] if user else None, secret)
+    if user is None or not matches:
+        raise Unauthorized(NOT_AUTHENTICATED)
+    return user
 
 
 def _check_enabled(conn: Connection, user: dict[str, Any]) -> dict[str, Any]:
