@@ -27,6 +27,7 @@ from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
 from spyglass.identity import api as identity_api
 from spyglass.identity import directory as identity_directory
+from spyglass.identity.passwords import CheckSlots
 from spyglass.settings import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -135,6 +136,7 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
+    app.state.password_checks = CheckSlots(settings.password_checks_at_once, settings.password_check_queue)
     app.state.store = blob_store
     app.state.stores = store_set
     app.state.store_rendering = render.StoreRendering(
