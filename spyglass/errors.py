@@ -47,3 +47,19 @@ class RangeNotSatisfiable(SpyglassError):
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message)
         self.size = size
+
+
+class TryLater(SpyglassError):
+    """Not now: the client may retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Throttled(TryLater):
+    """This client made too many failed attempts."""
+
+
+class Busy(TryLater):
+    """The server has too much of this kind of work in hand."""

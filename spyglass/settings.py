@@ -35,6 +35,17 @@ class Settings:
     public_url: str = ""
     region: str = "RegionOne"
     token_ttl_seconds: int = 86400
+    # Failed password logins, counted in the database over a sliding window (README "Login
+    # throttling"): per user and source address, and per source address for any user. Beyond a
+    # limit, logins from that address (for that user) get 429 with Retry-After. 0 turns a limit off.
+    login_failure_window_seconds: int = 300
+    login_failures_per_user_address: int = 5
+    login_failures_per_address: int = 50
+    # Argon2 password checks running at once in each worker process (0: half the cores shared out
+    # among the workers, at least one each) and how many more may wait for one; beyond that a login
+    # gets 503 with Retry-After.
+    password_check_concurrency: int = 0
+    password_check_queue: int = 8
     admin_password: str = ""
     demo: bool = False
     # Images API limits, named as Glance names them.
@@ -123,6 +134,7 @@ class Settings:
         if self.hashing_algorithm not in ("sha256", "sha384", "sha512"):
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
+        self._validate_logins()
         self._validate_stores()
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
@@ -134,6 +146,22 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_logins(self) -> None:
+        if self.login_failure_window_seconds < 1:
+            raise SettingsError("login_failure_window_seconds must be at least 1")
+        for name in (
+            "login_failures_per_user_address",
+            "login_failures_per_address",
+            "password_check_concurrency",
+            "password_check_queue",
+        ):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+
+    @property
+    def password_checks_at_once(self) -> int:
+        return self.password_check_concurrency or max(1, (os.cpu_count() or 1) // (2 * self.workers))
 
     def _validate_stores(self) -> None:
         names = [spec.name for spec in self.store_specs]

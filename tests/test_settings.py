@@ -36,6 +36,9 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"SPYGLASS_DEMO": "maybe"}, "invalid value"),
         ({"SPYGLASS_HASHING_ALGORITHM": "md5"}, "hashing_algorithm"),
         ({"SPYGLASS_LIMIT_PARAM_DEFAULT": "5000"}, "limit_param_default"),
+        ({"SPYGLASS_LOGIN_FAILURE_WINDOW_SECONDS": "0"}, "login_failure_window_seconds must be at least 1"),
+        ({"SPYGLASS_LOGIN_FAILURES_PER_ADDRESS": "-1"}, "login_failures_per_address must not be negative"),
+        ({"SPYGLASS_PASSWORD_CHECK_QUEUE": "-1"}, "password_check_queue must not be negative"),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(environ: dict[str, str], message: str) -> None:
@@ -60,6 +63,9 @@ def test_worker_processes_get_the_data_path_settings() -> None:
         "disk_format_inspection": False,
         "web_download_allowed_networks": ("127.0.0.1/32", "10.0.0.0/8"),
         "web_download_timeout_seconds": 60,
+        "login_failures_per_user_address": 3,
+        "password_check_concurrency": 2,
+        "workers": 4,
     }
     settings = load_settings(environ={}, overrides=dict(chosen))
     assert {k: getattr(settings, k) for k in chosen} == chosen
@@ -77,3 +83,14 @@ def test_allowed_networks_from_toml_and_environment(tmp_path: Path) -> None:
         load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "example.com"})
     with pytest.raises(SettingsError, match="web_download_timeout_seconds"):
         load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_TIMEOUT_SECONDS": "0"})
+
+
+def test_login_limits_from_toml_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("login_failures_per_user_address = 10\nlogin_failure_window_seconds = 900\n")
+    settings = load_settings(config, environ={"SPYGLASS_LOGIN_FAILURES_PER_ADDRESS": "0"})
+    assert settings.login_failures_per_user_address == 10
+    assert settings.login_failure_window_seconds == 900
+    assert settings.login_failures_per_address == 0
+    assert load_settings(environ={"SPYGLASS_PASSWORD_CHECK_CONCURRENCY": "3"}).password_checks_at_once == 3
+    assert load_settings(environ={}).password_checks_at_once >= 1

@@ -28,6 +28,7 @@ from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
+from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import members
@@ -145,6 +146,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.secret_box = SecretBox.of(settings)
+    app.state.password_checks = CheckSlots(settings.password_checks_at_once, settings.password_check_queue)
     app.state.store = blob_store
     app.state.stores = store_set
     app.state.store_rendering = render.StoreRendering(

@@ -27,6 +27,8 @@ STATUS: dict[type[errors.SpyglassError], int] = {
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RangeNotSatisfiable: 416,
+    errors.Throttled: 429,
+    errors.Busy: 503,
 }
 
 
@@ -84,6 +86,8 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         headers["Accept-Patch"] = exc.accept_patch
     if isinstance(exc, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, errors.TryLater):
+        headers["Retry-After"] = str(exc.retry_after)
     patch_415 = isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch
     layout = media_type_text if patch_415 else glance_text
     return error_response(request, status_of(exc), exc.message, headers, detail=exc.detail, layout=layout)

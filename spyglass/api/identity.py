@@ -5,6 +5,7 @@ The administrative resources (domains, projects, users, roles, assignments) are 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from spyglass.api.identity_admin import routes as admin_routes
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
+from spyglass.identity.throttle import Attempt, LoginLimits
 from spyglass.web import JSONResponse, base_url, caller, json_body
 
 VERSION_ID = "v3.14"
@@ -51,12 +53,25 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
     return tokens.build_catalog(public, settings.region)
 
 
+def _attempt(request: Request) -> Attempt:
+    settings = request.app.state.settings
+    limits = LoginLimits(
+        window_seconds=settings.login_failure_window_seconds,
+        per_user_address=settings.login_failures_per_user_address,
+        per_address=settings.login_failures_per_address,
+    )
+    return Attempt(address=request.client.host if request.client else "unknown", limits=limits)
+
+
 async def issue(request: Request) -> Response:
     body = await json_body(request)
     settings = request.app.state.settings
-    secret, info = await run_in_threadpool(
-        tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds
-    )
+    # A password check waits for a slot here, on the event loop, holding no pool thread.
+    slot = request.app.state.password_checks.slot() if tokens.uses_password(body) else nullcontext()
+    async with slot:
+        secret, info = await run_in_threadpool(
+            tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds, _attempt(request)
+        )
     nocatalog = "nocatalog" in request.query_params
     rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
     return JSONResponse(rendered, status_code=201, headers={"X-Subject-Token": secret, **VARY})

@@ -113,6 +113,20 @@ tokens = Table(
     Index(None, "expires_at"),
 )
 
+# Failed password logins, one row each, for throttling (spyglass.identity.throttle). `subject`
+# is a SHA-256 of the user named, so the table never holds what an attacker typed.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("failed_at", DateTime, nullable=False),
+    Index(None, "address", "failed_at"),
+    Index(None, "subject", "address", "failed_at"),
+    Index(None, "failed_at"),
+)
+
 # ---- images ---------------------------------------------------------------------------------
 
 images = Table(

@@ -6,6 +6,7 @@ The messages are Keystone's, which clients show verbatim.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -80,6 +81,29 @@ SCHEMAS = {
 }
 
 
+# Fields naming another entity by id. Keystone allows only letters, digits and hyphens in ids;
+# Spyglass keeps accepting other printable ids, but never control characters.
+REFERENCES = frozenset({"id", "domain_id", "parent_id", "default_project_id"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def check_characters(entity: Row) -> None:
+    """Refuse NUL in any text (PostgreSQL cannot store it) and any control character in an id.
+
+    Names and descriptions may hold other control characters, as Keystone's allow them."""
+    for field, value in entity.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise Invalid(f"Invalid input for field '{field}': NUL characters are not allowed.")
+        if field in REFERENCES and has_control(value):
+            raise Invalid(f"Invalid input for field '{field}': control characters are not allowed.")
+
+
 def read_body(body: Any, kind: str, use: str) -> Row:
     """The entity inside a `{"kind": {...}}` request body, checked against its schema."""
     entity = body.get(kind) if isinstance(body, dict) else None
@@ -87,6 +111,7 @@ def read_body(body: Any, kind: str, use: str) -> Row:
         raise Invalid(f"Expecting to find {kind} in request body.")
     error = best_match(SCHEMAS[kind, use].iter_errors(entity))
     if error is None:
+        check_characters(entity)
         return dict(entity)
     field = str(error.path[0]) if error.path else kind
     message = error.schema.get("x-unsupported", error.message) if isinstance(error.schema, dict) else ""

@@ -30,8 +30,12 @@ from spyglass.db.tables import (
     users,
 )
 from spyglass.errors import Invalid, NotFound, Unauthorized
+from spyglass.identity import throttle
 from spyglass.identity.passwords import verify_password
+from spyglass.identity.throttle import Attempt
 from spyglass.timeutil import isotime_micro, utcnow
+
+NOT_AUTHENTICATED = "The request you have made requires authentication."
 
 
 @dataclass(frozen=True)
@@ -77,42 +81,54 @@ def _row(conn: Connection, table: Any, **where: Any) -> dict[str, Any] | None:
 # ---- resolving names in an auth request ---------------------------------------------------------
 
 
-def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
-    if not isinstance(ref, dict) or not (ref.get("id") or ref.get("name")):
-        raise Invalid("A domain must be given by id or name.")
-    found = _row(conn, domains, id=ref["id"]) if ref.get("id") else _row(conn, domains, name=ref["name"])
-    if found is None:
-        raise Unauthorized("The request you have made requires authentication.")
-    return found
+def _given(ref: dict[str, Any], key: str) -> str | None:
+    """An id or name from an auth request, or None when absent.
+
+    Stored ids and names never hold NUL (PostgreSQL cannot even compare one): such a value names
+    nothing, so it is refused as an unknown name is, before any query."""
+    value = ref.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"Invalid input for field '{key}': {value!r} is not a string.")
+    if "\x00" in value:
+        raise Unauthorized(NOT_AUTHENTICATED)
+    return value
 
 
-def _find_user(conn: Connection, ref: Any) -> dict[str, Any]:
+def _lookup(conn: Connection, table: Any, ref: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The row a `{"id"}` or `{"name", "domain"}` reference names, or None (also for a missing domain)."""
+    entity_id, name = _given(ref, "id"), _given(ref, "name")
+    if entity_id:
+        return _row(conn, table, id=entity_id)
+    if name:
+        domain = _domain_row(conn, ref.get("domain"))
+        return _row(conn, table, name=name, domain_id=domain["id"]) if domain else None
+    raise Invalid(f"A {what} must be given by id, or by name and domain.")
+
+
+def _domain_row(conn: Connection, ref: Any) -> dict[str, Any] | None:
     if not isinstance(ref, dict):
-        raise Invalid("Expecting to find user in password.")
-    if ref.get("id"):
-        user = _row(conn, users, id=ref["id"])
-    elif ref.get("name"):
-        domain = _find_domain(conn, ref.get("domain"))
-        user = _row(conn, users, name=ref["name"], domain_id=domain["id"])
-    else:
-        raise Invalid("A user must be given by id, or by name and domain.")
-    if user is None:
-        raise Unauthorized("The request you have made requires authentication.")
-    return user
+        raise Invalid("A domain must be given by id or name.")
+    domain_id, name = _given(ref, "id"), _given(ref, "name")
+    if not (domain_id or name):
+        raise Invalid("A domain must be given by id or name.")
+    return _row(conn, domains, id=domain_id) if domain_id else _row(conn, domains, name=name)
+
+
+def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
+    found = _domain_row(conn, ref)
+    if found is None:
+        raise Unauthorized(NOT_AUTHENTICATED)
+    return found
 
 
 def _find_project(conn: Connection, ref: Any) -> dict[str, Any]:
     if not isinstance(ref, dict):
         raise Invalid("The project scope must be an object.")
-    if ref.get("id"):
-        project = _row(conn, projects, id=ref["id"])
-    elif ref.get("name"):
-        domain = _find_domain(conn, ref.get("domain"))
-        project = _row(conn, projects, name=ref["name"], domain_id=domain["id"])
-    else:
-        raise Invalid("A project must be given by id, or by name and domain.")
+    project = _lookup(conn, projects, ref, "project")
     if project is None:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return project
 
 
@@ -153,19 +169,30 @@ def expand_roles(conn: Connection, role_ids: set[str]) -> list[dict[str, str]]:
 # ---- issuing ------------------------------------------------------------------------------------------
 
 
-def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list[str], dict[str, Any] | None]:
-    """Check the identity part of an auth request; returns the user, methods and the token used."""
+@dataclass(frozen=True)
+class _Authenticated:
+    user: dict[str, Any]
+    methods: list[str]
+    old_token: dict[str, Any] | None = None
+    throttle_key: str | None = None
+
+
+def uses_password(body: Any) -> bool:
+    """Whether an auth request asks for a password check (the costly kind)."""
+    auth = body.get("auth") if isinstance(body, dict) else None
+    identity = auth.get("identity") if isinstance(auth, dict) else None
+    methods = identity.get("methods") if isinstance(identity, dict) else None
+    return isinstance(methods, list) and "password" in methods
+
+
+def _authenticate(conn: Connection, identity: Any, attempt: Attempt | None) -> _Authenticated:
+    """Check the identity part of an auth request."""
     if not isinstance(identity, dict) or not isinstance(identity.get("methods"), list):
         raise Invalid("Expecting to find identity with methods in auth.")
     methods = identity["methods"]
     if "password" in methods:
-        password = identity.get("password")
-        user_ref = password.get("user") if isinstance(password, dict) else None
-        user = _find_user(conn, user_ref)
-        secret = user_ref.get("password") if isinstance(user_ref, dict) else None
-        if not isinstance(secret, str) or not verify_password(user["password_hash"], secret):
-            raise Unauthorized("The request you have made requires authentication.")
-        return user, ["password"], None
+        user, key = _password_user(conn, identity.get("password"), attempt)
+        return _Authenticated(user, ["password"], throttle_key=key)
     if "token" in methods:
         ref = identity.get("token")
         token_id = ref.get("id") if isinstance(ref, dict) else None
@@ -174,18 +201,46 @@ def _authenticate(conn: Connection, identity: Any) -> tuple[dict[str, Any], list
         try:
             old = _token_row(conn, token_id)
         except NotFound as exc:
-            raise Unauthorized("The request you have made requires authentication.") from exc
+            raise Unauthorized(NOT_AUTHENTICATED) from exc
         token_user = _row(conn, users, id=old["user_id"])
         if token_user is None:
-            raise Unauthorized("The request you have made requires authentication.")
-        return token_user, ["token"], old
+            raise Unauthorized(NOT_AUTHENTICATED)
+        return _Authenticated(token_user, ["token"], old_token=old)
     raise Unauthorized("Unsupported authentication method.")
+
+
+class _WrongPassword(Unauthorized):
+    """A failed password login, with what the throttle counts it against."""
+
+    def __init__(self, key: str, named: str) -> None:
+        super().__init__(NOT_AUTHENTICATED)
+        self.key = key
+        self.named = named
+
+
+def _password_user(conn: Connection, password: Any, attempt: Attempt | None) -> tuple[dict[str, Any], str]:
+    """The user a password login names and its throttle key, if the password matches."""
+    user_ref = password.get("user") if isinstance(password, dict) else None
+    if not isinstance(user_ref, dict):
+        raise Invalid("Expecting to find user in password.")
+    user = _lookup(conn, users, user_ref, "user")
+    key = throttle.subject(user_ref, user)
+    if attempt is not None:
+        throttle.check(conn, attempt, key)
+    secret = user_ref.get("password")
+    if not isinstance(secret, str):
+        raise Unauthorized(NOT_AUTHENTICATED)
+    # Checked even when there is no such user (against a dummy hash): the same time either way.
+    matches = verify_password(user["password_hash"] if user else None, secret)
+    if user is None or not matches:
+        raise _WrongPassword(key, repr(user_ref.get("name") or user_ref.get("id"))[:80])
+    return user, key
 
 
 def _check_enabled(conn: Connection, user: dict[str, Any]) -> dict[str, Any]:
     domain = _row(conn, domains, id=user["domain_id"])
     if not user["enabled"] or domain is None or not domain["enabled"]:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return domain
 
 
@@ -217,42 +272,58 @@ def _resolve_scope(conn: Connection, user: dict[str, Any], scope: Any) -> Scope:
     raise Invalid("Unknown scope.")
 
 
-def issue_token(db: Database, body: Any, ttl_seconds: int) -> tuple[str, TokenInfo]:
-    """Authenticate a POST /v3/auth/tokens body and store a new token."""
+def issue_token(
+    db: Database, body: Any, ttl_seconds: int, attempt: Attempt | None = None
+) -> tuple[str, TokenInfo]:
+    """Authenticate a POST /v3/auth/tokens body and store a new token.
+
+    With an `attempt`, failed password logins are throttled (spyglass.identity.throttle)."""
     auth = body.get("auth") if isinstance(body, dict) else None
     if not isinstance(auth, dict):
         raise Invalid("Expecting to find auth in request body.")
     secret = secrets.token_urlsafe(32)
     # Checking the password is deliberately slow (Argon2): do it in a read transaction so that it
     # never holds up writers, then store the token in a short write.
-    with db.read() as conn:
-        user, methods, old = _authenticate(conn, auth.get("identity"))
-        _check_enabled(conn, user)
-        scope = _resolve_scope(conn, user, auth.get("scope"))
+    try:
+        with db.read() as conn:
+            found = _authenticate(conn, auth.get("identity"), attempt)
+            _check_enabled(conn, found.user)
+            scope = _resolve_scope(conn, found.user, auth.get("scope"))
+    except _WrongPassword as exc:
+        if attempt is not None:
+            throttle.record_failure(db, attempt, exc.key, exc.named)
+        raise
+    with db.write() as conn:
+        if attempt is not None and found.throttle_key is not None:
+            throttle.forget(conn, attempt, found.throttle_key)
+        return secret, _store(conn, secret, found, scope, ttl_seconds)
+
+
+def _store(conn: Connection, secret: str, found: _Authenticated, scope: Scope, ttl_seconds: int) -> TokenInfo:
     now = utcnow().replace(microsecond=0)
     expires = now + timedelta(seconds=ttl_seconds)
+    methods, old = found.methods, found.old_token
     if old is not None:
         # A token obtained from a token never outlives the original.
         expires = min(expires, old["expires_at"])
         methods = sorted(set(old["methods"].split(",")) | set(methods))
-    with db.write() as conn:
-        conn.execute(
-            insert(tokens).values(
-                token_hash=_hash(secret),
-                audit_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
-                user_id=user["id"],
-                project_id=scope.project["id"] if scope.project else None,
-                domain_id=scope.domain["id"] if scope.domain else None,
-                methods=",".join(methods),
-                issued_at=now,
-                expires_at=expires,
-            )
+    conn.execute(
+        insert(tokens).values(
+            token_hash=_hash(secret),
+            audit_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+            user_id=found.user["id"],
+            project_id=scope.project["id"] if scope.project else None,
+            domain_id=scope.domain["id"] if scope.domain else None,
+            methods=",".join(methods),
+            issued_at=now,
+            expires_at=expires,
         )
-        try:
-            # Re-checked in the same transaction: the user or project may have changed meanwhile.
-            return secret, _load(conn, secret)
-        except NotFound as exc:
-            raise Unauthorized("The request you have made requires authentication.") from exc
+    )
+    try:
+        # Re-checked in the same transaction: the user or project may have changed meanwhile.
+        return _load(conn, secret)
+    except NotFound as exc:
+        raise Unauthorized(NOT_AUTHENTICATED) from exc
 
 
 # ---- validating -------------------------------------------------------------------------------------
@@ -313,7 +384,7 @@ def authenticate_request(db: Database, secret: str) -> RequestContext:
     try:
         return validate_token(db, secret).context()
     except NotFound as exc:
-        raise Unauthorized("The request you have made requires authentication.") from exc
+        raise Unauthorized(NOT_AUTHENTICATED) from exc
 
 
 def revoke_token(db: Database, secret: str) -> None:

@@ -39,6 +39,11 @@ def _is_member(record: ImageRecord) -> bool:
     return record.member_status is not None and record["visibility"] == "shared"
 
 
+def _has_control(member_id: str) -> bool:
+    # Project ids never hold control characters, and PostgreSQL cannot even compare a NUL.
+    return any(ord(char) < 32 or ord(char) == 127 for char in member_id)
+
+
 def _not_found(image_id: str, member_id: str) -> NotFound:
     return NotFound(f"Member {member_id} not found for image {image_id}.")
 
@@ -65,6 +70,8 @@ def add_member(
             raise Invalid("Member to be added not specified")
         if not isinstance(member_id, str) or len(member_id) > 255:
             raise Invalid("Member must be a project id (a string of at most 255 characters).")
+        if _has_control(member_id):
+            raise Invalid("Member must be a project id; control characters are not allowed.")
         if _member_row(conn, image_id, member_id) is not None:
             raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
         if validate:
@@ -111,6 +118,8 @@ def _visible_member(
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
     everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
+        raise _not_found(image_id, member_id)
+    if _has_control(member_id):
         raise _not_found(image_id, member_id)
     row = _member_row(conn, image_id, member_id)
     if row is None:

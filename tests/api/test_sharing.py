@@ -4,6 +4,7 @@ community and public images, and what project lifecycle does to shares."""
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import update
@@ -135,3 +136,13 @@ def test_disabled_owner_project_hides_its_images(api: Callers, world: World, db:
     with db.write() as conn:
         conn.execute(update(projects).where(projects.c.id == world.projects["beta"]).values(enabled=True))
     assert image_id in _list_ids(api.alice)
+
+
+@pytest.mark.parametrize("member", ["be\x00ta", "beta\n", "\x7f"])
+def test_control_characters_in_member_ids(api: Callers, member: str) -> None:
+    image_id = _shared_image(api.alice)
+    response = api.alice.post(f"/v2/images/{image_id}/members", json={"member": member})
+    assert response.status_code == 400, response.text
+    assert "control characters are not allowed" in response.json()["message"]
+    assert api.alice.get(f"/v2/images/{image_id}/members").json()["members"] == []
+    assert api.alice.get(f"/v2/images/{image_id}/members/{quote(member)}").status_code == 404
