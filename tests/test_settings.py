@@ -77,3 +77,17 @@ def test_allowed_networks_from_toml_and_environment(tmp_path: Path) -> None:
         load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "example.com"})
     with pytest.raises(SettingsError, match="web_download_timeout_seconds"):
         load_settings(environ={"SPYGLASS_WEB_DOWNLOAD_TIMEOUT_SECONDS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_request_body_bytes", 100),
+        ("max_request_headers", 5),
+        ("max_request_header_line_bytes", 100),
+        ("max_request_header_line_bytes", 128 * 1024),  # longer than all headers together may be
+    ],
+)
+def test_request_limits_must_leave_room_for_real_requests(name: str, value: int) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(environ={f"SPYGLASS_{name.upper()}": str(value)})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,9 +15,12 @@ from starlette.routing import Route
 
 from spyglass import audit, copies, invitations, recycle_bin, usage
 from spyglass.api import render
-from spyglass.api.common import JSONResponse, base_url, caller
+from spyglass.api.common import JSONResponse, base_url, caller, optional_json_body
 from spyglass.errors import Invalid
 from spyglass.safeguards import OVERRIDE_HEADER, Safeguards, is_true
+
+# The copy action takes at most {"name": ...}.
+OPTIONAL_BODY_MAX = 64 * 1024
 
 
 def safeguards(request: Request) -> Safeguards:
@@ -40,18 +42,6 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Invalid(f"{name} must be a non-negative integer (at most 18 digits).")
     return int(raw)
-
-
-async def _optional_json(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    if len(raw) > 64 * 1024:
-        raise Invalid("The request body is too large.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"Malformed JSON in request body: {exc}") from exc
 
 
 async def events(request: Request) -> Response:
@@ -78,7 +68,7 @@ async def image_usage(request: Request) -> Response:
 
 async def copy(request: Request) -> Response:
     ctx = await caller(request)
-    body = await _optional_json(request)
+    body = await optional_json_body(request, at_most=OPTIONAL_BODY_MAX)
     state = request.app.state
     record = await run_in_threadpool(
         copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.store.name

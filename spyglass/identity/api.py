@@ -15,6 +15,7 @@ from starlette.routing import Route
 from spyglass.api.common import JSONResponse, base_url, caller, json_body
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
+from spyglass.identity.admin_api import BODY_MAX
 from spyglass.identity.admin_api import routes as admin_routes
 
 VERSION_ID = "v3.14"
@@ -52,7 +53,7 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
 
 
 async def issue(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, at_most=BODY_MAX)
     settings = request.app.state.settings
     secret, info = await run_in_threadpool(
         tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds
