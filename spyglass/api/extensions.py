@@ -21,6 +21,7 @@ from spyglass.safeguards import OVERRIDE_HEADER, Safeguards, is_true
 
 # The copy action takes at most {"name": ...}.
 OPTIONAL_BODY_MAX = 64 * 1024
+LARGEST_ID = 2**63 - 1
 
 
 def safeguards(request: Request) -> Safeguards:
@@ -37,10 +38,10 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    # isascii: str.isdigit also accepts digits such as "²" that int() refuses; 18 digits fit a
-    # 64-bit column.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise Invalid(f"{name} must be a non-negative integer (at most 18 digits).")
+    # isascii: str.isdigit also accepts digits such as "²" that int() refuses. Any event id the
+    # API hands out fits: the largest a 64-bit id column (SQLite's rowid) can hold.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > LARGEST_ID:
+        raise Invalid(f"{name} must be an integer from 0 to {LARGEST_ID}.")
     return int(raw)
 
 
