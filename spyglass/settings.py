@@ -56,6 +56,14 @@ class Settings:
     # Turn off only when projects live in an external identity service that cannot be queried.
     validate_member_ids: bool = True
     image_size_cap: int = 1024**4
+    # Every JSON request body (both APIs; image data has image_size_cap), refused with 413 while it
+    # is read. The default holds the largest image document: 128 properties of 64 KiB, as a PATCH.
+    max_request_body_bytes: int = 10 * 1024**2
+    # Request headers, refused with 431 before any handler runs: how many, the longest one (name and
+    # value; Glance's max_header_line), and all of them together.
+    max_request_headers: int = 100
+    max_request_header_line_bytes: int = 16 * 1024
+    max_request_header_bytes: int = 64 * 1024
     hashing_algorithm: str = "sha512"
     # Inspect every upload and import for its real disk format (spyglass.inspect): refuse hostile or
     # mislabelled data and record virtual_size. Off: data is stored as sent and virtual_size stays null.
@@ -131,6 +139,7 @@ class Settings:
             raise SettingsError("limit_param_default must be between 1 and api_limit_max")
         if self.image_member_quota < 0:
             raise SettingsError("image_member_quota must not be negative")
+        self._validate_request_limits()
         if self.hashing_algorithm not in ("sha256", "sha384", "sha512"):
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
@@ -162,6 +171,16 @@ class Settings:
     @property
     def password_checks_at_once(self) -> int:
         return self.password_check_concurrency or max(1, (os.cpu_count() or 1) // (2 * self.workers))
+
+    def _validate_request_limits(self) -> None:
+        if self.max_request_body_bytes < 1024:
+            raise SettingsError("max_request_body_bytes must be at least 1024")
+        if self.max_request_headers < 10:
+            raise SettingsError("max_request_headers must be at least 10")
+        if not 1024 <= self.max_request_header_line_bytes <= self.max_request_header_bytes:
+            raise SettingsError(
+                "max_request_header_line_bytes must be at least 1024 and at most max_request_header_bytes"
+            )
 
     def _validate_stores(self) -> None:
         names = [spec.name for spec in self.store_specs]

@@ -30,12 +30,42 @@ async def caller(request: Request) -> RequestContext:
     return ctx
 
 
-async def json_body(request: Request, *, max_bytes: int = 1024 * 1024) -> Any:
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise TooLarge(f"The request body is larger than {max_bytes} bytes.")
+async def json_body(request: Request, *, at_most: int | None = None) -> Any:
+    """The JSON document of the body; 413 past the deployment's limit (or `at_most`, if smaller)."""
+    raw = await limited_body(request, at_most=at_most)
     if not raw:
         raise Invalid("The request body is empty; a JSON document was expected.")
+    return _parse(raw)
+
+
+async def optional_json_body(request: Request, *, at_most: int | None = None) -> Any:
+    """As json_body, but None for an empty body."""
+    raw = await limited_body(request, at_most=at_most)
+    return _parse(raw) if raw.strip() else None
+
+
+async def limited_body(request: Request, *, at_most: int | None = None) -> bytes:
+    """The whole body, refused before reading when Content-Length is too large, and as soon as the
+    stream crosses the limit otherwise (a chunked body): never more than the limit is held."""
+    limit: int = request.app.state.settings.max_request_body_bytes
+    if at_most is not None:
+        limit = min(limit, at_most)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(_too_large(limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(_too_large(limit))
+    return bytes(body)
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than the limit of {limit} bytes for a JSON document."
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

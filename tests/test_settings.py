@@ -94,3 +94,17 @@ def test_login_limits_from_toml_and_environment(tmp_path: Path) -> None:
     assert settings.login_failures_per_address == 0
     assert load_settings(environ={"SPYGLASS_PASSWORD_CHECK_CONCURRENCY": "3"}).password_checks_at_once == 3
     assert load_settings(environ={}).password_checks_at_once >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_request_body_bytes", 100),
+        ("max_request_headers", 5),
+        ("max_request_header_line_bytes", 100),
+        ("max_request_header_line_bytes", 128 * 1024),  # longer than all headers together may be
+    ],
+)
+def test_request_limits_must_leave_room_for_real_requests(name: str, value: int) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(environ={f"SPYGLASS_{name.upper()}": str(value)})

@@ -23,6 +23,7 @@ from spyglass.api import render
 from spyglass.api import stores as store_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
+from spyglass.api.header_limits import HeaderLimitMiddleware
 from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
@@ -155,5 +156,7 @@ def create_app(
         show_direct_url=settings.show_image_direct_url,
         show_locations=settings.show_multiple_locations,
     )
+    # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
+    app.add_middleware(HeaderLimitMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     return app

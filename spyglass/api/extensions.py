@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +20,11 @@ from spyglass.images import project_copy as copies
 from spyglass.images import recycle_bin
 from spyglass.images.impact import OVERRIDE_HEADER, Safeguards, is_true
 from spyglass.sharing import invitations, usage
-from spyglass.web import JSONResponse, base_url, caller
+from spyglass.web import JSONResponse, base_url, caller, optional_json_body
+
+# The copy action takes at most {"name": ...}.
+OPTIONAL_BODY_MAX = 64 * 1024
+LARGEST_ID = 2**63 - 1
 
 
 def safeguards(request: Request) -> Safeguards:
@@ -38,23 +41,11 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    # isascii: str.isdigit also accepts digits such as "²" that int() refuses; 18 digits fit a
-    # 64-bit column.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise Invalid(f"{name} must be a non-negative integer (at most 18 digits).")
+    # isascii: str.isdigit also accepts digits such as "²" that int() refuses. Any event id the
+    # API hands out fits: the largest a 64-bit id column (SQLite's rowid) can hold.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > LARGEST_ID:
+        raise Invalid(f"{name} must be an integer from 0 to {LARGEST_ID}.")
     return int(raw)
-
-
-async def _optional_json(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    if len(raw) > 64 * 1024:
-        raise Invalid("The request body is too large.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"Malformed JSON in request body: {exc}") from exc
 
 
 async def events(request: Request) -> Response:
@@ -81,7 +72,7 @@ async def image_usage(request: Request) -> Response:
 
 async def copy(request: Request) -> Response:
     ctx = await caller(request)
-    body = await _optional_json(request)
+    body = await optional_json_body(request, at_most=OPTIONAL_BODY_MAX)
     state = request.app.state
     record = await run_in_threadpool(
         copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.store.name

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from spyglass.api.identity_admin import BODY_MAX
 from spyglass.api.identity_admin import routes as admin_routes
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
@@ -64,7 +65,7 @@ def _attempt(request: Request) -> Attempt:
 
 
 async def issue(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, at_most=BODY_MAX)
     settings = request.app.state.settings
     # A password check waits for a slot here, on the event loop, holding no pool thread.
     slot = request.app.state.password_checks.slot() if tokens.uses_password(body) else nullcontext()

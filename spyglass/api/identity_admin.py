@@ -21,6 +21,9 @@ from spyglass.identity import directory, grants
 from spyglass.web import JSONResponse, base_url, caller, json_body
 
 T = TypeVar("T")
+# Identity requests are small: Keystone itself refuses bodies past 112 KiB (oslo.middleware's
+# max_request_body_size), and the token request is unauthenticated, so anyone can send one.
+BODY_MAX = 112 * 1024
 Row = dict[str, Any]
 
 
@@ -28,7 +31,7 @@ async def _call(request: Request, service: Callable[..., T], *args: Any, body: b
     """Authenticate first (a 401 beats a 400), then run the service function off the event loop."""
     ctx = await caller(request)
     if body:
-        args = (*args, await json_body(request))
+        args = (*args, await json_body(request, at_most=BODY_MAX))
     return await run_in_threadpool(service, request.app.state.db, ctx, *args)
 
 

@@ -37,6 +37,9 @@ from spyglass.timeutil import utcnow
 RESERVED = image_patch.RESERVED | {"locations"}
 IMAGE_PROPERTY_QUOTA = 128
 PROPERTY_NAME_MAX = 255
+# Bytes (UTF-8) of one property value: the most a MySQL-backed Glance stores (a TEXT column), so no
+# value Glance keeps is refused, while 128 properties cannot grow an image past ~8 MiB.
+PROPERTY_VALUE_MAX = 65535
 NUL_MESSAGE = "Strings must not contain NUL characters."
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # What a new image is when the client does not say (Glance's defaults).
@@ -92,7 +95,7 @@ def _check_attribute_names(names: Any) -> None:
     for name in names:
         if name in read_only_attributes():
             raise Forbidden(f"Attribute '{name}' is read-only.")
-        if name.startswith(image_patch.RESERVED_PREFIX) or name in RESERVED:
+        if name in RESERVED or image_patch.is_reserved(name):
             raise Forbidden(image_patch.ACCESS_DENIED, f"Attribute '{name}' is reserved.")
 
 
@@ -114,6 +117,16 @@ def _validate_document(doc: dict[str, Any]) -> None:
             raise Invalid(f"Custom property should not be greater than {PROPERTY_NAME_MAX} characters.")
         if has_nul(name) or has_nul(value):
             raise Invalid(NUL_MESSAGE)
+        if isinstance(value, str) and len(value) > PROPERTY_VALUE_MAX // 4:
+            _check_value_size(name, value)
+
+
+def _check_value_size(name: str, value: str) -> None:
+    size = len(value.encode())
+    if size > PROPERTY_VALUE_MAX:
+        raise Invalid(
+            f"The value of property '{name}' is {size} bytes; at most {PROPERTY_VALUE_MAX} are accepted."
+        )
 
 
 def has_nul(value: Any) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Connection, and_, literal, or_, select, true
 
 from spyglass.audit import events
 from spyglass.context import RequestContext
@@ -47,7 +47,8 @@ def list_events(
         scope = _scope(conn, ctx, image_id)
         stmt = select(image_events).where(image_events.c.image_id == image_id, scope)
         if marker is not None:
-            stmt = stmt.where(image_events.c.id > marker)
+            # As a 64-bit value: PostgreSQL's ids are 32-bit, and a larger marker must not overflow.
+            stmt = stmt.where(image_events.c.id > literal(marker, BigInteger))
         rows = conn.execute(stmt.order_by(image_events.c.id).limit(limit)).mappings()
         return [events.document(r) for r in rows]
 

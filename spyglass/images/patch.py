@@ -36,6 +36,10 @@ WRITABLE_COLUMNS = (
 CORE = frozenset({*WRITABLE_COLUMNS, "tags"})
 RESERVED = frozenset({"location", "deleted", "deleted_at"})
 RESERVED_PREFIX = "os_glance"
+# Spyglass writes its own properties (a copy's provenance, spyglass.copies): owners could forge
+# them. Only these are the owner's to set (the sharing-safety opt-in, spyglass.safeguards).
+SPYGLASS_PREFIX = "spyglass_"
+OWNER_SETTABLE = frozenset({"spyglass_protect_consumers"})
 # webob's explanations, which Glance puts above the specific message of some refusals.
 ACCESS_DENIED = "Access was denied to this resource."
 CONFLICT = "There was a conflict when trying to complete your request."
@@ -126,10 +130,17 @@ def _attribute(pointer: Any) -> str:
 def _check_writable(name: str) -> None:
     if name == "id" or name in read_only_attributes():
         raise Forbidden(f"Attribute '{name}' is read-only.")
-    if name in RESERVED or name.startswith(RESERVED_PREFIX):
+    if is_reserved(name):
         raise Forbidden(f"Attribute '{name}' is reserved.")
     if name == "locations":
         raise Forbidden("It's not allowed to update locations if locations are invisible.")
+
+
+def is_reserved(name: str) -> bool:
+    """May no client write this property (Glance's reserved names, and Spyglass's own)?"""
+    if name.startswith(SPYGLASS_PREFIX):
+        return name not in OWNER_SETTABLE
+    return name in RESERVED or name.startswith(RESERVED_PREFIX)
 
 
 def _apply_one(doc: dict[str, Any], change: Change, *, strict_add: bool) -> None:

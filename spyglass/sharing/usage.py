@@ -3,7 +3,8 @@
 Each download adds one to the project's count and its bytes and moves its last time, with one
 UPSERT (INSERT ... ON CONFLICT DO UPDATE) issued when the download response has been prepared,
 never while the bytes stream. A range request counts the bytes of its range. Recording is best
-effort: a download never fails because its accounting could not be written (it is logged).
+effort: a download never fails because its accounting could not be written. An image deleted
+while its bytes went out is the normal end of that race (a debug line); any other failure is logged.
 
 `GET /v2/images/{id}/usage`: the owner project and admins read every consumer's row, another
 project that can see the image reads its own.
@@ -17,7 +18,7 @@ from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from spyglass.context import RequestContext
 from spyglass.data.transfer import Download
@@ -37,8 +38,11 @@ def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
     try:
         with db.write() as conn:
             conn.execute(_upsert(conn.dialect.name), values)
+    except IntegrityError:
+        # The image row is gone (foreign key): deleted after the download looked it up.
+        log.debug("image %s was deleted during its download by %s; not counted", image_id, project_id)
     except SQLAlchemyError:
-        # Deleted a moment ago (foreign key), or the database is unavailable: the bytes still go.
+        # The database is unavailable: the bytes still go.
         log.warning("could not record a download of image %s by %s", image_id, project_id, exc_info=True)
 
 

@@ -125,8 +125,16 @@ def test_events_page_with_limit_and_marker(api: Callers, world: World) -> None:
     assert [e["type"] for e in first["events"]] == ["member.added"]
     rest = api.alice.get(first["next"]).json()
     assert [e["type"] for e in rest["events"]] == ["member.status_changed"]
-    for bad in ("limit=0", "limit=1001", "limit=x", "marker=-1"):
+    for bad in ("limit=0", "limit=1001", "limit=x", "marker=-1", f"marker={2**63}"):
         assert api.alice.get(f"/v2/images/{image_id}/events?{bad}").status_code == 400
+
+
+def test_the_marker_takes_every_id_an_event_can_have(api: Callers, world: World) -> None:
+    # Event ids are 64-bit: the largest (19 digits) is a marker after which nothing follows.
+    image_id = share(api.alice, world.projects["beta"], api.bob)
+    response = api.alice.get(f"/v2/images/{image_id}/events?marker={2**63 - 1}")
+    assert response.status_code == 200, response.text
+    assert response.json()["events"] == []
 
 
 def test_project_deletion_is_recorded_for_owner_and_members(api: Callers, world: World) -> None:
