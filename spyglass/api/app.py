@@ -26,10 +26,13 @@ from spyglass.api.errors import HANDLERS
 from spyglass.audit import events, webhooks
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
+from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
+from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.settings import Settings
 from spyglass.sharing import members
+from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -96,10 +99,12 @@ def create_app(
     db: Database | None = None,
     store: BlobStore | None = None,
     stores: StoreSet | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Starlette:
     """Wire a Spyglass application. The database must already be migrated (see spyglass.service).
 
-    The blob stores are `stores`, or the one `store`, or else those the settings configure."""
+    The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
+    are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
     database = db or Database(settings.database)
     store_set = stores or (StoreSet.single(store) if store is not None else build(settings))
@@ -135,15 +140,19 @@ def create_app(
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.db = database
-    app.state.store = blob_store
-    app.state.stores = store_set
-    app.state.store_rendering = render.StoreRendering(
-        store_set.default_name,
-        url=lambda location: store_set.url(location.store, location.key),
-        show_direct_url=settings.show_image_direct_url,
-        show_locations=settings.show_multiple_locations,
+    app.state.spyglass = AppState(
+        settings=settings,
+        db=database,
+        stores=store_set,
+        store_rendering=render.StoreRendering(
+            store_set.default_name,
+            url=lambda location: store_set.url(location.store, location.key),
+            show_direct_url=settings.show_image_direct_url,
+            show_locations=settings.show_multiple_locations,
+        ),
+    )
+    app.add_middleware(
+        AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)
     )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from spyglass.api.identity_admin import routes as admin_routes
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
-from spyglass.web import JSONResponse, base_url, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
 
 VERSION_ID = "v3.14"
 VERSION_UPDATED = "2020-04-07T00:00:00Z"
@@ -42,7 +42,7 @@ async def version(request: Request) -> Response:
 
 
 def _catalog(request: Request) -> list[dict[str, Any]]:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     public = (
         settings.public_url.rstrip("/")
         if settings.public_url
@@ -53,9 +53,9 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
 
 async def issue(request: Request) -> Response:
     body = await json_body(request)
-    settings = request.app.state.settings
+    state = app_state(request)
     secret, info = await run_in_threadpool(
-        tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds
+        tokens.issue_token, state.db, body, state.settings.token_ttl_seconds
     )
     nocatalog = "nocatalog" in request.query_params
     rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
@@ -63,12 +63,12 @@ async def issue(request: Request) -> Response:
 
 
 async def _subject(request: Request) -> tokens.TokenInfo:
-    ctx = await caller(request)
+    ctx = caller(request)
     subject = request.headers.get("x-subject-token")
     if not subject:
         raise NotFound("X-Subject-Token is missing.")
     try:
-        info = await run_in_threadpool(tokens.validate_token, request.app.state.db, subject)
+        info = await run_in_threadpool(tokens.validate_token, app_state(request).db, subject)
     except NotFound as exc:
         raise NotFound(f"Could not find token: {subject[:8]}...") from exc
     if not ctx.is_admin and info.user["id"] != ctx.user_id:
@@ -90,12 +90,12 @@ async def check(request: Request) -> Response:
 
 async def revoke(request: Request) -> Response:
     await _subject(request)
-    await run_in_threadpool(tokens.revoke_token, request.app.state.db, request.headers["x-subject-token"])
+    await run_in_threadpool(tokens.revoke_token, app_state(request).db, request.headers["x-subject-token"])
     return Response(status_code=204)
 
 
 async def catalog(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     if ctx.project_id is None and ctx.domain_id is None:
         raise Unauthorized("The service catalog is only available to scoped tokens.")
     return JSONResponse({"catalog": _catalog(request), "links": {"self": str(request.url)}}, headers=VARY)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from spyglass.blobs.registry import StoreSet
 from spyglass.data import store_removal as image_stores
 from spyglass.images.policy import Action, authorize
-from spyglass.web import JSONResponse, caller
+from spyglass.web import JSONResponse, app_state, caller
 
 # The request header that chooses the store of an upload, a stage or an import.
 STORE_HEADER = "X-Image-Meta-Store"
@@ -31,15 +31,15 @@ def _summary(stores: StoreSet, name: str) -> dict[str, Any]:
 
 
 async def info_stores(request: Request) -> Response:
-    await caller(request)
-    stores: StoreSet = request.app.state.stores
+    caller(request)
+    stores: StoreSet = app_state(request).stores
     return JSONResponse({"stores": [_summary(stores, name) for name in stores]})
 
 
 async def info_stores_detail(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     authorize(ctx, Action.GET_STORES_DETAIL)
-    stores: StoreSet = request.app.state.stores
+    stores: StoreSet = app_state(request).stores
     details = []
     for name in stores:
         entry = _summary(stores, name)
@@ -51,12 +51,12 @@ async def info_stores_detail(request: Request) -> Response:
 
 
 async def delete_from_store(request: Request) -> Response:
-    ctx = await caller(request)
-    stores: StoreSet = request.app.state.stores
+    ctx = caller(request)
+    stores: StoreSet = app_state(request).stores
     p = request.path_params
     await run_in_threadpool(
         image_stores.delete_from_store,
-        request.app.state.db,
+        app_state(request).db,
         stores,
         stores.default_name,
         ctx,

@@ -9,35 +9,35 @@ from starlette.routing import Route
 
 from spyglass.audit import webhooks
 from spyglass.data.web_download import AddressPolicy
-from spyglass.web import JSONResponse, caller, json_body
+from spyglass.web import JSONResponse, app_state, caller, json_body
 
 
 async def create(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
-    policy = AddressPolicy.of(request.app.state.settings)
-    row = await run_in_threadpool(webhooks.create_webhook, request.app.state.db, ctx, body, policy)
+    policy = AddressPolicy.of(app_state(request).settings)
+    row = await run_in_threadpool(webhooks.create_webhook, app_state(request).db, ctx, body, policy)
     return JSONResponse(row, status_code=201)
 
 
 async def index(request: Request) -> Response:
-    ctx = await caller(request)
-    rows = await run_in_threadpool(webhooks.list_webhooks, request.app.state.db, ctx)
+    ctx = caller(request)
+    rows = await run_in_threadpool(webhooks.list_webhooks, app_state(request).db, ctx)
     return JSONResponse({"webhooks": rows})
 
 
 async def delete(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     await run_in_threadpool(
-        webhooks.delete_webhook, request.app.state.db, ctx, request.path_params["webhook_id"]
+        webhooks.delete_webhook, app_state(request).db, ctx, request.path_params["webhook_id"]
     )
     return Response(status_code=204)
 
 
 async def deliveries(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     rows = await run_in_threadpool(
-        webhooks.list_deliveries, request.app.state.db, ctx, request.path_params["webhook_id"]
+        webhooks.list_deliveries, app_state(request).db, ctx, request.path_params["webhook_id"]
     )
     return JSONResponse({"deliveries": rows})
 

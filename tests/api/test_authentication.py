@@ -15,6 +15,7 @@ from spyglass.blobs import FilesystemStore
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import domains, projects, role_assignments, role_implications, roles, users
+from spyglass.errors import Unauthorized
 from spyglass.images import catalog as images
 from spyglass.settings import Settings
 from tests.api.helpers import create
@@ -140,3 +141,33 @@ def test_a_removed_role_implication_counts_at_once_on_every_node(
     # The token stays valid with the operator role alone, which confers nothing on images.
     assert api.bob.post("/v2/images", json=body).status_code == 403
     assert bob_b.post("/v2/images", json=body).status_code == 403
+
+
+class KnownTokens:
+    """An authenticator with a fixed table of tokens, as an external validator would plug in."""
+
+    def __init__(self, known: dict[str, RequestContext]) -> None:
+        self.known = known
+        self.asked: list[str] = []
+
+    def authenticate(self, token: str) -> RequestContext:
+        self.asked.append(token)
+        if token not in self.known:
+            raise Unauthorized("The request you have made requires authentication.")
+        return self.known[token]
+
+
+def test_the_authenticator_handed_to_create_app_is_asked_once_per_request(
+    settings: Settings, db: Database, world: World
+) -> None:
+    alice = RequestContext(world.users["alice"], world.projects["alpha"], frozenset({"member"}))
+    authenticator = KnownTokens({"alice-token": alice})
+    app = create_app(settings, db=db, store=FilesystemStore(settings.blob_dir), authenticator=authenticator)
+    with TestClient(app, base_url="http://127.0.0.1:9292") as client:
+        created = Caller(client, "alice-token").post("/v2/images", json={"name": "x"})
+        assert created.status_code == 201 and created.json()["owner"] == world.projects["alpha"]
+        assert Caller(client, "alice-token").get(f"/v2/images/{created.json()['id']}").status_code == 200
+        # The embedded identity's own tokens mean nothing to this authenticator.
+        assert Caller(client, world.tokens["alice"]).get("/v2/images").status_code == 401
+        assert client.get("/v2/images").status_code == 401
+    assert authenticator.asked == ["alice-token", "alice-token", world.tokens["alice"]]
