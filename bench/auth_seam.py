@@ -56,6 +56,14 @@ def fresh_postgres(server: str, name: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+def drop_postgres(server: str, names: list[str]) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        for name in names:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 class Server:
     def __init__(self, code: Path, data_dir: Path, database_url: str) -> None:
         self.port = free_port()
@@ -70,10 +78,14 @@ class Server:
         self.process = subprocess.Popen(
             command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=data_dir.parent
         )
-        self._wait()
-        running = re.search(r"code: (\S+)", self.log.read_text())
-        if running is None or not running.group(1).startswith(str(code)):
-            raise RuntimeError(f"the server does not run {code}: {running}")
+        try:
+            self._wait()
+            running = re.search(r"code: (\S+)", self.log.read_text())
+            if running is None or not running.group(1).startswith(str(code)):
+                raise RuntimeError(f"the server does not run {code}: {running}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait(self) -> None:
         deadline = time.monotonic() + 60
@@ -179,6 +191,7 @@ def main() -> None:
         run(args, "sqlite", Path(tmp))
         if args.postgres:
             run(args, "postgresql", Path(tmp))
+            drop_postgres(args.postgres, ["bench_auth_old", "bench_auth_new"])
 
 
 if __name__ == "__main__":
