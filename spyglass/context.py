@@ -1,8 +1,10 @@
-"""Who is calling: the authenticated identity every service function receives."""
+"""Who is calling: the authenticated identity every service function receives, and the protocol
+of what establishes it from a token."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,13 @@ class RequestContext:
     @property
     def can_read(self) -> bool:
         return bool(self.roles & {"reader", "member", "admin"})
+
+
+class Authenticator(Protocol):
+    """Turns an X-Auth-Token into the caller: the embedded identity service's implementation is
+    spyglass.identity.authn; a validator for an external Keystone would be another.
+
+    Called in a worker thread, so it may block. Raises spyglass.errors.Unauthorized for a token
+    that is unknown, expired, revoked, or whose user or scope is disabled."""
+
+    def authenticate(self, token: str) -> RequestContext: ...

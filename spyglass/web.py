@@ -1,17 +1,46 @@
-"""Helpers every handler uses: the caller's context, JSON bodies, JSON responses, URLs."""
+"""Helpers every handler uses: the application's state, the caller (authenticated once per request
+by AuthenticationMiddleware), JSON bodies, JSON responses, URLs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spyglass.context import RequestContext
+from spyglass.api.render import StoreRendering
+from spyglass.blobs.registry import StoreSet
+from spyglass.context import Authenticator, RequestContext
+from spyglass.db.engine import Database
 from spyglass.errors import Invalid, TooLarge, Unauthorized
-from spyglass.identity.tokens import authenticate_request
+from spyglass.identity.passwords import CheckSlots
+from spyglass.secret_box import SecretBox
+from spyglass.settings import Settings
+
+# Where AuthenticationMiddleware leaves the caller, in the request's state.
+_CALLER = "spyglass.caller"
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What create_app wires once and every handler reads."""
+
+    settings: Settings
+    db: Database
+    stores: StoreSet
+    store_rendering: StoreRendering
+    secret_box: SecretBox
+    password_checks: CheckSlots
+
+
+def app_state(request: Request) -> AppState:
+    wired: AppState = request.app.state.spyglass
+    return wired
 
 
 class JSONResponse(Response):
@@ -21,12 +50,36 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-async def caller(request: Request) -> RequestContext:
-    """The authenticated caller, from X-Auth-Token."""
-    token = request.headers.get("x-auth-token")
-    if not token:
+class AuthenticationMiddleware:
+    """Authenticates every request that carries X-Auth-Token, once, before routing.
+
+    A bad token is not refused here: the routes that need no token (version discovery, getting a
+    token) answer whatever the header says; `caller` refuses it where a caller is needed."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            token = Headers(scope=scope).get("x-auth-token")
+            if token:
+                await self._authenticate(scope, token)
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope, token: str) -> None:
+        try:
+            ctx = await run_in_threadpool(self.authenticator.authenticate, token)
+        except Unauthorized:
+            return
+        scope.setdefault("state", {})[_CALLER] = ctx
+
+
+def caller(request: Request) -> RequestContext:
+    """The authenticated caller; 401 when the request carried no valid X-Auth-Token."""
+    ctx = request.scope.get("state", {}).get(_CALLER)
+    if not isinstance(ctx, RequestContext):
         raise Unauthorized("The request you have made requires authentication.")
-    ctx: RequestContext = await run_in_threadpool(authenticate_request, request.app.state.db, token)
     return ctx
 
 
@@ -47,7 +100,7 @@ async def optional_json_body(request: Request, *, at_most: int | None = None) ->
 async def limited_body(request: Request, *, at_most: int | None = None) -> bytes:
     """The whole body, refused before reading when Content-Length is too large, and as soon as the
     stream crosses the limit otherwise (a chunked body): never more than the limit is held."""
-    limit: int = request.app.state.settings.max_request_body_bytes
+    limit: int = app_state(request).settings.max_request_body_bytes
     if at_most is not None:
         limit = min(limit, at_most)
     declared = request.headers.get("content-length", "")
@@ -74,7 +127,7 @@ def _parse(raw: bytes) -> Any:
 
 def base_url(request: Request) -> str:
     """The external URL of the mounted API (for example http://host:9292/image)."""
-    configured: str = request.app.state.settings.public_url
+    configured = app_state(request).settings.public_url
     root: str = request.scope.get("root_path", "")
     if configured:
         return configured.rstrip("/") + root

@@ -11,11 +11,13 @@ project-scoped token for each of them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url
@@ -228,6 +230,19 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     app = create_app(settings, db=db, store=FilesystemStore(settings.blob_dir))
     with TestClient(app, base_url="http://127.0.0.1:9292") as test_client:
         yield test_client
+
+
+def app_settings(client: TestClient) -> Settings:
+    settings: Settings = client.app.state.spyglass.settings  # type: ignore[attr-defined]
+    return settings
+
+
+def reconfigure(client: TestClient, **changes: Any) -> None:
+    """Change settings of the client's running application (as a restart with them would)."""
+    app = client.app
+    wired = app.state.spyglass  # type: ignore[attr-defined]
+    settings = dataclasses.replace(wired.settings, **changes)
+    app.state.spyglass = dataclasses.replace(wired, settings=settings)  # type: ignore[attr-defined]
 
 
 class Caller:

@@ -27,12 +27,15 @@ from spyglass.api.header_limits import HeaderLimitMiddleware
 from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
+from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
+from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import members
+from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -99,10 +102,12 @@ def create_app(
     db: Database | None = None,
     store: BlobStore | None = None,
     stores: StoreSet | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Starlette:
     """Wire a Spyglass application. The database must already be migrated (see spyglass.service).
 
-    The blob stores are `stores`, or the one `store`, or else those the settings configure."""
+    The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
+    are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
     database = db or Database(settings.database)
     if stores is None:
@@ -112,7 +117,6 @@ def create_app(
             else build(settings.store_specs, settings.default_store_name)
         )
     store_set = stores
-    blob_store = store_set.default
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -144,17 +148,21 @@ def create_app(
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.db = database
-    app.state.secret_box = SecretBox.of(settings)
-    app.state.password_checks = CheckSlots(settings.password_checks_at_once, settings.password_check_queue)
-    app.state.store = blob_store
-    app.state.stores = store_set
-    app.state.store_rendering = render.StoreRendering(
-        store_set.default_name,
-        url=lambda location: store_set.url(location.store, location.key),
-        show_direct_url=settings.show_image_direct_url,
-        show_locations=settings.show_multiple_locations,
+    app.state.spyglass = AppState(
+        settings=settings,
+        db=database,
+        stores=store_set,
+        store_rendering=render.StoreRendering(
+            store_set.default_name,
+            url=lambda location: store_set.url(location.store, location.key),
+            show_direct_url=settings.show_image_direct_url,
+            show_locations=settings.show_multiple_locations,
+        ),
+        secret_box=SecretBox.of(settings),
+        password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+    )
+    app.add_middleware(
+        AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)
     )
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(HeaderLimitMiddleware, settings=settings)

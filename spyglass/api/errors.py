@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from spyglass import errors
+from spyglass.web import app_state
 
 STATUS: dict[type[errors.SpyglassError], int] = {
     errors.Invalid: 400,
@@ -65,7 +66,7 @@ def error_response(
     headers = dict(headers or {})
     phrase = HTTPStatus(status).phrase
     if status == 401:
-        headers["WWW-Authenticate"] = f'Keystone uri="{request.app.state.settings.base_url}/identity"'
+        headers["WWW-Authenticate"] = f'Keystone uri="{app_state(request).settings.base_url}/identity"'
     if status == 401 or request.url.path.startswith("/identity"):
         body = {"error": {"code": status, "message": message, "title": phrase}}
         return Response(json.dumps(body), status, headers, media_type="application/json")

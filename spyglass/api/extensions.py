@@ -20,7 +20,7 @@ from spyglass.images import project_copy as copies
 from spyglass.images import recycle_bin
 from spyglass.images.impact import OVERRIDE_HEADER, Safeguards, is_true
 from spyglass.sharing import invitations, usage
-from spyglass.web import JSONResponse, base_url, caller, optional_json_body
+from spyglass.web import JSONResponse, app_state, base_url, caller, optional_json_body
 
 # The copy action takes at most {"name": ...}.
 OPTIONAL_BODY_MAX = 64 * 1024
@@ -30,11 +30,11 @@ LARGEST_ID = 2**63 - 1
 def safeguards(request: Request) -> Safeguards:
     """The deployment's sharing-safety settings with this request's override header."""
     override = is_true(request.headers.get(OVERRIDE_HEADER))
-    return Safeguards.from_settings(request.app.state.settings, override=override)
+    return Safeguards.from_settings(app_state(request).settings, override=override)
 
 
 def _image(request: Request, record: Any) -> dict[str, Any]:
-    return render.image(record, request.app.state.store_rendering)
+    return render.image(record, app_state(request).store_rendering)
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:
@@ -49,12 +49,12 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
 
 
 async def events(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     marker = _int_param(request, "marker", None)
     limit = _int_param(request, "limit", audit.DEFAULT_LIMIT) or 0
     image_id = request.path_params["image_id"]
     rows = await run_in_threadpool(
-        audit.list_events, request.app.state.db, ctx, image_id, marker=marker, limit=limit
+        audit.list_events, app_state(request).db, ctx, image_id, marker=marker, limit=limit
     )
     body: dict[str, Any] = {"events": rows}
     if len(rows) == limit:
@@ -63,42 +63,42 @@ async def events(request: Request) -> Response:
 
 
 async def image_usage(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     rows = await run_in_threadpool(
-        usage.list_usage, request.app.state.db, ctx, request.path_params["image_id"]
+        usage.list_usage, app_state(request).db, ctx, request.path_params["image_id"]
     )
     return JSONResponse({"usage": rows})
 
 
 async def copy(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await optional_json_body(request, at_most=OPTIONAL_BODY_MAX)
-    state = request.app.state
+    state = app_state(request)
     record = await run_in_threadpool(
-        copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.store.name
+        copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.stores.default.name
     )
     headers = {"Location": f"{base_url(request)}/v2/images/{record.id}"}
     return JSONResponse(_image(request, record), status_code=201, headers=headers)
 
 
 async def restore(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     record = await run_in_threadpool(
-        recycle_bin.restore_image, request.app.state.db, ctx, request.path_params["image_id"]
+        recycle_bin.restore_image, app_state(request).db, ctx, request.path_params["image_id"]
     )
     return JSONResponse(_image(request, record))
 
 
 async def invitations_index(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     status = request.query_params.get("status", "pending")
-    rows = await run_in_threadpool(invitations.list_invitations, request.app.state.db, ctx, status)
+    rows = await run_in_threadpool(invitations.list_invitations, app_state(request).db, ctx, status)
     return JSONResponse({"invitations": rows})
 
 
 async def bin_index(request: Request) -> Response:
-    ctx = await caller(request)
-    rows = await run_in_threadpool(recycle_bin.list_bin, request.app.state.db, ctx)
+    ctx = caller(request)
+    rows = await run_in_threadpool(recycle_bin.list_bin, app_state(request).db, ctx)
     return JSONResponse({"images": rows})
 
 

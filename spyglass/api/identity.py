@@ -18,7 +18,7 @@ from spyglass.api.identity_admin import routes as admin_routes
 from spyglass.errors import Forbidden, NotFound, Unauthorized
 from spyglass.identity import tokens
 from spyglass.identity.throttle import Attempt, LoginLimits
-from spyglass.web import JSONResponse, base_url, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
 
 VERSION_ID = "v3.14"
 VERSION_UPDATED = "2020-04-07T00:00:00Z"
@@ -45,7 +45,7 @@ async def version(request: Request) -> Response:
 
 
 def _catalog(request: Request) -> list[dict[str, Any]]:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     public = (
         settings.public_url.rstrip("/")
         if settings.public_url
@@ -55,7 +55,7 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
 
 
 def _attempt(request: Request) -> Attempt:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     limits = LoginLimits(
         window_seconds=settings.login_failure_window_seconds,
         per_user_address=settings.login_failures_per_user_address,
@@ -66,12 +66,12 @@ def _attempt(request: Request) -> Attempt:
 
 async def issue(request: Request) -> Response:
     body = await json_body(request, at_most=BODY_MAX)
-    settings = request.app.state.settings
+    state = app_state(request)
     # A password check waits for a slot here, on the event loop, holding no pool thread.
-    slot = request.app.state.password_checks.slot() if tokens.uses_password(body) else nullcontext()
+    slot = state.password_checks.slot() if tokens.uses_password(body) else nullcontext()
     async with slot:
         secret, info = await run_in_threadpool(
-            tokens.issue_token, request.app.state.db, body, settings.token_ttl_seconds, _attempt(request)
+            tokens.issue_token, state.db, body, state.settings.token_ttl_seconds, _attempt(request)
         )
     nocatalog = "nocatalog" in request.query_params
     rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
@@ -79,12 +79,12 @@ async def issue(request: Request) -> Response:
 
 
 async def _subject(request: Request) -> tokens.TokenInfo:
-    ctx = await caller(request)
+    ctx = caller(request)
     subject = request.headers.get("x-subject-token")
     if not subject:
         raise NotFound("X-Subject-Token is missing.")
     try:
-        info = await run_in_threadpool(tokens.validate_token, request.app.state.db, subject)
+        info = await run_in_threadpool(tokens.validate_token, app_state(request).db, subject)
     except NotFound as exc:
         raise NotFound(f"Could not find token: {subject[:8]}...") from exc
     if not ctx.is_admin and info.user["id"] != ctx.user_id:
@@ -106,12 +106,12 @@ async def check(request: Request) -> Response:
 
 async def revoke(request: Request) -> Response:
     await _subject(request)
-    await run_in_threadpool(tokens.revoke_token, request.app.state.db, request.headers["x-subject-token"])
+    await run_in_threadpool(tokens.revoke_token, app_state(request).db, request.headers["x-subject-token"])
     return Response(status_code=204)
 
 
 async def catalog(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     if ctx.project_id is None and ctx.domain_id is None:
         raise Unauthorized("The service catalog is only available to scoped tokens.")
     return JSONResponse({"catalog": _catalog(request), "links": {"self": str(request.url)}}, headers=VARY)

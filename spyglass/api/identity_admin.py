@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from spyglass.identity import directory, grants
-from spyglass.web import JSONResponse, base_url, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
 
 T = TypeVar("T")
 # Identity requests are small: Keystone itself refuses bodies past 112 KiB (oslo.middleware's
@@ -29,10 +29,10 @@ Row = dict[str, Any]
 
 async def _call(request: Request, service: Callable[..., T], *args: Any, body: bool = False) -> T:
     """Authenticate first (a 401 beats a 400), then run the service function off the event loop."""
-    ctx = await caller(request)
+    ctx = caller(request)
     if body:
         args = (*args, await json_body(request, at_most=BODY_MAX))
-    return await run_in_threadpool(service, request.app.state.db, ctx, *args)
+    return await run_in_threadpool(service, app_state(request).db, ctx, *args)
 
 
 def _query(request: Request) -> dict[str, str]:

@@ -21,7 +21,7 @@ from spyglass.images import catalog as images
 from spyglass.images.schemas import NAMES as SCHEMA_NAMES
 from spyglass.images.schemas import schema
 from spyglass.sharing import usage
-from spyglass.web import JSONResponse, base_url, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
 
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.0-json-patch",
@@ -50,12 +50,12 @@ VERSIONS = (
 
 
 def _image_headers(request: Request) -> dict[str, str]:
-    store_ids = ",".join(request.app.state.stores)
+    store_ids = ",".join(app_state(request).stores)
     return {"OpenStack-image-store-ids": store_ids, **imports.import_methods_header()}
 
 
 def _render(request: Request, record: Any) -> dict[str, Any]:
-    return render.image(record, request.app.state.store_rendering)
+    return render.image(record, app_state(request).store_rendering)
 
 
 def _versions(request: Request) -> dict[str, Any]:
@@ -74,17 +74,17 @@ async def versions(request: Request) -> Response:
 
 
 async def create(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
-    record = await run_in_threadpool(images.create_image, request.app.state.db, ctx, body)
+    record = await run_in_threadpool(images.create_image, app_state(request).db, ctx, body)
     headers = {"Location": f"{base_url(request)}/v2/images/{record.id}", **_image_headers(request)}
     return JSONResponse(_render(request, record), status_code=201, headers=headers)
 
 
 async def index(request: Request) -> Response:
-    ctx = await caller(request)
-    query = image_list.parse(request.query_params, request.app.state.settings)
-    records, more = await run_in_threadpool(images.list_images, request.app.state.db, ctx, query)
+    ctx = caller(request)
+    query = image_list.parse(request.query_params, app_state(request).settings)
+    records, more = await run_in_threadpool(images.list_images, app_state(request).db, ctx, query)
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
     first = "/v2/images" + (f"?{urlencode(params)}" if params else "")
     body: dict[str, Any] = {
@@ -98,15 +98,15 @@ async def index(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     record = await run_in_threadpool(
-        images.get_image, request.app.state.db, ctx, request.path_params["image_id"]
+        images.get_image, app_state(request).db, ctx, request.path_params["image_id"]
     )
     return JSONResponse(_render(request, record))
 
 
 async def patch(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     media_type = request.headers.get("content-type", "").split(";")[0].strip()
     if media_type not in PATCH_MEDIA_TYPES:
         raise UnsupportedMediaType(
@@ -117,14 +117,14 @@ async def patch(request: Request) -> Response:
     ops = await json_body(request)
     image_id = request.path_params["image_id"]
     record = await run_in_threadpool(
-        images.update_image, request.app.state.db, ctx, image_id, ops, media_type, safeguards(request)
+        images.update_image, app_state(request).db, ctx, image_id, ops, media_type, safeguards(request)
     )
     return JSONResponse(_render(request, record))
 
 
 async def delete(request: Request) -> Response:
-    ctx = await caller(request)
-    state = request.app.state
+    ctx = caller(request)
+    state = app_state(request)
     image_id = request.path_params["image_id"]
     await run_in_threadpool(images.delete_image, state.db, state.stores, ctx, image_id, safeguards(request))
     await imports.discard_staged(request, image_id)
@@ -132,24 +132,24 @@ async def delete(request: Request) -> Response:
 
 
 async def add_tag(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     p = request.path_params
-    await run_in_threadpool(images.add_tag, request.app.state.db, ctx, p["image_id"], p["tag"])
+    await run_in_threadpool(images.add_tag, app_state(request).db, ctx, p["image_id"], p["tag"])
     return Response(status_code=204)
 
 
 async def delete_tag(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     p = request.path_params
-    await run_in_threadpool(images.delete_tag, request.app.state.db, ctx, p["image_id"], p["tag"])
+    await run_in_threadpool(images.delete_tag, app_state(request).db, ctx, p["image_id"], p["tag"])
     return Response(status_code=204)
 
 
 async def deactivate(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     await run_in_threadpool(
         images.deactivate_image,
-        request.app.state.db,
+        app_state(request).db,
         ctx,
         request.path_params["image_id"],
         safeguards(request),
@@ -158,16 +158,16 @@ async def deactivate(request: Request) -> Response:
 
 
 async def reactivate(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     await run_in_threadpool(
-        images.reactivate_image, request.app.state.db, ctx, request.path_params["image_id"]
+        images.reactivate_image, app_state(request).db, ctx, request.path_params["image_id"]
     )
     return Response(status_code=204)
 
 
 async def upload(request: Request) -> Response:
-    ctx = await caller(request)
-    state = request.app.state
+    ctx = caller(request)
+    state = app_state(request)
     imports.require_octet_stream(request)
     await image_data.upload(
         state.db,
@@ -182,8 +182,8 @@ async def upload(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    ctx = await caller(request)
-    state = request.app.state
+    ctx = caller(request)
+    state = app_state(request)
     for _attempt in range(2):
         found = await run_in_threadpool(
             image_data.prepare_download,
@@ -197,7 +197,7 @@ async def download(request: Request) -> Response:
             return Response(status_code=204)
         try:
             response = await run_in_threadpool(
-                _data_response, found.store or state.store, found, request.method == "HEAD"
+                _data_response, found.store or state.stores.default, found, request.method == "HEAD"
             )
             break
         except FileNotFoundError:
@@ -245,7 +245,7 @@ def _data_response(store: BlobStore, found: image_data.Download, head: bool) -> 
 
 
 async def get_schema(request: Request) -> Response:
-    await caller(request)
+    caller(request)
     name = request.path_params["name"]
     if name not in SCHEMA_NAMES:
         raise NotFound("The resource could not be found.")

@@ -12,7 +12,7 @@ from spyglass.api.stores import STORE_HEADER
 from spyglass.context import RequestContext
 from spyglass.data import imports, store_copies
 from spyglass.errors import Invalid, UnsupportedMediaType
-from spyglass.web import JSONResponse, caller, json_body
+from spyglass.web import JSONResponse, app_state, caller, json_body
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
 
@@ -33,9 +33,9 @@ def require_octet_stream(request: Request) -> None:
 
 
 async def stage(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     require_octet_stream(request)
-    state = request.app.state
+    state = app_state(request)
     header = request.headers.get(STORE_HEADER)
     store_name = state.stores.choose(header).name if header else None
     await imports.stage(
@@ -52,9 +52,9 @@ async def stage(request: Request) -> Response:
 
 
 async def import_image(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
-    state = request.app.state
+    state = app_state(request)
     header = request.headers.get(STORE_HEADER)
     if _method_name(body) == store_copies.COPY_IMAGE:
         await _copy_image(request, ctx, body, header)
@@ -82,7 +82,7 @@ async def _copy_image(
     request: Request, ctx: RequestContext, body: dict[str, Any], header: str | None
 ) -> None:
     """copy-image: the data of an active image into more stores, in the background."""
-    state = request.app.state
+    state = app_state(request)
     imports.ImportRequest.parse(body)
     targets = store_copies.targets(body, header, state.stores, state.stores.default_name)
     job = await run_in_threadpool(
@@ -100,11 +100,11 @@ async def _copy_image(
 
 async def discard_staged(request: Request, image_id: str) -> None:
     """Data staged for an image that was just deleted: the import will not happen now."""
-    await run_in_threadpool(imports.staging_store(request.app.state.settings).delete, image_id)
+    await run_in_threadpool(imports.staging_store(app_state(request).settings).delete, image_id)
 
 
 async def info_import(request: Request) -> Response:
-    await caller(request)
+    caller(request)
     return JSONResponse(
         {
             "import-methods": {

@@ -10,16 +10,16 @@ from starlette.routing import Route
 from spyglass.api import render
 from spyglass.api.extensions import safeguards
 from spyglass.sharing import members
-from spyglass.web import JSONResponse, caller, json_body
+from spyglass.web import JSONResponse, app_state, caller, json_body
 
 
 async def create(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     row = await run_in_threadpool(
         members.add_member,
-        request.app.state.db,
+        app_state(request).db,
         ctx,
         request.path_params["image_id"],
         body,
@@ -31,37 +31,37 @@ async def create(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     rows = await run_in_threadpool(
-        members.list_members, request.app.state.db, ctx, request.path_params["image_id"]
+        members.list_members, app_state(request).db, ctx, request.path_params["image_id"]
     )
     return JSONResponse({"members": [render.member(r) for r in rows], "schema": "/v2/schemas/members"})
 
 
 async def show(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     p = request.path_params
     row = await run_in_threadpool(
-        members.get_member, request.app.state.db, ctx, p["image_id"], p["member_id"]
+        members.get_member, app_state(request).db, ctx, p["image_id"], p["member_id"]
     )
     return JSONResponse(render.member(row))
 
 
 async def update(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
     p = request.path_params
     row = await run_in_threadpool(
-        members.update_member, request.app.state.db, ctx, p["image_id"], p["member_id"], body
+        members.update_member, app_state(request).db, ctx, p["image_id"], p["member_id"], body
     )
     return JSONResponse(render.member(row))
 
 
 async def delete(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     p = request.path_params
     await run_in_threadpool(
-        members.delete_member, request.app.state.db, ctx, p["image_id"], p["member_id"], safeguards(request)
+        members.delete_member, app_state(request).db, ctx, p["image_id"], p["member_id"], safeguards(request)
     )
     return Response(status_code=204)
 

@@ -9,29 +9,29 @@ from starlette.routing import Route
 
 from spyglass.blobs.registry import StoreSet
 from spyglass.data import stores as image_stores
-from spyglass.web import JSONResponse, caller
+from spyglass.web import JSONResponse, app_state, caller
 
 # The request header that chooses the store of an upload, a stage or an import.
 STORE_HEADER = "X-Image-Meta-Store"
 
 
 async def info_stores(request: Request) -> Response:
-    ctx = await caller(request)
-    return JSONResponse({"stores": image_stores.describe(ctx, request.app.state.stores)})
+    ctx = caller(request)
+    return JSONResponse({"stores": image_stores.describe(ctx, app_state(request).stores)})
 
 
 async def info_stores_detail(request: Request) -> Response:
-    ctx = await caller(request)
-    return JSONResponse({"stores": image_stores.describe(ctx, request.app.state.stores, detail=True)})
+    ctx = caller(request)
+    return JSONResponse({"stores": image_stores.describe(ctx, app_state(request).stores, detail=True)})
 
 
 async def delete_from_store(request: Request) -> Response:
-    ctx = await caller(request)
-    stores: StoreSet = request.app.state.stores
+    ctx = caller(request)
+    stores: StoreSet = app_state(request).stores
     p = request.path_params
     await run_in_threadpool(
         image_stores.delete_from_store,
-        request.app.state.db,
+        app_state(request).db,
         stores,
         stores.default_name,
         ctx,

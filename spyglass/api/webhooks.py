@@ -9,36 +9,36 @@ from starlette.routing import Route
 
 from spyglass.egress import AddressPolicy
 from spyglass.sharing import webhooks
-from spyglass.web import JSONResponse, caller, json_body
+from spyglass.web import JSONResponse, app_state, caller, json_body
 
 
 async def create(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     body = await json_body(request)
-    policy = AddressPolicy.of(request.app.state.settings)
-    state = request.app.state
+    state = app_state(request)
+    policy = AddressPolicy.of(state.settings)
     row = await run_in_threadpool(webhooks.create_webhook, state.db, ctx, body, state.secret_box, policy)
     return JSONResponse(row, status_code=201)
 
 
 async def index(request: Request) -> Response:
-    ctx = await caller(request)
-    rows = await run_in_threadpool(webhooks.list_webhooks, request.app.state.db, ctx)
+    ctx = caller(request)
+    rows = await run_in_threadpool(webhooks.list_webhooks, app_state(request).db, ctx)
     return JSONResponse({"webhooks": rows})
 
 
 async def delete(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     await run_in_threadpool(
-        webhooks.delete_webhook, request.app.state.db, ctx, request.path_params["webhook_id"]
+        webhooks.delete_webhook, app_state(request).db, ctx, request.path_params["webhook_id"]
     )
     return Response(status_code=204)
 
 
 async def deliveries(request: Request) -> Response:
-    ctx = await caller(request)
+    ctx = caller(request)
     rows = await run_in_threadpool(
-        webhooks.list_deliveries, request.app.state.db, ctx, request.path_params["webhook_id"]
+        webhooks.list_deliveries, app_state(request).db, ctx, request.path_params["webhook_id"]
     )
     return JSONResponse({"deliveries": rows})
 

@@ -12,11 +12,13 @@ import base64
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Row, RowMapping, Select, bindparam, delete, insert, or_, select
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -337,41 +339,130 @@ def _token_row(conn: Connection, secret: str) -> dict[str, Any]:
 
 
 def _load(conn: Connection, secret: str) -> TokenInfo:
-    row = _token_row(conn, secret)
-    user = _row(conn, users, id=row["user_id"])
-    if user is None:
+    rows = conn.execute(_TOKEN_STATEMENT, {"token_hash": _hash(secret)}).all()
+    if not rows or rows[0].expires_at <= utcnow():
         raise NotFound("Could not find token.")
-    try:
-        user_domain = _check_enabled(conn, user)
-    except Unauthorized as exc:
-        raise NotFound("Could not find token.") from exc
+    return _token_info(rows)
+
+
+def _token_info(rows: Sequence[Row[Any]]) -> TokenInfo:
+    """The token from its rows (one per effective role); NotFound unless everything is enabled."""
+    first = rows[0]._mapping
+    user, user_domain = _part(first, _USER), _part(first, _USER_DOMAIN)
+    project, project_domain = _part(first, _PROJECT), _part(first, _PROJECT_DOMAIN)
+    domain = _part(first, _SCOPE_DOMAIN)
+    role_list = [{"id": r.role_id, "name": r.role_name} for r in rows if r.role_id is not None]
+    if not _usable(first, user, user_domain, project, project_domain, domain, role_list):
+        raise NotFound("Could not find token.")
+    assert user is not None and user_domain is not None
     info: dict[str, Any] = {}
-    if row["project_id"]:
-        project = _row(conn, projects, id=row["project_id"])
-        project_domain = _row(conn, domains, id=project["domain_id"]) if project else None
-        if not project or not project["enabled"] or not project_domain or not project_domain["enabled"]:
-            raise NotFound("Could not find token.")
-        role_list = effective_roles(conn, user["id"], project_id=project["id"])
+    if project is not None:
         info = {"project": project, "project_domain": project_domain, "roles": role_list}
-    elif row["domain_id"]:
-        domain = _row(conn, domains, id=row["domain_id"])
-        if not domain or not domain["enabled"]:
-            raise NotFound("Could not find token.")
-        info = {
-            "domain": domain,
-            "roles": effective_roles(conn, user["id"], domain_id=domain["id"]),
-        }
-    if (row["project_id"] or row["domain_id"]) and not info["roles"]:
-        raise NotFound("Could not find token.")
+    elif domain is not None:
+        info = {"domain": domain, "roles": role_list}
     return TokenInfo(
         user=user,
         user_domain=user_domain,
-        methods=row["methods"].split(","),
-        audit_id=row["audit_id"],
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
+        methods=first["methods"].split(","),
+        audit_id=first["audit_id"],
+        issued_at=first["issued_at"],
+        expires_at=first["expires_at"],
         **info,
     )
+
+
+def _usable(
+    token: RowMapping,
+    user: dict[str, Any] | None,
+    user_domain: dict[str, Any] | None,
+    project: dict[str, Any] | None,
+    project_domain: dict[str, Any] | None,
+    domain: dict[str, Any] | None,
+    role_list: list[dict[str, str]],
+) -> bool:
+    """The user and the token's scope are enabled, and a scoped token still confers a role."""
+    if not _enabled(user) or not _enabled(user_domain):
+        return False
+    if token["project_id"] is not None:
+        return _enabled(project) and _enabled(project_domain) and bool(role_list)
+    if token["domain_id"] is not None:
+        return _enabled(domain) and bool(role_list)
+    return True
+
+
+def _enabled(entity: dict[str, Any] | None) -> bool:
+    return entity is not None and bool(entity["enabled"])
+
+
+def _part(row: RowMapping, table: NamedFromClause[Any]) -> dict[str, Any] | None:
+    """One joined entity of the token statement, or None when the outer join found nothing."""
+    prefix = f"{table.name}__"
+    if row[f"{prefix}id"] is None:
+        return None
+    return {c.name: row[f"{prefix}{c.name}"] for c in table.c if c.name != "password_hash"}
+
+
+def _labelled(table: NamedFromClause[Any]) -> list[Any]:
+    return [c.label(f"{table.name}__{c.name}") for c in table.c if c.name != "password_hash"]
+
+
+def _token_statement() -> Select[Any]:
+    """Everything validation reads, in one statement built once.
+
+    The token, its user and the user's domain, the scope (project and its domain, or a domain) and
+    the effective roles, one row per role: the role ids granted on the scope, closed over the implied
+    roles by a recursive query. Nothing is cached between requests, so a revoked token, a disabled
+    user, project or domain and a removed assignment or implication count on the next request on
+    every node.
+    """
+    granted = (
+        select(role_assignments.c.role_id)
+        .join(tokens, role_assignments.c.user_id == tokens.c.user_id)
+        .where(
+            tokens.c.token_hash == bindparam("token_hash"),
+            or_(
+                role_assignments.c.project_id == tokens.c.project_id,
+                role_assignments.c.domain_id == tokens.c.domain_id,
+            ),
+        )
+        .cte("effective_roles", recursive=True)
+    )
+    implied = select(role_implications.c.implied_role_id).join(
+        granted, role_implications.c.prior_role_id == granted.c.role_id
+    )
+    # UNION, not UNION ALL: a cycle of implications ends once no new role id turns up.
+    effective = granted.union(implied)
+    joined = (
+        tokens.join(_USER, _USER.c.id == tokens.c.user_id)
+        .join(_USER_DOMAIN, _USER_DOMAIN.c.id == _USER.c.domain_id)
+        .outerjoin(_PROJECT, _PROJECT.c.id == tokens.c.project_id)
+        .outerjoin(_PROJECT_DOMAIN, _PROJECT_DOMAIN.c.id == _PROJECT.c.domain_id)
+        .outerjoin(_SCOPE_DOMAIN, _SCOPE_DOMAIN.c.id == tokens.c.domain_id)
+        .outerjoin(roles, roles.c.id.in_(select(effective.c.role_id)))
+    )
+    return (
+        select(
+            tokens,
+            *_labelled(_USER),
+            *_labelled(_USER_DOMAIN),
+            *_labelled(_PROJECT),
+            *_labelled(_PROJECT_DOMAIN),
+            *_labelled(_SCOPE_DOMAIN),
+            roles.c.id.label("role_id"),
+            roles.c.name.label("role_name"),
+        )
+        .select_from(joined)
+        .where(tokens.c.token_hash == bindparam("token_hash"))
+        .order_by(roles.c.name)
+    )
+
+
+_USER = users.alias("user")
+_USER_DOMAIN = domains.alias("user_domain")
+_PROJECT = projects.alias("project")
+_PROJECT_DOMAIN = domains.alias("project_domain")
+_SCOPE_DOMAIN = domains.alias("scope_domain")
+_TOKEN_STATEMENT = _token_statement()
 
 
 def validate_token(db: Database, secret: str) -> TokenInfo:
@@ -381,8 +472,10 @@ def validate_token(db: Database, secret: str) -> TokenInfo:
 
 
 def authenticate_request(db: Database, secret: str) -> RequestContext:
+    """The caller a request's X-Auth-Token names, read in one statement."""
     try:
-        return validate_token(db, secret).context()
+        with db.read_one_statement() as conn:
+            return _load(conn, secret).context()
     except NotFound as exc:
         raise Unauthorized(NOT_AUTHENTICATED) from exc
 

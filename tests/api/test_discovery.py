@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spyglass.images import schemas
-from tests.conftest import Callers
+from tests.conftest import Callers, reconfigure
 
 # The order and statuses of 50-versions.http, exactly as Glance 33 answered.
 RECORDED_VERSIONS = [
@@ -56,10 +56,8 @@ def test_versions_under_the_image_prefix(api: Callers) -> None:
 
 
 def test_versions_follow_the_public_url(api: Callers) -> None:
-    import dataclasses
 
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, public_url="https://images.example.com/")
+    reconfigure(api.alice.client, public_url="https://images.example.com/")
     assert api.anonymous.get("/").json() == _versions("https://images.example.com/v2/")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import os
@@ -18,7 +17,7 @@ from spyglass.blobs.memory import MemoryWriter
 from spyglass.db.engine import Database
 from spyglass.settings import Settings
 from tests.api.helpers import OCTET, active, create, md5, message, upload
-from tests.conftest import Caller, Callers, World
+from tests.conftest import Caller, Callers, World, reconfigure
 from tests.disk_images import qcow2
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
@@ -35,8 +34,7 @@ def status(api: Callers, image_id: str) -> str:
 
 
 def set_cap(api: Callers, cap: int) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, image_size_cap=cap)
+    reconfigure(api.alice.client, image_size_cap=cap)
 
 
 def test_upload_sets_hashes_and_sizes(api: Callers) -> None:
@@ -105,8 +103,7 @@ def test_structural_refusal_during_a_long_stream(api: Callers, settings: Setting
 
 
 def test_inspection_can_be_turned_off(api: Callers) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, disk_format_inspection=False)
+    reconfigure(api.alice.client, disk_format_inspection=False)
     image = active(api.alice, b"not really a qcow2", disk_format="qcow2")
     assert (image["status"], image["virtual_size"]) == ("active", None)
 
@@ -267,8 +264,7 @@ def sha256(data: bytes) -> str:
 
 @pytest.mark.parametrize("algorithm", ["sha512", "sha256"])
 def test_declared_sha256_mismatch_400(api: Callers, settings: Settings, algorithm: str) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, hashing_algorithm=algorithm)
+    reconfigure(api.alice.client, hashing_algorithm=algorithm)
     declared = {
         "owner_specified.openstack.md5": md5(b"payload"),
         "owner_specified.openstack.sha256": sha256(b"other"),
@@ -283,8 +279,7 @@ def test_declared_sha256_mismatch_400(api: Callers, settings: Settings, algorith
 
 @pytest.mark.parametrize("algorithm", ["sha512", "sha256"])
 def test_declared_sha256_match(api: Callers, algorithm: str) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, hashing_algorithm=algorithm)
+    reconfigure(api.alice.client, hashing_algorithm=algorithm)
     image = create(api.alice, **{"owner_specified.openstack.sha256": sha256(DATA).upper()})
     upload(api.alice, image["id"], DATA)
     shown = api.alice.get(f"/v2/images/{image['id']}").json()

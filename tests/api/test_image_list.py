@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -13,7 +12,7 @@ from sqlalchemy import update
 from spyglass.db.engine import Database
 from spyglass.db.tables import images
 from tests.api.helpers import active, create, message
-from tests.conftest import Caller, Callers, World
+from tests.conftest import Caller, Callers, World, reconfigure
 from tests.disk_images import iso, qcow2
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
@@ -377,8 +376,7 @@ def test_bad_limit_400(api: Callers, limit: str) -> None:
 
 
 def test_limit_above_the_maximum_is_clamped(api: Callers) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, api_limit_max=2)
+    reconfigure(api.alice.client, api_limit_max=2)
     made = [create(api.alice)["id"] for _ in range(3)]
     for limit in ("3", "1001", "9" * 40):
         body = api.alice.get(f"/v2/images?limit={limit}").json()
@@ -387,8 +385,7 @@ def test_limit_above_the_maximum_is_clamped(api: Callers) -> None:
 
 
 def test_default_limit(api: Callers) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, limit_param_default=2)
+    reconfigure(api.alice.client, limit_param_default=2)
     for _ in range(3):
         create(api.alice)
     body = api.alice.get("/v2/images").json()

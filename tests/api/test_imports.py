@@ -5,7 +5,6 @@ Imports run in the background of the application: the tests poll the image until
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from spyglass.settings import Settings
 from tests.api.helpers import OCTET, create, md5, message, upload
-from tests.conftest import Callers, World
+from tests.conftest import Callers, World, reconfigure
 from tests.disk_images import qcow2
 from tests.http_source import HttpSource, http_source
 
@@ -32,8 +31,7 @@ def source() -> Iterator[HttpSource]:
 
 
 def configure(api: Callers, **changes: Any) -> None:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, **changes)
+    reconfigure(api.alice.client, **changes)
 
 
 @pytest.fixture

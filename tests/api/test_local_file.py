@@ -31,7 +31,17 @@ def path(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> Path:
 
 
 def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+    """The descriptors this process holds on the test's blob files. (Not every descriptor: other
+    threads of the test worker, a garbage-collected database connection, may close theirs meanwhile.)"""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "/local_file" in target:
+            found.add(f"{fd} {target}")
+    return found
 
 
 class _Client:

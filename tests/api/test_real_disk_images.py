@@ -4,7 +4,6 @@ images must be refused with nothing kept, the image left `queued`."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import OCTET, create, md5, message
-from tests.conftest import Callers
+from tests.conftest import Callers, app_settings, reconfigure
 from tests.http_source import HttpSource, http_source
 from tests.inspect.helpers import MIB, ImageFactory
 
@@ -50,8 +49,7 @@ def disk_images(tmp_path_factory: pytest.TempPathFactory) -> ImageFactory:
 
 @pytest.fixture
 def source(api: Callers) -> Iterator[HttpSource]:
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, web_download_allowed_networks=("127.0.0.1/32",))
+    reconfigure(api.alice.client, web_download_allowed_networks=("127.0.0.1/32",))
     with http_source() as running:
         yield running
 
@@ -91,7 +89,7 @@ def assert_refused(api: Callers, image: dict[str, Any], refusal: str, way: str, 
     else:
         assert pattern in refusal
     assert api.alice.get(f"/v2/images/{image['id']}/file").status_code == 204
-    data_dir = Path(api.alice.client.app.state.settings.data_dir)  # type: ignore[attr-defined]
+    data_dir = Path(app_settings(api.alice.client).data_dir)
     for area in ("images", "staging"):
         assert not (data_dir / area).exists() or list((data_dir / area).iterdir()) == []
 

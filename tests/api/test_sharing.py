@@ -3,7 +3,6 @@ community and public images, and what project lifecycle does to shares."""
 
 from __future__ import annotations
 
-import dataclasses
 from urllib.parse import quote
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import update
 
 from spyglass.db.engine import Database
 from spyglass.db.tables import projects
-from tests.conftest import Caller, Callers, World
+from tests.conftest import Caller, Callers, World, reconfigure
 
 
 def _shared_image(owner: Caller, **extra: object) -> str:
@@ -45,8 +44,7 @@ def test_bad_member_bodies(api: Callers, body: object) -> None:
 
 def test_member_quota(api: Callers, world: World) -> None:
     image_id = _shared_image(api.alice)
-    state = api.alice.client.app.state  # type: ignore[attr-defined]
-    state.settings = dataclasses.replace(state.settings, image_member_quota=1)
+    reconfigure(api.alice.client, image_member_quota=1)
     assert (
         api.alice.post(f"/v2/images/{image_id}/members", json={"member": world.projects["beta"]}).status_code
         == 200

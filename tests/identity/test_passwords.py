@@ -120,7 +120,7 @@ def test_logins_beyond_the_bound_are_refused_not_queued(
         checking = pool.submit(_login, client, alice)
         assert blocking.entered.acquire(timeout=60)
         waiting = pool.submit(_login, client, alice)
-        _wait_for(lambda: app.state.password_checks.admitted == 2)
+        _wait_for(lambda: app.state.spyglass.password_checks.admitted == 2)
         refused = client.post(f"{V3}/auth/tokens", json=_body(alice))
         assert refused.status_code == 503, refused.text
         assert refused.headers["Retry-After"] == "1"
@@ -132,4 +132,4 @@ def test_logins_beyond_the_bound_are_refused_not_queued(
         blocking.release.set()
         assert (checking.result(), waiting.result()) == (401, 401)
     assert blocking.most == 1
-    assert app.state.password_checks.admitted == 0
+    assert app.state.spyglass.password_checks.admitted == 0

@@ -1,0 +1,17 @@
+"""The embedded identity service as the API's authenticator (see spyglass.context.Authenticator)."""
+
+from __future__ import annotations
+
+from spyglass.context import RequestContext
+from spyglass.db.engine import Database
+from spyglass.identity.tokens import authenticate_request
+
+
+class EmbeddedAuthenticator:
+    """Checks the tokens this service issued, in the database every API node shares."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def authenticate(self, token: str) -> RequestContext:
+        return authenticate_request(self.db, token)
