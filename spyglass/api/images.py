@@ -225,8 +225,8 @@ def _data_response(store: BlobStore, found: image_data.Download, head: bool) -> 
     start, end = (0, found.size) if part is None else (part.start, part.end)
     status = 200 if part is None else 206
     headers = {}
-    if part is None and found.record["checksum"]:
-        headers["Content-MD5"] = found.record["checksum"]
+    if part is None and found.record.checksum:
+        headers["Content-MD5"] = found.record.checksum
     if part is not None:
         headers["Content-Range"] = part.content_range(found.size)
     path = store.local_path(found.key)

@@ -44,7 +44,7 @@ class StoreRendering:
         found = [Location(loc.store or self.default, loc.key) for loc in locations.of(record)]
         # Glance hides the locations, and so the stores, of a deactivated image
         # (51-list-images-owner.http).
-        if not found or record["status"] != states.ACTIVE:
+        if not found or record.status != states.ACTIVE:
             return
         doc["stores"] = ",".join(location.store for location in found)
         if self.show_direct_url:
@@ -54,7 +54,7 @@ class StoreRendering:
 
 
 def image(record: ImageRecord, stores: StoreRendering | str | None = None) -> dict[str, Any]:
-    row = record.row
+    row = record.columns()
     # Extra properties come first, as Glance renders them.
     doc: dict[str, Any] = dict(record.properties)
     for key in _CORE_ORDER:

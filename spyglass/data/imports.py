@@ -96,7 +96,7 @@ async def stage(
 def _begin_stage(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
-        status = record["status"]
+        status = record.status
         if status != states.QUEUED:
             raise Conflict(f"Image status transition from {status} to {states.UPLOADING} is not allowed")
         if not set_status(conn, image_id, states.QUEUED, states.UPLOADING):
@@ -172,7 +172,7 @@ def begin_import(
     request = ImportRequest.parse(body)
     with db.read() as conn:
         found = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE)
-        targets = store_copies.targets(body, header, stores, found["store"] or settings.default_store_name)
+        targets = store_copies.targets(body, header, stores, found.store or settings.default_store_name)
         _check_importable(found, request.method)
     if request.method == WEB_DOWNLOAD:
         web_download.check_target(request.uri, AddressPolicy.of(settings))
@@ -180,7 +180,7 @@ def begin_import(
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
         _check_importable(record, request.method)
-        if not set_status(conn, image_id, record["status"], states.IMPORTING):
+        if not set_status(conn, image_id, record.status, states.IMPORTING):
             raise Conflict("The image status changed during the request; try again.")
         q.replace_properties(
             conn, image_id, record.properties, store_copies.starting(record.properties, task_id, targets)
@@ -190,15 +190,15 @@ def begin_import(
 
 
 def _check_importable(record: ImageRecord, method: str) -> None:
-    status = record["status"]
+    status = record.status
     if status == states.ACTIVE:
         raise Conflict("Image with status active cannot be target for import")
     if method == WEB_DOWNLOAD and status != states.QUEUED:
         raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
-    if method == GLANCE_DIRECT and (status != states.UPLOADING or record["size"] is None):
+    if method == GLANCE_DIRECT and (status != states.UPLOADING or record.size is None):
         raise Conflict(f"Image needs to be staged before '{method}' method can be used")
     for name in ("container_format", "disk_format"):
-        if not record[name]:
+        if not getattr(record, name):
             raise Conflict(f"'{name}' needs to be set before import")
     if LOCK in record.properties:
         raise Conflict(

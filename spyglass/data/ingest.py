@@ -67,7 +67,7 @@ class Expectations:
                 f"Image exceeds the storage quota: {length} bytes > {settings.image_size_cap} bytes."
             )
         return cls(
-            disk_format=record["disk_format"],
+            disk_format=record.disk_format,
             size_cap=settings.image_size_cap,
             algorithm=settings.hashing_algorithm,
             inspect=settings.disk_format_inspection,

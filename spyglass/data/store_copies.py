@@ -86,7 +86,7 @@ def begin_copy(
     """Check a copy-image request and take the import lock (blocking)."""
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
-        if record["status"] != states.ACTIVE:
+        if record.status != states.ACTIVE:
             raise Conflict(f"Image needs to be in 'active' state to use '{COPY_IMAGE}' method")
         if LOCK in record.properties:
             raise Conflict(
@@ -165,7 +165,7 @@ def _add(db: Database, job: CopyJob, name: str, key: str) -> bool:
     """Record the new location, if the image still is active and this task still holds its lock."""
     with db.write() as conn:
         record = _locked(conn, job)
-        if record is None or record["status"] != states.ACTIVE:
+        if record is None or record.status != states.ACTIVE:
             return False
         locations.add(conn, record, name, key)
         q.replace_properties(conn, job.image_id, record.properties, ending(record.properties, name, False))

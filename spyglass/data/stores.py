@@ -59,7 +59,7 @@ def delete_from_store(
         raise NotFound(f"Unknown store {store_id}.", "The selected store is not available on this node.")
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DELETE_IMAGE_LOCATION, lock=True)
-        if record["status"] != states.ACTIVE:
+        if record.status != states.ACTIVE:
             raise Conflict("It's not allowed to remove image data from store if image status is not 'active'")
         held = locations.of(record)
         chosen = [loc for loc in held if (loc.store or default) == store_id]

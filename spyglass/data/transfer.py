@@ -43,8 +43,8 @@ def new_blob_key() -> str:
 def _begin_upload(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
-        if record["status"] != states.QUEUED:
-            raise Conflict(f"Image status transition from {record['status']} to saving is not allowed")
+        if record.status != states.QUEUED:
+            raise Conflict(f"Image status transition from {record.status} to saving is not allowed")
         if not set_status(conn, image_id, states.QUEUED, states.SAVING):
             raise Conflict("Another upload to this image is in progress.")
         return record
@@ -103,7 +103,7 @@ class Download:
 
     @property
     def key(self) -> str:
-        return self.location_key or str(self.record["blob_key"])
+        return self.location_key or str(self.record.blob_key)
 
 
 def prepare_download(
@@ -118,15 +118,15 @@ def prepare_download(
     Raises RangeNotSatisfiable when `range_header` selects no byte of the data."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
-    if record["status"] == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
+    if record.status == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
-    if record["status"] not in (states.ACTIVE, states.DEACTIVATED) or not record["blob_key"]:
+    if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:
         return None
     found = _first_available(store, record)
     if found is None:
         # Deleted a moment ago, or lost from every store: there is nothing to send.
         return None
-    size = int(record["size"])
+    size = record.size or 0  # set whenever the image has data
     return Download(record, size, byte_ranges.requested(range_header, size), found[0], found[1])
 
 

@@ -64,11 +64,11 @@ SORT_KEYS = (
 
 def target_of(record: ImageRecord) -> Target:
     return Target(
-        owner=record["owner"],
-        visibility=record["visibility"],
+        owner=record.owner,
+        visibility=record.visibility,
         member_status=record.member_status,
         owner_suspended=record.owner_suspended,
-        recycled=record["status"] == states.PENDING_DELETE,
+        recycled=record.status == states.PENDING_DELETE,
     )
 
 
@@ -232,13 +232,18 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
             marker = q.fetch_image(conn, query.marker, ctx.project_id) if is_uuid(query.marker) else None
             if marker is None or not _marker_visible(ctx, marker):
                 raise Invalid(f"No image found with ID {query.marker}")
-            conditions.append(q.after_marker(sort, marker.row))
+            conditions.append(q.after_marker(sort, marker.columns()))
         branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
         rows = q.page(conn, conditions, sort, query.limit, branches)
         props, tags = q.load_extras(conn, [r["id"] for r in rows])
         extra = q.load_locations(conn, [r["id"] for r in rows])
     records = [
-        ImageRecord(r, props.get(r["id"], {}), tags.get(r["id"], []), extra_locations=extra.get(r["id"], []))
+        ImageRecord.of(
+            r,
+            properties=props.get(r["id"], {}),
+            tags=tags.get(r["id"], []),
+            extra_locations=extra.get(r["id"], []),
+        )
         for r in rows
     ]
     return records, len(records) == query.limit
@@ -252,7 +257,7 @@ def _marker_visible(ctx: RequestContext, marker: ImageRecord) -> bool:
 
 
 def _editable_document(record: ImageRecord) -> dict[str, Any]:
-    doc: dict[str, Any] = {k: record[k] for k in WRITABLE_COLUMNS}
+    doc: dict[str, Any] = {k: getattr(record, k) for k in WRITABLE_COLUMNS}
     doc.update(record.properties)
     doc["tags"] = list(record.tags)
     return doc
@@ -267,7 +272,7 @@ def update_image(
         after = image_patch.apply(_editable_document(record), changes, media_type)
         _validate_document(after)
         columns, props, tags = _split(after)
-        changed = {k: v for k, v in columns.items() if record[k] != v}
+        changed = {k: v for k, v in columns.items() if getattr(record, k) != v}
         _check_update_rules(ctx, record, changed)
         if "visibility" in changed:
             safeguards.visibility_changing(conn, ctx, record, changed["visibility"], guard)
@@ -286,7 +291,7 @@ def _check_update_rules(ctx: RequestContext, record: ImageRecord, changed: dict[
     if "owner" in changed and not permits(ctx, Action.SET_IMAGE_OWNER, Target()):
         raise Forbidden(image_patch.ACCESS_DENIED, "Owner can't be updated by non admin.")
     for name in ("disk_format", "container_format"):
-        if name in changed and record["status"] != states.QUEUED:
+        if name in changed and record.status != states.QUEUED:
             raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
 
 
@@ -334,10 +339,10 @@ def set_status(conn: Connection, image_id: str, current: str, target: str, **val
 def deactivate_image(db: Database, ctx: RequestContext, image_id: str, guard: Safeguards = GLANCE) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DEACTIVATE, lock=True)
-        if record["status"] == states.DEACTIVATED:
+        if record.status == states.DEACTIVATED:
             return
-        if record["status"] != states.ACTIVE:
-            raise Forbidden(f"Not allowed to deactivate image in status '{record['status']}'")
+        if record.status != states.ACTIVE:
+            raise Forbidden(f"Not allowed to deactivate image in status '{record.status}'")
         safeguards.deactivating(conn, ctx, record, guard)
         if not set_status(conn, image_id, states.ACTIVE, states.DEACTIVATED):
             raise Conflict("The image status changed during the request; try again.")
@@ -346,10 +351,10 @@ def deactivate_image(db: Database, ctx: RequestContext, image_id: str, guard: Sa
 def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.REACTIVATE, lock=True)
-        if record["status"] == states.ACTIVE:
+        if record.status == states.ACTIVE:
             return
-        if record["status"] != states.DEACTIVATED:
-            raise Forbidden(f"Not allowed to reactivate image in status '{record['status']}'")
+        if record.status != states.DEACTIVATED:
+            raise Forbidden(f"Not allowed to reactivate image in status '{record.status}'")
         safeguards.reactivating(conn, ctx, record)
         if not set_status(conn, image_id, states.DEACTIVATED, states.ACTIVE):
             raise Conflict("The image status changed during the request; try again.")
@@ -364,7 +369,7 @@ def delete_image(
 ) -> None:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DELETE_IMAGE, lock=True)
-        if record["protected"]:
+        if record.protected:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
         # Into the recycle bin, or removed; the bytes go only when no copy still refers to them.
         unreferenced = recycle.dispose(conn, ctx, record, guard)

@@ -38,7 +38,7 @@ def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: S
 
     Returns the locations whose bytes the caller deletes after commit (spyglass.locations).
     """
-    if record["status"] == states.PENDING_DELETE:
+    if record.status == states.PENDING_DELETE:
         return purge(conn, ctx, record)
     check_impact(conn, record, guard, "delete")
     if guard.recycle_retention_days > 0:
@@ -48,9 +48,9 @@ def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: S
         conn,
         ctx,
         record.id,
-        record["owner"],
+        record.owner,
         events.IMAGE_DELETED,
-        before={"status": record["status"]},
+        before={"status": record.status},
         after={"status": states.DELETED},
     )
     return _remove(conn, record)
@@ -62,7 +62,7 @@ def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> 
         conn,
         ctx,
         record.id,
-        record["owner"],
+        record.owner,
         events.IMAGE_PURGED,
         before={"status": states.PENDING_DELETE},
         after={"status": states.DELETED},
@@ -77,7 +77,7 @@ def _remove(conn: Connection, record: ImageRecord) -> list[Location]:
 
 
 def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: int) -> None:
-    current = record["status"]
+    current = record.status
     states.check_transition(current, states.PENDING_DELETE)
     now = utcnow()
     moved = conn.execute(
@@ -102,7 +102,7 @@ def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: 
         conn,
         ctx,
         record.id,
-        record["owner"],
+        record.owner,
         events.IMAGE_DELETED,
         before={"status": current},
         after={"status": states.PENDING_DELETE, "purge_after": isotime(purge_after)},
@@ -130,6 +130,6 @@ def _purge_if_due(conn: Connection, image_id: str, now: datetime) -> tuple[bool,
     """Checked again under the lock: restored (and maybe deleted again) since the list was read?"""
     record = q.fetch_image(conn, image_id, None, lock=True)
     due = conn.execute(select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)).scalar()
-    if record is None or record["status"] != states.PENDING_DELETE or due is None or due > now:
+    if record is None or record.status != states.PENDING_DELETE or due is None or due > now:
         return False, []
     return True, purge(conn, None, record)

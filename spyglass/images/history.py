@@ -108,7 +108,7 @@ def _lives(conn: Connection, image_id: str, record: ImageRecord | None) -> list[
         lives.append(Life(after, end, Target(owner=owner)))
         after = end
     if record is not None:
-        lives.append(Life(after, None, target_of(record), record["created_at"]))
+        lives.append(Life(after, None, target_of(record), record.created_at))
     elif not lives or _has_events_after(conn, image_id, after):
         lives.append(Life(after, None, Target(owner=_last_owner(conn, image_id))))
     return lives

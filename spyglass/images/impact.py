@@ -81,7 +81,7 @@ def check_impact(
     if guard.override or not protects(record, guard):
         return
     since = utcnow() - timedelta(days=guard.impact_window_days)
-    affected = recent_consumers(conn, record.id, since, exclude=record["owner"], only=only)
+    affected = recent_consumers(conn, record.id, since, exclude=record.owner, only=only)
     if affected:
         raise ImpactConflict(
             f"Refusing to {harm} image {record.id}: consumer projects downloaded it in the last "
@@ -120,9 +120,9 @@ def visibility_changing(
         conn,
         ctx,
         record.id,
-        record["owner"],
+        record.owner,
         events.VISIBILITY_CHANGED,
-        before={"visibility": record["visibility"]},
+        before={"visibility": record.visibility},
         after={"visibility": visibility},
     )
 
@@ -137,15 +137,13 @@ def reactivating(conn: Connection, ctx: RequestContext, record: ImageRecord) -> 
 
 
 def _status_event(conn: Connection, ctx: RequestContext, record: ImageRecord, kind: str, status: str) -> None:
-    before, after = {"status": record["status"]}, {"status": status}
-    events.record(conn, ctx, record.id, record["owner"], kind, before=before, after=after)
+    before, after = {"status": record.status}, {"status": status}
+    events.record(conn, ctx, record.id, record.owner, kind, before=before, after=after)
 
 
 def member_added(conn: Connection, ctx: RequestContext, record: ImageRecord, member_id: str) -> None:
     after = {"status": "pending"}
-    events.record(
-        conn, ctx, record.id, record["owner"], events.MEMBER_ADDED, member_id=member_id, after=after
-    )
+    events.record(conn, ctx, record.id, record.owner, events.MEMBER_ADDED, member_id=member_id, after=after)
 
 
 def member_status_changing(
@@ -157,7 +155,7 @@ def member_status_changing(
         conn,
         ctx,
         record.id,
-        record["owner"],
+        record.owner,
         events.MEMBER_STATUS_CHANGED,
         member_id=row["member_id"],
         before={"status": row["status"]},
@@ -172,5 +170,5 @@ def member_removing(
     check_impact(conn, record, guard, f"remove member {member_id} from", only=member_id)
     before = {"status": row["status"]}
     events.record(
-        conn, ctx, record.id, record["owner"], events.MEMBER_REMOVED, member_id=member_id, before=before
+        conn, ctx, record.id, record.owner, events.MEMBER_REMOVED, member_id=member_id, before=before
     )

@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 def of(record: ImageRecord) -> list[Location]:
     """Every location of the image's data, first one first ("" names the default store)."""
-    if not record["blob_key"]:
+    if not record.blob_key:
         return []
-    return [Location(record["store"] or "", record["blob_key"]), *record.extra_locations]
+    return [Location(record.store or "", record.blob_key), *record.extra_locations]
 
 
 def store_names(record: ImageRecord, default: str) -> list[str]:
@@ -44,7 +44,7 @@ def add(conn: Connection, record: ImageRecord, store_name: str, key: str) -> Non
             image_id=record.id, store=store_name, blob_key=key, created_at=utcnow()
         )
     )
-    blob_refs.track(conn, key, store_name, record.row)
+    blob_refs.track(conn, key, store_name, record.columns())
 
 
 def remove(conn: Connection, record: ImageRecord, location: Location) -> Location | None:

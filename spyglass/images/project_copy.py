@@ -54,14 +54,14 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
         raise Invalid("A copy belongs to a project: use a project-scoped token.")
     with db.write() as conn:
         source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE, lock=True)
-        if source["status"] != states.ACTIVE or not source["blob_key"]:
-            raise Conflict(f"Only active images can be copied; image {image_id} is {source['status']}.")
+        if source.status != states.ACTIVE or not source.blob_key:
+            raise Conflict(f"Only active images can be copied; image {image_id} is {source.status}.")
         copy_id = str(uuid.uuid4())
         now = utcnow()
         row = {
-            **{column: source[column] for column in COPIED_COLUMNS},
+            **{column: getattr(source, column) for column in COPIED_COLUMNS},
             "id": copy_id,
-            "name": name if name_given else source["name"],
+            "name": name if name_given else source.name,
             "owner": ctx.project_id,
             "status": states.ACTIVE,
             "visibility": "private",
@@ -73,7 +73,7 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
         q.insert_image(conn, row)
         q.replace_properties(conn, copy_id, {}, _properties(source, now))
         q.replace_tags(conn, copy_id, [], source.tags)
-        blob_refs.retain(conn, source["blob_key"], source["store"] or store_name, source.row)
+        blob_refs.retain(conn, source.blob_key, source.store or store_name, source.columns())
         _share_further_locations(conn, source, copy_id)
         _record(conn, ctx, source, copy_id)
         copy = q.fetch_image(conn, copy_id, ctx.project_id)
@@ -89,7 +89,7 @@ def _share_further_locations(conn: Any, source: ImageRecord, copy_id: str) -> No
                 image_id=copy_id, store=location.store, blob_key=location.key, created_at=utcnow()
             )
         )
-        blob_refs.retain(conn, location.key, location.store, source.row)
+        blob_refs.retain(conn, location.key, location.store, source.columns())
 
 
 def _parse(body: Any) -> tuple[bool, str | None]:
@@ -115,13 +115,13 @@ def _properties(source: ImageRecord, now: Any) -> dict[str, str]:
         k: v for k, v in source.properties.items() if not k.startswith((PREFIX, image_patch.RESERVED_PREFIX))
     }
     props[PREFIX + "copied_from_image"] = source.id
-    props[PREFIX + "copied_from_owner"] = source["owner"] or ""
+    props[PREFIX + "copied_from_owner"] = source.owner or ""
     props[PREFIX + "copied_at"] = isotime(now) or ""
     return props
 
 
 def _record(conn: Any, ctx: RequestContext, source: ImageRecord, copy_id: str) -> None:
-    copier = ctx.project_id if ctx.project_id != source["owner"] else None
+    copier = ctx.project_id if ctx.project_id != source.owner else None
     link = {"source_image": source.id, "copy_image": copy_id, "copy_owner": ctx.project_id}
-    events.record(conn, ctx, source.id, source["owner"], events.IMAGE_COPIED, member_id=copier, after=link)
+    events.record(conn, ctx, source.id, source.owner, events.IMAGE_COPIED, member_id=copier, after=link)
     events.record(conn, ctx, copy_id, ctx.project_id, events.IMAGE_CREATED_BY_COPY, after=link)

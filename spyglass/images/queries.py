@@ -3,8 +3,9 @@ and load the properties and tags of a page in one round trip each."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -41,24 +42,55 @@ class Location(NamedTuple):
     key: str
 
 
-@dataclass
-class ImageRecord:
+@dataclass(frozen=True)
+class ImageRow:
+    """One row of the images table, typed (the wire names: spyglass.api.render maps them to JSON)."""
+
+    id: str
+    name: str | None
+    owner: str | None
+    status: str
+    visibility: str
+    disk_format: str | None
+    container_format: str | None
+    size: int | None
+    virtual_size: int | None
+    checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
+    min_disk: int
+    min_ram: int
+    protected: bool
+    os_hidden: bool
+    blob_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    # The store holding blob_key; None: the default store.
+    store: str | None
+
+    def columns(self) -> dict[str, Any]:
+        """The row as the images table has it, column by column."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+COLUMNS = tuple(f.name for f in fields(ImageRow))
+
+
+@dataclass(frozen=True)
+class ImageRecord(ImageRow):
     """An image row with its extra properties, tags, and the caller's member status (if any)."""
 
-    row: dict[str, Any]
-    properties: dict[str, str]
-    tags: list[str]
+    properties: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
     member_status: str | None = None
     owner_suspended: bool = False
-    # Locations beyond the first (images.store/blob_key), oldest first (spyglass.locations).
+    # Locations beyond the first (images.store/blob_key), oldest first (spyglass.images.locations).
     extra_locations: list[Location] = field(default_factory=list)
 
-    @property
-    def id(self) -> str:
-        return str(self.row["id"])
-
-    def __getitem__(self, key: str) -> Any:
-        return self.row[key]
+    @classmethod
+    def of(cls, row: Mapping[str, Any], **extra: Any) -> ImageRecord:
+        """A record of an images row (any mapping holding every column) and its extras."""
+        return cls(**{name: row[name] for name in COLUMNS}, **extra)
 
 
 def fetch_image(
@@ -82,7 +114,14 @@ def fetch_image(
     suspended = bool(row.pop("owner_suspended"))
     props, tags = load_extras(conn, [image_id])
     extra = load_locations(conn, [image_id]).get(image_id, [])
-    return ImageRecord(row, props.get(image_id, {}), tags.get(image_id, []), member_status, suspended, extra)
+    return ImageRecord.of(
+        row,
+        properties=props.get(image_id, {}),
+        tags=tags.get(image_id, []),
+        member_status=member_status,
+        owner_suspended=suspended,
+        extra_locations=extra,
+    )
 
 
 def insert_image(conn: Connection, row: dict[str, Any]) -> bool:

@@ -31,8 +31,8 @@ RESTORABLE = frozenset({states.QUEUED, states.ACTIVE, states.KILLED, states.DEAC
 def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.RESTORE_IMAGE, lock=True)
-        if record["status"] != states.PENDING_DELETE:
-            raise Conflict(f"Image {image_id} is not in the recycle bin (its status is {record['status']}).")
+        if record.status != states.PENDING_DELETE:
+            raise Conflict(f"Image {image_id} is not in the recycle bin (its status is {record.status}).")
         found = conn.execute(
             select(recycle_bin.c.previous_status).where(recycle_bin.c.image_id == image_id)
         ).scalar()
@@ -44,7 +44,7 @@ def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageReco
             conn,
             ctx,
             image_id,
-            record["owner"],
+            record.owner,
             events.IMAGE_RESTORED,
             before={"status": states.PENDING_DELETE},
             after={"status": target},

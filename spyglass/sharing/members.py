@@ -36,7 +36,7 @@ def _member_row(conn: Connection, image_id: str, member_id: str) -> dict[str, An
 
 def _is_member(record: ImageRecord) -> bool:
     """The caller's row counts only while the image is shared (rows outlive visibility changes)."""
-    return record.member_status is not None and record["visibility"] == "shared"
+    return record.member_status is not None and record.visibility == "shared"
 
 
 def _has_control(member_id: str) -> bool:
@@ -63,7 +63,7 @@ def add_member(
 ) -> dict[str, Any]:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
-        if record["visibility"] != "shared":
+        if record.visibility != "shared":
             raise Forbidden(f"Not allowed to create members for image {image_id}.")
         member_id = body.get("member") if isinstance(body, dict) else None
         if not member_id:
@@ -98,7 +98,7 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[
         everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
         if not everyone and not _is_member(record):
             raise NotFound(f"No image found with ID {image_id}")
-        if record["visibility"] != "shared":
+        if record.visibility != "shared":
             raise Forbidden("Only shared images have members.")
         stmt = select(image_members).where(image_members.c.image_id == image_id)
         if not everyone:
