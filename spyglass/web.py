@@ -3,8 +3,9 @@ by AuthenticationMiddleware), JSON bodies, JSON responses, URLs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,8 @@ from spyglass.settings import Settings
 # Where AuthenticationMiddleware leaves the caller, in the request's state.
 _CALLER = "spyglass.caller"
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class AppState:
@@ -41,6 +44,11 @@ class AppState:
 def app_state(request: Request) -> AppState:
     wired: AppState = request.app.state.spyglass
     return wired
+
+
+async def call(request: Request, service: Callable[..., T], *args: Any) -> T:
+    """Run a service function in a worker thread, given the database and the authenticated caller."""
+    return await run_in_threadpool(service, app_state(request).db, caller(request), *args)
 
 
 class JSONResponse(Response):

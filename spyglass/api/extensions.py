@@ -20,7 +20,7 @@ from spyglass.images import project_copy as copies
 from spyglass.images import recycle_bin
 from spyglass.images.impact import OVERRIDE_HEADER, Safeguards, is_true
 from spyglass.sharing import invitations, usage
-from spyglass.web import JSONResponse, app_state, base_url, caller, optional_json_body
+from spyglass.web import JSONResponse, app_state, base_url, call, caller, optional_json_body
 
 # The copy action takes at most {"name": ...}.
 OPTIONAL_BODY_MAX = 64 * 1024
@@ -63,10 +63,7 @@ async def events(request: Request) -> Response:
 
 
 async def image_usage(request: Request) -> Response:
-    ctx = caller(request)
-    rows = await run_in_threadpool(
-        usage.list_usage, app_state(request).db, ctx, request.path_params["image_id"]
-    )
+    rows = await call(request, usage.list_usage, request.path_params["image_id"])
     return JSONResponse({"usage": rows})
 
 
@@ -82,23 +79,18 @@ async def copy(request: Request) -> Response:
 
 
 async def restore(request: Request) -> Response:
-    ctx = caller(request)
-    record = await run_in_threadpool(
-        recycle_bin.restore_image, app_state(request).db, ctx, request.path_params["image_id"]
-    )
+    record = await call(request, recycle_bin.restore_image, request.path_params["image_id"])
     return JSONResponse(_image(request, record))
 
 
 async def invitations_index(request: Request) -> Response:
-    ctx = caller(request)
     status = request.query_params.get("status", "pending")
-    rows = await run_in_threadpool(invitations.list_invitations, app_state(request).db, ctx, status)
+    rows = await call(request, invitations.list_invitations, status)
     return JSONResponse({"invitations": rows})
 
 
 async def bin_index(request: Request) -> Response:
-    ctx = caller(request)
-    rows = await run_in_threadpool(recycle_bin.list_bin, app_state(request).db, ctx)
+    rows = await call(request, recycle_bin.list_bin)
     return JSONResponse({"images": rows})
 
 

@@ -21,7 +21,7 @@ from spyglass.images import catalog as images
 from spyglass.images.schemas import NAMES as SCHEMA_NAMES
 from spyglass.images.schemas import schema
 from spyglass.sharing import usage
-from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, call, caller, json_body
 
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.0-json-patch",
@@ -98,10 +98,7 @@ async def index(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    ctx = caller(request)
-    record = await run_in_threadpool(
-        images.get_image, app_state(request).db, ctx, request.path_params["image_id"]
-    )
+    record = await call(request, images.get_image, request.path_params["image_id"])
     return JSONResponse(_render(request, record))
 
 
@@ -132,16 +129,14 @@ async def delete(request: Request) -> Response:
 
 
 async def add_tag(request: Request) -> Response:
-    ctx = caller(request)
     p = request.path_params
-    await run_in_threadpool(images.add_tag, app_state(request).db, ctx, p["image_id"], p["tag"])
+    await call(request, images.add_tag, p["image_id"], p["tag"])
     return Response(status_code=204)
 
 
 async def delete_tag(request: Request) -> Response:
-    ctx = caller(request)
     p = request.path_params
-    await run_in_threadpool(images.delete_tag, app_state(request).db, ctx, p["image_id"], p["tag"])
+    await call(request, images.delete_tag, p["image_id"], p["tag"])
     return Response(status_code=204)
 
 
@@ -158,10 +153,7 @@ async def deactivate(request: Request) -> Response:
 
 
 async def reactivate(request: Request) -> Response:
-    ctx = caller(request)
-    await run_in_threadpool(
-        images.reactivate_image, app_state(request).db, ctx, request.path_params["image_id"]
-    )
+    await call(request, images.reactivate_image, request.path_params["image_id"])
     return Response(status_code=204)
 
 

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from spyglass.api import render
 from spyglass.api.extensions import safeguards
 from spyglass.sharing import members
-from spyglass.web import JSONResponse, app_state, caller, json_body
+from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 
 async def create(request: Request) -> Response:
@@ -31,19 +31,13 @@ async def create(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    ctx = caller(request)
-    rows = await run_in_threadpool(
-        members.list_members, app_state(request).db, ctx, request.path_params["image_id"]
-    )
+    rows = await call(request, members.list_members, request.path_params["image_id"])
     return JSONResponse({"members": [render.member(r) for r in rows], "schema": "/v2/schemas/members"})
 
 
 async def show(request: Request) -> Response:
-    ctx = caller(request)
     p = request.path_params
-    row = await run_in_threadpool(
-        members.get_member, app_state(request).db, ctx, p["image_id"], p["member_id"]
-    )
+    row = await call(request, members.get_member, p["image_id"], p["member_id"])
     return JSONResponse(render.member(row))
 
 
@@ -58,11 +52,8 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    ctx = caller(request)
     p = request.path_params
-    await run_in_threadpool(
-        members.delete_member, app_state(request).db, ctx, p["image_id"], p["member_id"], safeguards(request)
-    )
+    await call(request, members.delete_member, p["image_id"], p["member_id"], safeguards(request))
     return Response(status_code=204)
 
 

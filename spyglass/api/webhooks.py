@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from spyglass.egress import AddressPolicy
 from spyglass.sharing import webhooks
-from spyglass.web import JSONResponse, app_state, caller, json_body
+from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 
 async def create(request: Request) -> Response:
@@ -22,24 +22,17 @@ async def create(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    ctx = caller(request)
-    rows = await run_in_threadpool(webhooks.list_webhooks, app_state(request).db, ctx)
+    rows = await call(request, webhooks.list_webhooks)
     return JSONResponse({"webhooks": rows})
 
 
 async def delete(request: Request) -> Response:
-    ctx = caller(request)
-    await run_in_threadpool(
-        webhooks.delete_webhook, app_state(request).db, ctx, request.path_params["webhook_id"]
-    )
+    await call(request, webhooks.delete_webhook, request.path_params["webhook_id"])
     return Response(status_code=204)
 
 
 async def deliveries(request: Request) -> Response:
-    ctx = caller(request)
-    rows = await run_in_threadpool(
-        webhooks.list_deliveries, app_state(request).db, ctx, request.path_params["webhook_id"]
-    )
+    rows = await call(request, webhooks.list_deliveries, request.path_params["webhook_id"])
     return JSONResponse({"deliveries": rows})
 
 
