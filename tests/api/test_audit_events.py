@@ -163,3 +163,10 @@ def test_glance_answers_are_unchanged_with_the_trail(settings: Settings, db: Dat
     with callers_with(settings, db, world) as api:
         image = active(api.alice)
         assert "events" not in image and set(image) == set(api.alice.get(f"/v2/images/{image['id']}").json())
+
+
+def test_event_and_usage_params_that_are_not_ascii_digits(api: Callers) -> None:
+    image_id = active(api.alice)["id"]
+    for query in ("marker=%C2%B2", "limit=%C2%B2", "marker=99999999999999999999999999"):
+        response = api.alice.get(f"/v2/images/{image_id}/events?{query}")
+        assert response.status_code == 400, (query, response.status_code)

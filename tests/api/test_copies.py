@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
-from spyglass.db.tables import blobs
+from spyglass.db.tables import blobs, image_properties
 from spyglass.settings import Settings
 from tests.api.helpers import active, create, md5, upload
 from tests.api.safety import callers_with, download, event_types, share
@@ -157,3 +157,20 @@ def test_ten_copies_of_100_mib_use_100_mib(api: Callers, world: World, settings:
     last_caller, last = copies[-1]
     assert last_caller.delete(f"/v2/images/{last}").status_code == 204
     assert _keys(settings) == [] and _store_bytes(settings) == 0
+
+
+def test_a_copy_does_not_inherit_the_source_s_import_bookkeeping(
+    api: Callers, world: World, db: Database
+) -> None:
+    image_id = share(api.alice, world.projects["beta"], api.bob)
+    with db.write() as conn:
+        conn.execute(
+            insert(image_properties),
+            [
+                {"image_id": image_id, "name": "os_glance_import_task", "value": "some-task"},
+                {"image_id": image_id, "name": "os_glance_failed_import", "value": "s3"},
+            ],
+        )
+    copied = api.bob.post(f"/v2/images/{image_id}/actions/copy")
+    assert copied.status_code == 201, copied.text
+    assert not [k for k in copied.json() if k.startswith("os_glance")]

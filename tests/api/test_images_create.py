@@ -8,6 +8,7 @@ import pytest
 
 from tests.api.helpers import create, message
 from tests.conftest import Callers, World
+from tests.identity.test_admin_api import V3, role_ids, session
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 
@@ -254,3 +255,12 @@ def test_nul_characters_400(api: Callers, body: dict[str, object]) -> None:
     # PostgreSQL cannot store NUL in text: refuse it on every database alike.
     response = api.alice.post("/v2/images", json=body)
     assert response.status_code == 400
+
+
+def test_domain_scoped_tokens_cannot_create_ownerless_images(api: Callers, world: World) -> None:
+    member = role_ids(api)["member"]
+    granted = api.admin.put(f"{V3}/domains/default/users/{world.users['alice']}/roles/{member}")
+    assert granted.status_code == 204
+    domain_alice = session(api.alice.client, "alice", domain={"id": "default"})
+    created = domain_alice.post("/v2/images", json={"name": "x"})
+    assert created.status_code in (401, 403), created.text

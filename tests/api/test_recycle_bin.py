@@ -149,3 +149,12 @@ def test_a_member_keeps_downloading_after_restore(binned: Callers, world: World)
     assert binned.alice.delete(f"/v2/images/{image_id}").status_code == 204
     assert binned.alice.post(f"/v2/images/{image_id}/actions/restore").status_code == 200
     assert download(binned.bob, image_id) == b"shared image bytes"
+
+
+def test_an_image_in_the_bin_is_no_list_marker_for_its_former_members(binned: Callers, world: World) -> None:
+    image_id = share(binned.alice, world.projects["beta"], binned.bob)
+    assert binned.bob.get(f"/v2/images?marker={image_id}").status_code == 200
+    assert binned.alice.delete(f"/v2/images/{image_id}").status_code == 204
+    # As for an image that does not exist: the member must not learn that it waits in the bin.
+    assert binned.bob.get(f"/v2/images/{image_id}").status_code == 404
+    assert binned.bob.get(f"/v2/images?marker={image_id}").status_code == 400

@@ -355,3 +355,27 @@ def test_the_secret_key_file_setting(tmp_path: Path) -> None:
     box = SecretBox.of(settings)
     assert box.key == b"k" * 32 and not (tmp_path / "data" / "secret.key").exists()
     assert SecretBox.of(settings).open(box.seal("a-secret-value", "id"), "id") == "a-secret-value"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::1]:9292/",
+        "https://10.0.0.1/",
+    ],
+)
+def test_webhooks_to_addresses_inside_the_cloud_are_refused(api: Callers, url: str) -> None:
+    response = api.alice.post("/v2/webhooks", json={"url": url})
+    assert response.status_code == 400, response.text
+    assert "may not reach" in response.text
+
+
+def test_allowed_networks_let_webhooks_reach_inside(settings: Settings, db: Database, world: World) -> None:
+    with callers_with(settings, db, world, web_download_allowed_networks=("127.0.0.1/32",)) as local:
+        assert local.alice.post("/v2/webhooks", json={"url": "http://127.0.0.1:8080/"}).status_code == 201
+        assert local.alice.post("/v2/webhooks", json={"url": "http://10.0.0.1/"}).status_code == 400
