@@ -33,7 +33,7 @@ TEST_WORKERS ?= 4
 PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 # End-to-end tests that run again on PostgreSQL: the sharing workflow through the openstack CLI,
 # openstacksdk and glanceclient, restart and crash recovery, failed uploads. The other CLI tests
-# go through the same SQL as tests/api, which runs there whole; each CLI call costs 1.5 s of CPU.
+# go through the same SQL as the in-process tests, which run there whole.
 POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 	test_images_glanceclient.py test_restart.py test_crash_recovery.py test_upload_failures.py \
 	test_smoke_cli.py)
@@ -43,8 +43,9 @@ unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
-# ...and the API, identity and visibility tests, and POSTGRES_E2E, again on a real PostgreSQL server.
+# ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
+POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit
 unit-postgres: venv
-	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) tests/api tests/identity tests/test_visibility.py tests/test_blob_refs.py $(POSTGRES_E2E)
+	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres

@@ -315,7 +315,7 @@ def test_body_larger_than_the_buffers_in_odd_chunks(api: Callers) -> None:
 def test_a_deleted_image_s_id_stays_taken_and_its_data_goes(api: Callers, settings: Settings) -> None:
     image = active(api.alice, b"old")
     assert api.alice.delete(f"/v2/images/{image['id']}").status_code == 204
-    # As in Glance, the id of a deleted image is not given again (tests/api/test_image_ids.py).
+    # As in Glance, the id of a deleted image is not given again (tests/images/test_image_ids.py).
     assert api.alice.post("/v2/images", json={"id": image["id"]}).status_code == 409
     assert api.alice.get(f"/v2/images/{image['id']}/file").status_code == 404
     assert blobs(settings) == []
