@@ -23,7 +23,7 @@ from spyglass.api import render
 from spyglass.api import stores as store_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
-from spyglass.api.header_limits import HeaderLimitMiddleware
+from spyglass.api.request_guard import RequestGuardMiddleware
 from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
@@ -165,6 +165,6 @@ def create_app(
         AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)
     )
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
-    app.add_middleware(HeaderLimitMiddleware, settings=settings)
+    app.add_middleware(RequestGuardMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     return app

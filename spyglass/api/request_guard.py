@@ -1,11 +1,15 @@
-"""Request header limits: 431 Request Header Fields Too Large before any handler runs.
+"""What every request must pass before any handler (or the token check) runs.
 
-uvicorn's httptools parser sets no limit of its own. The limits are those of the deployment's
-settings: how many headers, the longest one (its name and value, as Glance's `max_header_line`
-counts it) and all of them together.
+- Header limits: 431 Request Header Fields Too Large. uvicorn's httptools parser sets no limit of
+  its own; the limits are the deployment's settings: how many headers, the longest one (its name and
+  value, as Glance's `max_header_line` counts it) and all of them together.
+- No NUL character in the path (404: no resource is named with one) or the query string (400):
+  PostgreSQL cannot compare text with NUL and would fail the request (SQLite would store it).
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -14,6 +18,7 @@ from spyglass.api.errors import error_response
 from spyglass.settings import Settings
 
 STATUS = 431
+NUL_IN_QUERY = "Strings must not contain NUL characters."
 
 
 def refusal(headers: list[tuple[bytes, bytes]], settings: Settings) -> str | None:
@@ -33,7 +38,16 @@ def refusal(headers: list[tuple[bytes, bytes]], settings: Settings) -> str | Non
     return None
 
 
-class HeaderLimitMiddleware:
+def nul_refusal(scope: Scope) -> tuple[int, str] | None:
+    """404 for a NUL in the path, 400 for one in the query string; None when there is none."""
+    if "\x00" in scope["path"]:
+        return 404, "The resource could not be found."
+    if "\x00" in unquote_to_bytes(scope.get("query_string", b"")).decode("latin-1"):
+        return 400, NUL_IN_QUERY
+    return None
+
+
+class RequestGuardMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
@@ -44,5 +58,9 @@ class HeaderLimitMiddleware:
             if reason is not None:
                 response = error_response(Request(scope), STATUS, reason, {"Connection": "close"})
                 await response(scope, receive, send)
+                return
+            refused = nul_refusal(scope)
+            if refused is not None:
+                await error_response(Request(scope), *refused)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
