@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select, update
 
 from spyglass.blobs import BlobStore
-from spyglass.data import imports
+from spyglass.data import import_state, imports
 from spyglass.db.engine import Database
 from spyglass.db.tables import image_locations, image_properties, images
 from spyglass.images import blob_refs, states
@@ -87,16 +87,14 @@ def _requeue_imports(conn: Connection, store_name: str) -> int:
             .where(images.c.id == image_id, images.c.status.in_(interrupted))
             .values(status=states.QUEUED, updated_at=utcnow(), blob_key=None, store=None, **imports.NO_DATA)
         )
-        before = properties.get(image_id, {})
-        if imports.LOCK in before:
-            q.replace_properties(conn, image_id, before, imports.ended(before, store_name, failed=True))
+        import_state.end_interrupted(conn, image_id, properties.get(image_id, {}), store_name)
     return len(ids)
 
 
 def _end_interrupted_copies(conn: Connection) -> None:
     """Active images whose copy-image was cut off: the lock goes, the stores it was copying to
     are recorded as failed (their partial copies are orphans, swept with the others)."""
-    locked = select(image_properties.c.image_id).where(image_properties.c.name == imports.LOCK)
+    locked = select(image_properties.c.image_id).where(image_properties.c.name == import_state.LOCK)
     ids = list(
         conn.execute(
             select(images.c.id).where(images.c.id.in_(locked), images.c.status == states.ACTIVE)
@@ -104,10 +102,4 @@ def _end_interrupted_copies(conn: Connection) -> None:
     )
     properties, _tags = q.load_extras(conn, ids)
     for image_id in ids:
-        before = properties.get(image_id, {})
-        after = {k: v for k, v in before.items() if k != imports.LOCK}
-        failed = {s for s in before.get(imports.FAILED, "").split(",") if s}
-        failed |= {s for s in before.get(imports.IMPORTING_TO, "").split(",") if s}
-        after[imports.IMPORTING_TO] = ""
-        after[imports.FAILED] = ",".join(sorted(failed))
-        q.replace_properties(conn, image_id, before, after)
+        import_state.end_interrupted(conn, image_id, properties.get(image_id, {}), None)
