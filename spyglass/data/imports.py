@@ -27,15 +27,14 @@ from typing import Any
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import update
 
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.data import import_state, ingest, store_copies, web_download
+from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
-from spyglass.db.tables import images
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
@@ -43,12 +42,10 @@ from spyglass.images.catalog import load_authorized, set_status
 from spyglass.images.policy import Action
 from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
-from spyglass.timeutil import utcnow
 
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
 IMPORT_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, store_copies.COPY_IMAGE)
-NO_DATA: dict[str, Any] = dict.fromkeys(("size", "checksum", "os_hash_algo", "os_hash_value", "virtual_size"))
 
 log = logging.getLogger(__name__)
 # Strong references to the running imports (the event loop keeps only weak ones).
@@ -101,17 +98,12 @@ def _begin_stage(db: Database, ctx: RequestContext, image_id: str) -> ImageRecor
 def _staged(db: Database, image_id: str, digest: ingest.Digest, store_name: str | None) -> bool:
     """Record what was staged; False when the image is no longer the one being staged."""
     with db.write() as conn:
-        result = conn.execute(
-            update(images)
-            .where(images.c.id == image_id, images.c.status == states.UPLOADING, images.c.size.is_(None))
-            .values(updated_at=utcnow(), store=store_name, **digest.columns())
-        )
-        return result.rowcount == 1
+        return dq.record_staged(conn, image_id, store_name, digest.columns())
 
 
 def _unstage(db: Database, image_id: str) -> None:
     with db.write() as conn:
-        set_status(conn, image_id, states.UPLOADING, states.QUEUED, store=None, **NO_DATA)
+        set_status(conn, image_id, states.UPLOADING, states.QUEUED, store=None, **dq.NO_DATA)
 
 
 # ---- the import call ---------------------------------------------------------------------------------
@@ -288,7 +280,7 @@ def _fail_import(db: Database, job: ImportJob, store_name: str) -> None:
     with db.write() as conn:
         record = import_state.held(conn, job.image_id, job.task_id)
         if record is None or not set_status(
-            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **NO_DATA
+            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **dq.NO_DATA
         ):
             return
         import_state.first_part_ended(conn, record, store_name, job.stores[1:], failed=True)
