@@ -23,15 +23,17 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio import to_thread
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import import_state, ingest, store_copies, web_download
+from spyglass.data import import_state, ingest, store_copies, transfer, web_download
 from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
@@ -71,39 +73,18 @@ async def stage(
     store_name: str | None = None,
 ) -> None:
     """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
-    record = await to_thread.run_sync(_begin_stage, db, ctx, image_id)
-    try:
-        expect = ingest.Expectations.of(record, settings, content_length)
-        digest = await ingest.receive(staging, image_id, body, expect)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(_unstage, db, image_id)
-        raise
-    if not await to_thread.run_sync(_staged, db, image_id, digest, store_name):
-        await to_thread.run_sync(staging.delete, image_id)
-        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+    staging_in = transfer.Receiving(
+        states.UPLOADING, staging, partial(_staged, store_name), requeue={"store": None, **dq.NO_DATA}
+    )
+    # The staged data's key is the image id: the import finds it there.
+    await transfer.receive(
+        staging_in, db, ctx, image_id, image_id, body, content_length=content_length, settings=settings
+    )
 
 
-def _begin_stage(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
-    with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
-        status = record.status
-        if status != states.QUEUED:
-            raise Conflict(f"Image status transition from {status} to {states.UPLOADING} is not allowed")
-        if not set_status(conn, image_id, states.QUEUED, states.UPLOADING):
-            raise Conflict("Another upload to this image is in progress.")
-        return record
-
-
-def _staged(db: Database, image_id: str, digest: ingest.Digest, store_name: str | None) -> bool:
+def _staged(store_name: str | None, conn: Connection, image_id: str, key: str, digest: ingest.Digest) -> bool:
     """Record what was staged; False when the image is no longer the one being staged."""
-    with db.write() as conn:
-        return dq.record_staged(conn, image_id, store_name, digest.columns())
-
-
-def _unstage(db: Database, image_id: str) -> None:
-    with db.write() as conn:
-        set_status(conn, image_id, states.UPLOADING, states.QUEUED, store=None, **dq.NO_DATA)
+    return dq.record_staged(conn, image_id, store_name, digest.columns())
 
 
 # ---- the import call ---------------------------------------------------------------------------------
