@@ -8,14 +8,12 @@ activates the image. web-download: `POST /import` moves a queued image to `impor
 background task fetches the URL (spyglass.web_download) straight into the blob store, hashed and
 inspected on the way. Either way a refusal or a failure returns the image to `queued` without data.
 
-The bookkeeping properties are Glance's: while an import runs, `os_glance_import_task` holds its
-task id (the import lock) and `os_glance_importing_to_stores` the store it imports to; when it ends
-the lock goes and the store leaves `os_glance_importing_to_stores`; a failed import records the
-store in `os_glance_failed_import`. Glance's `os_glance_stage_host` is not used: every API worker
-shares the staging area, so no request needs to be proxied to the worker that staged the data.
+The bookkeeping properties are Glance's `os_glance_*` (spyglass.data.import_state: the import lock,
+the stores importing, the stores failed). Glance's `os_glance_stage_host` is not used: every API
+worker shares the staging area, so no request needs to be proxied to the worker that staged the data.
 
 Imports run as asyncio tasks of the server process. A server that stops or crashes loses them:
-start-up recovery (spyglass.maintenance) puts such images back to `queued` and empties staging.
+start-up recovery (spyglass.data.recovery) puts such images back to `queued` and empties staging.
 """
 
 from __future__ import annotations
@@ -25,36 +23,31 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import ingest, store_copies, web_download
+from spyglass.data import import_state, ingest, store_copies, transfer, web_download
+from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
-from spyglass.db.tables import images
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
-from spyglass.images import queries as q
 from spyglass.images.catalog import load_authorized, set_status
 from spyglass.images.policy import Action
 from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
-from spyglass.timeutil import utcnow
 
 GLANCE_DIRECT = "glance-direct"
 WEB_DOWNLOAD = "web-download"
 IMPORT_METHODS = (GLANCE_DIRECT, WEB_DOWNLOAD, store_copies.COPY_IMAGE)
-LOCK = "os_glance_import_task"
-IMPORTING_TO = "os_glance_importing_to_stores"
-FAILED = "os_glance_failed_import"
-NO_DATA: dict[str, Any] = dict.fromkeys(("size", "checksum", "os_hash_algo", "os_hash_value", "virtual_size"))
 
 log = logging.getLogger(__name__)
 # Strong references to the running imports (the event loop keeps only weak ones).
@@ -80,44 +73,18 @@ async def stage(
     store_name: str | None = None,
 ) -> None:
     """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
-    record = await to_thread.run_sync(_begin_stage, db, ctx, image_id)
-    try:
-        expect = ingest.Expectations.of(record, settings, content_length)
-        digest = await ingest.receive(staging, image_id, body, expect)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(_unstage, db, image_id)
-        raise
-    if not await to_thread.run_sync(_staged, db, image_id, digest, store_name):
-        await to_thread.run_sync(staging.delete, image_id)
-        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+    staging_in = transfer.Receiving(
+        states.UPLOADING, staging, partial(_staged, store_name), requeue={"store": None, **dq.NO_DATA}
+    )
+    # The staged data's key is the image id: the import finds it there.
+    await transfer.receive(
+        staging_in, db, ctx, image_id, image_id, body, content_length=content_length, settings=settings
+    )
 
 
-def _begin_stage(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
-    with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
-        status = record.status
-        if status != states.QUEUED:
-            raise Conflict(f"Image status transition from {status} to {states.UPLOADING} is not allowed")
-        if not set_status(conn, image_id, states.QUEUED, states.UPLOADING):
-            raise Conflict("Another upload to this image is in progress.")
-        return record
-
-
-def _staged(db: Database, image_id: str, digest: ingest.Digest, store_name: str | None) -> bool:
+def _staged(store_name: str | None, conn: Connection, image_id: str, key: str, digest: ingest.Digest) -> bool:
     """Record what was staged; False when the image is no longer the one being staged."""
-    with db.write() as conn:
-        result = conn.execute(
-            update(images)
-            .where(images.c.id == image_id, images.c.status == states.UPLOADING, images.c.size.is_(None))
-            .values(updated_at=utcnow(), store=store_name, **digest.columns())
-        )
-        return result.rowcount == 1
-
-
-def _unstage(db: Database, image_id: str) -> None:
-    with db.write() as conn:
-        set_status(conn, image_id, states.UPLOADING, states.QUEUED, store=None, **NO_DATA)
+    return dq.record_staged(conn, image_id, store_name, digest.columns())
 
 
 # ---- the import call ---------------------------------------------------------------------------------
@@ -182,9 +149,7 @@ def begin_import(
         _check_importable(record, request.method)
         if not set_status(conn, image_id, record.status, states.IMPORTING):
             raise Conflict("The image status changed during the request; try again.")
-        q.replace_properties(
-            conn, image_id, record.properties, store_copies.starting(record.properties, task_id, targets)
-        )
+        import_state.take(conn, record, task_id, targets)
     must_succeed = body.get("all_stores_must_succeed", True)
     return ImportJob(image_id, task_id, request.method, request.uri, record, tuple(targets), must_succeed)
 
@@ -200,10 +165,7 @@ def _check_importable(record: ImageRecord, method: str) -> None:
     for name in ("container_format", "disk_format"):
         if not getattr(record, name):
             raise Conflict(f"'{name}' needs to be set before import")
-    if LOCK in record.properties:
-        raise Conflict(
-            f"New operation on image '{record.id}' is not permitted as prior operation is still in progress"
-        )
+    import_state.check_free(record)
 
 
 # ---- the import task -----------------------------------------------------------------------------------
@@ -284,61 +246,22 @@ async def _bring_data(
     return digest.columns()
 
 
-def _locked(conn: Connection, job: ImportJob) -> ImageRecord | None:
-    """The image, if this import still holds its lock."""
-    record = q.fetch_image(conn, job.image_id, None, lock=True)
-    if record is None or record.properties.get(LOCK) != job.task_id:
-        return None
-    return record
-
-
 def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, Any], store_name: str) -> bool:
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is None or not set_status(
             conn, job.image_id, states.IMPORTING, states.ACTIVE, blob_key=key, store=store_name, **columns
         ):
             return False
-        after = ended(record.properties, store_name, False)
-        if len(job.stores) > 1:
-            # The import goes on into the other stores: it keeps its lock until they are done.
-            after[LOCK] = job.task_id
-        q.replace_properties(conn, job.image_id, record.properties, after)
+        import_state.first_part_ended(conn, record, store_name, job.stores[1:], failed=False)
         return True
 
 
 def _fail_import(db: Database, job: ImportJob, store_name: str) -> None:
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is None or not set_status(
-            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **NO_DATA
+            conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **dq.NO_DATA
         ):
             return
-        after = ended(record.properties, store_name, True)
-        # The other stores will not be written either.
-        for other in job.stores[1:]:
-            after = ended(after, other, True)
-        q.replace_properties(conn, job.image_id, record.properties, after)
-
-
-def started(properties: dict[str, str], task_id: str, store_name: str) -> dict[str, str]:
-    """The properties while an import to `store_name` runs: its lock, the store importing."""
-    after = {**properties, LOCK: task_id}
-    after[IMPORTING_TO] = _store_list(properties.get(IMPORTING_TO, ""), add=store_name)
-    after[FAILED] = _store_list(properties.get(FAILED, ""), remove=store_name)
-    return after
-
-
-def ended(properties: dict[str, str], store_name: str, failed: bool) -> dict[str, str]:
-    """The properties once the import to `store_name` has ended: no lock, the store no longer
-    importing, and the store among the failed ones if it failed."""
-    after = {k: v for k, v in properties.items() if k != LOCK}
-    after[IMPORTING_TO] = _store_list(properties.get(IMPORTING_TO, ""), remove=store_name)
-    failed_stores = properties.get(FAILED, "")
-    after[FAILED] = _store_list(failed_stores, add=store_name) if failed else failed_stores
-    return after
-
-
-def _store_list(stores: str, *, add: str = "", remove: str = "") -> str:
-    names = ({s for s in stores.split(",") if s} | {add}) - {remove, ""}
-    return ",".join(sorted(names))
+        import_state.first_part_ended(conn, record, store_name, job.stores[1:], failed=True)

@@ -17,15 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobStore
-from spyglass.data import imports
+from spyglass.data import import_state
+from spyglass.data import queries as dq
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_locations, image_properties, images
 from spyglass.images import blob_refs, states
 from spyglass.images import queries as q
-from spyglass.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,10 @@ def recover(
     """Recover after a crash; `store` is the blob store, or every configured one (default first)."""
     stores = [store] if not isinstance(store, Sequence) else list(store)
     with db.write() as conn:
-        requeued = conn.execute(
-            update(images)
-            .where(images.c.status == states.SAVING)
-            .values(status=states.QUEUED, updated_at=utcnow())
-        ).rowcount
+        requeued = dq.requeue_saving(conn)
         requeued += _requeue_imports(conn, stores[0].name)
         _end_interrupted_copies(conn)
-        referenced = _referenced_keys(conn)
+        referenced = dq.referenced_blob_keys(conn)
         # Shared blobs: realign reference counts with the images that refer to them.
         blob_refs.reconcile(conn)
     orphans = 0
@@ -62,13 +57,6 @@ def recover(
     return Recovery(requeued, orphans, staged_removed)
 
 
-def _referenced_keys(conn: Connection) -> set[str]:
-    """The blob keys of every location of every image (first ones and further ones)."""
-    first = conn.execute(select(images.c.blob_key).where(images.c.blob_key.is_not(None))).scalars()
-    further = conn.execute(select(image_locations.c.blob_key)).scalars()
-    return {*first, *further}
-
-
 def _empty(store: BlobStore) -> int:
     keys = list(store.iter_keys())
     for key in keys:
@@ -79,35 +67,18 @@ def _empty(store: BlobStore) -> int:
 def _requeue_imports(conn: Connection, store_name: str) -> int:
     """Staged and importing images back to `queued` without data; their imports recorded as failed."""
     interrupted = (states.UPLOADING, states.IMPORTING)
-    ids = list(conn.execute(select(images.c.id).where(images.c.status.in_(interrupted))).scalars())
+    ids = dq.ids_in(conn, interrupted)
     properties, _tags = q.load_extras(conn, ids)
+    dq.requeue_without_data(conn, ids, interrupted)
     for image_id in ids:
-        conn.execute(
-            update(images)
-            .where(images.c.id == image_id, images.c.status.in_(interrupted))
-            .values(status=states.QUEUED, updated_at=utcnow(), blob_key=None, store=None, **imports.NO_DATA)
-        )
-        before = properties.get(image_id, {})
-        if imports.LOCK in before:
-            q.replace_properties(conn, image_id, before, imports.ended(before, store_name, failed=True))
+        import_state.end_interrupted(conn, image_id, properties.get(image_id, {}), store_name)
     return len(ids)
 
 
 def _end_interrupted_copies(conn: Connection) -> None:
     """Active images whose copy-image was cut off: the lock goes, the stores it was copying to
     are recorded as failed (their partial copies are orphans, swept with the others)."""
-    locked = select(image_properties.c.image_id).where(image_properties.c.name == imports.LOCK)
-    ids = list(
-        conn.execute(
-            select(images.c.id).where(images.c.id.in_(locked), images.c.status == states.ACTIVE)
-        ).scalars()
-    )
+    ids = dq.active_ids_with_property(conn, import_state.LOCK)
     properties, _tags = q.load_extras(conn, ids)
     for image_id in ids:
-        before = properties.get(image_id, {})
-        after = {k: v for k, v in before.items() if k != imports.LOCK}
-        failed = {s for s in before.get(imports.FAILED, "").split(",") if s}
-        failed |= {s for s in before.get(imports.IMPORTING_TO, "").split(",") if s}
-        after[imports.IMPORTING_TO] = ""
-        after[imports.FAILED] = ",".join(sorted(failed))
-        q.replace_properties(conn, image_id, before, after)
+        import_state.end_interrupted(conn, image_id, properties.get(image_id, {}), None)

@@ -27,18 +27,15 @@ from anyio import to_thread
 from spyglass.blobs import BlobNotFound, BlobStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
+from spyglass.data import import_state
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import locations, states
-from spyglass.images import queries as q
 from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action
 from spyglass.images.queries import ImageRecord, Location
 
 COPY_IMAGE = "copy-image"
-LOCK = "os_glance_import_task"
-IMPORTING_TO = "os_glance_importing_to_stores"
-FAILED = "os_glance_failed_import"
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +85,7 @@ def begin_copy(
         record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
         if record.status != states.ACTIVE:
             raise Conflict(f"Image needs to be in 'active' state to use '{COPY_IMAGE}' method")
-        if LOCK in record.properties:
-            raise Conflict(
-                f"New operation on image '{image_id}' is not permitted as prior operation "
-                "is still in progress"
-            )
+        import_state.check_free(record)
         held = set(locations.store_names(record, default))
         new = [name for name in wanted if name not in held]
         if not all_stores and len(new) < len(wanted):
@@ -101,7 +94,7 @@ def begin_copy(
         if not new:
             raise Conflict(f"Image {image_id} is already present in every store.")
         task_id = str(uuid.uuid4())
-        q.replace_properties(conn, image_id, record.properties, starting(record.properties, task_id, new))
+        import_state.take(conn, record, task_id, new)
     return CopyJob(image_id, task_id, tuple(new), must_succeed)
 
 
@@ -155,81 +148,45 @@ def copy_data(stores: StoreSet, record: ImageRecord, target: BlobStore, key: str
 
 def _current(db: Database, job: CopyJob) -> ImageRecord | None:
     with db.read() as conn:
-        record = q.fetch_image(conn, job.image_id, None)
-    if record is None or record.properties.get(LOCK) != job.task_id:
-        return None
-    return record
+        return import_state.held(conn, job.image_id, job.task_id, lock=False)
 
 
 def _add(db: Database, job: CopyJob, name: str, key: str) -> bool:
     """Record the new location, if the image still is active and this task still holds its lock."""
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is None or record.status != states.ACTIVE:
             return False
         locations.add(conn, record, name, key)
-        q.replace_properties(conn, job.image_id, record.properties, ending(record.properties, name, False))
+        import_state.store_ended(conn, record, name, failed=False)
         return True
 
 
 def _ended(db: Database, job: CopyJob, name: str, failed: bool) -> None:
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is not None:
-            q.replace_properties(
-                conn, job.image_id, record.properties, ending(record.properties, name, failed)
-            )
+            import_state.store_ended(conn, record, name, failed=failed)
 
 
 def _undo(db: Database, job: CopyJob, stores: StoreSet, made: Sequence[Location]) -> None:
     """all_stores_must_succeed: a store failed, so the copies this task made go again."""
     unreferenced: list[Location] = []
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is None:
             return
         for location in made:
             gone = locations.remove(conn, record, location)
             if gone is not None:
                 unreferenced.append(gone)
-            record = _locked(conn, job)
+            record = import_state.held(conn, job.image_id, job.task_id)
             assert record is not None
     locations.delete_blobs(stores, unreferenced)
 
 
 def _unlock(db: Database, job: CopyJob) -> None:
     with db.write() as conn:
-        record = _locked(conn, job)
+        record = import_state.held(conn, job.image_id, job.task_id)
         if record is not None:
-            after = {k: v for k, v in record.properties.items() if k != LOCK}
-            after[IMPORTING_TO] = _names(record.properties.get(IMPORTING_TO, ""), remove=set(job.stores))
-            q.replace_properties(conn, job.image_id, record.properties, after)
-
-
-def _locked(conn: Any, job: CopyJob) -> ImageRecord | None:
-    record = q.fetch_image(conn, job.image_id, None, lock=True)
-    if record is None or record.properties.get(LOCK) != job.task_id:
-        return None
-    return record
-
-
-def starting(properties: dict[str, str], task_id: str, names: Sequence[str]) -> dict[str, str]:
-    """The properties while copies to `names` run: the lock, the stores importing, none failed."""
-    after = {**properties, LOCK: task_id}
-    after[IMPORTING_TO] = _names(properties.get(IMPORTING_TO, ""), add=set(names))
-    after[FAILED] = _names(properties.get(FAILED, ""), remove=set(names))
-    return after
-
-
-def ending(properties: dict[str, str], name: str, failed: bool) -> dict[str, str]:
-    """The properties once the copy to one store has ended (the lock stays until the last)."""
-    after = dict(properties)
-    after[IMPORTING_TO] = _names(properties.get(IMPORTING_TO, ""), remove={name})
-    if failed:
-        after[FAILED] = _names(properties.get(FAILED, ""), add={name})
-    return after
-
-
-def _names(stores: str, *, add: set[str] | None = None, remove: set[str] | None = None) -> str:
-    names = ({s for s in stores.split(",") if s} | (add or set())) - (remove or set())
-    return ",".join(sorted(names))
+            import_state.release(conn, record, job.stores)

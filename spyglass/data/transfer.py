@@ -1,21 +1,25 @@
 """Image data: streaming upload and ranged download.
 
 Upload is `queued -> saving -> active`, each step a compare-and-set, with no database transaction
-held while bytes flow. The bytes go once, straight into the blob store, hashed and inspected on
-the way (spyglass.ingest). Any failure (client gone, short body, size cap, store error, a digest the
-client declared not matching, data the format inspection refuses) aborts the blob and puts the
-image back to `queued`. Download answers the whole data or one byte range (spyglass.byte_ranges).
+held while bytes flow; a stage (spyglass.data.imports) follows the same protocol (`Receiving`).
+The bytes go once, straight into the blob store, hashed and inspected on the way
+(spyglass.ingest). Any failure (client gone, short body, size cap, store error, a digest the client
+declared not matching, data the format inspection refuses) aborts the blob and puts the image back
+to `queued`. Download answers the whole data or one byte range (spyglass.byte_ranges).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import anyio
 from anyio import to_thread
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.blobs.registry import StoreSet
@@ -40,28 +44,64 @@ def new_blob_key() -> str:
     return str(uuid.uuid4())
 
 
-def _begin_upload(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
+@dataclass(frozen=True)
+class Receiving:
+    """One way data comes into an image (an upload, a stage), each step a compare-and-set: the
+    image goes `queued -> status` before the bytes flow into `store`, back to `queued` (with the
+    `requeue` columns) when they fail, and `finish` records them once they are in."""
+
+    status: str
+    store: BlobStore
+    # (connection, image id, blob key, digest) -> False when the image went away meanwhile.
+    finish: Callable[[Connection, str, str, ingest.Digest], bool]
+    requeue: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def receive(
+    how: Receiving,
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    key: str,
+    body: AsyncIterator[bytes],
+    *,
+    content_length: int | None,
+    settings: Settings,
+) -> None:
+    """Receive the body into `how.store` under `key`, with no database transaction held while
+    bytes flow."""
+    record = await to_thread.run_sync(_begin, how, db, ctx, image_id)
+    try:
+        expect = ingest.Expectations.of(record, settings, content_length)
+        digest = await ingest.receive(how.store, key, body, expect)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(_requeue, how, db, image_id)
+        raise
+    if not await to_thread.run_sync(_finish, how, db, image_id, key, digest):
+        # The image was deleted (or its status changed) while the bytes were flowing.
+        await to_thread.run_sync(how.store.delete, key)
+        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+
+
+def _begin(how: Receiving, db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
         if record.status != states.QUEUED:
-            raise Conflict(f"Image status transition from {record.status} to saving is not allowed")
-        if not set_status(conn, image_id, states.QUEUED, states.SAVING):
+            raise Conflict(f"Image status transition from {record.status} to {how.status} is not allowed")
+        if not set_status(conn, image_id, states.QUEUED, how.status):
             raise Conflict("Another upload to this image is in progress.")
         return record
 
 
-def _finish_upload(
-    db: Database, record: ImageRecord, store_name: str, key: str, digest: ingest.Digest
-) -> bool:
+def _finish(how: Receiving, db: Database, image_id: str, key: str, digest: ingest.Digest) -> bool:
     with db.write() as conn:
-        return set_status(
-            conn, record.id, states.SAVING, states.ACTIVE, blob_key=key, store=store_name, **digest.columns()
-        )
+        return how.finish(conn, image_id, key, digest)
 
 
-def _return_to_queued(db: Database, image_id: str) -> None:
+def _requeue(how: Receiving, db: Database, image_id: str) -> None:
     with db.write() as conn:
-        set_status(conn, image_id, states.SAVING, states.QUEUED)
+        set_status(conn, image_id, how.status, states.QUEUED, **how.requeue)
 
 
 async def upload(
@@ -74,21 +114,18 @@ async def upload(
     content_length: int | None,
     settings: Settings,
 ) -> None:
-    record = await to_thread.run_sync(_begin_upload, db, ctx, image_id)
+    """`PUT /file`: `queued -> saving -> active`, the data straight into the blob store."""
     key = new_blob_key()
-    try:
-        expect = ingest.Expectations.of(record, settings, content_length)
-        digest = await ingest.receive(store, key, body, expect)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(_return_to_queued, db, image_id)
-        raise
-    if not await to_thread.run_sync(_finish_upload, db, record, store.name, key, digest):
-        # The image was deleted (or its status changed) while the bytes were flowing.
-        await to_thread.run_sync(store.delete, key)
-        raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+    saving = Receiving(states.SAVING, store, partial(_activate, store.name))
+    await receive(saving, db, ctx, image_id, key, body, content_length=content_length, settings=settings)
     # Count the blob's references (copies share it), or swap it for an identical blob already stored.
     await to_thread.run_sync(blob_refs.adopt, db, store, image_id, key)
+
+
+def _activate(store_name: str, conn: Connection, image_id: str, key: str, digest: ingest.Digest) -> bool:
+    return set_status(
+        conn, image_id, states.SAVING, states.ACTIVE, blob_key=key, store=store_name, **digest.columns()
+    )
 
 
 @dataclass(frozen=True)
