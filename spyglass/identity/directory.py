@@ -25,7 +25,7 @@ from spyglass.identity.bootstrap import DEFAULT_DOMAIN_ID
 from spyglass.identity.inputs import Row, read_body, read_changes, unchanged
 from spyglass.identity.passwords import hash_password, verify_password
 from spyglass.identity.policy import Action, Target, authorize
-from spyglass.identity.rows import (
+from spyglass.identity.queries import (
     assert_rename_free,
     fetch,
     fetch_referenced,

@@ -20,7 +20,7 @@ from spyglass.errors import Forbidden, Invalid, NotFound
 from spyglass.identity.bootstrap import ROLE_NAMES
 from spyglass.identity.inputs import Row, present, read_body, read_changes, unchanged
 from spyglass.identity.policy import Action, Target, authorize
-from spyglass.identity.rows import (
+from spyglass.identity.queries import (
     assert_rename_free,
     fetch,
     insert_named,

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Table, exists, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from spyglass.db.engine import Database
+from spyglass.db.tables import projects
 from spyglass.errors import Conflict, Invalid, NotFound
 from spyglass.identity.bootstrap import new_id
 from spyglass.identity.inputs import Row, flag, text
@@ -113,3 +114,9 @@ def save(conn: Connection, table: Table, kind: str, entity_id: str, changes: Row
         except IntegrityError as exc:
             raise Conflict("Conflict occurred attempting to store - duplicate entry.") from exc
     return fetch(conn, table, kind, entity_id)
+
+
+def project_enabled(conn: Connection, project_id: str) -> bool | None:
+    """Whether the project is enabled; None when there is no such project."""
+    found = conn.execute(select(projects.c.enabled).where(projects.c.id == project_id)).scalar()
+    return None if found is None else bool(found)
