@@ -4,7 +4,7 @@ Every function takes the database and the caller and starts with one `authorize`
 Results are plain dicts keyed by wire names; admin_api adds links and constant fields. Password
 hashes are written and checked here and never returned.
 
-Tokens resolve their scope and roles when validated (see tokens.py), so deleting or disabling a
+Tokens resolve their scope and roles when validated (see token_info.py), so deleting or disabling a
 project, user or domain stops its tokens at once. Disabling also deletes the tokens, as Keystone
 revokes them, so that enabling again does not bring old tokens back. The image side learns of
 deleted and disabled projects through the hook lists below.
