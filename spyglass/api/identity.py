@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from spyglass.api.identity_admin import BODY_MAX
 from spyglass.api.identity_admin import routes as admin_routes
-from spyglass.errors import Forbidden, NotFound, Unauthorized
-from spyglass.identity import tokens
+from spyglass.errors import NotFound, Unauthorized
+from spyglass.identity import token_info, tokens
+from spyglass.identity.policy import Action, Target, authorize
 from spyglass.identity.throttle import Attempt, LoginLimits
 from spyglass.web import JSONResponse, app_state, base_url, caller, json_body
 
@@ -51,7 +52,7 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
         if settings.public_url
         else f"{request.url.scheme}://{request.url.netloc}"
     )
-    return tokens.build_catalog(public, settings.region)
+    return token_info.build_catalog(public, settings.region)
 
 
 def _attempt(request: Request) -> Attempt:
@@ -74,39 +75,40 @@ async def issue(request: Request) -> Response:
             tokens.issue_token, state.db, body, state.settings.token_ttl_seconds, _attempt(request)
         )
     nocatalog = "nocatalog" in request.query_params
-    rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
+    rendered = token_info.render_token(info, None if nocatalog else _catalog(request))
     return JSONResponse(rendered, status_code=201, headers={"X-Subject-Token": secret, **VARY})
 
 
-async def _subject(request: Request) -> tokens.TokenInfo:
+async def _subject(request: Request, action: Action) -> token_info.TokenInfo:
     ctx = caller(request)
     subject = request.headers.get("x-subject-token")
     if not subject:
         raise NotFound("X-Subject-Token is missing.")
     try:
-        info = await run_in_threadpool(tokens.validate_token, app_state(request).db, subject)
+        info = await run_in_threadpool(token_info.validate_token, app_state(request).db, subject)
     except NotFound as exc:
         raise NotFound(f"Could not find token: {subject[:8]}...") from exc
-    if not ctx.is_admin and info.user["id"] != ctx.user_id:
-        raise Forbidden("You are not authorized to perform the requested action: identity:validate_token.")
+    authorize(ctx, action, Target(user_id=info.user["id"]))
     return info
 
 
 async def validate(request: Request) -> Response:
-    info = await _subject(request)
+    info = await _subject(request, Action.VALIDATE_TOKEN)
     nocatalog = "nocatalog" in request.query_params
-    rendered = tokens.render_token(info, None if nocatalog else _catalog(request))
+    rendered = token_info.render_token(info, None if nocatalog else _catalog(request))
     return JSONResponse(rendered, headers={"X-Subject-Token": request.headers["x-subject-token"], **VARY})
 
 
 async def check(request: Request) -> Response:
-    await _subject(request)
+    await _subject(request, Action.CHECK_TOKEN)
     return Response(status_code=200, headers=VARY)
 
 
 async def revoke(request: Request) -> Response:
-    await _subject(request)
-    await run_in_threadpool(tokens.revoke_token, app_state(request).db, request.headers["x-subject-token"])
+    await _subject(request, Action.REVOKE_TOKEN)
+    await run_in_threadpool(
+        token_info.revoke_token, app_state(request).db, request.headers["x-subject-token"]
+    )
     return Response(status_code=204)
 
 

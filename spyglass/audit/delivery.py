@@ -33,11 +33,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from anyio import to_thread
-from sqlalchemy import delete, func, select, update
 
+from spyglass.audit import queries
 from spyglass.audit.outbox import DEAD, PENDING, sign
+from spyglass.audit.queries import DueDelivery
 from spyglass.db.engine import Database
-from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings
@@ -127,69 +127,57 @@ def deliver_due(
     return sum(_attempt(db, box, retry, send, head, now) for head in _due_heads(db, now))
 
 
-def _due_heads(db: Database, now: datetime) -> list[Any]:
-    d = webhook_deliveries.c
-    heads = select(func.min(d.id)).where(d.status == PENDING).group_by(d.webhook_id)
-    stmt = (
-        select(webhook_deliveries, webhooks.c.url, webhooks.c.secret)
-        .join(webhooks, webhooks.c.id == d.webhook_id)
-        .where(d.id.in_(heads), d.next_attempt_at <= now)
-        .order_by(d.id)
-    )
+def _due_heads(db: Database, now: datetime) -> list[DueDelivery]:
     with db.read() as conn:
-        return list(conn.execute(stmt).mappings())
+        return queries.due_heads(conn, PENDING, now)
 
 
-def _attempt(db: Database, box: SecretBox, retry: Retry, send: Sender, head: Any, now: datetime) -> bool:
+def _attempt(
+    db: Database, box: SecretBox, retry: Retry, send: Sender, head: DueDelivery, now: datetime
+) -> bool:
     if not _claim(db, head, now):
         return False
-    body = head["payload"].encode()
+    body = head.payload.encode()
     try:
-        secret = box.open(head["secret"], head["webhook_id"])
+        secret = box.open(head.secret, head.webhook_id)
     except SecretKeyError as exc:
         # Never sent unsigned: the attempt fails (the operator sees it logged, the project in
         # last_error) until the node has the key the secret was sealed under.
-        log.error("webhook delivery %s cannot be signed: %s", head["id"], exc)
+        log.error("webhook delivery %s cannot be signed: %s", head.id, exc)
         _failed(db, retry, head, "the webhook's secret cannot be opened on this server", now)
         return False
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "spyglass-webhooks",
-        "X-Spyglass-Event": head["event_type"],
-        "X-Spyglass-Delivery": str(head["id"]),
+        "X-Spyglass-Event": head.event_type,
+        "X-Spyglass-Delivery": str(head.id),
         "X-Spyglass-Signature": sign(secret, body),
     }
     try:
-        send(head["url"], body, headers)
+        send(head.url, body, headers)
     except FAILURES as exc:
         _failed(db, retry, head, f"{type(exc).__name__}: {exc}"[:ERROR_MAX], now)
         return False
     with db.write() as conn:
-        conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.id == head["id"]))
+        queries.delete_delivery(conn, head.id)
     return True
 
 
-def _claim(db: Database, head: Any, now: datetime) -> bool:
-    d = webhook_deliveries.c
+def _claim(db: Database, head: DueDelivery, now: datetime) -> bool:
     with db.write() as conn:
-        claimed = conn.execute(
-            update(webhook_deliveries)
-            .where(d.id == head["id"], d.next_attempt_at == head["next_attempt_at"], d.status == PENDING)
-            .values(next_attempt_at=now + LEASE)
-        )
-        return claimed.rowcount == 1
+        return queries.claim(conn, head, PENDING, now + LEASE)
 
 
-def _failed(db: Database, retry: Retry, head: Any, error: str, now: datetime) -> None:
-    attempts = head["attempts"] + 1
+def _failed(db: Database, retry: Retry, head: DueDelivery, error: str, now: datetime) -> None:
+    attempts = head.attempts + 1
     values: dict[str, Any] = {"attempts": attempts, "last_error": error}
     if attempts >= retry.max_attempts:
         values["status"] = DEAD
-        log.warning("webhook delivery %s is a dead letter after %d attempts: %s", head["id"], attempts, error)
+        log.warning("webhook delivery %s is a dead letter after %d attempts: %s", head.id, attempts, error)
     else:
         values["next_attempt_at"] = now + retry.delay(attempts)
     with db.write() as conn:
-        conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == head["id"]).values(**values))
+        queries.update_delivery(conn, head.id, **values)
 
 
 async def run(db: Database, settings: Settings, send: Sender | None = None) -> None:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
-from spyglass.audit import outbox
+from spyglass.audit import outbox, queries
 from spyglass.context import RequestContext
-from spyglass.db.tables import image_events, image_members, images
 from spyglass.timeutil import isotime, utcnow
 
 MEMBER_ADDED = "member.added"
@@ -62,8 +61,7 @@ def record(
         "before": before,
         "after": after,
     }
-    inserted = insert(image_events).values(**values).returning(image_events.c.id)
-    event_id: int = conn.execute(inserted).scalar_one()
+    event_id = queries.insert_event(conn, values)
     event = document({**values, "id": event_id})
     outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
     return event_id
@@ -89,8 +87,7 @@ def _concerned(conn: Connection, image_id: str, owner: str | None, member_id: st
     if member_id is not None:
         projects.add(member_id)
         return projects
-    members = select(image_members.c.member_id).where(image_members.c.image_id == image_id)
-    projects.update(conn.execute(members).scalars())
+    projects.update(queries.member_ids(conn, image_id))
     return projects
 
 
@@ -102,16 +99,10 @@ def on_project_deleted(conn: Connection, project_id: str) -> None:
 
     The identity service calls its hooks without the caller, so these events have no actor.
     """
-    theirs = (
-        select(image_members.c.image_id, image_members.c.status, images.c.owner)
-        .join(images, images.c.id == image_members.c.image_id)
-        .where(image_members.c.member_id == project_id, images.c.owner != project_id)
-    )
-    for row in conn.execute(theirs).all():
-        _membership_ended(conn, row.image_id, row.owner, project_id, row.status, MEMBER_PROJECT_DELETED)
-    owned = select(images.c.id, images.c.visibility).where(images.c.owner == project_id)
-    for image in conn.execute(owned).all():
-        _owner_deleted(conn, image.id, project_id, image.visibility)
+    for theirs in queries.memberships_elsewhere(conn, project_id):
+        _membership_ended(conn, theirs, MEMBER_PROJECT_DELETED)
+    for image_id, visibility in queries.owned_images(conn, project_id):
+        _owner_deleted(conn, image_id, project_id, visibility)
 
 
 def _owner_deleted(conn: Connection, image_id: str, owner: str, visibility: str) -> None:
@@ -125,23 +116,18 @@ def _owner_deleted(conn: Connection, image_id: str, owner: str, visibility: str)
         before={"visibility": visibility},
         after={"visibility": "private", "deleted_project": owner},
     )
-    members = select(image_members.c.member_id, image_members.c.status).where(
-        image_members.c.image_id == image_id
-    )
-    for member in conn.execute(members).all():
-        _membership_ended(conn, image_id, owner, member.member_id, member.status, OWNER_PROJECT_DELETED)
+    for membership in queries.members_of(conn, image_id):
+        _membership_ended(conn, membership, OWNER_PROJECT_DELETED)
 
 
-def _membership_ended(
-    conn: Connection, image_id: str, owner: str | None, member_id: str, status: str, reason: str
-) -> None:
+def _membership_ended(conn: Connection, membership: queries.Membership, reason: str) -> None:
     record(
         conn,
         None,
-        image_id,
-        owner,
+        membership.image_id,
+        membership.owner,
         MEMBER_REMOVED,
-        member_id=member_id,
-        before={"status": status},
+        member_id=membership.member_id,
+        before={"status": membership.status},
         after={"reason": reason},
     )

@@ -14,10 +14,10 @@ import hmac
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
+from spyglass.audit import queries
 from spyglass.db.engine import Database
-from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.secret_box import SecretBox, is_sealed
 from spyglass.timeutil import utcnow
 
@@ -33,7 +33,7 @@ def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None
     """Queue one delivery of the event for every webhook of these projects."""
     if not projects:
         return
-    hooks = conn.execute(select(webhooks.c.id).where(webhooks.c.project_id.in_(projects))).scalars().all()
+    hooks = queries.webhook_ids(conn, projects)
     if not hooks:
         return
     now = utcnow()
@@ -51,7 +51,7 @@ def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None
         }
         for hook in hooks
     ]
-    conn.execute(insert(webhook_deliveries), rows)
+    queries.insert_deliveries(conn, rows)
 
 
 # ---- registration ------------------------------------------------------------------------------
@@ -59,20 +59,16 @@ def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None
 
 def on_project_deleted(conn: Connection, project_id: str) -> None:
     """A deleted project receives nothing more: its webhooks (and their outbox rows) go."""
-    conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
+    queries.delete_project_webhooks(conn, project_id)
 
 
 def seal_clear_secrets(db: Database, box: SecretBox) -> int:
     """Seal the secrets stored in clear before sealing existed (at start-up); the number sealed."""
     with db.read() as conn:
-        rows = conn.execute(select(webhooks.c.id, webhooks.c.secret)).all()
+        rows = queries.webhook_secrets(conn)
     clear = [(hook_id, secret) for hook_id, secret in rows if not is_sealed(secret)]
     with db.write() as conn:
         for hook_id, secret in clear:
             # Compare-and-set: another node starting at once may have sealed it already.
-            conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == hook_id, webhooks.c.secret == secret)
-                .values(secret=box.seal(secret, hook_id))
-            )
+            queries.replace_secret(conn, hook_id, secret, box.seal(secret, hook_id))
     return len(clear)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.identity.tokens import authenticate_request
+from spyglass.identity.token_info import authenticate_request
 
 
 class EmbeddedAuthenticator:

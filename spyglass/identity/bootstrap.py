@@ -6,14 +6,14 @@ Every step is idempotent: it creates only what is missing, so restarting changes
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection
 
 from spyglass.db.engine import Database
-from spyglass.db.tables import domains, projects, role_assignments, role_implications, roles, users
+from spyglass.identity import role_queries
 from spyglass.identity.passwords import hash_password
+from spyglass.identity.queries import id_by_name, insert_row, new_id
 
 DEFAULT_DOMAIN_ID = "default"
 ROLE_NAMES = ("admin", "member", "reader")
@@ -36,52 +36,35 @@ class Credentials:
     )  # cloud -> (user, password, project, domain)
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _id_by_name(conn: Connection, table: Table, name: str, **where: str) -> str | None:
-    stmt = select(table.c.id).where(table.c.name == name, *(table.c[k] == v for k, v in where.items()))
-    value = conn.execute(stmt).scalar()
-    return None if value is None else str(value)
-
-
 def ensure_domain(conn: Connection, name: str, domain_id: str | None = None, description: str = "") -> str:
-    existing = _id_by_name(conn, domains, name)
+    existing = id_by_name(conn, "domain", name)
     if existing:
         return existing
     domain_id = domain_id or new_id()
-    conn.execute(insert(domains).values(id=domain_id, name=name, description=description, enabled=True))
+    insert_row(conn, "domain", id=domain_id, name=name, description=description, enabled=True)
     return domain_id
 
 
 def ensure_roles(conn: Connection) -> dict[str, str]:
     ids = {}
     for name in ROLE_NAMES:
-        ids[name] = _id_by_name(conn, roles, name) or new_id()
-        if not _id_by_name(conn, roles, name):
-            conn.execute(insert(roles).values(id=ids[name], name=name, description=""))
-    existing = {
-        tuple(r)
-        for r in conn.execute(select(role_implications.c.prior_role_id, role_implications.c.implied_role_id))
-    }
+        ids[name] = id_by_name(conn, "role", name) or new_id()
+        if not id_by_name(conn, "role", name):
+            insert_row(conn, "role", id=ids[name], name=name, description="")
+    existing = set(role_queries.implications(conn))
     for prior, implied in (("admin", "member"), ("member", "reader")):
         if (ids[prior], ids[implied]) not in existing:
-            conn.execute(
-                insert(role_implications).values(prior_role_id=ids[prior], implied_role_id=ids[implied])
-            )
+            role_queries.add_implication(conn, ids[prior], ids[implied])
     return ids
 
 
 def ensure_project(conn: Connection, name: str, domain_id: str, description: str = "") -> str:
-    existing = _id_by_name(conn, projects, name, domain_id=domain_id)
+    existing = id_by_name(conn, "project", name, domain_id)
     if existing:
         return existing
     project_id = new_id()
-    conn.execute(
-        insert(projects).values(
-            id=project_id, name=name, domain_id=domain_id, description=description, enabled=True
-        )
+    insert_row(
+        conn, "project", id=project_id, name=name, domain_id=domain_id, description=description, enabled=True
     )
     return project_id
 
@@ -90,22 +73,22 @@ def ensure_user(
     conn: Connection, name: str, domain_id: str, project_id: str, role_id: str, password: str
 ) -> tuple[str, bool]:
     """The user's id, and whether it was created now (with this password)."""
-    existing = _id_by_name(conn, users, name, domain_id=domain_id)
+    existing = id_by_name(conn, "user", name, domain_id)
     if existing:
         return existing, False
     user_id = new_id()
-    conn.execute(
-        insert(users).values(
-            id=user_id,
-            name=name,
-            domain_id=domain_id,
-            password_hash=hash_password(password),
-            enabled=True,
-            default_project_id=project_id,
-            description="",
-        )
+    insert_row(
+        conn,
+        "user",
+        id=user_id,
+        name=name,
+        domain_id=domain_id,
+        password_hash=hash_password(password),
+        enabled=True,
+        default_project_id=project_id,
+        description="",
     )
-    conn.execute(insert(role_assignments).values(user_id=user_id, project_id=project_id, role_id=role_id))
+    role_queries.add_assignment(conn, user_id, project_id, role_id)
     return user_id, True
 
 

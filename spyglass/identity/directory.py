@@ -4,7 +4,7 @@ Every function takes the database and the caller and starts with one `authorize`
 Results are plain dicts keyed by wire names; admin_api adds links and constant fields. Password
 hashes are written and checked here and never returned.
 
-Tokens resolve their scope and roles when validated (see tokens.py), so deleting or disabling a
+Tokens resolve their scope and roles when validated (see token_info.py), so deleting or disabling a
 project, user or domain stops its tokens at once. Disabling also deletes the tokens, as Keystone
 revokes them, so that enabling again does not bring old tokens back. The image side learns of
 deleted and disabled projects through the hook lists below.
@@ -15,28 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, select, update
+from sqlalchemy import Connection
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import domains, projects, role_assignments, tokens, users
 from spyglass.errors import Forbidden, Invalid, Unauthorized
+from spyglass.identity import queries
 from spyglass.identity.bootstrap import DEFAULT_DOMAIN_ID
 from spyglass.identity.inputs import Row, read_body, read_changes, unchanged
 from spyglass.identity.passwords import hash_password, verify_password
 from spyglass.identity.policy import Action, Target, authorize
-from spyglass.identity.rows import (
+from spyglass.identity.queries import (
     assert_rename_free,
     fetch,
     fetch_referenced,
-    ids,
     insert_named,
     read_all,
     read_one,
     save,
-    select_rows,
 )
-from spyglass.identity.tokens import revoke_user_tokens
+from spyglass.identity.token_queries import delete_scoped_tokens, delete_user_tokens
 
 ProjectHook = Callable[[Connection, str], None]
 
@@ -57,7 +55,7 @@ def _disabling(row: Row, changes: Row) -> bool:
 def _owning_domain(conn: Connection, ctx: RequestContext, fields: Row) -> str:
     """The domain a new project or user goes in: the one named, else the caller's, as in Keystone."""
     domain_id = fields.get("domain_id") or _token_domain(conn, ctx)
-    fetch_referenced(conn, domains, "domain", domain_id)
+    fetch_referenced(conn, "domain", domain_id)
     return str(domain_id)
 
 
@@ -65,17 +63,10 @@ def _token_domain(conn: Connection, ctx: RequestContext) -> str:
     if ctx.domain_id:
         return ctx.domain_id
     if ctx.project_id:
-        found = conn.execute(select(projects.c.domain_id).where(projects.c.id == ctx.project_id)).scalar()
+        found = queries.project_domain(conn, ctx.project_id)
         if found:
-            return str(found)
+            return found
     return DEFAULT_DOMAIN_ID
-
-
-def _drop(conn: Connection, table: Table, column: str, entity_id: str) -> None:
-    """Delete a project or domain with the role assignments on it and the tokens scoped to it."""
-    conn.execute(delete(role_assignments).where(role_assignments.c[column] == entity_id))
-    conn.execute(delete(tokens).where(tokens.c[column] == entity_id))
-    conn.execute(delete(table).where(table.c.id == entity_id))
 
 
 # ---- domains ----------------------------------------------------------------------------------
@@ -83,56 +74,56 @@ def _drop(conn: Connection, table: Table, column: str, entity_id: str) -> None:
 
 def list_domains(db: Database, ctx: RequestContext, params: Mapping[str, str]) -> list[Row]:
     authorize(ctx, Action.LIST_DOMAINS)
-    return read_all(db, domains, params)
+    return read_all(db, "domain", params)
 
 
 def get_domain(db: Database, ctx: RequestContext, domain_id: str) -> Row:
     authorize(ctx, Action.GET_DOMAIN, Target(domain_id=domain_id))
-    return read_one(db, domains, "domain", domain_id)
+    return read_one(db, "domain", domain_id)
 
 
 def create_domain(db: Database, ctx: RequestContext, body: Any) -> Row:
     authorize(ctx, Action.CREATE_DOMAIN)
     fields = read_body(body, "domain", "create")
     with db.write() as conn:
-        return insert_named(conn, domains, "domain", fields, enabled=fields.get("enabled", True))
+        return insert_named(conn, "domain", fields, enabled=fields.get("enabled", True))
 
 
 def update_domain(db: Database, ctx: RequestContext, domain_id: str, body: Any) -> Row:
     authorize(ctx, Action.UPDATE_DOMAIN, Target(domain_id=domain_id))
     changes = read_changes(body, "domain", "options", "tags")
     with db.write() as conn:
-        domain = fetch(conn, domains, "domain", domain_id)
+        domain = fetch(conn, "domain", domain_id)
         unchanged(domain, changes, "id")
-        assert_rename_free(conn, domains, "domain", domain, changes)
+        assert_rename_free(conn, "domain", domain, changes)
         if _disabling(domain, changes):
             _disable_domain(conn, domain_id)
-        return save(conn, domains, "domain", domain_id, changes)
+        return save(conn, "domain", domain_id, changes)
 
 
 def _disable_domain(conn: Connection, domain_id: str) -> None:
     if domain_id == DEFAULT_DOMAIN_ID:
         # The bootstrap admin lives there: disabling it would lock every administrator out.
         raise Forbidden("The default domain cannot be disabled.")
-    for project_id in ids(conn, projects, projects.c.domain_id == domain_id, projects.c.enabled):
+    for project_id in queries.project_ids_in(conn, domain_id, enabled_only=True):
         _disable_project(conn, project_id)
-    for user_id in ids(conn, users, users.c.domain_id == domain_id):
-        revoke_user_tokens(conn, user_id)
-    conn.execute(delete(tokens).where(tokens.c.domain_id == domain_id))
+    for user_id in queries.user_ids_in(conn, domain_id):
+        delete_user_tokens(conn, user_id)
+    delete_scoped_tokens(conn, domain_id=domain_id)
 
 
 def delete_domain(db: Database, ctx: RequestContext, domain_id: str) -> None:
     authorize(ctx, Action.DELETE_DOMAIN, Target(domain_id=domain_id))
     with db.write() as conn:
-        domain = fetch(conn, domains, "domain", domain_id)
+        domain = fetch(conn, "domain", domain_id)
         if domain["enabled"]:
             raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
         # As in Keystone, a domain takes its projects and users with it.
-        for project_id in ids(conn, projects, projects.c.domain_id == domain_id):
+        for project_id in queries.project_ids_in(conn, domain_id):
             _remove_project(conn, project_id)
-        for user_id in ids(conn, users, users.c.domain_id == domain_id):
+        for user_id in queries.user_ids_in(conn, domain_id):
             _remove_user(conn, user_id)
-        _drop(conn, domains, "domain_id", domain_id)
+        queries.drop_scope(conn, "domain", domain_id)
 
 
 # ---- projects ---------------------------------------------------------------------------------
@@ -140,12 +131,12 @@ def delete_domain(db: Database, ctx: RequestContext, domain_id: str) -> None:
 
 def list_projects(db: Database, ctx: RequestContext, params: Mapping[str, str]) -> list[Row]:
     authorize(ctx, Action.LIST_PROJECTS)
-    return read_all(db, projects, params)
+    return read_all(db, "project", params)
 
 
 def get_project(db: Database, ctx: RequestContext, project_id: str) -> Row:
     authorize(ctx, Action.GET_PROJECT, Target(project_id=project_id))
-    return read_one(db, projects, "project", project_id)
+    return read_one(db, "project", project_id)
 
 
 def create_project(db: Database, ctx: RequestContext, body: Any) -> Row:
@@ -155,7 +146,7 @@ def create_project(db: Database, ctx: RequestContext, body: Any) -> Row:
         domain_id = _owning_domain(conn, ctx, fields)
         _assert_flat(fields.get("parent_id"), domain_id)
         enabled = fields.get("enabled", True)
-        return insert_named(conn, projects, "project", fields, domain_id=domain_id, enabled=enabled)
+        return insert_named(conn, "project", fields, domain_id=domain_id, enabled=enabled)
 
 
 def _assert_flat(parent_id: str | None, domain_id: str) -> None:
@@ -167,17 +158,17 @@ def update_project(db: Database, ctx: RequestContext, project_id: str, body: Any
     authorize(ctx, Action.UPDATE_PROJECT, Target(project_id=project_id))
     changes = read_changes(body, "project", "options", "tags", "is_domain")
     with db.write() as conn:
-        project = fetch(conn, projects, "project", project_id)
+        project = fetch(conn, "project", project_id)
         unchanged(project, changes, "id", "domain_id")
         _assert_flat(changes.pop("parent_id", None), project["domain_id"])
-        assert_rename_free(conn, projects, "project", project, changes)
+        assert_rename_free(conn, "project", project, changes)
         if _disabling(project, changes):
             _disable_project(conn, project_id)
-        return save(conn, projects, "project", project_id, changes)
+        return save(conn, "project", project_id, changes)
 
 
 def _disable_project(conn: Connection, project_id: str) -> None:
-    conn.execute(delete(tokens).where(tokens.c.project_id == project_id))
+    delete_scoped_tokens(conn, project_id=project_id)
     for hook in project_disabled_hooks:
         hook(conn, project_id)
 
@@ -185,17 +176,15 @@ def _disable_project(conn: Connection, project_id: str) -> None:
 def delete_project(db: Database, ctx: RequestContext, project_id: str) -> None:
     authorize(ctx, Action.DELETE_PROJECT, Target(project_id=project_id))
     with db.write() as conn:
-        fetch(conn, projects, "project", project_id)
+        fetch(conn, "project", project_id)
         _remove_project(conn, project_id)
 
 
 def _remove_project(conn: Connection, project_id: str) -> None:
     for hook in project_deleted_hooks:
         hook(conn, project_id)
-    conn.execute(
-        update(users).where(users.c.default_project_id == project_id).values(default_project_id=None)
-    )
-    _drop(conn, projects, "project_id", project_id)
+    queries.clear_default_project(conn, project_id)
+    queries.drop_scope(conn, "project", project_id)
 
 
 # ---- what a user may reach --------------------------------------------------------------------
@@ -207,37 +196,22 @@ def list_user_projects(
     """The projects on which the user has a role (GET /v3/users/{user_id}/projects)."""
     authorize(ctx, Action.LIST_USER_PROJECTS, Target(user_id=user_id))
     with db.read() as conn:
-        fetch(conn, users, "user", user_id)
-        return select_rows(conn, projects, params, projects.c.id.in_(_granted(user_id, "project_id")))
+        fetch(conn, "user", user_id)
+        return queries.granted_projects(conn, user_id, params)
 
 
 def auth_projects(db: Database, ctx: RequestContext) -> list[Row]:
     """The enabled projects the caller may scope a token to (GET /v3/auth/projects)."""
     authorize(ctx, Action.GET_AUTH_PROJECTS)
     with db.read() as conn:
-        enabled_domains = select(domains.c.id).where(domains.c.enabled)
-        return select_rows(
-            conn,
-            projects,
-            {},
-            projects.c.id.in_(_granted(ctx.user_id, "project_id")),
-            projects.c.enabled,
-            projects.c.domain_id.in_(enabled_domains),
-        )
+        return queries.reachable_projects(conn, ctx.user_id)
 
 
 def auth_domains(db: Database, ctx: RequestContext) -> list[Row]:
     """The enabled domains the caller may scope a token to (GET /v3/auth/domains)."""
     authorize(ctx, Action.GET_AUTH_DOMAINS)
     with db.read() as conn:
-        granted = domains.c.id.in_(_granted(ctx.user_id, "domain_id"))
-        return select_rows(conn, domains, {}, granted, domains.c.enabled)
-
-
-def _granted(user_id: str, column: str) -> Any:
-    """The ids of the projects or domains (by `column`) on which the user has a role."""
-    scope_id: ColumnElement[Any] = role_assignments.c[column]
-    return select(scope_id).where(role_assignments.c.user_id == user_id, scope_id.is_not(None))
+        return queries.reachable_domains(conn, ctx.user_id)
 
 
 # ---- users ------------------------------------------------------------------------------------
@@ -245,12 +219,12 @@ def _granted(user_id: str, column: str) -> Any:
 
 def list_users(db: Database, ctx: RequestContext, params: Mapping[str, str]) -> list[Row]:
     authorize(ctx, Action.LIST_USERS)
-    return read_all(db, users, params)
+    return read_all(db, "user", params)
 
 
 def get_user(db: Database, ctx: RequestContext, user_id: str) -> Row:
     authorize(ctx, Action.GET_USER, Target(user_id=user_id))
-    return read_one(db, users, "user", user_id)
+    return read_one(db, "user", user_id)
 
 
 def create_user(db: Database, ctx: RequestContext, body: Any) -> Row:
@@ -260,10 +234,9 @@ def create_user(db: Database, ctx: RequestContext, body: Any) -> Row:
     with db.write() as conn:
         domain_id = _owning_domain(conn, ctx, fields)
         if fields.get("default_project_id"):
-            fetch_referenced(conn, projects, "project", fields["default_project_id"])
+            fetch_referenced(conn, "project", fields["default_project_id"])
         return insert_named(
             conn,
-            users,
             "user",
             fields,
             domain_id=domain_id,
@@ -280,14 +253,14 @@ def update_user(db: Database, ctx: RequestContext, user_id: str, body: Any) -> R
     if "password" in changes:
         changes["password_hash"] = _hash(changes.pop("password"))
     with db.write() as conn:
-        user = fetch(conn, users, "user", user_id)
+        user = fetch(conn, "user", user_id)
         unchanged(user, changes, "id", "domain_id")
         if changes.get("default_project_id"):
-            fetch_referenced(conn, projects, "project", changes["default_project_id"])
-        assert_rename_free(conn, users, "user", user, changes)
+            fetch_referenced(conn, "project", changes["default_project_id"])
+        assert_rename_free(conn, "user", user, changes)
         if "password_hash" in changes or _disabling(user, changes):
-            revoke_user_tokens(conn, user_id)
-        return save(conn, users, "user", user_id, changes)
+            delete_user_tokens(conn, user_id)
+        return save(conn, "user", user_id, changes)
 
 
 def change_password(db: Database, ctx: RequestContext, user_id: str, body: Any) -> None:
@@ -295,16 +268,15 @@ def change_password(db: Database, ctx: RequestContext, user_id: str, body: Any) 
     authorize(ctx, Action.CHANGE_PASSWORD, Target(user_id=user_id))
     fields = read_body(body, "user", "password")
     with db.read() as conn:
-        stored = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+        stored = queries.password_hash(conn, user_id)
     if not verify_password(stored, fields["original_password"]):
         raise Unauthorized(_NOT_AUTHENTICATED)
     new_hash = _hash(fields["password"])
     with db.write() as conn:
         # Compare-and-set: a password changed meanwhile makes the original password stale.
-        current = (users.c.id == user_id) & (users.c.password_hash == stored)
-        if conn.execute(update(users).where(current).values(password_hash=new_hash)).rowcount != 1:
+        if not queries.replace_password_hash(conn, user_id, stored, new_hash):
             raise Unauthorized(_NOT_AUTHENTICATED)
-        revoke_user_tokens(conn, user_id)
+        delete_user_tokens(conn, user_id)
 
 
 def _hash(password: str | None) -> str | None:
@@ -315,11 +287,10 @@ def _hash(password: str | None) -> str | None:
 def delete_user(db: Database, ctx: RequestContext, user_id: str) -> None:
     authorize(ctx, Action.DELETE_USER, Target(user_id=user_id))
     with db.write() as conn:
-        fetch(conn, users, "user", user_id)
+        fetch(conn, "user", user_id)
         _remove_user(conn, user_id)
 
 
 def _remove_user(conn: Connection, user_id: str) -> None:
-    revoke_user_tokens(conn, user_id)
-    conn.execute(delete(role_assignments).where(role_assignments.c.user_id == user_id))
-    conn.execute(delete(users).where(users.c.id == user_id))
+    delete_user_tokens(conn, user_id)
+    queries.delete_user(conn, user_id)

@@ -11,16 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, insert, or_, select
+from sqlalchemy import Connection
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import domains, projects, role_assignments, role_implications, roles, users
 from spyglass.errors import Forbidden, Invalid, NotFound
+from spyglass.identity import role_queries
 from spyglass.identity.bootstrap import ROLE_NAMES
 from spyglass.identity.inputs import Row, present, read_body, read_changes, unchanged
 from spyglass.identity.policy import Action, Target, authorize
-from spyglass.identity.rows import (
+from spyglass.identity.queries import (
     assert_rename_free,
     fetch,
     insert_named,
@@ -30,50 +30,45 @@ from spyglass.identity.rows import (
     save,
     select_rows,
 )
-from spyglass.identity.tokens import expand_roles
+from spyglass.identity.role_queries import Scope, StoredAssignment, expand_roles
 
 # ---- roles ------------------------------------------------------------------------------------
 
 
 def list_roles(db: Database, ctx: RequestContext, params: Mapping[str, str]) -> list[Row]:
     authorize(ctx, Action.LIST_ROLES)
-    return read_all(db, roles, params)
+    return read_all(db, "role", params)
 
 
 def get_role(db: Database, ctx: RequestContext, role_id: str) -> Row:
     authorize(ctx, Action.GET_ROLE)
-    return read_one(db, roles, "role", role_id)
+    return read_one(db, "role", role_id)
 
 
 def create_role(db: Database, ctx: RequestContext, body: Any) -> Row:
     authorize(ctx, Action.CREATE_ROLE)
     fields = read_body(body, "role", "create")
     with db.write() as conn:
-        return insert_named(conn, roles, "role", fields)
+        return insert_named(conn, "role", fields)
 
 
 def update_role(db: Database, ctx: RequestContext, role_id: str, body: Any) -> Row:
     authorize(ctx, Action.UPDATE_ROLE)
     changes = read_changes(body, "role", "options", "domain_id")
     with db.write() as conn:
-        role = fetch(conn, roles, "role", role_id)
+        role = fetch(conn, "role", role_id)
         unchanged(role, changes, "id")
         if renamed(role, changes):
             _assert_standard_role_kept(role)
-        assert_rename_free(conn, roles, "role", role, changes)
-        return save(conn, roles, "role", role_id, changes)
+        assert_rename_free(conn, "role", role, changes)
+        return save(conn, "role", role_id, changes)
 
 
 def delete_role(db: Database, ctx: RequestContext, role_id: str) -> None:
     authorize(ctx, Action.DELETE_ROLE)
     with db.write() as conn:
-        _assert_standard_role_kept(fetch(conn, roles, "role", role_id))
-        conn.execute(delete(role_assignments).where(role_assignments.c.role_id == role_id))
-        edges = or_(
-            role_implications.c.prior_role_id == role_id, role_implications.c.implied_role_id == role_id
-        )
-        conn.execute(delete(role_implications).where(edges))
-        conn.execute(delete(roles).where(roles.c.id == role_id))
+        _assert_standard_role_kept(fetch(conn, "role", role_id))
+        role_queries.delete_role(conn, role_id)
 
 
 def _assert_standard_role_kept(role: Row) -> None:
@@ -94,9 +89,9 @@ class Inference:
 def list_role_inferences(db: Database, ctx: RequestContext) -> list[Inference]:
     authorize(ctx, Action.LIST_ROLE_INFERENCE_RULES)
     with db.read() as conn:
-        by_id = {r["id"]: r for r in select_rows(conn, roles, {})}
+        by_id = {r["id"]: r for r in select_rows(conn, "role", {})}
         rules: dict[str, list[Row]] = {}
-        for prior, implied in conn.execute(select(role_implications)):
+        for prior, implied in role_queries.implications(conn):
             rules.setdefault(prior, []).append(by_id[implied])
         return [Inference(by_id[p], rules[p]) for p in sorted(rules, key=lambda p: by_id[p]["name"])]
 
@@ -104,8 +99,8 @@ def list_role_inferences(db: Database, ctx: RequestContext) -> list[Inference]:
 def list_implied_roles(db: Database, ctx: RequestContext, prior_id: str) -> Inference:
     authorize(ctx, Action.LIST_IMPLIED_ROLES)
     with db.read() as conn:
-        prior = fetch(conn, roles, "role", prior_id)
-        return Inference(prior, select_rows(conn, roles, {}, roles.c.id.in_(_implied_by(prior_id))))
+        prior = fetch(conn, "role", prior_id)
+        return Inference(prior, role_queries.implied_roles(conn, prior_id))
 
 
 def get_implied_role(db: Database, ctx: RequestContext, prior_id: str, implied_id: str) -> Inference:
@@ -123,8 +118,8 @@ def create_implied_role(db: Database, ctx: RequestContext, prior_id: str, implie
         # Would the new edge close a loop? It does if the prior role is reachable from the implied one.
         if prior_id in {r["id"] for r in expand_roles(conn, {implied_id})}:
             raise Invalid(f"{prior['name']} cannot imply {implied['name']}: that would make a cycle.")
-        if not _implies(conn, prior_id, implied_id):
-            conn.execute(insert(role_implications).values(prior_role_id=prior_id, implied_role_id=implied_id))
+        if not role_queries.implies(conn, prior_id, implied_id):
+            role_queries.add_implication(conn, prior_id, implied_id)
         return Inference(prior, [implied])
 
 
@@ -132,99 +127,60 @@ def delete_implied_role(db: Database, ctx: RequestContext, prior_id: str, implie
     authorize(ctx, Action.DELETE_IMPLIED_ROLE)
     with db.write() as conn:
         _implication(conn, prior_id, implied_id)
-        conn.execute(
-            delete(role_implications).where(
-                role_implications.c.prior_role_id == prior_id,
-                role_implications.c.implied_role_id == implied_id,
-            )
-        )
+        role_queries.delete_implication(conn, prior_id, implied_id)
 
 
 def _role_pair(conn: Connection, prior_id: str, implied_id: str) -> tuple[Row, Row]:
-    return fetch(conn, roles, "role", prior_id), fetch(conn, roles, "role", implied_id)
+    return fetch(conn, "role", prior_id), fetch(conn, "role", implied_id)
 
 
 def _implication(conn: Connection, prior_id: str, implied_id: str) -> Inference:
     """The rule that the prior role implies the other directly, or NotFound."""
     prior, implied = _role_pair(conn, prior_id, implied_id)
-    if not _implies(conn, prior_id, implied_id):
+    if not role_queries.implies(conn, prior_id, implied_id):
         raise NotFound(f"{prior_id} does not imply {implied_id}.")
     return Inference(prior, [implied])
 
 
-def _implied_by(prior_id: str) -> Any:
-    """The ids of the roles the prior role implies directly, as a subquery."""
-    return select(role_implications.c.implied_role_id).where(role_implications.c.prior_role_id == prior_id)
-
-
-def _implies(conn: Connection, prior_id: str, implied_id: str) -> bool:
-    return implied_id in {str(i) for i in conn.execute(_implied_by(prior_id)).scalars()}
-
-
 # ---- grants -----------------------------------------------------------------------------------
 
-SCOPES: dict[str, Table] = {"project": projects, "domain": domains}
 
-
-def _grant_where(scope: str, scope_id: str, user_id: str, role_id: str | None = None) -> list[Any]:
-    other = "domain" if scope == "project" else "project"
-    where = [
-        role_assignments.c.user_id == user_id,
-        role_assignments.c[f"{scope}_id"] == scope_id,
-        role_assignments.c[f"{other}_id"].is_(None),
-    ]
+def _grant_parts(conn: Connection, scope: Scope, scope_id: str, user_id: str, role_id: str | None) -> None:
     if role_id is not None:
-        where.append(role_assignments.c.role_id == role_id)
-    return where
-
-
-def _has_grant(conn: Connection, scope: str, scope_id: str, user_id: str, role_id: str) -> bool:
-    return bool(
-        conn.execute(select(exists().where(*_grant_where(scope, scope_id, user_id, role_id)))).scalar()
-    )
-
-
-def _grant_parts(conn: Connection, scope: str, scope_id: str, user_id: str, role_id: str | None) -> None:
-    if role_id is not None:
-        fetch(conn, roles, "role", role_id)
-    fetch(conn, users, "user", user_id)
-    fetch(conn, SCOPES[scope], scope, scope_id)
+        fetch(conn, "role", role_id)
+    fetch(conn, "user", user_id)
+    fetch(conn, scope, scope_id)
 
 
 def create_grant(
-    db: Database, ctx: RequestContext, scope: str, scope_id: str, user_id: str, role_id: str
+    db: Database, ctx: RequestContext, scope: Scope, scope_id: str, user_id: str, role_id: str
 ) -> None:
     """Give the user the role on the project or domain; granting it again changes nothing."""
     authorize(ctx, Action.CREATE_GRANT, Target(user_id=user_id))
     with db.write() as conn:
         _grant_parts(conn, scope, scope_id, user_id, role_id)
-        if not _has_grant(conn, scope, scope_id, user_id, role_id):
-            conn.execute(
-                insert(role_assignments).values(user_id=user_id, role_id=role_id, **{f"{scope}_id": scope_id})
-            )
+        if not role_queries.has_grant(conn, scope, scope_id, user_id, role_id):
+            role_queries.add_grant(conn, scope, scope_id, user_id, role_id)
 
 
 def check_grant(
-    db: Database, ctx: RequestContext, scope: str, scope_id: str, user_id: str, role_id: str
+    db: Database, ctx: RequestContext, scope: Scope, scope_id: str, user_id: str, role_id: str
 ) -> None:
     authorize(ctx, Action.CHECK_GRANT, Target(user_id=user_id))
     with db.read() as conn:
         _grant_parts(conn, scope, scope_id, user_id, role_id)
-        if not _has_grant(conn, scope, scope_id, user_id, role_id):
+        if not role_queries.has_grant(conn, scope, scope_id, user_id, role_id):
             raise _no_grant(scope_id, user_id, role_id)
 
 
 def revoke_grant(
-    db: Database, ctx: RequestContext, scope: str, scope_id: str, user_id: str, role_id: str
+    db: Database, ctx: RequestContext, scope: Scope, scope_id: str, user_id: str, role_id: str
 ) -> None:
     """Take the role away. Tokens need no revoking: their roles are looked up on every request."""
     authorize(ctx, Action.REVOKE_GRANT, Target(user_id=user_id))
     with db.write() as conn:
         _grant_parts(conn, scope, scope_id, user_id, role_id)
-        result = conn.execute(
-            delete(role_assignments).where(*_grant_where(scope, scope_id, user_id, role_id))
-        )
-        if result.rowcount == 0:
+        if not role_queries.delete_grant(conn, scope, scope_id, user_id, role_id):
             raise _no_grant(scope_id, user_id, role_id)
 
 
@@ -234,13 +190,12 @@ def _no_grant(scope_id: str, user_id: str, role_id: str) -> NotFound:
     )
 
 
-def list_grants(db: Database, ctx: RequestContext, scope: str, scope_id: str, user_id: str) -> list[Row]:
+def list_grants(db: Database, ctx: RequestContext, scope: Scope, scope_id: str, user_id: str) -> list[Row]:
     """The roles given directly to the user on the project or domain."""
     authorize(ctx, Action.LIST_GRANTS, Target(user_id=user_id))
     with db.read() as conn:
         _grant_parts(conn, scope, scope_id, user_id, None)
-        granted = select(role_assignments.c.role_id).where(*_grant_where(scope, scope_id, user_id))
-        return select_rows(conn, roles, {}, roles.c.id.in_(granted))
+        return role_queries.granted_roles(conn, scope, scope_id, user_id)
 
 
 # ---- role assignments -------------------------------------------------------------------------
@@ -264,9 +219,15 @@ def list_role_assignments(db: Database, ctx: RequestContext, params: Mapping[str
     if {"group.id", "scope.system", "scope.OS-INHERIT:inherited_to"} & params.keys():
         return []
     effective = "effective" in params and present(params["effective"])
-    where = _assignment_filters(params, effective)
     with db.read() as conn:
-        rows = conn.execute(select(role_assignments).where(*where).order_by(role_assignments.c.id)).all()
+        rows = role_queries.assignments(
+            conn,
+            user_id=params.get("user.id"),
+            project_id=params.get("scope.project.id"),
+            domain_id=params.get("scope.domain.id"),
+            # An effective listing filters by role only after adding implied roles.
+            role_id=None if effective else params.get("role.id"),
+        )
         found = [Assignment({"id": r.user_id}, *_scope_of(r), {"id": r.role_id}) for r in rows]
         if effective:
             found = _with_implied(conn, found)
@@ -277,22 +238,7 @@ def list_role_assignments(db: Database, ctx: RequestContext, params: Mapping[str
         return found
 
 
-def _assignment_filters(params: Mapping[str, str], effective: bool) -> list[Any]:
-    """The stored rows to read. An effective listing filters by role only after adding implied roles."""
-    where = []
-    for param, column in (
-        ("user.id", role_assignments.c.user_id),
-        ("scope.project.id", role_assignments.c.project_id),
-        ("scope.domain.id", role_assignments.c.domain_id),
-    ):
-        if param in params:
-            where.append(column == params[param])
-    if "role.id" in params and not effective:
-        where.append(role_assignments.c.role_id == params["role.id"])
-    return where
-
-
-def _scope_of(row: Any) -> tuple[str, Row]:
+def _scope_of(row: StoredAssignment) -> tuple[str, Row]:
     return ("project", {"id": row.project_id}) if row.project_id else ("domain", {"id": row.domain_id})
 
 
@@ -311,26 +257,17 @@ def _with_implied(conn: Connection, found: list[Assignment]) -> list[Assignment]
 
 
 def _named(conn: Connection, found: list[Assignment]) -> list[Assignment]:
-    domain_names = _names(conn, domains)
-    role_names = _names(conn, roles)
-    user_ids = {a.user["id"] for a in found}
-    user_rows = conn.execute(
-        select(users.c.id, users.c.name, users.c.domain_id).where(users.c.id.in_(user_ids))
-    )
+    domain_names = role_queries.names(conn, "domain")
+    role_names = role_queries.names(conn, "role")
+    user_rows = role_queries.domain_refs(conn, "user", {a.user["id"] for a in found})
     project_ids = {a.target["id"] for a in found if a.scope == "project"}
-    project_rows = conn.execute(
-        select(projects.c.id, projects.c.name, projects.c.domain_id).where(projects.c.id.in_(project_ids))
-    )
+    project_rows = role_queries.domain_refs(conn, "project", project_ids)
 
-    def ref(row: Any) -> Row:
-        return {
-            "id": row.id,
-            "name": row.name,
-            "domain": {"id": row.domain_id, "name": domain_names[row.domain_id]},
-        }
+    def ref(entity_id: str, name: str, domain_id: str) -> Row:
+        return {"id": entity_id, "name": name, "domain": {"id": domain_id, "name": domain_names[domain_id]}}
 
-    people = {r.id: ref(r) for r in user_rows}
-    places = {r.id: ref(r) for r in project_rows}
+    people = {r[0]: ref(*r) for r in user_rows}
+    places = {r[0]: ref(*r) for r in project_rows}
     places |= {d: {"id": d, "name": n} for d, n in domain_names.items()}
     return [
         Assignment(
@@ -342,7 +279,3 @@ def _named(conn: Connection, found: list[Assignment]) -> list[Assignment]:
         )
         for a in found
     ]
-
-
-def _names(conn: Connection, table: Table) -> dict[str, str]:
-    return {str(i): str(n) for i, n in conn.execute(select(table.c.id, table.c.name))}

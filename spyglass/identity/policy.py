@@ -1,7 +1,8 @@
 """Authorization for the identity API: the actions, named with Keystone's policy names, and their rules.
 
-Every identity service function (directory.py, grants.py) starts with one `authorize` call. Clients
-show the Forbidden text verbatim, so it carries Keystone's action name.
+Every identity service function (directory.py, grants.py) starts with one `authorize` call, and so
+does each handler of a subject token (GET, HEAD, DELETE /v3/auth/tokens: the token's own user or an
+admin). Clients show the Forbidden text verbatim, so it carries Keystone's action name.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Action(enum.StrEnum):
     LIST_ROLE_ASSIGNMENTS = "identity:list_role_assignments"
     GET_AUTH_PROJECTS = "identity:get_auth_projects"
     GET_AUTH_DOMAINS = "identity:get_auth_domains"
+    VALIDATE_TOKEN = "identity:validate_token"
+    CHECK_TOKEN = "identity:check_token"
+    REVOKE_TOKEN = "identity:revoke_token"
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ _SELF_SERVICE: dict[Action, Rule] = {
     Action.LIST_ROLE_ASSIGNMENTS: _admin_or_self,
     Action.GET_AUTH_PROJECTS: _anyone,
     Action.GET_AUTH_DOMAINS: _anyone,
+    # The target is the subject token's user, known only once the token is found (an unknown token is
+    # a 404 for anyone: it confirms nothing).
+    Action.VALIDATE_TOKEN: _admin_or_self,
+    Action.CHECK_TOKEN: _admin_or_self,
+    Action.REVOKE_TOKEN: _admin_or_self,
 }
 # Every other action, reads of other people's entities included, is for admins.
 RULES: dict[Action, Rule] = {action: _SELF_SERVICE.get(action, _admin) for action in Action}

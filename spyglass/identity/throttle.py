@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection
 
 from spyglass.db.engine import Database
-from spyglass.db.tables import login_failures
 from spyglass.errors import Throttled
+from spyglass.identity import token_queries
 from spyglass.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,11 @@ def _since(limits: LoginLimits, now: datetime) -> datetime:
 def check(conn: Connection, attempt: Attempt, key: str) -> None:
     """Refuse the attempt (Throttled) when its user and address, or its address, failed too often."""
     limits, now = attempt.limits, utcnow()
-    c = login_failures.c
-    counters = (
-        (limits.per_user_address, (c.subject == key, c.address == attempt.address)),
-        (limits.per_address, (c.address == attempt.address,)),
-    )
-    for limit, where in counters:
+    for limit, who in ((limits.per_user_address, key), (limits.per_address, None)):
         if limit == 0:
             continue
-        stmt = select(func.count(), func.min(c.failed_at)).where(c.failed_at > _since(limits, now), *where)
-        count, oldest = conn.execute(stmt).one()
-        if count >= limit:
+        count, oldest = token_queries.failures(conn, _since(limits, now), attempt.address, who)
+        if count >= limit and oldest is not None:
             wait = math.ceil((oldest - _since(limits, now)).total_seconds())
             raise Throttled(f"Too many failed logins; try again in {max(wait, 1)} seconds.", max(wait, 1))
 
@@ -85,11 +79,10 @@ def record_failure(db: Database, attempt: Attempt, key: str, named: str) -> None
     now = utcnow()
     log.warning("failed login for user %s from %s", named, attempt.address)
     with db.write() as conn:
-        conn.execute(delete(login_failures).where(login_failures.c.failed_at <= _since(attempt.limits, now)))
-        conn.execute(insert(login_failures).values(subject=key, address=attempt.address, failed_at=now))
+        token_queries.delete_failures_before(conn, _since(attempt.limits, now))
+        token_queries.add_failure(conn, key, attempt.address, now)
 
 
 def forget(conn: Connection, attempt: Attempt, key: str) -> None:
     """A success: this user's earlier failures from this address no longer count."""
-    c = login_failures.c
-    conn.execute(delete(login_failures).where(c.subject == key, c.address == attempt.address))
+    token_queries.forget_failures(conn, key, attempt.address)

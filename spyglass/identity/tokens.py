@@ -1,83 +1,38 @@
-"""Tokens: authenticate (password or token method), scope, validate and revoke.
+"""Issuing a token: authenticate a POST /v3/auth/tokens body (password or token method), resolve its
+scope, and store the new token. What a token stands for once issued is token_info.py.
 
 A token is 32 random bytes shown once to the client; the database keeps only its SHA-256, so
-tokens cannot be forged or recovered from a copy of the database. Roles are resolved at validation
-time from the current assignments, so removing a role or disabling a user or project takes effect
-on the next request, on every API node.
+tokens cannot be forged or recovered from a copy of the database.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, RowMapping, Select, bindparam, delete, insert, or_, select
-from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy import Connection
 
-from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import (
-    domains,
-    projects,
-    role_assignments,
-    role_implications,
-    roles,
-    tokens,
-    users,
-)
 from spyglass.errors import Invalid, NotFound, Unauthorized
-from spyglass.identity import throttle
+from spyglass.identity import throttle, token_queries
+from spyglass.identity.inputs import Row
 from spyglass.identity.passwords import verify_password
+from spyglass.identity.queries import Kind
+from spyglass.identity.role_queries import effective_roles
 from spyglass.identity.throttle import Attempt
-from spyglass.timeutil import isotime_micro, utcnow
-
-NOT_AUTHENTICATED = "The request you have made requires authentication."
+from spyglass.identity.token_info import NOT_AUTHENTICATED, TokenInfo, load, stored_token, token_hash
+from spyglass.identity.token_queries import StoredToken, entity
+from spyglass.timeutil import utcnow
 
 
 @dataclass(frozen=True)
 class Scope:
-    project: dict[str, Any] | None = None
-    domain: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    user: dict[str, Any]
-    user_domain: dict[str, Any]
-    methods: list[str]
-    audit_id: str
-    issued_at: datetime
-    expires_at: datetime
-    project: dict[str, Any] | None = None
-    project_domain: dict[str, Any] | None = None
-    domain: dict[str, Any] | None = None
-    roles: list[dict[str, str]] = field(default_factory=list)
-
-    def context(self) -> RequestContext:
-        return RequestContext(
-            user_id=self.user["id"],
-            user_name=self.user["name"],
-            project_id=self.project["id"] if self.project else None,
-            project_name=self.project["name"] if self.project else "",
-            domain_id=self.domain["id"] if self.domain else None,
-            roles=frozenset(r["name"] for r in self.roles),
-        )
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _row(conn: Connection, table: Any, **where: Any) -> dict[str, Any] | None:
-    stmt = select(table).where(*(table.c[k] == v for k, v in where.items()))
-    row = conn.execute(stmt).mappings().first()
-    return dict(row) if row else None
+    project: Row | None = None
+    domain: Row | None = None
 
 
 # ---- resolving names in an auth request ---------------------------------------------------------
@@ -98,74 +53,47 @@ def _given(ref: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _lookup(conn: Connection, table: Any, ref: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The row a `{"id"}` or `{"name", "domain"}` reference names, or None (also for a missing domain)."""
+def _named(conn: Connection, kind: Kind, ref: dict[str, Any], missing: str) -> Row | None:
+    """The row a `{"id"}` or `{"name"}` reference names (a project's or user's name within the
+    `{"domain"}` it also gives), or None (also for a missing domain)."""
     entity_id, name = _given(ref, "id"), _given(ref, "name")
     if entity_id:
-        return _row(conn, table, id=entity_id)
-    if name:
-        domain = _domain_row(conn, ref.get("domain"))
-        return _row(conn, table, name=name, domain_id=domain["id"]) if domain else None
-    raise Invalid(f"A {what} must be given by id, or by name and domain.")
+        return entity(conn, kind, id=entity_id)
+    if not name:
+        raise Invalid(missing)
+    if kind == "domain":
+        return entity(conn, kind, name=name)
+    domain = _domain_row(conn, ref.get("domain"))
+    return entity(conn, kind, name=name, domain_id=domain["id"]) if domain else None
 
 
-def _domain_row(conn: Connection, ref: Any) -> dict[str, Any] | None:
+def _lookup(conn: Connection, kind: Kind, ref: dict[str, Any], what: str) -> Row | None:
+    return _named(conn, kind, ref, f"A {what} must be given by id, or by name and domain.")
+
+
+def _domain_row(conn: Connection, ref: Any) -> Row | None:
     if not isinstance(ref, dict):
-        raise Invalid("A domain must be given by id or name.")
-    domain_id, name = _given(ref, "id"), _given(ref, "name")
-    if not (domain_id or name):
-        raise Invalid("A domain must be given by id or name.")
-    return _row(conn, domains, id=domain_id) if domain_id else _row(conn, domains, name=name)
+        raise Invalid(_DOMAIN_MISSING)
+    return _named(conn, "domain", ref, _DOMAIN_MISSING)
 
 
-def _find_domain(conn: Connection, ref: Any) -> dict[str, Any]:
+_DOMAIN_MISSING = "A domain must be given by id or name."
+
+
+def _find_domain(conn: Connection, ref: Any) -> Row:
     found = _domain_row(conn, ref)
     if found is None:
         raise Unauthorized(NOT_AUTHENTICATED)
     return found
 
 
-def _find_project(conn: Connection, ref: Any) -> dict[str, Any]:
+def _find_project(conn: Connection, ref: Any) -> Row:
     if not isinstance(ref, dict):
         raise Invalid("The project scope must be an object.")
-    project = _lookup(conn, projects, ref, "project")
+    project = _lookup(conn, "project", ref, "project")
     if project is None:
         raise Unauthorized(NOT_AUTHENTICATED)
     return project
-
-
-# ---- roles ------------------------------------------------------------------------------------------
-
-
-def effective_roles(
-    conn: Connection, user_id: str, *, project_id: str | None = None, domain_id: str | None = None
-) -> list[dict[str, str]]:
-    """The user's roles on the project or domain, with implied roles added (admin > member > reader)."""
-    where = [role_assignments.c.user_id == user_id]
-    if project_id is not None:
-        where.append(role_assignments.c.project_id == project_id)
-    else:
-        where.append(role_assignments.c.domain_id == domain_id)
-    direct = set(conn.execute(select(role_assignments.c.role_id).where(*where)).scalars())
-    return expand_roles(conn, direct)
-
-
-def expand_roles(conn: Connection, role_ids: set[str]) -> list[dict[str, str]]:
-    edges: dict[str, list[str]] = {}
-    for prior, implied in conn.execute(select(role_implications)):
-        edges.setdefault(prior, []).append(implied)
-    seen: set[str] = set()
-    pending = list(role_ids)
-    while pending:
-        role_id = pending.pop()
-        if role_id in seen:
-            continue
-        seen.add(role_id)
-        pending.extend(edges.get(role_id, []))
-    if not seen:
-        return []
-    rows = conn.execute(select(roles.c.id, roles.c.name).where(roles.c.id.in_(seen)).order_by(roles.c.name))
-    return [{"id": r.id, "name": r.name} for r in rows]
 
 
 # ---- issuing ------------------------------------------------------------------------------------------
@@ -173,9 +101,9 @@ def expand_roles(conn: Connection, role_ids: set[str]) -> list[dict[str, str]]:
 
 @dataclass(frozen=True)
 class _Authenticated:
-    user: dict[str, Any]
+    user: Row
     methods: list[str]
-    old_token: dict[str, Any] | None = None
+    old_token: StoredToken | None = None
     throttle_key: str | None = None
 
 
@@ -201,10 +129,10 @@ def _authenticate(conn: Connection, identity: Any, attempt: Attempt | None) -> _
         if not isinstance(token_id, str):
             raise Invalid("Expecting to find id in token.")
         try:
-            old = _token_row(conn, token_id)
+            old = stored_token(conn, token_id)
         except NotFound as exc:
             raise Unauthorized(NOT_AUTHENTICATED) from exc
-        token_user = _row(conn, users, id=old["user_id"])
+        token_user = entity(conn, "user", id=old.user_id)
         if token_user is None:
             raise Unauthorized(NOT_AUTHENTICATED)
         return _Authenticated(token_user, ["token"], old_token=old)
@@ -220,12 +148,12 @@ class _WrongPassword(Unauthorized):
         self.named = named
 
 
-def _password_user(conn: Connection, password: Any, attempt: Attempt | None) -> tuple[dict[str, Any], str]:
+def _password_user(conn: Connection, password: Any, attempt: Attempt | None) -> tuple[Row, str]:
     """The user a password login names and its throttle key, if the password matches."""
     user_ref = password.get("user") if isinstance(password, dict) else None
     if not isinstance(user_ref, dict):
         raise Invalid("Expecting to find user in password.")
-    user = _lookup(conn, users, user_ref, "user")
+    user = _lookup(conn, "user", user_ref, "user")
     key = throttle.subject(user_ref, user)
     if attempt is not None:
         throttle.check(conn, attempt, key)
@@ -239,18 +167,18 @@ def _password_user(conn: Connection, password: Any, attempt: Attempt | None) -> 
     return user, key
 
 
-def _check_enabled(conn: Connection, user: dict[str, Any]) -> dict[str, Any]:
-    domain = _row(conn, domains, id=user["domain_id"])
+def _check_enabled(conn: Connection, user: Row) -> Row:
+    domain = entity(conn, "domain", id=user["domain_id"])
     if not user["enabled"] or domain is None or not domain["enabled"]:
         raise Unauthorized(NOT_AUTHENTICATED)
     return domain
 
 
-def _resolve_scope(conn: Connection, user: dict[str, Any], scope: Any) -> Scope:
+def _resolve_scope(conn: Connection, user: Row, scope: Any) -> Scope:
     if scope in (None, "unscoped"):
         default = user.get("default_project_id")
         if scope is None and default:
-            project = _row(conn, projects, id=default)
+            project = entity(conn, "project", id=default)
             if project and project["enabled"] and effective_roles(conn, user["id"], project_id=default):
                 return Scope(project=project)
         return Scope()
@@ -258,7 +186,7 @@ def _resolve_scope(conn: Connection, user: dict[str, Any], scope: Any) -> Scope:
         raise Invalid("The scope must be an object.")
     if "project" in scope:
         project = _find_project(conn, scope["project"])
-        domain = _row(conn, domains, id=project["domain_id"])
+        domain = entity(conn, "domain", id=project["domain_id"])
         if not project["enabled"] or domain is None or not domain["enabled"]:
             raise Unauthorized(f"Project {project['id']} is disabled.")
         if not effective_roles(conn, user["id"], project_id=project["id"]):
@@ -307,249 +235,21 @@ def _store(conn: Connection, secret: str, found: _Authenticated, scope: Scope, t
     methods, old = found.methods, found.old_token
     if old is not None:
         # A token obtained from a token never outlives the original.
-        expires = min(expires, old["expires_at"])
-        methods = sorted(set(old["methods"].split(",")) | set(methods))
-    conn.execute(
-        insert(tokens).values(
-            token_hash=_hash(secret),
-            audit_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
-            user_id=found.user["id"],
-            project_id=scope.project["id"] if scope.project else None,
-            domain_id=scope.domain["id"] if scope.domain else None,
-            methods=",".join(methods),
-            issued_at=now,
-            expires_at=expires,
-        )
+        expires = min(expires, old.expires_at)
+        methods = sorted(set(old.methods.split(",")) | set(methods))
+    token = StoredToken(
+        token_hash=token_hash(secret),
+        audit_id=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+        user_id=found.user["id"],
+        project_id=scope.project["id"] if scope.project else None,
+        domain_id=scope.domain["id"] if scope.domain else None,
+        methods=",".join(methods),
+        issued_at=now,
+        expires_at=expires,
     )
+    token_queries.insert_token(conn, token)
     try:
         # Re-checked in the same transaction: the user or project may have changed meanwhile.
-        return _load(conn, secret)
+        return load(conn, secret)
     except NotFound as exc:
         raise Unauthorized(NOT_AUTHENTICATED) from exc
-
-
-# ---- validating -------------------------------------------------------------------------------------
-
-
-def _token_row(conn: Connection, secret: str) -> dict[str, Any]:
-    row = _row(conn, tokens, token_hash=_hash(secret))
-    if row is None or row["expires_at"] <= utcnow():
-        raise NotFound("Could not find token.")
-    return row
-
-
-def _load(conn: Connection, secret: str) -> TokenInfo:
-    rows = conn.execute(_TOKEN_STATEMENT, {"token_hash": _hash(secret)}).all()
-    if not rows or rows[0].expires_at <= utcnow():
-        raise NotFound("Could not find token.")
-    return _token_info(rows)
-
-
-def _token_info(rows: Sequence[Row[Any]]) -> TokenInfo:
-    """The token from its rows (one per effective role); NotFound unless everything is enabled."""
-    first = rows[0]._mapping
-    user, user_domain = _part(first, _USER), _part(first, _USER_DOMAIN)
-    project, project_domain = _part(first, _PROJECT), _part(first, _PROJECT_DOMAIN)
-    domain = _part(first, _SCOPE_DOMAIN)
-    role_list = [{"id": r.role_id, "name": r.role_name} for r in rows if r.role_id is not None]
-    if not _usable(first, user, user_domain, project, project_domain, domain, role_list):
-        raise NotFound("Could not find token.")
-    assert user is not None and user_domain is not None
-    info: dict[str, Any] = {}
-    if project is not None:
-        info = {"project": project, "project_domain": project_domain, "roles": role_list}
-    elif domain is not None:
-        info = {"domain": domain, "roles": role_list}
-    return TokenInfo(
-        user=user,
-        user_domain=user_domain,
-        methods=first["methods"].split(","),
-        audit_id=first["audit_id"],
-        issued_at=first["issued_at"],
-        expires_at=first["expires_at"],
-        **info,
-    )
-
-
-def _usable(
-    token: RowMapping,
-    user: dict[str, Any] | None,
-    user_domain: dict[str, Any] | None,
-    project: dict[str, Any] | None,
-    project_domain: dict[str, Any] | None,
-    domain: dict[str, Any] | None,
-    role_list: list[dict[str, str]],
-) -> bool:
-    """The user and the token's scope are enabled, and a scoped token still confers a role."""
-    if not _enabled(user) or not _enabled(user_domain):
-        return False
-    if token["project_id"] is not None:
-        return _enabled(project) and _enabled(project_domain) and bool(role_list)
-    if token["domain_id"] is not None:
-        return _enabled(domain) and bool(role_list)
-    return True
-
-
-def _enabled(entity: dict[str, Any] | None) -> bool:
-    return entity is not None and bool(entity["enabled"])
-
-
-def _part(row: RowMapping, table: NamedFromClause[Any]) -> dict[str, Any] | None:
-    """One joined entity of the token statement, or None when the outer join found nothing."""
-    prefix = f"{table.name}__"
-    if row[f"{prefix}id"] is None:
-        return None
-    return {c.name: row[f"{prefix}{c.name}"] for c in table.c if c.name != "password_hash"}
-
-
-def _labelled(table: NamedFromClause[Any]) -> list[Any]:
-    return [c.label(f"{table.name}__{c.name}") for c in table.c if c.name != "password_hash"]
-
-
-def _token_statement() -> Select[Any]:
-    """Everything validation reads, in one statement built once.
-
-    The token, its user and the user's domain, the scope (project and its domain, or a domain) and
-    the effective roles, one row per role: the role ids granted on the scope, closed over the implied
-    roles by a recursive query. Nothing is cached between requests, so a revoked token, a disabled
-    user, project or domain and a removed assignment or implication count on the next request on
-    every node.
-    """
-    granted = (
-        select(role_assignments.c.role_id)
-        .join(tokens, role_assignments.c.user_id == tokens.c.user_id)
-        .where(
-            tokens.c.token_hash == bindparam("token_hash"),
-            or_(
-                role_assignments.c.project_id == tokens.c.project_id,
-                role_assignments.c.domain_id == tokens.c.domain_id,
-            ),
-        )
-        .cte("effective_roles", recursive=True)
-    )
-    implied = select(role_implications.c.implied_role_id).join(
-        granted, role_implications.c.prior_role_id == granted.c.role_id
-    )
-    # UNION, not UNION ALL: a cycle of implications ends once no new role id turns up.
-    effective = granted.union(implied)
-    joined = (
-        tokens.join(_USER, _USER.c.id == tokens.c.user_id)
-        .join(_USER_DOMAIN, _USER_DOMAIN.c.id == _USER.c.domain_id)
-        .outerjoin(_PROJECT, _PROJECT.c.id == tokens.c.project_id)
-        .outerjoin(_PROJECT_DOMAIN, _PROJECT_DOMAIN.c.id == _PROJECT.c.domain_id)
-        .outerjoin(_SCOPE_DOMAIN, _SCOPE_DOMAIN.c.id == tokens.c.domain_id)
-        .outerjoin(roles, roles.c.id.in_(select(effective.c.role_id)))
-    )
-    return (
-        select(
-            tokens,
-            *_labelled(_USER),
-            *_labelled(_USER_DOMAIN),
-            *_labelled(_PROJECT),
-            *_labelled(_PROJECT_DOMAIN),
-            *_labelled(_SCOPE_DOMAIN),
-            roles.c.id.label("role_id"),
-            roles.c.name.label("role_name"),
-        )
-        .select_from(joined)
-        .where(tokens.c.token_hash == bindparam("token_hash"))
-        .order_by(roles.c.name)
-    )
-
-
-_USER = users.alias("user")
-_USER_DOMAIN = domains.alias("user_domain")
-_PROJECT = projects.alias("project")
-_PROJECT_DOMAIN = domains.alias("project_domain")
-_SCOPE_DOMAIN = domains.alias("scope_domain")
-_TOKEN_STATEMENT = _token_statement()
-
-
-def validate_token(db: Database, secret: str) -> TokenInfo:
-    """The token's current identity; raises NotFound when it is unknown, expired or revoked."""
-    with db.read() as conn:
-        return _load(conn, secret)
-
-
-def authenticate_request(db: Database, secret: str) -> RequestContext:
-    """The caller a request's X-Auth-Token names, read in one statement."""
-    try:
-        with db.read_one_statement() as conn:
-            return _load(conn, secret).context()
-    except NotFound as exc:
-        raise Unauthorized(NOT_AUTHENTICATED) from exc
-
-
-def revoke_token(db: Database, secret: str) -> None:
-    with db.write() as conn:
-        _token_row(conn, secret)
-        conn.execute(delete(tokens).where(tokens.c.token_hash == _hash(secret)))
-
-
-def revoke_user_tokens(conn: Connection, user_id: str) -> None:
-    conn.execute(delete(tokens).where(tokens.c.user_id == user_id))
-
-
-def purge_expired(db: Database) -> int:
-    with db.write() as conn:
-        return conn.execute(delete(tokens).where(tokens.c.expires_at <= utcnow())).rowcount
-
-
-# ---- rendering ---------------------------------------------------------------------------------------
-
-
-def _ref(entity: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": entity["id"],
-        "name": entity["name"],
-        "domain": {"id": domain["id"], "name": domain["name"]},
-    }
-
-
-def render_token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
-    token: dict[str, Any] = {
-        "methods": info.methods,
-        "user": {**_ref(info.user, info.user_domain), "password_expires_at": None},
-        "audit_ids": [info.audit_id],
-        "expires_at": isotime_micro(info.expires_at),
-        "issued_at": isotime_micro(info.issued_at),
-    }
-    if info.project is not None and info.project_domain is not None:
-        token["project"] = _ref(info.project, info.project_domain)
-        token["is_domain"] = False
-    elif info.domain is not None:
-        token["domain"] = {"id": info.domain["id"], "name": info.domain["name"]}
-    if info.project is not None or info.domain is not None:
-        token["roles"] = info.roles
-        if catalog is not None:
-            token["catalog"] = catalog
-    return {"token": token}
-
-
-def build_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
-    """The service catalog: this server's identity and image endpoints, with stable ids."""
-    services = [
-        ("identity", "keystone", f"{base_url}/identity/v3/"),
-        ("image", "glance", f"{base_url}/image"),
-    ]
-    catalog = []
-    for service_type, name, url in services:
-        endpoints = [
-            {
-                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{interface}:{url}").hex,
-                "interface": interface,
-                "region_id": region,
-                "url": url,
-                "region": region,
-            }
-            for interface in ("public", "internal", "admin")
-        ]
-        catalog.append(
-            {
-                "endpoints": endpoints,
-                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"service:{url}").hex,
-                "type": service_type,
-                "name": name,
-            }
-        )
-    return catalog

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_members, images
 from spyglass.errors import Invalid
-from spyglass.images import states
 from spyglass.images.policy import Action, authorize
-from spyglass.images.visibility import MEMBER_FILTERS, owner_suspended
+from spyglass.images.visibility import MEMBER_FILTERS
+from spyglass.sharing import queries
+from spyglass.sharing.queries import Invitation
 from spyglass.timeutil import isotime
 
 
@@ -26,40 +24,21 @@ def list_invitations(db: Database, ctx: RequestContext, status: str = "pending")
     authorize(ctx, Action.GET_INVITATIONS)
     if status not in MEMBER_FILTERS:
         raise Invalid(f"status must be one of {', '.join(MEMBER_FILTERS)}.")
-    stmt = (
-        select(
-            image_members,
-            images.c.name,
-            images.c.owner,
-            images.c.disk_format,
-            images.c.size,
-            images.c.status.label("image_status"),
-        )
-        .join(images, images.c.id == image_members.c.image_id)
-        .where(
-            image_members.c.member_id == (ctx.project_id or ""),
-            images.c.visibility == "shared",
-            images.c.status.not_in((states.DELETED, states.PENDING_DELETE)),
-            ~owner_suspended(),
-        )
-        .order_by(image_members.c.created_at.desc(), image_members.c.image_id)
-    )
-    if status != "all":
-        stmt = stmt.where(image_members.c.status == status)
     with db.read() as conn:
-        return [_document(r) for r in conn.execute(stmt).mappings()]
+        found = queries.invitations(conn, ctx.project_id or "", None if status == "all" else status)
+    return [_document(i) for i in found]
 
 
-def _document(row: Any) -> dict[str, Any]:
+def _document(invitation: Invitation) -> dict[str, Any]:
     return {
-        "image_id": row["image_id"],
-        "image_name": row["name"],
-        "owner": row["owner"],
-        "member_id": row["member_id"],
-        "status": row["status"],
-        "disk_format": row["disk_format"],
-        "size": row["size"],
-        "image_status": row["image_status"],
-        "created_at": isotime(row["created_at"]),
-        "updated_at": isotime(row["updated_at"]),
+        "image_id": invitation.image_id,
+        "image_name": invitation.image_name,
+        "owner": invitation.owner,
+        "member_id": invitation.member_id,
+        "status": invitation.status,
+        "disk_format": invitation.disk_format,
+        "size": invitation.size,
+        "image_status": invitation.image_status,
+        "created_at": isotime(invitation.created_at),
+        "updated_at": isotime(invitation.updated_at),
     }

@@ -9,29 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_members, images, projects
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from spyglass.identity.queries import project_enabled
 from spyglass.images import impact as safeguards
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
+from spyglass.sharing import queries
+from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
 
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
-
-
-def _member_row(conn: Connection, image_id: str, member_id: str) -> dict[str, Any] | None:
-    stmt = select(image_members).where(
-        image_members.c.image_id == image_id, image_members.c.member_id == member_id
-    )
-    row = conn.execute(stmt).mappings().first()
-    return dict(row) if row else None
 
 
 def _is_member(record: ImageRecord) -> bool:
@@ -49,18 +43,18 @@ def _not_found(image_id: str, member_id: str) -> NotFound:
 
 
 def _check_member_project(conn: Connection, member_id: str) -> None:
-    found = conn.execute(select(projects.c.enabled).where(projects.c.id == member_id)).first()
-    if found is None:
+    enabled = project_enabled(conn, member_id)
+    if enabled is None:
         raise Invalid(
             f"Project {member_id} does not exist; an image can only be shared with an existing project."
         )
-    if not found.enabled:
+    if not enabled:
         raise Invalid(f"Project {member_id} is disabled; an image cannot be shared with it.")
 
 
 def add_member(
     db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
-) -> dict[str, Any]:
+) -> MemberRow:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
         if record.visibility != "shared":
@@ -72,27 +66,23 @@ def add_member(
             raise Invalid("Member must be a project id (a string of at most 255 characters).")
         if _has_control(member_id):
             raise Invalid("Member must be a project id; control characters are not allowed.")
-        if _member_row(conn, image_id, member_id) is not None:
+        if queries.member_row(conn, image_id, member_id) is not None:
             raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
         if validate:
             _check_member_project(conn, member_id)
-        count = conn.execute(select(func.count()).where(image_members.c.image_id == image_id)).scalar_one()
+        count = queries.count_members(conn, image_id)
         if count >= quota:
             raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
         now = utcnow()
-        row = {
-            "image_id": image_id,
-            "member_id": member_id,
-            "status": "pending",
-            "created_at": now,
-            "updated_at": now,
-        }
-        conn.execute(insert(image_members).values(**row))
+        row = MemberRow(
+            image_id=image_id, member_id=member_id, status="pending", created_at=now, updated_at=now
+        )
+        queries.insert_member(conn, row)
         safeguards.member_added(conn, ctx, record, member_id)
         return row
 
 
-def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
+def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[MemberRow]:
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
         everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
@@ -100,20 +90,12 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[
             raise NotFound(f"No image found with ID {image_id}")
         if record.visibility != "shared":
             raise Forbidden("Only shared images have members.")
-        stmt = select(image_members).where(image_members.c.image_id == image_id)
-        if not everyone:
-            stmt = stmt.where(image_members.c.member_id == ctx.project_id)
-        return [
-            dict(r)
-            for r in conn.execute(
-                stmt.order_by(image_members.c.created_at, image_members.c.member_id)
-            ).mappings()
-        ]
+        return queries.members_of(conn, image_id, None if everyone else ctx.project_id or "")
 
 
 def _visible_member(
     conn: Connection, ctx: RequestContext, image_id: str, member_id: str, action: Action
-) -> tuple[ImageRecord, dict[str, Any]]:
+) -> tuple[ImageRecord, MemberRow]:
     """The image and the member row, if the caller may see that row (404 otherwise)."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
     everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
@@ -121,7 +103,7 @@ def _visible_member(
         raise _not_found(image_id, member_id)
     if _has_control(member_id):
         raise _not_found(image_id, member_id)
-    row = _member_row(conn, image_id, member_id)
+    row = queries.member_row(conn, image_id, member_id)
     if row is None:
         raise _not_found(image_id, member_id)
     target = target_of(record)
@@ -129,14 +111,12 @@ def _visible_member(
     return record, row
 
 
-def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> dict[str, Any]:
+def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> MemberRow:
     with db.read() as conn:
         return _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
 
 
-def update_member(
-    db: Database, ctx: RequestContext, image_id: str, member_id: str, body: Any
-) -> dict[str, Any]:
+def update_member(db: Database, ctx: RequestContext, image_id: str, member_id: str, body: Any) -> MemberRow:
     with db.write() as conn:
         record, row = _visible_member(conn, ctx, image_id, member_id, Action.MODIFY_MEMBER)
         status = body.get("status") if isinstance(body, dict) else None
@@ -144,11 +124,7 @@ def update_member(
             raise Invalid(STATUS_MESSAGE)
         safeguards.member_status_changing(conn, ctx, record, row, status)
         now = utcnow()
-        conn.execute(
-            update(image_members)
-            .where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
-            .values(status=status, updated_at=now)
-        )
+        queries.set_member_status(conn, image_id, member_id, status, now)
         return {**row, "status": status, "updated_at": now}
 
 
@@ -158,11 +134,7 @@ def delete_member(
     with db.write() as conn:
         record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
         safeguards.member_removing(conn, ctx, record, row, guard)
-        conn.execute(
-            delete(image_members).where(
-                image_members.c.image_id == image_id, image_members.c.member_id == member_id
-            )
-        )
+        queries.delete_member(conn, image_id, member_id)
 
 
 # ---- project lifecycle -------------------------------------------------------------------------------
@@ -175,14 +147,7 @@ def on_project_deleted(conn: Connection, project_id: str) -> None:
     other project can reach them: member rows are removed and public/community images become
     private, so that nothing comes back if a project with the same id ever reappears.
     """
-    owned = select(images.c.id).where(images.c.owner == project_id).scalar_subquery()
-    conn.execute(delete(image_members).where(image_members.c.image_id.in_(owned)))
-    conn.execute(delete(image_members).where(image_members.c.member_id == project_id))
-    conn.execute(
-        update(images)
-        .where(images.c.owner == project_id, images.c.visibility.in_(("public", "community", "shared")))
-        .values(visibility="private", updated_at=utcnow())
-    )
+    queries.end_project_sharing(conn, project_id, utcnow())
 
 
 def on_project_disabled(conn: Connection, project_id: str) -> None:

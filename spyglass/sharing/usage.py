@@ -12,21 +12,19 @@ project that can see the image reads its own.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from spyglass.context import RequestContext
 from spyglass.data.transfer import Download
-from spyglass.db import upsert
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_usage
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.policy import Action, permits
+from spyglass.sharing import queries
+from spyglass.sharing.queries import Usage
 from spyglass.timeutil import isotime, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,37 +32,15 @@ log = logging.getLogger(__name__)
 
 def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
     """Count one download of `nbytes` by the project."""
-    values = {"image_id": image_id, "project_id": project_id, "nbytes": nbytes, "now": utcnow()}
     try:
         with db.write() as conn:
-            conn.execute(_upsert(conn.dialect.name), values)
+            queries.count_download(conn, image_id, project_id, nbytes, utcnow())
     except IntegrityError:
         # The image row is gone (foreign key): deleted after the download looked it up.
         log.debug("image %s was deleted during its download by %s; not counted", image_id, project_id)
     except SQLAlchemyError:
         # The database is unavailable: the bytes still go.
         log.warning("could not record a download of image %s by %s", image_id, project_id, exc_info=True)
-
-
-@functools.cache
-def _upsert(dialect: str) -> Any:
-    """Built once per dialect: constructing the statement costs five times more than running it."""
-    stmt = upsert.insert(dialect, image_usage).values(
-        image_id=bindparam("image_id"),
-        project_id=bindparam("project_id"),
-        downloads=1,
-        bytes=bindparam("nbytes"),
-        first_download_at=bindparam("now"),
-        last_download_at=bindparam("now"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[image_usage.c.image_id, image_usage.c.project_id],
-        set_={
-            "downloads": image_usage.c.downloads + 1,
-            "bytes": image_usage.c.bytes + stmt.excluded.bytes,
-            "last_download_at": stmt.excluded.last_download_at,
-        },
-    )
 
 
 async def record_download(db: Database, ctx: RequestContext, found: Download) -> None:
@@ -78,18 +54,16 @@ async def record_download(db: Database, ctx: RequestContext, found: Download) ->
 def list_usage(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
     with db.read() as conn:
         record_ = load_authorized(conn, ctx, image_id, Action.GET_USAGE)
-        stmt = select(image_usage).where(image_usage.c.image_id == image_id)
-        if not permits(ctx, Action.GET_ALL_USAGE, target_of(record_)):
-            stmt = stmt.where(image_usage.c.project_id == (ctx.project_id or ""))
-        rows = conn.execute(stmt.order_by(image_usage.c.last_download_at.desc(), image_usage.c.project_id))
-        return [_document(r) for r in rows.mappings()]
+        everyone = permits(ctx, Action.GET_ALL_USAGE, target_of(record_))
+        rows = queries.usage_of(conn, image_id, None if everyone else ctx.project_id or "")
+    return [_document(r) for r in rows]
 
 
-def _document(row: Any) -> dict[str, Any]:
+def _document(usage: Usage) -> dict[str, Any]:
     return {
-        "project_id": row["project_id"],
-        "downloads": row["downloads"],
-        "bytes": row["bytes"],
-        "first_download_at": isotime(row["first_download_at"]),
-        "last_download_at": isotime(row["last_download_at"]),
+        "project_id": usage.project_id,
+        "downloads": usage.downloads,
+        "bytes": usage.bytes,
+        "first_download_at": isotime(usage.first_download_at),
+        "last_download_at": isotime(usage.last_download_at),
     }

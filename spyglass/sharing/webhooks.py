@@ -13,16 +13,19 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection
 
+from spyglass.audit import queries as audit_queries
 from spyglass.audit.outbox import PENDING
+from spyglass.audit.queries import Delivery
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import webhook_deliveries, webhooks
 from spyglass.egress import AddressPolicy, OutboundError, valid_host
 from spyglass.errors import Invalid, NotFound, TooLarge
 from spyglass.images.policy import Action, authorize
 from spyglass.secret_box import SecretBox
+from spyglass.sharing import queries
+from spyglass.sharing.queries import Webhook
 from spyglass.timeutil import isotime, utcnow
 
 WEBHOOKS_PER_PROJECT = 10
@@ -77,28 +80,20 @@ def create_webhook(
     url, secret = _parse(body)
     _check_address(url, policy or AddressPolicy())
     with db.write() as conn:
-        count = conn.execute(select(func.count()).where(webhooks.c.project_id == project)).scalar_one()
-        if count >= WEBHOOKS_PER_PROJECT:
+        if queries.count_webhooks(conn, project) >= WEBHOOKS_PER_PROJECT:
             raise TooLarge(f"A project may register at most {WEBHOOKS_PER_PROJECT} webhooks.")
         hook_id = str(uuid.uuid4())
-        row = {
-            "id": hook_id,
-            "project_id": project,
-            "url": url,
-            "secret": box.seal(secret, hook_id),
-            "created_by": ctx.user_id,
-            "created_at": utcnow(),
-        }
-        conn.execute(insert(webhooks).values(**row))
-    return {**document(row), "secret": secret}
+        hook = Webhook(hook_id, project, url, box.seal(secret, hook_id), ctx.user_id, utcnow())
+        queries.insert_webhook(conn, hook)
+    return {**document(hook), "secret": secret}
 
 
 def list_webhooks(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
     authorize(ctx, Action.GET_WEBHOOKS)
     project = _project(ctx)
     with db.read() as conn:
-        stmt = select(webhooks).where(webhooks.c.project_id == project).order_by(webhooks.c.created_at)
-        return [document(r) for r in conn.execute(stmt).mappings()]
+        hooks = queries.webhooks_of(conn, project)
+    return [document(h) for h in hooks]
 
 
 def _own_webhook(conn: Connection, project: str, webhook_id: str) -> None:
@@ -106,10 +101,7 @@ def _own_webhook(conn: Connection, project: str, webhook_id: str) -> None:
         uuid.UUID(webhook_id)
     except ValueError:
         raise NotFound(f"No webhook found with ID {webhook_id}") from None
-    found = conn.execute(
-        select(webhooks.c.id).where(webhooks.c.id == webhook_id, webhooks.c.project_id == project)
-    ).first()
-    if found is None:
+    if not queries.owns_webhook(conn, project, webhook_id):
         raise NotFound(f"No webhook found with ID {webhook_id}")
 
 
@@ -119,7 +111,7 @@ def delete_webhook(db: Database, ctx: RequestContext, webhook_id: str) -> None:
     project = _project(ctx)
     with db.write() as conn:
         _own_webhook(conn, project, webhook_id)
-        conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+        queries.delete_webhook(conn, webhook_id)
 
 
 def list_deliveries(db: Database, ctx: RequestContext, webhook_id: str) -> list[dict[str, Any]]:
@@ -128,31 +120,27 @@ def list_deliveries(db: Database, ctx: RequestContext, webhook_id: str) -> list[
     project = _project(ctx)
     with db.read() as conn:
         _own_webhook(conn, project, webhook_id)
-        stmt = (
-            select(webhook_deliveries)
-            .where(webhook_deliveries.c.webhook_id == webhook_id)
-            .order_by(webhook_deliveries.c.id)
-        )
-        return [delivery_document(r) for r in conn.execute(stmt).mappings()]
+        deliveries = audit_queries.deliveries_of(conn, webhook_id)
+    return [delivery_document(d) for d in deliveries]
 
 
-def document(row: Any) -> dict[str, Any]:
+def document(hook: Webhook) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "project_id": row["project_id"],
-        "url": row["url"],
-        "created_at": isotime(row["created_at"]),
+        "id": hook.id,
+        "project_id": hook.project_id,
+        "url": hook.url,
+        "created_at": isotime(hook.created_at),
     }
 
 
-def delivery_document(row: Any) -> dict[str, Any]:
+def delivery_document(delivery: Delivery) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "event_id": row["event_id"],
-        "event_type": row["event_type"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "next_attempt_at": isotime(row["next_attempt_at"]) if row["status"] == PENDING else None,
-        "last_error": row["last_error"],
-        "created_at": isotime(row["created_at"]),
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": isotime(delivery.next_attempt_at) if delivery.status == PENDING else None,
+        "last_error": delivery.last_error,
+        "created_at": isotime(delivery.created_at),
     }

@@ -1,0 +1,157 @@
+"""The audit package's SQL: the events table, the webhook outbox and what delivery reads of webhooks.
+
+Services open the transaction and pass the Connection; these functions build and run the statements
+and return typed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from spyglass.db.tables import image_events, image_members, images, webhook_deliveries, webhooks
+
+# ---- events -----------------------------------------------------------------------------------------
+
+
+def insert_event(conn: Connection, values: dict[str, Any]) -> int:
+    """Append one event row; its id."""
+    inserted = insert(image_events).values(**values).returning(image_events.c.id)
+    return int(conn.execute(inserted).scalar_one())
+
+
+@dataclass(frozen=True)
+class Membership:
+    image_id: str
+    owner: str | None
+    member_id: str
+    status: str
+
+
+def members_of(conn: Connection, image_id: str) -> list[Membership]:
+    """The image's member rows (whatever their status and the image's visibility)."""
+    stmt = (
+        select(image_members.c.image_id, images.c.owner, image_members.c.member_id, image_members.c.status)
+        .join(images, images.c.id == image_members.c.image_id)
+        .where(image_members.c.image_id == image_id)
+    )
+    return [Membership(*row) for row in conn.execute(stmt)]
+
+
+def member_ids(conn: Connection, image_id: str) -> list[str]:
+    stmt = select(image_members.c.member_id).where(image_members.c.image_id == image_id)
+    return [str(m) for m in conn.execute(stmt).scalars()]
+
+
+def memberships_elsewhere(conn: Connection, project_id: str) -> list[Membership]:
+    """The project's member rows on images other projects own."""
+    stmt = (
+        select(image_members.c.image_id, images.c.owner, image_members.c.member_id, image_members.c.status)
+        .join(images, images.c.id == image_members.c.image_id)
+        .where(image_members.c.member_id == project_id, images.c.owner != project_id)
+    )
+    return [Membership(*row) for row in conn.execute(stmt)]
+
+
+def owned_images(conn: Connection, project_id: str) -> list[tuple[str, str]]:
+    """The id and visibility of each image the project owns."""
+    stmt = select(images.c.id, images.c.visibility).where(images.c.owner == project_id)
+    return [(str(i), str(v)) for i, v in conn.execute(stmt)]
+
+
+# ---- the outbox ---------------------------------------------------------------------------------------
+
+
+def webhook_ids(conn: Connection, projects: Iterable[str]) -> list[str]:
+    """The webhooks these projects registered."""
+    stmt = select(webhooks.c.id).where(webhooks.c.project_id.in_(list(projects)))
+    return [str(i) for i in conn.execute(stmt).scalars()]
+
+
+def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(webhook_deliveries), rows)
+
+
+def delete_project_webhooks(conn: Connection, project_id: str) -> None:
+    """The project's webhooks go with their deliveries (the foreign key cascades)."""
+    conn.execute(delete(webhooks).where(webhooks.c.project_id == project_id))
+
+
+def webhook_secrets(conn: Connection) -> list[tuple[str, str]]:
+    """Every webhook's id and stored secret."""
+    return [(str(i), str(s)) for i, s in conn.execute(select(webhooks.c.id, webhooks.c.secret))]
+
+
+def replace_secret(conn: Connection, webhook_id: str, old: str, new: str) -> None:
+    """Compare-and-set: nothing changes if the secret is no longer `old`."""
+    conn.execute(
+        update(webhooks).where(webhooks.c.id == webhook_id, webhooks.c.secret == old).values(secret=new)
+    )
+
+
+# ---- deliveries -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    event_id: int
+    event_type: str
+    payload: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DueDelivery(Delivery):
+    """A delivery with its webhook's URL and sealed secret."""
+
+    url: str = ""
+    secret: str = ""
+
+
+def deliveries_of(conn: Connection, webhook_id: str) -> list[Delivery]:
+    """The webhook's deliveries not yet made and its dead letters, oldest first."""
+    d = webhook_deliveries.c
+    stmt = select(webhook_deliveries).where(d.webhook_id == webhook_id).order_by(d.id)
+    return [Delivery(**r) for r in conn.execute(stmt).mappings()]
+
+
+def due_heads(conn: Connection, status: str, now: datetime) -> list[DueDelivery]:
+    """The oldest delivery of `status` of every webhook, when its next attempt is due."""
+    d = webhook_deliveries.c
+    heads = select(func.min(d.id)).where(d.status == status).group_by(d.webhook_id)
+    stmt = (
+        select(webhook_deliveries, webhooks.c.url, webhooks.c.secret)
+        .join(webhooks, webhooks.c.id == d.webhook_id)
+        .where(d.id.in_(heads), d.next_attempt_at <= now)
+        .order_by(d.id)
+    )
+    return [DueDelivery(**r) for r in conn.execute(stmt).mappings()]
+
+
+def claim(conn: Connection, head: Delivery, status: str, until: datetime) -> bool:
+    """Compare-and-set the next attempt time forward; whether this caller won the delivery."""
+    d = webhook_deliveries.c
+    claimed = conn.execute(
+        update(webhook_deliveries)
+        .where(d.id == head.id, d.next_attempt_at == head.next_attempt_at, d.status == status)
+        .values(next_attempt_at=until)
+    )
+    return claimed.rowcount == 1
+
+
+def update_delivery(conn: Connection, delivery_id: int, **values: Any) -> None:
+    conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(**values))
+
+
+def delete_delivery(conn: Connection, delivery_id: int) -> None:
+    conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id))
