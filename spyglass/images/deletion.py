@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from spyglass.audit import events
 from spyglass.blobs.registry import StoreSet
@@ -78,15 +78,9 @@ def _remove(conn: Connection, record: ImageRecord) -> list[Location]:
 
 def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: int) -> None:
     current = record.status
-    states.check_transition(current, states.PENDING_DELETE)
     now = utcnow()
-    moved = conn.execute(
-        update(images)
-        .where(images.c.id == record.id, images.c.status == current)
-        .values(status=states.PENDING_DELETE, updated_at=now)
-    )
-    if moved.rowcount != 1:
-        raise Conflict("The image status changed during the request; try again.")
+    if not q.set_status(conn, record.id, current, states.PENDING_DELETE, updated_at=now):
+        raise Conflict(q.STATUS_RACE)
     purge_after = now + timedelta(days=days)
     conn.execute(
         insert(recycle_bin).values(

@@ -1,5 +1,6 @@
-"""Queries on the image tables: fetch one image with the caller's membership, page through lists,
-and load the properties and tags of a page in one round trip each."""
+"""Queries on the image tables: fetch one image with the caller's membership, insert, update and
+delete image rows (every status change through the compare-and-set `set_status`), and load the
+properties, tags and locations of a page in one round trip each. Lists: spyglass.images.list_queries."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    and_,
     delete,
-    exists,
-    func,
     insert,
-    literal,
-    or_,
     select,
-    union,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +27,12 @@ from spyglass.db.tables import (
     images,
     used_image_ids,
 )
+from spyglass.images import states
 from spyglass.images.visibility import owner_suspended
+from spyglass.timeutil import utcnow
+
+# What a service says when set_status lost its race.
+STATUS_RACE = "The image status changed during the request; try again."
 
 
 class Location(NamedTuple):
@@ -142,6 +142,28 @@ def insert_image(conn: Connection, row: dict[str, Any]) -> bool:
     return True
 
 
+def update_columns(conn: Connection, image_id: str, **values: Any) -> None:
+    """Set these columns of one image (none: only touch it) and its updated_at."""
+    conn.execute(update(images).where(images.c.id == image_id).values(**values, updated_at=utcnow()))
+
+
+def set_status(conn: Connection, image_id: str, current: str, target: str, **values: Any) -> bool:
+    """Compare-and-set the status (a transition the state machine allows), with other columns;
+    False when another request changed it first. `values` may give updated_at (default: now)."""
+    states.check_transition(current, target)
+    result = conn.execute(
+        update(images)
+        .where(images.c.id == image_id, images.c.status == current)
+        .values({"updated_at": utcnow(), **values, "status": target})
+    )
+    return result.rowcount == 1
+
+
+def delete_row(conn: Connection, image_id: str) -> None:
+    """Delete the image row; the rows that refer to it go with it (cascade)."""
+    conn.execute(delete(images).where(images.c.id == image_id))
+
+
 def load_extras(
     conn: Connection, image_ids: Sequence[str]
 ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
@@ -213,82 +235,3 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
             insert(image_tags),
             [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)],
         )
-
-
-# ---- lists -------------------------------------------------------------------------------------------
-
-# Columns that may be NULL sort as if they held these values, so that keyset pagination has a
-# total order to compare against.
-_NULL_SORTS_AS: dict[str, Any] = {"name": "", "container_format": "", "disk_format": "", "size": -1}
-
-
-def sort_expression(key: str, columns: Any = images.c) -> ColumnElement[Any]:
-    column: ColumnElement[Any] = columns[key]
-    if key in _NULL_SORTS_AS:
-        return func.coalesce(column, literal(_NULL_SORTS_AS[key]))
-    return column
-
-
-def after_marker(sort: Sequence[tuple[str, str]], marker: dict[str, Any]) -> ColumnElement[bool]:
-    """Rows strictly after the marker row in the given order (keyset pagination)."""
-    clauses = []
-    for i, (key, direction) in enumerate(sort):
-        equal_before = [sort_expression(k) == _marker_value(marker, k) for k, _ in sort[:i]]
-        expr = sort_expression(key)
-        value = _marker_value(marker, key)
-        beyond = expr > value if direction == "asc" else expr < value
-        clauses.append(and_(*equal_before, beyond))
-    return or_(*clauses)
-
-
-def _marker_value(marker: dict[str, Any], key: str) -> Any:
-    value = marker[key]
-    if value is None:
-        return _NULL_SORTS_AS.get(key)
-    return value
-
-
-def property_filter(name: str, value: str) -> ColumnElement[bool]:
-    return exists(
-        select(1).where(
-            image_properties.c.image_id == images.c.id,
-            image_properties.c.name == name,
-            image_properties.c.value == value,
-        )
-    )
-
-
-def tag_filter(tag: str) -> ColumnElement[bool]:
-    return exists(select(1).where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag))
-
-
-def _order(sort: Sequence[tuple[str, str]], columns: Any = images.c) -> list[ColumnElement[Any]]:
-    return [
-        sort_expression(k, columns).asc() if d == "asc" else sort_expression(k, columns).desc()
-        for k, d in sort
-    ]
-
-
-def page(
-    conn: Connection,
-    conditions: Sequence[ColumnElement[bool]],
-    sort: Sequence[tuple[str, str]],
-    limit: int,
-    branches: Sequence[ColumnElement[bool]] = (),
-) -> list[dict[str, Any]]:
-    """One sorted page of the images matching `conditions`.
-
-    With `branches` (conditions whose union covers every matching row), each branch is read
-    through its own index, sorted and cut to the page size first, and only those few rows are
-    merged: the cost follows the page size, not the size of the catalogue.
-    """
-    if not branches:
-        stmt = select(images).where(*conditions).order_by(*_order(sort)).limit(limit)
-        return [dict(r) for r in conn.execute(stmt).mappings()]
-    parts = [
-        select(images).where(branch, *conditions).order_by(*_order(sort)).limit(limit).subquery()
-        for branch in branches
-    ]
-    merged = union(*(select(part) for part in parts)).subquery()
-    stmt = select(merged).order_by(*_order(sort, merged.c)).limit(limit)
-    return [dict(r) for r in conn.execute(stmt).mappings()]

@@ -19,7 +19,7 @@ from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
 from spyglass.images import queries as q
 from spyglass.images import states
-from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.timeutil import isotime
@@ -37,8 +37,8 @@ def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageReco
             select(recycle_bin.c.previous_status).where(recycle_bin.c.image_id == image_id)
         ).scalar()
         target = found if found in RESTORABLE else states.QUEUED
-        if not set_status(conn, image_id, states.PENDING_DELETE, target):
-            raise Conflict("The image status changed during the request; try again.")
+        if not q.set_status(conn, image_id, states.PENDING_DELETE, target):
+            raise Conflict(q.STATUS_RACE)
         conn.execute(delete(recycle_bin).where(recycle_bin.c.image_id == image_id))
         events.record(
             conn,
