@@ -25,6 +25,7 @@ from spyglass.db.tables import (
     image_properties,
     image_tags,
     images,
+    recycle_bin,
     used_image_ids,
 )
 from spyglass.images import states
@@ -235,3 +236,81 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
             insert(image_tags),
             [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)],
         )
+
+
+# ---- the recycle bin (spyglass.images.deletion, spyglass.images.recycle_bin) ----------------------------
+
+
+@dataclass(frozen=True)
+class BinEntry:
+    """An image in the recycle bin: a few of its columns and how it came there."""
+
+    image_id: str
+    name: str | None
+    owner: str | None
+    size: int | None
+    previous_status: str
+    deleted_at: datetime
+    purge_after: datetime
+    deleted_by_user: str | None
+    deleted_by_project: str | None
+
+
+def put_in_bin(
+    conn: Connection,
+    image_id: str,
+    previous_status: str,
+    deleted_at: datetime,
+    purge_after: datetime,
+    deleted_by: tuple[str | None, str | None],
+) -> None:
+    """Record that the image (now pending_delete) is in the bin; `deleted_by` is (user, project)."""
+    user, project = deleted_by
+    conn.execute(
+        insert(recycle_bin).values(
+            image_id=image_id,
+            previous_status=previous_status,
+            deleted_at=deleted_at,
+            purge_after=purge_after,
+            deleted_by_user=user,
+            deleted_by_project=project,
+        )
+    )
+
+
+def take_out_of_bin(conn: Connection, image_id: str) -> str | None:
+    """Forget the image's bin entry; the status it had when it was deleted (None: no entry)."""
+    previous: str | None = conn.execute(
+        select(recycle_bin.c.previous_status).where(recycle_bin.c.image_id == image_id)
+    ).scalar()
+    conn.execute(delete(recycle_bin).where(recycle_bin.c.image_id == image_id))
+    return previous
+
+
+def purge_after(conn: Connection, image_id: str) -> datetime | None:
+    """When the image's retention in the bin ends (None: it is not in the bin)."""
+    due: datetime | None = conn.execute(
+        select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)
+    ).scalar()
+    return due
+
+
+def due_for_purge(conn: Connection, now: datetime) -> list[str]:
+    """The images whose retention in the bin ended by `now`."""
+    due = conn.execute(select(recycle_bin.c.image_id).where(recycle_bin.c.purge_after <= now))
+    return list(due.scalars())
+
+
+def bin_entries(conn: Connection, owner: str | None) -> list[BinEntry]:
+    """The bin's images of one owner project (None: of every project), soonest purge first."""
+    stmt = (
+        select(images.c.name, images.c.owner, images.c.size, recycle_bin)
+        .join(recycle_bin, recycle_bin.c.image_id == images.c.id)
+        .order_by(recycle_bin.c.purge_after, images.c.id)
+    )
+    if owner is not None:
+        stmt = stmt.where(images.c.owner == owner)
+    return [BinEntry(**{name: row[name] for name in _BIN_FIELDS}) for row in conn.execute(stmt).mappings()]
+
+
+_BIN_FIELDS = tuple(f.name for f in fields(BinEntry))
