@@ -24,6 +24,7 @@ from spyglass.db.tables import (
     image_members,
     image_properties,
     image_tags,
+    image_usage,
     images,
     recycle_bin,
     used_image_ids,
@@ -236,6 +237,38 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
             insert(image_tags),
             [{"image_id": image_id, "value": t} for t in sorted(new_set - old_set)],
         )
+
+
+def add_location(conn: Connection, image_id: str, location: Location) -> None:
+    """One more location of the image's data, after those it has (spyglass.images.locations)."""
+    conn.execute(
+        insert(image_locations).values(
+            image_id=image_id, store=location.store, blob_key=location.key, created_at=utcnow()
+        )
+    )
+
+
+def delete_location(conn: Connection, image_id: str, store: str) -> None:
+    """Forget the image's further location in this store."""
+    conn.execute(
+        delete(image_locations).where(
+            image_locations.c.image_id == image_id, image_locations.c.store == store
+        )
+    )
+
+
+def recent_consumers(
+    conn: Connection, image_id: str, since: datetime, *, exclude: str | None, only: str | None = None
+) -> list[str]:
+    """Projects other than `exclude` that downloaded the image at or after `since`, sorted."""
+    stmt = select(image_usage.c.project_id).where(
+        image_usage.c.image_id == image_id, image_usage.c.last_download_at >= since
+    )
+    if exclude is not None:
+        stmt = stmt.where(image_usage.c.project_id != exclude)
+    if only is not None:
+        stmt = stmt.where(image_usage.c.project_id == only)
+    return sorted(conn.execute(stmt).scalars())
 
 
 # ---- the recycle bin (spyglass.images.deletion, spyglass.images.recycle_bin) ----------------------------
