@@ -39,7 +39,7 @@ def store_names(record: ImageRecord, default: str) -> list[str]:
 def add(conn: Connection, record: ImageRecord, store_name: str, key: str) -> None:
     """One more location of the image's data (in a store that does not hold it yet)."""
     q.add_location(conn, record.id, Location(store_name, key))
-    blob_refs.track(conn, key, store_name, record.columns())
+    blob_refs.track(conn, key, store_name, record)
 
 
 def remove(conn: Connection, record: ImageRecord, location: Location) -> Location | None:

@@ -72,7 +72,7 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
         q.insert_image(conn, row)
         q.replace_properties(conn, copy_id, {}, _properties(source, now))
         q.replace_tags(conn, copy_id, [], source.tags)
-        blob_refs.retain(conn, source.blob_key, source.store or store_name, source.columns())
+        blob_refs.retain(conn, source.blob_key, source.store or store_name, source)
         _share_further_locations(conn, source, copy_id)
         _record(conn, ctx, source, copy_id)
         copy = q.fetch_image(conn, copy_id, ctx.project_id)
@@ -84,7 +84,7 @@ def _share_further_locations(conn: Connection, source: ImageRecord, copy_id: str
     """The copy refers to the source's blobs in every other store too (spyglass.locations)."""
     for location in source.extra_locations:
         q.add_location(conn, copy_id, location)
-        blob_refs.retain(conn, location.key, location.store, source.columns())
+        blob_refs.retain(conn, location.key, location.store, source)
 
 
 def _parse(body: Any) -> tuple[bool, str | None]:
