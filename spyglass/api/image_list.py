@@ -13,13 +13,11 @@ from __future__ import annotations
 import csv
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from starlette.datastructures import QueryParams
 
-from spyglass.db.tables import images
 from spyglass.errors import Invalid
-from spyglass.images import queries as q
-from spyglass.images.catalog import NUL_MESSAGE, SORT_KEYS, ListQuery, has_nul
+from spyglass.images.catalog import NUL_MESSAGE, SORT_KEYS, has_nul
+from spyglass.images.list_queries import Filter, ListQuery
 from spyglass.images.visibility import MEMBER_FILTERS, VISIBILITY_FILTERS
 from spyglass.settings import Settings
 from spyglass.timeutil import parse_isotime
@@ -121,7 +119,7 @@ def _in_values(text: str) -> list[str]:
     return next(csv.reader([text], skipinitialspace=True))
 
 
-def _comparison(name: str, text: str) -> ColumnElement[bool]:
+def _comparison(name: str, text: str) -> Filter:
     op, sep, raw = text.partition(":")
     if not sep or op not in OPERATORS:
         op, raw = "eq", text
@@ -130,16 +128,7 @@ def _comparison(name: str, text: str) -> ColumnElement[bool]:
         value = parse_isotime(raw) if COMPARABLE[name] == "time" else _integer(name, raw)
     except (ValueError, OverflowError) as exc:
         raise Invalid(f"Invalid value for '{name}': {raw!r} is not a valid timestamp.") from exc
-    column = images.c[name]
-    comparisons: dict[str, ColumnElement[bool]] = {
-        "gt": column > value,
-        "gte": column >= value,
-        "lt": column < value,
-        "lte": column <= value,
-        "eq": column == value,
-        "neq": column != value,
-    }
-    return comparisons[op]
+    return Filter(name, op, value)
 
 
 def parse(params: QueryParams, settings: Settings) -> ListQuery:
@@ -162,27 +151,23 @@ def parse(params: QueryParams, settings: Settings) -> ListQuery:
         member_status=member_status,
         os_hidden=_boolean("os_hidden", params["os_hidden"]) if "os_hidden" in params else False,
     )
-    conditions = query.conditions
-    for tag in params.getlist("tag"):
-        conditions.append(q.tag_filter(tag))
+    query.tags.extend(params.getlist("tag"))
+    filters = query.filters
     if "size_min" in params:
-        conditions.append(images.c.size >= _integer("size_min", params["size_min"]))
+        filters.append(Filter("size", "gte", _integer("size_min", params["size_min"])))
     if "size_max" in params:
-        conditions.append(images.c.size <= _integer("size_max", params["size_max"]))
+        filters.append(Filter("size", "lte", _integer("size_max", params["size_max"])))
     for name, value in params.multi_items():
         if name in CONTROL:
             continue
-        if name in IN_FILTERS:
-            if value.startswith("in:"):
-                conditions.append(images.c[name].in_(_in_values(value[3:])))
-            else:
-                conditions.append(images.c[name] == value)
-        elif name in EXACT_FILTERS:
-            conditions.append(images.c[name] == value)
+        if name in IN_FILTERS and value.startswith("in:"):
+            filters.append(Filter(name, "in", _in_values(value[3:])))
+        elif name in IN_FILTERS or name in EXACT_FILTERS:
+            filters.append(Filter(name, "eq", value))
         elif name in BOOLEAN_FILTERS:
-            conditions.append(images.c[name] == _boolean(name, value))
+            filters.append(Filter(name, "eq", _boolean(name, value)))
         elif name in COMPARABLE:
-            conditions.append(_comparison(name, value))
+            filters.append(_comparison(name, value))
         else:
-            conditions.append(q.property_filter(name, value))
+            query.properties.append((name, value))
     return query

@@ -3,8 +3,9 @@
 - Header limits: 431 Request Header Fields Too Large. uvicorn's httptools parser sets no limit of
   its own; the limits are the deployment's settings: how many headers, the longest one (its name and
   value, as Glance's `max_header_line` counts it) and all of them together.
-- No NUL character in the path (404: no resource is named with one) or the query string (400):
-  PostgreSQL cannot compare text with NUL and would fail the request (SQLite would store it).
+- No NUL character in the path or the query string (400, whatever the resource, so the answer
+  tells nothing about it): PostgreSQL cannot compare text with NUL and would fail the request
+  (SQLite would store it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from spyglass.api.errors import error_response
 from spyglass.settings import Settings
 
 STATUS = 431
-NUL_IN_QUERY = "Strings must not contain NUL characters."
+NUL_MESSAGE = "Strings must not contain NUL characters."
 
 
 def refusal(headers: list[tuple[bytes, bytes]], settings: Settings) -> str | None:
@@ -38,13 +39,9 @@ def refusal(headers: list[tuple[bytes, bytes]], settings: Settings) -> str | Non
     return None
 
 
-def nul_refusal(scope: Scope) -> tuple[int, str] | None:
-    """404 for a NUL in the path, 400 for one in the query string; None when there is none."""
-    if "\x00" in scope["path"]:
-        return 404, "The resource could not be found."
-    if "\x00" in unquote_to_bytes(scope.get("query_string", b"")).decode("latin-1"):
-        return 400, NUL_IN_QUERY
-    return None
+def has_nul(scope: Scope) -> bool:
+    """Does the path or the query string hold a NUL character (encoded or not)?"""
+    return "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
 
 
 class RequestGuardMiddleware:
@@ -59,8 +56,7 @@ class RequestGuardMiddleware:
                 response = error_response(Request(scope), STATUS, reason, {"Connection": "close"})
                 await response(scope, receive, send)
                 return
-            refused = nul_refusal(scope)
-            if refused is not None:
-                await error_response(Request(scope), *refused)(scope, receive, send)
+            if has_nul(scope):
+                await error_response(Request(scope), 400, NUL_MESSAGE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

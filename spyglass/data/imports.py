@@ -40,9 +40,9 @@ from spyglass.db.engine import Database
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
-from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action
-from spyglass.images.queries import ImageRecord
+from spyglass.images.queries import ImageRecord, set_status
 from spyglass.settings import Settings
 
 GLANCE_DIRECT = "glance-direct"

@@ -30,9 +30,9 @@ from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
 from spyglass.images import blob_refs, locations, states
-from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action, Target, permits
-from spyglass.images.queries import ImageRecord
+from spyglass.images.queries import ImageRecord, set_status
 from spyglass.settings import Settings
 
 log = logging.getLogger(__name__)

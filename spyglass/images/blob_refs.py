@@ -16,38 +16,40 @@ counts with the images table after a crash.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, delete, exists, func, or_, select, update
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobNotFound, BlobStore
-from spyglass.db import upsert
 from spyglass.db.engine import Database
-from spyglass.db.tables import blobs, image_locations, images
-from spyglass.timeutil import utcnow
+from spyglass.images import blob_queries as bq
+from spyglass.images.blob_queries import Content, ImageBlob
+
+__all__ = ["adopt", "reconcile", "release", "retain", "stored_bytes", "track"]
+
+# One statement each: start-up recovery's realignment and the bytes the tracked blobs occupy.
+reconcile = bq.reconcile
+stored_bytes = bq.stored_bytes
 
 
 def adopt(db: Database, store: BlobStore, image_id: str, key: str) -> None:
     """Record the blob an upload just completed, or swap it for an identical one already stored."""
     with db.write() as conn:
-        image = _image_blob(conn, image_id)
-        if image is None or image["blob_key"] != key or _tracked(conn, key):
+        image = bq.image_blob(conn, image_id)
+        if image is None or image.blob_key != key or bq.is_tracked(conn, key):
             # Deleted or replaced meanwhile (its release counted it), or already copied and tracked.
             return
         _one_adopter_per_content(conn, image)
         twin = _find_twin(conn, store, image, key)
         if twin is None:
-            _track(conn, key, store.name, image)
+            bq.track(conn, key, store.name, image)
             return
-        conn.execute(update(images).where(images.c.id == image_id).values(blob_key=twin))
+        bq.point_image_at(conn, image_id, twin)
     store.delete(key)
 
 
-def retain(conn: Connection, key: str, store_name: str, source: Any) -> None:
-    """One more image (just inserted) refers to `key`; `source` maps its size and hashes."""
-    taken = conn.execute(update(blobs).where(blobs.c.blob_key == key).values(refcount=blobs.c.refcount + 1))
-    if taken.rowcount == 0:
-        _track(conn, key, store_name, source)
+def retain(conn: Connection, key: str, store_name: str, source: Content) -> None:
+    """One more image (just inserted) refers to `key`; `source` has its size and hashes."""
+    if not bq.take_reference(conn, key):
+        bq.track(conn, key, store_name, source)
 
 
 def release(conn: Connection, key: str | None) -> str | None:
@@ -58,124 +60,47 @@ def release(conn: Connection, key: str | None) -> str | None:
     """
     if key is None:
         return None
-    left = conn.execute(
-        update(blobs)
-        .where(blobs.c.blob_key == key)
-        .values(refcount=blobs.c.refcount - 1)
-        .returning(blobs.c.refcount)
-    ).scalar()
+    left = bq.drop_reference(conn, key)
     if left is not None and left > 0:
         return None
-    references = _references(conn, key)
+    references = bq.references(conn, key)
     if references:
         # The count had drifted (or the key is untracked): trust the images table.
         if left is not None:
-            conn.execute(update(blobs).where(blobs.c.blob_key == key).values(refcount=references))
+            bq.set_refcount(conn, key, references)
         return None
-    conn.execute(delete(blobs).where(blobs.c.blob_key == key))
+    bq.forget(conn, key)
     return key
 
 
-def track(conn: Connection, key: str, store_name: str, source: Any) -> None:
+def track(conn: Connection, key: str, store_name: str, source: Content) -> None:
     """Count a blob just written for an image's further location (spyglass.locations)."""
-    _track(conn, key, store_name, source)
-
-
-def reconcile(conn: Connection) -> None:
-    """Realign every count with the images table; forget blobs no image refers to."""
-    first = (
-        select(func.count()).where(images.c.blob_key == blobs.c.blob_key).correlate(blobs).scalar_subquery()
-    )
-    further = (
-        select(func.count())
-        .where(image_locations.c.blob_key == blobs.c.blob_key)
-        .correlate(blobs)
-        .scalar_subquery()
-    )
-    conn.execute(update(blobs).values(refcount=first + further))
-    conn.execute(delete(blobs).where(blobs.c.refcount <= 0))
-
-
-def stored_bytes(conn: Connection) -> int:
-    """The bytes the tracked blobs occupy (each shared blob once)."""
-    return int(conn.execute(select(func.coalesce(func.sum(blobs.c.size), 0))).scalar_one())
+    bq.track(conn, key, store_name, source)
 
 
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def _image_blob(conn: Connection, image_id: str) -> Any:
-    stmt = select(
-        images.c.blob_key,
-        images.c.owner,
-        images.c.size,
-        images.c.checksum,
-        images.c.os_hash_algo,
-        images.c.os_hash_value,
-    ).where(images.c.id == image_id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).mappings().first()
-
-
-def _one_adopter_per_content(conn: Connection, image: Any) -> None:
+def _one_adopter_per_content(conn: Connection, image: ImageBlob) -> None:
     """Let identical uploads finishing at the same time see each other's blob on PostgreSQL.
 
     Otherwise each would look for a twin before the other's row commits and both would keep their
-    bytes. The lock lasts until commit. SQLite writers are serialized already (spyglass.db.engine)."""
-    if conn.dialect.name != "postgresql" or image["os_hash_value"] is None:
-        return
-    conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(image["os_hash_value"], 0))))
+    bytes. The lock lasts until commit."""
+    if image.os_hash_value is not None:
+        bq.lock_content(conn, image.os_hash_value)
 
 
-def _tracked(conn: Connection, key: str) -> bool:
-    return bool(conn.execute(select(exists().where(blobs.c.blob_key == key))).scalar())
-
-
-def _references(conn: Connection, key: str) -> int:
-    """Images whose data is at `key`, as their first location or a further one."""
-    first = conn.execute(select(func.count()).where(images.c.blob_key == key)).scalar_one()
-    further = conn.execute(select(func.count()).where(image_locations.c.blob_key == key)).scalar_one()
-    return int(first) + int(further)
-
-
-def _find_twin(conn: Connection, store: BlobStore, image: Any, key: str) -> str | None:
+def _find_twin(conn: Connection, store: BlobStore, image: ImageBlob, key: str) -> str | None:
     """A tracked blob of this store with the same content, now holding one more reference."""
-    if image["os_hash_value"] is None or image["size"] is None:
+    if image.os_hash_value is None or image.size is None:
         return None
-    candidates = select(blobs.c.blob_key).where(
-        blobs.c.store == store.name,
-        blobs.c.os_hash_value == image["os_hash_value"],
-        blobs.c.os_hash_algo == image["os_hash_algo"],
-        blobs.c.checksum == image["checksum"],
-        blobs.c.size == image["size"],
-        blobs.c.blob_key != key,
-        blobs.c.refcount > 0,
-        _used_by(image["owner"]),
-    )
-    for twin in conn.execute(candidates).scalars().all():
-        if not _present(store, twin, image["size"]):
+    for twin in bq.twin_candidates(conn, store.name, image, key):
+        if not _present(store, twin, image.size):
             continue
         # Only while still referenced: a concurrent release that reached zero wins.
-        taken = conn.execute(
-            update(blobs)
-            .where(blobs.c.blob_key == twin, blobs.c.refcount > 0)
-            .values(refcount=blobs.c.refcount + 1)
-        )
-        if taken.rowcount == 1:
-            return str(twin)
+        if bq.take_reference(conn, twin, only_if_referenced=True):
+            return twin
     return None
-
-
-def _used_by(owner: str | None) -> ColumnElement[bool]:
-    """The blob is the data of an image of this owner project (first or further location)."""
-    first = exists().where(images.c.blob_key == blobs.c.blob_key, images.c.owner == owner)
-    further = exists().where(
-        image_locations.c.blob_key == blobs.c.blob_key,
-        images.c.id == image_locations.c.image_id,
-        images.c.owner == owner,
-    )
-    return or_(first, further)
 
 
 def _present(store: BlobStore, key: str, size: int) -> bool:
@@ -183,17 +108,3 @@ def _present(store: BlobStore, key: str, size: int) -> bool:
         return store.size(key) == size
     except BlobNotFound:
         return False
-
-
-def _track(conn: Connection, key: str, store_name: str, source: Any) -> None:
-    stmt = upsert.insert(conn.dialect.name, blobs).values(
-        blob_key=key,
-        store=store_name,
-        refcount=_references(conn, key),
-        size=source["size"] or 0,
-        checksum=source["checksum"],
-        os_hash_algo=source["os_hash_algo"],
-        os_hash_value=source["os_hash_value"],
-        created_at=utcnow(),
-    )
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=[blobs.c.blob_key]))

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import images
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.images import deletion as recycle
 from spyglass.images import impact as safeguards
@@ -26,11 +25,11 @@ from spyglass.images import locations, states
 from spyglass.images import patch as image_patch
 from spyglass.images import queries as q
 from spyglass.images.impact import GLANCE, Safeguards
+from spyglass.images.list_queries import ListQuery, list_page
 from spyglass.images.patch import WRITABLE_COLUMNS
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.schemas import core_attributes, read_only_attributes, validator
-from spyglass.images.visibility import list_branches, list_condition
 from spyglass.timeutil import utcnow
 
 # Names Glance reserves, and `locations`, which Spyglass does not offer (no image locations).
@@ -202,50 +201,19 @@ def get_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
         return load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
 
 
-@dataclass
-class ListQuery:
-    """A parsed, validated image list request."""
-
-    limit: int
-    marker: str | None = None
-    sort: list[tuple[str, str]] = field(default_factory=lambda: [("created_at", "desc")])
-    visibility: str | None = None
-    member_status: str = "accepted"
-    os_hidden: bool = False
-    conditions: list[Any] = field(default_factory=list)
-
-
 def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[list[ImageRecord], bool]:
     """One page of images the caller may list, and whether a next page may exist."""
     authorize(ctx, Action.GET_IMAGES)
     sort = list(query.sort)
     if "id" not in [k for k, _ in sort]:
         sort.append(("id", sort[-1][1] if sort else "desc"))
-    conditions = [
-        list_condition(ctx, visibility_filter=query.visibility, member_filter=query.member_status),
-        images.c.os_hidden == query.os_hidden,
-        images.c.status.not_in((states.DELETED, states.PENDING_DELETE)),
-        *query.conditions,
-    ]
     with db.read() as conn:
+        marker = None
         if query.marker is not None:
             marker = q.fetch_image(conn, query.marker, ctx.project_id) if is_uuid(query.marker) else None
             if marker is None or not _marker_visible(ctx, marker):
                 raise Invalid(f"No image found with ID {query.marker}")
-            conditions.append(q.after_marker(sort, marker.columns()))
-        branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
-        rows = q.page(conn, conditions, sort, query.limit, branches)
-        props, tags = q.load_extras(conn, [r["id"] for r in rows])
-        extra = q.load_locations(conn, [r["id"] for r in rows])
-    records = [
-        ImageRecord.of(
-            r,
-            properties=props.get(r["id"], {}),
-            tags=tags.get(r["id"], []),
-            extra_locations=extra.get(r["id"], []),
-        )
-        for r in rows
-    ]
+        records = list_page(conn, ctx, query, sort, marker)
     return records, len(records) == query.limit
 
 
@@ -277,7 +245,7 @@ def update_image(
         if "visibility" in changed:
             safeguards.visibility_changing(conn, ctx, record, changed["visibility"], guard)
         if changed or props != record.properties or sorted(tags) != sorted(record.tags):
-            conn.execute(update(images).where(images.c.id == image_id).values(**changed, updated_at=utcnow()))
+            q.update_columns(conn, image_id, **changed)
             q.replace_properties(conn, image_id, record.properties, props)
             q.replace_tags(conn, image_id, record.tags, tags)
         fresh = q.fetch_image(conn, image_id, ctx.project_id)
@@ -310,7 +278,7 @@ def add_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
         if len(record.tags) >= 128:
             raise TooLarge("Maximum number of tags per image (128) exceeded.")
         q.replace_tags(conn, image_id, record.tags, [*record.tags, tag])
-        conn.execute(update(images).where(images.c.id == image_id).values(updated_at=utcnow()))
+        q.update_columns(conn, image_id)
 
 
 def delete_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
@@ -319,45 +287,46 @@ def delete_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> No
         if tag not in record.tags:
             raise NotFound(f"Tag {tag} not found on image {image_id}.")
         q.replace_tags(conn, image_id, record.tags, [t for t in record.tags if t != tag])
-        conn.execute(update(images).where(images.c.id == image_id).values(updated_at=utcnow()))
+        q.update_columns(conn, image_id)
 
 
 # ---- status changes ------------------------------------------------------------------------------------
 
 
-def set_status(conn: Connection, image_id: str, current: str, target: str, **values: Any) -> bool:
-    """Compare-and-set the status; False when another request changed it first."""
-    states.check_transition(current, target)
-    result = conn.execute(
-        update(images)
-        .where(images.c.id == image_id, images.c.status == current)
-        .values(status=target, updated_at=utcnow(), **values)
-    )
-    return result.rowcount == 1
-
-
 def deactivate_image(db: Database, ctx: RequestContext, image_id: str, guard: Safeguards = GLANCE) -> None:
-    with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.DEACTIVATE, lock=True)
-        if record.status == states.DEACTIVATED:
-            return
-        if record.status != states.ACTIVE:
-            raise Forbidden(f"Not allowed to deactivate image in status '{record.status}'")
+    def before(conn: Connection, record: ImageRecord) -> None:
         safeguards.deactivating(conn, ctx, record, guard)
-        if not set_status(conn, image_id, states.ACTIVE, states.DEACTIVATED):
-            raise Conflict("The image status changed during the request; try again.")
+
+    _switch(db, ctx, image_id, Action.DEACTIVATE, (states.ACTIVE, states.DEACTIVATED), before)
 
 
 def reactivate_image(db: Database, ctx: RequestContext, image_id: str) -> None:
-    with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.REACTIVATE, lock=True)
-        if record.status == states.ACTIVE:
-            return
-        if record.status != states.DEACTIVATED:
-            raise Forbidden(f"Not allowed to reactivate image in status '{record.status}'")
+    def before(conn: Connection, record: ImageRecord) -> None:
         safeguards.reactivating(conn, ctx, record)
-        if not set_status(conn, image_id, states.DEACTIVATED, states.ACTIVE):
-            raise Conflict("The image status changed during the request; try again.")
+
+    _switch(db, ctx, image_id, Action.REACTIVATE, (states.DEACTIVATED, states.ACTIVE), before)
+
+
+def _switch(
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    action: Action,
+    change: tuple[str, str],
+    before: Callable[[Connection, ImageRecord], None],
+) -> None:
+    """Move an image from one status to the other (already there: nothing to do); `before` runs
+    the safeguards of the change once it is allowed."""
+    current, target = change
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, action, lock=True)
+        if record.status == target:
+            return
+        if record.status != current:
+            raise Forbidden(f"Not allowed to {action.value} image in status '{record.status}'")
+        before(conn, record)
+        if not q.set_status(conn, image_id, current, target):
+            raise Conflict(q.STATUS_RACE)
 
 
 def delete_image(

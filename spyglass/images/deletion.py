@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
 from spyglass.audit import events
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
 from spyglass.images import locations, states
 from spyglass.images import queries as q
@@ -44,60 +43,30 @@ def dispose(conn: Connection, ctx: RequestContext, record: ImageRecord, guard: S
     if guard.recycle_retention_days > 0:
         _into_bin(conn, ctx, record, guard.recycle_retention_days)
         return []
-    events.record(
-        conn,
-        ctx,
-        record.id,
-        record.owner,
-        events.IMAGE_DELETED,
-        before={"status": record.status},
-        after={"status": states.DELETED},
-    )
-    return _remove(conn, record)
+    return _remove(conn, ctx, record, events.IMAGE_DELETED)
 
 
 def purge(conn: Connection, ctx: RequestContext | None, record: ImageRecord) -> list[Location]:
     """Remove an image from the recycle bin for good (ctx None: the scheduled purge)."""
-    events.record(
-        conn,
-        ctx,
-        record.id,
-        record.owner,
-        events.IMAGE_PURGED,
-        before={"status": states.PENDING_DELETE},
-        after={"status": states.DELETED},
-    )
-    return _remove(conn, record)
+    return _remove(conn, ctx, record, events.IMAGE_PURGED)
 
 
-def _remove(conn: Connection, record: ImageRecord) -> list[Location]:
-    conn.execute(delete(images).where(images.c.id == record.id))
-    # Every store holding the data gives its reference back.
+def _remove(conn: Connection, ctx: RequestContext | None, record: ImageRecord, kind: str) -> list[Location]:
+    """Delete the image for good (the `kind` event says how); every store holding its data gives
+    its reference back."""
+    before, after = {"status": record.status}, {"status": states.DELETED}
+    events.record(conn, ctx, record.id, record.owner, kind, before=before, after=after)
+    q.delete_row(conn, record.id)
     return locations.release_all(conn, record)
 
 
 def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: int) -> None:
     current = record.status
-    states.check_transition(current, states.PENDING_DELETE)
     now = utcnow()
-    moved = conn.execute(
-        update(images)
-        .where(images.c.id == record.id, images.c.status == current)
-        .values(status=states.PENDING_DELETE, updated_at=now)
-    )
-    if moved.rowcount != 1:
-        raise Conflict("The image status changed during the request; try again.")
+    if not q.set_status(conn, record.id, current, states.PENDING_DELETE, updated_at=now):
+        raise Conflict(q.STATUS_RACE)
     purge_after = now + timedelta(days=days)
-    conn.execute(
-        insert(recycle_bin).values(
-            image_id=record.id,
-            previous_status=current,
-            deleted_at=now,
-            purge_after=purge_after,
-            deleted_by_user=ctx.user_id,
-            deleted_by_project=ctx.project_id,
-        )
-    )
+    q.put_in_bin(conn, record.id, current, now, purge_after, (ctx.user_id, ctx.project_id))
     events.record(
         conn,
         ctx,
@@ -113,8 +82,7 @@ def purge_expired(db: Database, store: StoreSet, now: datetime | None = None) ->
     """Purge every image whose retention ended; the number purged. Safe to run concurrently."""
     now = now or utcnow()
     with db.read() as conn:
-        due = conn.execute(select(recycle_bin.c.image_id).where(recycle_bin.c.purge_after <= now))
-        image_ids = list(due.scalars())
+        image_ids = q.due_for_purge(conn, now)
     purged = 0
     for image_id in image_ids:
         with db.write() as conn:
@@ -129,7 +97,7 @@ def purge_expired(db: Database, store: StoreSet, now: datetime | None = None) ->
 def _purge_if_due(conn: Connection, image_id: str, now: datetime) -> tuple[bool, list[Location]]:
     """Checked again under the lock: restored (and maybe deleted again) since the list was read?"""
     record = q.fetch_image(conn, image_id, None, lock=True)
-    due = conn.execute(select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)).scalar()
+    due = q.purge_after(conn, image_id)
     if record is None or record.status != states.PENDING_DELETE or due is None or due > now:
         return False, []
     return True, purge(conn, None, record)

@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, and_, literal, or_, select, true
+from sqlalchemy import Connection
 
 from spyglass.audit import events
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_events
 from spyglass.errors import Invalid, NotFound
+from spyglass.images import event_queries as eq
 from spyglass.images import queries as q
 from spyglass.images import states
 from spyglass.images.catalog import is_uuid, target_of
@@ -45,34 +45,22 @@ def list_events(
         raise NotFound(f"No image found with ID {image_id}")
     with db.read() as conn:
         scope = _scope(conn, ctx, image_id)
-        stmt = select(image_events).where(image_events.c.image_id == image_id, scope)
-        if marker is not None:
-            # As a 64-bit value: PostgreSQL's ids are 32-bit, and a larger marker must not overflow.
-            stmt = stmt.where(image_events.c.id > literal(marker, BigInteger))
-        rows = conn.execute(stmt.order_by(image_events.c.id).limit(limit)).mappings()
+        rows = eq.events_in_scope(conn, image_id, scope, marker, limit)
         return [events.document(r) for r in rows]
 
 
-def _scope(conn: Connection, ctx: RequestContext, image_id: str) -> ColumnElement[bool]:
-    """The condition on the image's events that the caller may read; NotFound when there are none."""
+def _scope(conn: Connection, ctx: RequestContext, image_id: str) -> eq.Scope:
+    """The image's events that the caller may read; NotFound when there are none."""
     record = q.fetch_image(conn, image_id, ctx.project_id)
     lives = _lives(conn, image_id, record)
-    readable = [life.events() for life in lives if permits(ctx, Action.GET_IMAGE_EVENTS, life.target)]
+    readable = [life.span() for life in lives if permits(ctx, Action.GET_IMAGE_EVENTS, life.target)]
     me = ctx.project_id or ""
     target = lives[-1].target
     authorize(ctx, Action.GET_MEMBERSHIP_EVENTS, replace(target, member_id=me), image_id=image_id)
     windows = _membership_windows(conn, image_id, me, lives)
     if not readable and not windows and not (record and permits(ctx, Action.GET_IMAGE, target)):
         raise NotFound(f"No image found with ID {image_id}")
-    image_wide = [
-        and_(
-            image_events.c.member_id.is_(None),
-            image_events.c.id >= start,
-            image_events.c.id <= end if end is not None else true(),
-        )
-        for start, end in windows
-    ]
-    return or_(image_events.c.member_id == me, *image_wide, *readable)
+    return eq.Scope(member_id=me, windows=windows, spans=readable)
 
 
 @dataclass(frozen=True)
@@ -89,12 +77,9 @@ class Life:
     # The current image's creation: events older than it were written for someone else's image.
     since: datetime | None = None
 
-    def events(self) -> ColumnElement[bool]:
-        return and_(
-            image_events.c.id > self.after,
-            image_events.c.id <= self.last if self.last is not None else true(),
-            image_events.c.created_at >= self.since if self.since is not None else true(),
-        )
+    def span(self) -> eq.Span:
+        """Its events, all of them."""
+        return eq.Span(self.after, self.last, self.since)
 
     def ends_before(self, event_id: int) -> bool:
         return self.last is not None and self.last < event_id
@@ -109,42 +94,19 @@ def _lives(conn: Connection, image_id: str, record: ImageRecord | None) -> list[
         after = end
     if record is not None:
         lives.append(Life(after, None, target_of(record), record.created_at))
-    elif not lives or _has_events_after(conn, image_id, after):
-        lives.append(Life(after, None, Target(owner=_last_owner(conn, image_id))))
+    elif not lives or eq.has_events_after(conn, image_id, after):
+        lives.append(Life(after, None, Target(owner=eq.last_owner(conn, image_id))))
     return lives
 
 
 def _ends(conn: Connection, image_id: str) -> list[tuple[int, str | None]]:
     """(event id, owner) of each event that removed an image for good, oldest first."""
-    stmt = (
-        select(image_events.c.id, image_events.c.event_type, image_events.c.owner, image_events.c.after)
-        .where(
-            image_events.c.image_id == image_id,
-            image_events.c.event_type.in_((events.IMAGE_DELETED, events.IMAGE_PURGED)),
-        )
-        .order_by(image_events.c.id)
-    )
+    removals = eq.events_of_types(conn, image_id, (events.IMAGE_DELETED, events.IMAGE_PURGED))
     return [
-        (row.id, row.owner)
-        for row in conn.execute(stmt).all()
-        if row.event_type == events.IMAGE_PURGED or (row.after or {}).get("status") == states.DELETED
+        (event.id, event.owner)
+        for event in removals
+        if event.event_type == events.IMAGE_PURGED or (event.after or {}).get("status") == states.DELETED
     ]
-
-
-def _last_owner(conn: Connection, image_id: str) -> str | None:
-    stmt = (
-        select(image_events.c.owner)
-        .where(image_events.c.image_id == image_id)
-        .order_by(image_events.c.id.desc())
-        .limit(1)
-    )
-    owner: str | None = conn.execute(stmt).scalar()
-    return owner
-
-
-def _has_events_after(conn: Connection, image_id: str, after: int) -> bool:
-    stmt = select(image_events.c.id).where(image_events.c.image_id == image_id, image_events.c.id > after)
-    return conn.execute(stmt.limit(1)).first() is not None
 
 
 def _membership_windows(
@@ -153,14 +115,9 @@ def _membership_windows(
     """(first, last) event ids of each period the project was a member; last None while it still is.
 
     A membership ends at the latest with the image it was of (no later image's events)."""
-    stmt = (
-        select(image_events.c.id, image_events.c.event_type)
-        .where(image_events.c.member_id == member, image_events.c.image_id == image_id)
-        .order_by(image_events.c.id)
-    )
     windows: list[tuple[int, int | None]] = []
     start: int | None = None
-    for event_id, kind in conn.execute(stmt).all():
+    for event_id, kind in eq.member_events(conn, image_id, member):
         if kind == events.MEMBER_ADDED and start is None:
             start = event_id
         elif kind == events.MEMBER_REMOVED and start is not None:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from spyglass.audit import events
 from spyglass.context import RequestContext
-from spyglass.db.tables import image_usage
 from spyglass.errors import Conflict
+from spyglass.images import queries as q
 from spyglass.images.queries import ImageRecord
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
@@ -81,7 +81,7 @@ def check_impact(
     if guard.override or not protects(record, guard):
         return
     since = utcnow() - timedelta(days=guard.impact_window_days)
-    affected = recent_consumers(conn, record.id, since, exclude=record.owner, only=only)
+    affected = q.recent_consumers(conn, record.id, since, exclude=record.owner, only=only)
     if affected:
         raise ImpactConflict(
             f"Refusing to {harm} image {record.id}: consumer projects downloaded it in the last "
@@ -90,20 +90,6 @@ def check_impact(
             f"the header {OVERRIDE_HEADER}: true (openstack client: --override-impact).",
             affected,
         )
-
-
-def recent_consumers(
-    conn: Connection, image_id: str, since: object, *, exclude: str | None, only: str | None = None
-) -> list[str]:
-    """Projects other than `exclude` that downloaded the image at or after `since`, sorted."""
-    stmt = select(image_usage.c.project_id).where(
-        image_usage.c.image_id == image_id, image_usage.c.last_download_at >= since
-    )
-    if exclude is not None:
-        stmt = stmt.where(image_usage.c.project_id != exclude)
-    if only is not None:
-        stmt = stmt.where(image_usage.c.project_id == only)
-    return sorted(conn.execute(stmt).scalars())
 
 
 # ---- what the safeguards add to the Glance operations ------------------------------------------

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection
 
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet
-from spyglass.db.tables import image_locations, images
 from spyglass.images import blob_refs
+from spyglass.images import queries as q
 from spyglass.images.queries import ImageRecord, Location
-from spyglass.timeutil import utcnow
 
 __all__ = ["Location", "add", "delete_blobs", "of", "release_all", "remove", "store_names", "store_of"]
 
@@ -39,12 +38,8 @@ def store_names(record: ImageRecord, default: str) -> list[str]:
 
 def add(conn: Connection, record: ImageRecord, store_name: str, key: str) -> None:
     """One more location of the image's data (in a store that does not hold it yet)."""
-    conn.execute(
-        insert(image_locations).values(
-            image_id=record.id, store=store_name, blob_key=key, created_at=utcnow()
-        )
-    )
-    blob_refs.track(conn, key, store_name, record.columns())
+    q.add_location(conn, record.id, Location(store_name, key))
+    blob_refs.track(conn, key, store_name, record)
 
 
 def remove(conn: Connection, record: ImageRecord, location: Location) -> Location | None:
@@ -54,19 +49,11 @@ def remove(conn: Connection, record: ImageRecord, location: Location) -> Locatio
     first, *rest = of(record)
     if location == first:
         successor = rest[0]
-        conn.execute(
-            update(images)
-            .where(images.c.id == record.id)
-            .values(store=successor.store, blob_key=successor.key, updated_at=utcnow())
-        )
+        q.update_columns(conn, record.id, store=successor.store, blob_key=successor.key)
         location_row = successor
     else:
         location_row = location
-    conn.execute(
-        delete(image_locations).where(
-            image_locations.c.image_id == record.id, image_locations.c.store == location_row.store
-        )
-    )
+    q.delete_location(conn, record.id, location_row.store)
     return location if blob_refs.release(conn, location.key) else None
 
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection
 
 from spyglass.audit import events
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_locations
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
 from spyglass.images import patch as image_patch
@@ -73,7 +72,7 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
         q.insert_image(conn, row)
         q.replace_properties(conn, copy_id, {}, _properties(source, now))
         q.replace_tags(conn, copy_id, [], source.tags)
-        blob_refs.retain(conn, source.blob_key, source.store or store_name, source.columns())
+        blob_refs.retain(conn, source.blob_key, source.store or store_name, source)
         _share_further_locations(conn, source, copy_id)
         _record(conn, ctx, source, copy_id)
         copy = q.fetch_image(conn, copy_id, ctx.project_id)
@@ -81,15 +80,11 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
     return copy
 
 
-def _share_further_locations(conn: Any, source: ImageRecord, copy_id: str) -> None:
+def _share_further_locations(conn: Connection, source: ImageRecord, copy_id: str) -> None:
     """The copy refers to the source's blobs in every other store too (spyglass.locations)."""
     for location in source.extra_locations:
-        conn.execute(
-            insert(image_locations).values(
-                image_id=copy_id, store=location.store, blob_key=location.key, created_at=utcnow()
-            )
-        )
-        blob_refs.retain(conn, location.key, location.store, source.columns())
+        q.add_location(conn, copy_id, location)
+        blob_refs.retain(conn, location.key, location.store, source)
 
 
 def _parse(body: Any) -> tuple[bool, str | None]:
@@ -120,7 +115,7 @@ def _properties(source: ImageRecord, now: Any) -> dict[str, str]:
     return props
 
 
-def _record(conn: Any, ctx: RequestContext, source: ImageRecord, copy_id: str) -> None:
+def _record(conn: Connection, ctx: RequestContext, source: ImageRecord, copy_id: str) -> None:
     copier = ctx.project_id if ctx.project_id != source.owner else None
     link = {"source_image": source.id, "copy_image": copy_id, "copy_owner": ctx.project_id}
     events.record(conn, ctx, source.id, source.owner, events.IMAGE_COPIED, member_id=copier, after=link)

@@ -1,5 +1,6 @@
-"""Queries on the image tables: fetch one image with the caller's membership, page through lists,
-and load the properties and tags of a page in one round trip each."""
+"""Queries on the image tables: fetch one image with the caller's membership, insert, update and
+delete image rows (every status change through the compare-and-set `set_status`), and load the
+properties, tags and locations of a page in one round trip each. Lists: spyglass.images.list_queries."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    and_,
     delete,
-    exists,
-    func,
     insert,
-    literal,
-    or_,
     select,
-    union,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -29,10 +24,17 @@ from spyglass.db.tables import (
     image_members,
     image_properties,
     image_tags,
+    image_usage,
     images,
+    recycle_bin,
     used_image_ids,
 )
+from spyglass.images import states
 from spyglass.images.visibility import owner_suspended
+from spyglass.timeutil import utcnow
+
+# What a service says when set_status lost its race.
+STATUS_RACE = "The image status changed during the request; try again."
 
 
 class Location(NamedTuple):
@@ -142,6 +144,28 @@ def insert_image(conn: Connection, row: dict[str, Any]) -> bool:
     return True
 
 
+def update_columns(conn: Connection, image_id: str, **values: Any) -> None:
+    """Set these columns of one image (none: only touch it) and its updated_at."""
+    conn.execute(update(images).where(images.c.id == image_id).values(**values, updated_at=utcnow()))
+
+
+def set_status(conn: Connection, image_id: str, current: str, target: str, **values: Any) -> bool:
+    """Compare-and-set the status (a transition the state machine allows), with other columns;
+    False when another request changed it first. `values` may give updated_at (default: now)."""
+    states.check_transition(current, target)
+    result = conn.execute(
+        update(images)
+        .where(images.c.id == image_id, images.c.status == current)
+        .values({"updated_at": utcnow(), **values, "status": target})
+    )
+    return result.rowcount == 1
+
+
+def delete_row(conn: Connection, image_id: str) -> None:
+    """Delete the image row; the rows that refer to it go with it (cascade)."""
+    conn.execute(delete(images).where(images.c.id == image_id))
+
+
 def load_extras(
     conn: Connection, image_ids: Sequence[str]
 ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
@@ -215,80 +239,111 @@ def replace_tags(conn: Connection, image_id: str, old: Iterable[str], new: Itera
         )
 
 
-# ---- lists -------------------------------------------------------------------------------------------
-
-# Columns that may be NULL sort as if they held these values, so that keyset pagination has a
-# total order to compare against.
-_NULL_SORTS_AS: dict[str, Any] = {"name": "", "container_format": "", "disk_format": "", "size": -1}
-
-
-def sort_expression(key: str, columns: Any = images.c) -> ColumnElement[Any]:
-    column: ColumnElement[Any] = columns[key]
-    if key in _NULL_SORTS_AS:
-        return func.coalesce(column, literal(_NULL_SORTS_AS[key]))
-    return column
-
-
-def after_marker(sort: Sequence[tuple[str, str]], marker: dict[str, Any]) -> ColumnElement[bool]:
-    """Rows strictly after the marker row in the given order (keyset pagination)."""
-    clauses = []
-    for i, (key, direction) in enumerate(sort):
-        equal_before = [sort_expression(k) == _marker_value(marker, k) for k, _ in sort[:i]]
-        expr = sort_expression(key)
-        value = _marker_value(marker, key)
-        beyond = expr > value if direction == "asc" else expr < value
-        clauses.append(and_(*equal_before, beyond))
-    return or_(*clauses)
-
-
-def _marker_value(marker: dict[str, Any], key: str) -> Any:
-    value = marker[key]
-    if value is None:
-        return _NULL_SORTS_AS.get(key)
-    return value
-
-
-def property_filter(name: str, value: str) -> ColumnElement[bool]:
-    return exists(
-        select(1).where(
-            image_properties.c.image_id == images.c.id,
-            image_properties.c.name == name,
-            image_properties.c.value == value,
+def add_location(conn: Connection, image_id: str, location: Location) -> None:
+    """One more location of the image's data, after those it has (spyglass.images.locations)."""
+    conn.execute(
+        insert(image_locations).values(
+            image_id=image_id, store=location.store, blob_key=location.key, created_at=utcnow()
         )
     )
 
 
-def tag_filter(tag: str) -> ColumnElement[bool]:
-    return exists(select(1).where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag))
+def delete_location(conn: Connection, image_id: str, store: str) -> None:
+    """Forget the image's further location in this store."""
+    conn.execute(
+        delete(image_locations).where(
+            image_locations.c.image_id == image_id, image_locations.c.store == store
+        )
+    )
 
 
-def _order(sort: Sequence[tuple[str, str]], columns: Any = images.c) -> list[ColumnElement[Any]]:
-    return [
-        sort_expression(k, columns).asc() if d == "asc" else sort_expression(k, columns).desc()
-        for k, d in sort
-    ]
+def recent_consumers(
+    conn: Connection, image_id: str, since: datetime, *, exclude: str | None, only: str | None = None
+) -> list[str]:
+    """Projects other than `exclude` that downloaded the image at or after `since`, sorted."""
+    stmt = select(image_usage.c.project_id).where(
+        image_usage.c.image_id == image_id, image_usage.c.last_download_at >= since
+    )
+    if exclude is not None:
+        stmt = stmt.where(image_usage.c.project_id != exclude)
+    if only is not None:
+        stmt = stmt.where(image_usage.c.project_id == only)
+    return sorted(conn.execute(stmt).scalars())
 
 
-def page(
+# ---- the recycle bin (spyglass.images.deletion, spyglass.images.recycle_bin) ----------------------------
+
+
+@dataclass(frozen=True)
+class BinEntry:
+    """An image in the recycle bin: a few of its columns and how it came there."""
+
+    image_id: str
+    name: str | None
+    owner: str | None
+    size: int | None
+    previous_status: str
+    deleted_at: datetime
+    purge_after: datetime
+    deleted_by_user: str | None
+    deleted_by_project: str | None
+
+
+def put_in_bin(
     conn: Connection,
-    conditions: Sequence[ColumnElement[bool]],
-    sort: Sequence[tuple[str, str]],
-    limit: int,
-    branches: Sequence[ColumnElement[bool]] = (),
-) -> list[dict[str, Any]]:
-    """One sorted page of the images matching `conditions`.
+    image_id: str,
+    previous_status: str,
+    deleted_at: datetime,
+    purge_after: datetime,
+    deleted_by: tuple[str | None, str | None],
+) -> None:
+    """Record that the image (now pending_delete) is in the bin; `deleted_by` is (user, project)."""
+    user, project = deleted_by
+    conn.execute(
+        insert(recycle_bin).values(
+            image_id=image_id,
+            previous_status=previous_status,
+            deleted_at=deleted_at,
+            purge_after=purge_after,
+            deleted_by_user=user,
+            deleted_by_project=project,
+        )
+    )
 
-    With `branches` (conditions whose union covers every matching row), each branch is read
-    through its own index, sorted and cut to the page size first, and only those few rows are
-    merged: the cost follows the page size, not the size of the catalogue.
-    """
-    if not branches:
-        stmt = select(images).where(*conditions).order_by(*_order(sort)).limit(limit)
-        return [dict(r) for r in conn.execute(stmt).mappings()]
-    parts = [
-        select(images).where(branch, *conditions).order_by(*_order(sort)).limit(limit).subquery()
-        for branch in branches
-    ]
-    merged = union(*(select(part) for part in parts)).subquery()
-    stmt = select(merged).order_by(*_order(sort, merged.c)).limit(limit)
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+def take_out_of_bin(conn: Connection, image_id: str) -> str | None:
+    """Forget the image's bin entry; the status it had when it was deleted (None: no entry)."""
+    previous: str | None = conn.execute(
+        select(recycle_bin.c.previous_status).where(recycle_bin.c.image_id == image_id)
+    ).scalar()
+    conn.execute(delete(recycle_bin).where(recycle_bin.c.image_id == image_id))
+    return previous
+
+
+def purge_after(conn: Connection, image_id: str) -> datetime | None:
+    """When the image's retention in the bin ends (None: it is not in the bin)."""
+    due: datetime | None = conn.execute(
+        select(recycle_bin.c.purge_after).where(recycle_bin.c.image_id == image_id)
+    ).scalar()
+    return due
+
+
+def due_for_purge(conn: Connection, now: datetime) -> list[str]:
+    """The images whose retention in the bin ended by `now`."""
+    due = conn.execute(select(recycle_bin.c.image_id).where(recycle_bin.c.purge_after <= now))
+    return list(due.scalars())
+
+
+def bin_entries(conn: Connection, owner: str | None) -> list[BinEntry]:
+    """The bin's images of one owner project (None: of every project), soonest purge first."""
+    stmt = (
+        select(images.c.name, images.c.owner, images.c.size, recycle_bin)
+        .join(recycle_bin, recycle_bin.c.image_id == images.c.id)
+        .order_by(recycle_bin.c.purge_after, images.c.id)
+    )
+    if owner is not None:
+        stmt = stmt.where(images.c.owner == owner)
+    return [BinEntry(**{name: row[name] for name in _BIN_FIELDS}) for row in conn.execute(stmt).mappings()]
+
+
+_BIN_FIELDS = tuple(f.name for f in fields(BinEntry))

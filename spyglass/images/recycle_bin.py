@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
-
 from spyglass.audit import events
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.db.tables import images, recycle_bin
 from spyglass.errors import Conflict
 from spyglass.images import queries as q
 from spyglass.images import states
-from spyglass.images.catalog import load_authorized, set_status
+from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action, Target, authorize, permits
-from spyglass.images.queries import ImageRecord
+from spyglass.images.queries import BinEntry, ImageRecord
 from spyglass.timeutil import isotime
 
 # Statuses an image comes back to; anything else (data still arriving) comes back queued.
@@ -33,13 +30,10 @@ def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageReco
         record = load_authorized(conn, ctx, image_id, Action.RESTORE_IMAGE, lock=True)
         if record.status != states.PENDING_DELETE:
             raise Conflict(f"Image {image_id} is not in the recycle bin (its status is {record.status}).")
-        found = conn.execute(
-            select(recycle_bin.c.previous_status).where(recycle_bin.c.image_id == image_id)
-        ).scalar()
+        found = q.take_out_of_bin(conn, image_id)
         target = found if found in RESTORABLE else states.QUEUED
-        if not set_status(conn, image_id, states.PENDING_DELETE, target):
-            raise Conflict("The image status changed during the request; try again.")
-        conn.execute(delete(recycle_bin).where(recycle_bin.c.image_id == image_id))
+        if not q.set_status(conn, image_id, states.PENDING_DELETE, target):
+            raise Conflict(q.STATUS_RACE)
         events.record(
             conn,
             ctx,
@@ -57,25 +51,19 @@ def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageReco
 def list_bin(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
     """The caller's project's images in the bin (an admin's: every project's), soonest purge first."""
     authorize(ctx, Action.GET_RECYCLE_BIN)
-    stmt = (
-        select(images.c.id, images.c.name, images.c.owner, images.c.size, recycle_bin)
-        .join(recycle_bin, recycle_bin.c.image_id == images.c.id)
-        .order_by(recycle_bin.c.purge_after, images.c.id)
-    )
-    if not permits(ctx, Action.GET_ALL_RECYCLE_BIN, Target()):
-        stmt = stmt.where(images.c.owner == (ctx.project_id or ""))
+    owner = None if permits(ctx, Action.GET_ALL_RECYCLE_BIN, Target()) else (ctx.project_id or "")
     with db.read() as conn:
-        return [_entry(r) for r in conn.execute(stmt).mappings()]
+        return [_entry(e) for e in q.bin_entries(conn, owner)]
 
 
-def _entry(row: Any) -> dict[str, Any]:
+def _entry(entry: BinEntry) -> dict[str, Any]:
     return {
-        "image_id": row["id"],
-        "name": row["name"],
-        "owner": row["owner"],
-        "size": row["size"],
-        "previous_status": row["previous_status"],
-        "deleted_at": isotime(row["deleted_at"]),
-        "purge_after": isotime(row["purge_after"]),
-        "deleted_by": {"user_id": row["deleted_by_user"], "project_id": row["deleted_by_project"]},
+        "image_id": entry.image_id,
+        "name": entry.name,
+        "owner": entry.owner,
+        "size": entry.size,
+        "previous_status": entry.previous_status,
+        "deleted_at": isotime(entry.deleted_at),
+        "purge_after": isotime(entry.purge_after),
+        "deleted_by": {"user_id": entry.deleted_by_user, "project_id": entry.deleted_by_project},
     }

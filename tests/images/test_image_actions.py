@@ -126,12 +126,13 @@ def test_tags_by_others(api: Callers, world: World) -> None:
 
 
 def test_a_bad_tag_on_an_image_the_caller_cannot_see_is_404(api: Callers) -> None:
-    """Authorization comes first: the tag's validity is not judged for an invisible image."""
+    """Authorization comes first: the tag's validity is not judged for an invisible image. (A NUL
+    anywhere in a URL is a 400 for every image alike, before any of this: tests/api.)"""
     image = create(api.alice)
-    for tag in ("x" * 256, "a%00b"):
-        assert api.carol.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
-        assert api.bob.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
-        assert api.alice.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 400
+    tag = "x" * 256
+    assert api.carol.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
+    assert api.bob.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 404
+    assert api.alice.put(f"/v2/images/{image['id']}/tags/{tag}").status_code == 400
 
 
 # ---- deactivate / reactivate ---------------------------------------------------------------------------
