@@ -21,6 +21,7 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
+from spyglass.sharing import trust
 from spyglass.timeutil import utcnow
 
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
@@ -80,15 +81,16 @@ def add_member(
         if count >= quota:
             raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
         now = utcnow()
+        status = trust.initial_status(conn, record.owner, member_id)
         row = {
             "image_id": image_id,
             "member_id": member_id,
-            "status": "pending",
+            "status": status,
             "created_at": now,
             "updated_at": now,
         }
         conn.execute(insert(image_members).values(**row))
-        safeguards.member_added(conn, ctx, record, member_id)
+        safeguards.member_added(conn, ctx, record, member_id, status)
         return row
 
 
