@@ -70,6 +70,22 @@ class SpyglassClient:
         ]
         return rows
 
+    def trust_add(self, body: dict[str, str]) -> dict[str, Any]:
+        rule: dict[str, Any] = self._call("POST", "/v2/shared-images/auto-accept", body)
+        return rule
+
+    def trust_list(self) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = self._call("GET", "/v2/shared-images/auto-accept")["rules"]
+        return rules
+
+    def trust_delete(self, rule_id: str) -> None:
+        self._call("DELETE", f"/v2/shared-images/auto-accept/{rule_id}")
+
+    def leave(self, image_id: str, member_id: str | None = None) -> None:
+        """End a membership: the caller's project's own, unless an admin names another member."""
+        member = member_id or self._http.get_project_id()
+        self._call("POST", f"/v2/images/{image_id}/members/{member}/actions/leave")
+
 
 def _message(response: Any) -> str:
     try:

@@ -21,6 +21,7 @@ from spyglass.api import images as image_api
 from spyglass.api import members as member_api
 from spyglass.api import render
 from spyglass.api import stores as store_api
+from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
 from spyglass.api.request_guard import RequestGuardMiddleware
@@ -34,7 +35,7 @@ from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
-from spyglass.sharing import members
+from spyglass.sharing import members, trust
 from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -80,6 +81,7 @@ def _connect_project_lifecycle() -> None:
         (identity_directory.project_deleted_hooks, outbox.on_project_deleted),
         (identity_directory.project_deleted_hooks, events.on_project_deleted),
         (identity_directory.project_deleted_hooks, members.on_project_deleted),
+        (identity_directory.project_deleted_hooks, trust.on_project_deleted),
         (identity_directory.project_disabled_hooks, members.on_project_disabled),
     ):
         if handler not in hooks:
@@ -136,6 +138,7 @@ def create_app(
         *member_api.routes,
         *extension_api.routes,
         *webhook_api.routes,
+        *trust_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients

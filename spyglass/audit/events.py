@@ -23,6 +23,10 @@ from spyglass.timeutil import isotime, utcnow
 MEMBER_ADDED = "member.added"
 MEMBER_STATUS_CHANGED = "member.status_changed"
 MEMBER_REMOVED = "member.removed"
+# The member project ended its own membership (spyglass.sharing.leaving).
+MEMBER_LEFT = "member.left"
+# The events that end a membership (the read side closes a member's window of events there).
+MEMBERSHIP_ENDED = frozenset({MEMBER_REMOVED, MEMBER_LEFT})
 VISIBILITY_CHANGED = "image.visibility_changed"
 IMAGE_DEACTIVATED = "image.deactivated"
 IMAGE_REACTIVATED = "image.reactivated"
@@ -36,6 +40,8 @@ PROJECT_DELETED = "project.deleted"
 # Why a membership ended, in the `after` of member.removed when it was not the owner's call.
 OWNER_PROJECT_DELETED = "owner project deleted"
 MEMBER_PROJECT_DELETED = "member project deleted"
+# Why a new member starts accepted, in the `after` of member.added (spyglass.sharing.trust).
+TRUSTED_OWNER = "trusted owner"
 
 
 def record(

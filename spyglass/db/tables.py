@@ -310,3 +310,19 @@ webhook_deliveries = Table(
     Column("created_at", DateTime, nullable=False),
     Index(None, "status", "webhook_id", "id"),
 )
+
+# Trusted owners: a consumer project (`project_id`) lets shares from one owner project, or from
+# every project of one domain, start `accepted` (spyglass.sharing.trust). Exactly one of `owner`
+# and `owner_domain` is set; duplicates are refused by the service, in the rule's transaction.
+trusted_owners = Table(
+    "trusted_owners",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("owner_domain", String(64), nullable=True),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "project_id"),
+    Index(None, "owner"),
+)

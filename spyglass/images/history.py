@@ -120,7 +120,7 @@ def _membership_windows(
     for event_id, kind in eq.member_events(conn, image_id, member):
         if kind == events.MEMBER_ADDED and start is None:
             start = event_id
-        elif kind == events.MEMBER_REMOVED and start is not None:
+        elif kind in events.MEMBERSHIP_ENDED and start is not None:
             windows.append((start, event_id))
             start = None
     if start is not None:

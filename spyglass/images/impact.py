@@ -127,8 +127,11 @@ def _status_event(conn: Connection, ctx: RequestContext, record: ImageRecord, ki
     events.record(conn, ctx, record.id, record.owner, kind, before=before, after=after)
 
 
-def member_added(conn: Connection, ctx: RequestContext, record: ImageRecord, member_id: str) -> None:
-    after = {"status": "pending"}
+def member_added(
+    conn: Connection, ctx: RequestContext, record: ImageRecord, member_id: str, status: str = "pending"
+) -> None:
+    # A share starts accepted only when the member trusts the owner (spyglass.sharing.trust).
+    after = {"status": status} if status == "pending" else {"status": status, "reason": events.TRUSTED_OWNER}
     events.record(conn, ctx, record.id, record.owner, events.MEMBER_ADDED, member_id=member_id, after=after)
 
 

@@ -44,6 +44,10 @@ class Action(enum.StrEnum):
     GET_RECYCLE_BIN = "get_recycle_bin"
     GET_WEBHOOKS = "get_webhooks"
     MANAGE_WEBHOOKS = "manage_webhooks"
+    # Trusted owners and leaving a share (issue 18).
+    GET_TRUSTED_OWNERS = "get_trusted_owners"
+    MANAGE_TRUSTED_OWNERS = "manage_trusted_owners"
+    LEAVE_IMAGE = "leave_image"
     # Several stores (issue 6), named as Glance's policies name them.
     GET_STORES_DETAIL = "stores_info_detail"
     DELETE_IMAGE_LOCATION = "delete_image_location"
@@ -128,6 +132,10 @@ RULES: dict[Action, Rule] = {
     Action.GET_RECYCLE_BIN: _reader,
     Action.GET_WEBHOOKS: _reader,
     Action.MANAGE_WEBHOOKS: _writer,
+    Action.GET_TRUSTED_OWNERS: _reader,
+    Action.MANAGE_TRUSTED_OWNERS: _writer,
+    # A member project ends its own membership (Glance's DELETE of a member stays the owner's).
+    Action.LEAVE_IMAGE: _the_member,
     Action.GET_STORES_DETAIL: _admin,
     Action.DELETE_IMAGE_LOCATION: _admin,
     Action.COPY_IMAGE_TO_STORES: _owner_writer,
@@ -149,6 +157,8 @@ UNTARGETED = frozenset(
         Action.GET_RECYCLE_BIN,
         Action.GET_WEBHOOKS,
         Action.MANAGE_WEBHOOKS,
+        Action.GET_TRUSTED_OWNERS,
+        Action.MANAGE_TRUSTED_OWNERS,
         Action.GET_STORES_DETAIL,
         Action.SET_IMAGE_OWNER,
         Action.GET_ALL_RECYCLE_BIN,

@@ -21,7 +21,7 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
-from spyglass.sharing import queries
+from spyglass.sharing import queries, trust
 from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
 
@@ -74,11 +74,10 @@ def add_member(
         if count >= quota:
             raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
         now = utcnow()
-        row = MemberRow(
-            image_id=image_id, member_id=member_id, status="pending", created_at=now, updated_at=now
-        )
+        status = trust.initial_status(conn, record.owner, member_id)
+        row = MemberRow(image_id=image_id, member_id=member_id, status=status, created_at=now, updated_at=now)
         queries.insert_member(conn, row)
-        safeguards.member_added(conn, ctx, record, member_id)
+        safeguards.member_added(conn, ctx, record, member_id, status)
         return row
 
 

@@ -10,7 +10,7 @@ import yaml
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from spyglass.api import extensions, webhooks
+from spyglass.api import extensions, trust, webhooks
 from spyglass.api.app import create_app
 from spyglass.blobs import MemoryStore
 from spyglass.db.engine import Database
@@ -38,7 +38,7 @@ def _operations(routes: list[Any]) -> set[tuple[str, str]]:
 def test_every_extension_route_is_described() -> None:
     paths = _document()["paths"]
     described = {(path, method) for path, item in paths.items() for method in item}
-    assert _operations(extensions.routes + webhooks.routes) <= described
+    assert _operations(extensions.routes + webhooks.routes + trust.routes) <= described
 
 
 def test_every_described_operation_exists(tmp_path: Path) -> None:
@@ -95,6 +95,7 @@ def test_every_answer_an_operation_gives_is_described(settings: Settings, db: Da
     with TestClient(app, base_url="http://127.0.0.1:9292") as client:
         for path, item in _document()["paths"].items():
             url = path.replace("{image_id}", UNKNOWN).replace("{webhook_id}", UNKNOWN)
+            url = url.replace("{rule_id}", UNKNOWN)
             url = url.replace("{member_id}", world.projects["beta"])
             for method, operation in item.items():
                 for probe in _probes(method, url):
