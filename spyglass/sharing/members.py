@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -21,6 +21,9 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
+from spyglass.sharing import domain_shares
+from spyglass.sharing.domain_shares_queries import entry_count
+from spyglass.sharing.trust import initial_status
 from spyglass.timeutil import utcnow
 
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
@@ -72,18 +75,23 @@ def add_member(
             raise Invalid("Member must be a project id (a string of at most 255 characters).")
         if _has_control(member_id):
             raise Invalid("Member must be a project id; control characters are not allowed.")
+        if domain_shares.domain_of(member_id) is not None:
+            return domain_shares.add(conn, ctx, record, member_id, quota=quota)
+        made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
+        if made_direct is not None:
+            return made_direct
         if _member_row(conn, image_id, member_id) is not None:
             raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
         if validate:
             _check_member_project(conn, member_id)
-        count = conn.execute(select(func.count()).where(image_members.c.image_id == image_id)).scalar_one()
+        count = entry_count(conn, image_id)
         if count >= quota:
             raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
         now = utcnow()
         row = {
             "image_id": image_id,
             "member_id": member_id,
-            "status": "pending",
+            "status": initial_status(conn, record.owner or "", member_id),
             "created_at": now,
             "updated_at": now,
         }
@@ -142,6 +150,7 @@ def update_member(
         status = body.get("status") if isinstance(body, dict) else None
         if status not in MEMBER_STATUSES:
             raise Invalid(STATUS_MESSAGE)
+        domain_shares.refuse_status(member_id)
         safeguards.member_status_changing(conn, ctx, record, row, status)
         now = utcnow()
         conn.execute(
@@ -158,6 +167,7 @@ def delete_member(
     with db.write() as conn:
         record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
         safeguards.member_removing(conn, ctx, record, row, guard)
+        domain_shares.member_removing(conn, ctx, record, member_id, guard)
         conn.execute(
             delete(image_members).where(
                 image_members.c.image_id == image_id, image_members.c.member_id == member_id
