@@ -35,7 +35,7 @@ from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
-from spyglass.sharing import members, trust
+from spyglass.sharing import domain_shares, members, trust
 from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -75,7 +75,7 @@ async def _refresh_statistics(db: Database) -> None:
 
 
 def _connect_project_lifecycle() -> None:
-    """The image side reacts when the identity side deletes or disables a project."""
+    """The image side reacts when the identity side creates, deletes or disables a project."""
     for hooks, handler in (
         # The sharing-safety hooks first: they read the member rows that members' hook removes.
         (identity_directory.project_deleted_hooks, outbox.on_project_deleted),
@@ -83,6 +83,7 @@ def _connect_project_lifecycle() -> None:
         (identity_directory.project_deleted_hooks, members.on_project_deleted),
         (identity_directory.project_deleted_hooks, trust.on_project_deleted),
         (identity_directory.project_disabled_hooks, members.on_project_disabled),
+        (identity_directory.project_created_hooks, domain_shares.on_project_created),
     ):
         if handler not in hooks:
             hooks.append(handler)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -325,4 +326,23 @@ trusted_owners = Table(
     Column("created_at", DateTime, nullable=False),
     Index(None, "project_id"),
     Index(None, "owner"),
+)
+
+# ---- domain shares ---------------------------------------------------------------------------------
+
+# The member rows a domain share made (spyglass.sharing.domain_shares). The share itself is the
+# image_members row `domain:<via_domain>`; each project of the domain has its own row there too,
+# marked here. A project row without a mark is a direct share. The mark goes with its row.
+image_member_origins = Table(
+    "image_member_origins",
+    metadata,
+    Column("image_id", String(36), primary_key=True),
+    Column("member_id", String(255), primary_key=True),
+    Column("via_domain", String(64), nullable=False),
+    ForeignKeyConstraint(
+        ["image_id", "member_id"],
+        ["image_members.image_id", "image_members.member_id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "image_id", "via_domain"),
 )

@@ -43,6 +43,8 @@ ProjectHook = Callable[[Connection, str], None]
 project_deleted_hooks: list[ProjectHook] = []
 # Called when an enabled project is disabled, directly or by disabling its domain.
 project_disabled_hooks: list[ProjectHook] = []
+# Called inside the write transaction, once the new project's row is written.
+project_created_hooks: list[ProjectHook] = []
 
 NO_HIERARCHY = "Project hierarchies are not supported: the parent of a project is its domain."
 _NOT_AUTHENTICATED = "The request you have made requires authentication."
@@ -146,7 +148,10 @@ def create_project(db: Database, ctx: RequestContext, body: Any) -> Row:
         domain_id = _owning_domain(conn, ctx, fields)
         _assert_flat(fields.get("parent_id"), domain_id)
         enabled = fields.get("enabled", True)
-        return insert_named(conn, "project", fields, domain_id=domain_id, enabled=enabled)
+        project = insert_named(conn, "project", fields, domain_id=domain_id, enabled=enabled)
+        for hook in project_created_hooks:
+            hook(conn, project["id"])
+        return project
 
 
 def _assert_flat(parent_id: str | None, domain_id: str) -> None:

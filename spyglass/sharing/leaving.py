@@ -16,7 +16,7 @@ from spyglass.audit import events
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.images.policy import Action
-from spyglass.sharing import trust_queries as q
+from spyglass.sharing import queries as member_rows
 from spyglass.sharing.members import _visible_member
 
 
@@ -27,4 +27,4 @@ def leave_image(db: Database, ctx: RequestContext, image_id: str, member_id: str
         events.record(
             conn, ctx, record.id, record.owner, events.MEMBER_LEFT, member_id=member_id, before=before
         )
-        q.delete_member_row(conn, image_id, member_id)
+        member_rows.delete_member(conn, image_id, member_id)

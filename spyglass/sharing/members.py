@@ -21,7 +21,8 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
-from spyglass.sharing import queries, trust
+from spyglass.sharing import domain_shares, queries, trust
+from spyglass.sharing.domain_shares_queries import entry_count
 from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
 
@@ -66,11 +67,16 @@ def add_member(
             raise Invalid("Member must be a project id (a string of at most 255 characters).")
         if _has_control(member_id):
             raise Invalid("Member must be a project id; control characters are not allowed.")
+        if domain_shares.domain_of(member_id) is not None:
+            return domain_shares.add(conn, ctx, record, member_id, quota=quota)
+        made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
+        if made_direct is not None:
+            return made_direct
         if queries.member_row(conn, image_id, member_id) is not None:
             raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
         if validate:
             _check_member_project(conn, member_id)
-        count = queries.count_members(conn, image_id)
+        count = entry_count(conn, image_id)
         if count >= quota:
             raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
         now = utcnow()
@@ -121,6 +127,7 @@ def update_member(db: Database, ctx: RequestContext, image_id: str, member_id: s
         status = body.get("status") if isinstance(body, dict) else None
         if status not in MEMBER_STATUSES:
             raise Invalid(STATUS_MESSAGE)
+        domain_shares.refuse_status(member_id)
         safeguards.member_status_changing(conn, ctx, record, row, status)
         now = utcnow()
         queries.set_member_status(conn, image_id, member_id, status, now)
@@ -133,6 +140,7 @@ def delete_member(
     with db.write() as conn:
         record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
         safeguards.member_removing(conn, ctx, record, row, guard)
+        domain_shares.member_removing(conn, ctx, record, member_id, guard)
         queries.delete_member(conn, image_id, member_id)
 
 

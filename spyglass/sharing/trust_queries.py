@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select
 
-from spyglass.db.tables import domains, image_members, projects, trusted_owners
+from spyglass.db.tables import domains, projects, trusted_owners
 
 
 def project_exists(conn: Connection, project_id: str) -> bool:
@@ -74,13 +74,5 @@ def delete_rules_of_project(conn: Connection, project_id: str) -> None:
     conn.execute(
         delete(trusted_owners).where(
             or_(trusted_owners.c.project_id == project_id, trusted_owners.c.owner == project_id)
-        )
-    )
-
-
-def delete_member_row(conn: Connection, image_id: str, member_id: str) -> None:
-    conn.execute(
-        delete(image_members).where(
-            image_members.c.image_id == image_id, image_members.c.member_id == member_id
         )
     )
