@@ -44,6 +44,10 @@ class Action(enum.StrEnum):
     GET_RECYCLE_BIN = "get_recycle_bin"
     GET_WEBHOOKS = "get_webhooks"
     MANAGE_WEBHOOKS = "manage_webhooks"
+    # Shares in bulk and shares that end on a date (issue 18); each pair of a bulk call is then
+    # authorized as the single add_member / delete_member call.
+    SHARE_IN_BULK = "share_in_bulk"
+    SET_MEMBER_EXPIRY = "set_member_expiry"
     # Several stores (issue 6), named as Glance's policies name them.
     GET_STORES_DETAIL = "stores_info_detail"
     DELETE_IMAGE_LOCATION = "delete_image_location"
@@ -128,6 +132,8 @@ RULES: dict[Action, Rule] = {
     Action.GET_RECYCLE_BIN: _reader,
     Action.GET_WEBHOOKS: _reader,
     Action.MANAGE_WEBHOOKS: _writer,
+    Action.SHARE_IN_BULK: _writer,
+    Action.SET_MEMBER_EXPIRY: _owner_writer,
     Action.GET_STORES_DETAIL: _admin,
     Action.DELETE_IMAGE_LOCATION: _admin,
     Action.COPY_IMAGE_TO_STORES: _owner_writer,
@@ -149,6 +155,7 @@ UNTARGETED = frozenset(
         Action.GET_RECYCLE_BIN,
         Action.GET_WEBHOOKS,
         Action.MANAGE_WEBHOOKS,
+        Action.SHARE_IN_BULK,
         Action.GET_STORES_DETAIL,
         Action.SET_IMAGE_OWNER,
         Action.GET_ALL_RECYCLE_BIN,

@@ -4,6 +4,8 @@
 (or, with `?status=`, `accepted`, `rejected` or `all`) on images it can see through them: shared
 images, whose owner project is not disabled, and which are not in the recycle bin. It answers the
 question Glance leaves open: "what has been shared with me that I have not accepted yet?"
+Each entry also says when the share ends (`expires_at`, spyglass.sharing.expiry) and whether that
+is within `member_expiry_warning_days` (`expiring`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from spyglass.errors import Invalid
 from spyglass.images import states
 from spyglass.images.policy import Action, authorize
 from spyglass.images.visibility import MEMBER_FILTERS, owner_suspended
+from spyglass.sharing import expiry
 from spyglass.timeutil import isotime
 
 
-def list_invitations(db: Database, ctx: RequestContext, status: str = "pending") -> list[dict[str, Any]]:
+def list_invitations(
+    db: Database, ctx: RequestContext, status: str = "pending", warning_days: int = 7
+) -> list[dict[str, Any]]:
     authorize(ctx, Action.GET_INVITATIONS)
     if status not in MEMBER_FILTERS:
         raise Invalid(f"status must be one of {', '.join(MEMBER_FILTERS)}.")
@@ -47,7 +52,8 @@ def list_invitations(db: Database, ctx: RequestContext, status: str = "pending")
     if status != "all":
         stmt = stmt.where(image_members.c.status == status)
     with db.read() as conn:
-        return [_document(r) for r in conn.execute(stmt).mappings()]
+        entries = [_document(r) for r in conn.execute(stmt).mappings()]
+        return expiry.annotate_invitations(conn, ctx.project_id or "", entries, warning_days)
 
 
 def _document(row: Any) -> dict[str, Any]:

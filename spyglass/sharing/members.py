@@ -21,6 +21,7 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
+from spyglass.sharing import expiry
 from spyglass.timeutil import utcnow
 
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
@@ -62,34 +63,42 @@ def add_member(
     db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
 ) -> dict[str, Any]:
     with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
-        if record.visibility != "shared":
-            raise Forbidden(f"Not allowed to create members for image {image_id}.")
-        member_id = body.get("member") if isinstance(body, dict) else None
-        if not member_id:
-            raise Invalid("Member to be added not specified")
-        if not isinstance(member_id, str) or len(member_id) > 255:
-            raise Invalid("Member must be a project id (a string of at most 255 characters).")
-        if _has_control(member_id):
-            raise Invalid("Member must be a project id; control characters are not allowed.")
-        if _member_row(conn, image_id, member_id) is not None:
-            raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
-        if validate:
-            _check_member_project(conn, member_id)
-        count = conn.execute(select(func.count()).where(image_members.c.image_id == image_id)).scalar_one()
-        if count >= quota:
-            raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
-        now = utcnow()
-        row = {
-            "image_id": image_id,
-            "member_id": member_id,
-            "status": "pending",
-            "created_at": now,
-            "updated_at": now,
-        }
-        conn.execute(insert(image_members).values(**row))
-        safeguards.member_added(conn, ctx, record, member_id)
-        return row
+        return add_member_in(conn, ctx, image_id, body, quota=quota, validate=validate)
+
+
+def add_member_in(
+    conn: Connection, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
+) -> dict[str, Any]:
+    """add_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
+    record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
+    if record.visibility != "shared":
+        raise Forbidden(f"Not allowed to create members for image {image_id}.")
+    member_id = body.get("member") if isinstance(body, dict) else None
+    if not member_id:
+        raise Invalid("Member to be added not specified")
+    if not isinstance(member_id, str) or len(member_id) > 255:
+        raise Invalid("Member must be a project id (a string of at most 255 characters).")
+    if _has_control(member_id):
+        raise Invalid("Member must be a project id; control characters are not allowed.")
+    if _member_row(conn, image_id, member_id) is not None:
+        raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
+    if validate:
+        _check_member_project(conn, member_id)
+    count = conn.execute(select(func.count()).where(image_members.c.image_id == image_id)).scalar_one()
+    if count >= quota:
+        raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
+    now = utcnow()
+    row = {
+        "image_id": image_id,
+        "member_id": member_id,
+        "status": "pending",
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn.execute(insert(image_members).values(**row))
+    safeguards.member_added(conn, ctx, record, member_id)
+    expiry.on_member_added(conn, row, body)
+    return row
 
 
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
@@ -103,12 +112,13 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[dict[
         stmt = select(image_members).where(image_members.c.image_id == image_id)
         if not everyone:
             stmt = stmt.where(image_members.c.member_id == ctx.project_id)
-        return [
+        rows = [
             dict(r)
             for r in conn.execute(
                 stmt.order_by(image_members.c.created_at, image_members.c.member_id)
             ).mappings()
         ]
+        return expiry.with_expiries(conn, image_id, rows)
 
 
 def _visible_member(
@@ -131,7 +141,8 @@ def _visible_member(
 
 def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> dict[str, Any]:
     with db.read() as conn:
-        return _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
+        row = _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
+        return expiry.with_expiry(conn, row)
 
 
 def update_member(
@@ -149,20 +160,27 @@ def update_member(
             .where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
             .values(status=status, updated_at=now)
         )
-        return {**row, "status": status, "updated_at": now}
+        return expiry.with_expiry(conn, {**row, "status": status, "updated_at": now})
 
 
 def delete_member(
     db: Database, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
 ) -> None:
     with db.write() as conn:
-        record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
-        safeguards.member_removing(conn, ctx, record, row, guard)
-        conn.execute(
-            delete(image_members).where(
-                image_members.c.image_id == image_id, image_members.c.member_id == member_id
-            )
+        delete_member_in(conn, ctx, image_id, member_id, guard)
+
+
+def delete_member_in(
+    conn: Connection, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
+) -> None:
+    """delete_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
+    record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+    safeguards.member_removing(conn, ctx, record, row, guard)
+    conn.execute(
+        delete(image_members).where(
+            image_members.c.image_id == image_id, image_members.c.member_id == member_id
         )
+    )
 
 
 # ---- project lifecycle -------------------------------------------------------------------------------
