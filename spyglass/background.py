@@ -1,5 +1,6 @@
-"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule
-and delivering the webhook outbox. spyglass.api.app starts both in its lifespan."""
+"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule,
+delivering the webhook outbox, and ending (and warning of) shares that expire. spyglass.api.app
+starts them in its lifespan."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.db.engine import Database
 from spyglass.images import deletion as recycle
 from spyglass.settings import Settings
+from spyglass.sharing import expiry
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 def start(db: Database, stores: StoreSet, settings: Settings) -> list[asyncio.Task[None]]:
     """Start the background tasks; the caller cancels them at shutdown."""
     tasks = [asyncio.create_task(_purge_on_schedule(db, stores, settings.purge_interval_seconds))]
+    tasks.append(asyncio.create_task(_expire_on_schedule(db, settings)))
     if settings.webhook_poll_seconds > 0:
         tasks.append(asyncio.create_task(webhook_worker.run(db, settings)))
     return tasks
@@ -33,3 +36,12 @@ async def _purge_on_schedule(db: Database, stores: StoreSet, interval: int) -> N
             # One failed round (the database restarting) must not end the schedule.
             log.exception("recycle bin purge failed")
         await asyncio.sleep(interval)
+
+
+async def _expire_on_schedule(db: Database, settings: Settings) -> None:
+    while True:
+        try:
+            await to_thread.run_sync(expiry.run_due, db, settings.member_expiry_warning_days)
+        except Exception:
+            log.exception("member expiry round failed")
+        await asyncio.sleep(settings.member_expiry_poll_seconds)

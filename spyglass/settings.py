@@ -91,6 +91,10 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_retry_seconds: int = 5
     webhook_poll_seconds: int = 1
+    # Shares that end on a date: the member is warned (inbox, member.expiring) this many days ahead;
+    # the server looks for due expiries and warnings this often.
+    member_expiry_warning_days: int = 7
+    member_expiry_poll_seconds: int = 30
     # Several stores at once (spyglass.store_settings); none configured: one filesystem store `fs`
     # in data_dir/images. `default_store` empty: the first store.
     stores: tuple[StoreSpec, ...] = ()
@@ -190,7 +194,12 @@ class Settings:
             raise SettingsError(f"default_store {self.default_store!r} is not one of the stores")
 
     def _validate_sharing_safety(self) -> None:
-        for name in ("impact_window_days", "recycle_retention_days", "webhook_retry_seconds"):
+        for name in (
+            "impact_window_days",
+            "recycle_retention_days",
+            "webhook_retry_seconds",
+            "member_expiry_warning_days",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         for name in ("purge_interval_seconds", "webhook_max_attempts"):
@@ -198,6 +207,9 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1")
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")
+        # At most a minute: an expired share must end within a minute of its date.
+        if not 1 <= self.member_expiry_poll_seconds <= 60:
+            raise SettingsError("member_expiry_poll_seconds must be between 1 and 60")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}

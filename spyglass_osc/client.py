@@ -86,6 +86,20 @@ class SpyglassClient:
         member = member_id or self._http.get_project_id()
         self._call("POST", f"/v2/images/{image_id}/members/{member}/actions/leave")
 
+    def share_in_bulk(self, body: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
+        """(applied, results): an atomic call that failed answers 409 with its results."""
+        kwargs: dict[str, Any] = {"raise_exc": False, "headers": {"Accept": "application/json"}, "json": body}
+        response = self._http.request("/v2/shared-images/bulk", "POST", **kwargs)
+        if response.status_code not in (200, 409) or "results" not in response.text:
+            raise exceptions.CommandError(f"{response.status_code}: {_message(response)}")
+        document = response.json()
+        return bool(document["applied"]), list(document["results"])
+
+    def set_expiry(self, image_id: str, member_id: str, expires_at: str | None) -> dict[str, Any]:
+        path = f"/v2/images/{image_id}/members/{member_id}/expiry"
+        row: dict[str, Any] = self._call("PUT", path, {"expires_at": expires_at})
+        return row
+
 
 def _message(response: Any) -> str:
     try:

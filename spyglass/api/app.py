@@ -18,6 +18,7 @@ from spyglass import background
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
+from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
 from spyglass.api import render
 from spyglass.api import stores as store_api
@@ -137,6 +138,7 @@ def create_app(
         *image_api.routes,
         *store_api.routes,
         *member_api.routes,
+        *member_extension_api.routes,
         *extension_api.routes,
         *webhook_api.routes,
         *trust_api.routes,

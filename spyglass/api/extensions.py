@@ -85,7 +85,8 @@ async def restore(request: Request) -> Response:
 
 async def invitations_index(request: Request) -> Response:
     status = request.query_params.get("status", "pending")
-    rows = await call(request, invitations.list_invitations, status)
+    warning_days = app_state(request).settings.member_expiry_warning_days
+    rows = await call(request, invitations.list_invitations, status, warning_days)
     return JSONResponse({"invitations": rows})
 
 

@@ -74,7 +74,7 @@ def image(record: ImageRecord, stores: StoreRendering | str | None = None) -> di
 
 
 def member(row: Any) -> dict[str, Any]:
-    return {
+    doc = {
         "member_id": row["member_id"],
         "image_id": row["image_id"],
         "status": row["status"],
@@ -82,3 +82,7 @@ def member(row: Any) -> dict[str, Any]:
         "updated_at": isotime(row["updated_at"]),
         "schema": "/v2/schemas/member",
     }
+    # Shares that end on a date (Spyglass): shown only when set, so Glance's answer is unchanged.
+    if row.get("expires_at") is not None:
+        doc["expires_at"] = isotime(row["expires_at"])
+    return doc

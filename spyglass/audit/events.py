@@ -36,6 +36,10 @@ IMAGE_PURGED = "image.purged"
 IMAGE_COPIED = "image.copied"
 IMAGE_CREATED_BY_COPY = "image.created_by_copy"
 PROJECT_DELETED = "project.deleted"
+# Shares that end on a date (spyglass.sharing.expiry): the warning ahead, and the end itself.
+MEMBER_EXPIRING = "member.expiring"
+MEMBER_EXPIRED = "member.expired"
+MEMBER_EXPIRY_CHANGED = "member.expiry_changed"
 
 # Why a membership ended, in the `after` of member.removed when it was not the owner's call.
 OWNER_PROJECT_DELETED = "owner project deleted"

@@ -346,3 +346,22 @@ image_member_origins = Table(
     ),
     Index(None, "image_id", "via_domain"),
 )
+
+# Shares that end on a date: one row per member row that has an expiry. A table beside
+# image_members rather than columns on it; removing the member row (by the owner, a project
+# deletion, a purge) removes its expiry with it. `warned_at`: when member.expiring was sent, so that
+# it is sent once (cleared when the owner moves the date).
+image_member_expiries = Table(
+    "image_member_expiries",
+    metadata,
+    Column("image_id", String(36), primary_key=True),
+    Column("member_id", String(255), primary_key=True),
+    Column("expires_at", DateTime, nullable=False),
+    Column("warned_at", DateTime, nullable=True),
+    ForeignKeyConstraint(
+        ["image_id", "member_id"],
+        ["image_members.image_id", "image_members.member_id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "expires_at"),
+)

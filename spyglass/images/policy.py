@@ -48,6 +48,10 @@ class Action(enum.StrEnum):
     GET_TRUSTED_OWNERS = "get_trusted_owners"
     MANAGE_TRUSTED_OWNERS = "manage_trusted_owners"
     LEAVE_IMAGE = "leave_image"
+    # Shares in bulk and shares that end on a date (issue 18); each pair of a bulk call is then
+    # authorized as the single add_member / delete_member call.
+    SHARE_IN_BULK = "share_in_bulk"
+    SET_MEMBER_EXPIRY = "set_member_expiry"
     # Several stores (issue 6), named as Glance's policies name them.
     GET_STORES_DETAIL = "stores_info_detail"
     DELETE_IMAGE_LOCATION = "delete_image_location"
@@ -136,6 +140,8 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_TRUSTED_OWNERS: _writer,
     # A member project ends its own membership (Glance's DELETE of a member stays the owner's).
     Action.LEAVE_IMAGE: _the_member,
+    Action.SHARE_IN_BULK: _writer,
+    Action.SET_MEMBER_EXPIRY: _owner_writer,
     Action.GET_STORES_DETAIL: _admin,
     Action.DELETE_IMAGE_LOCATION: _admin,
     Action.COPY_IMAGE_TO_STORES: _owner_writer,
@@ -159,6 +165,7 @@ UNTARGETED = frozenset(
         Action.MANAGE_WEBHOOKS,
         Action.GET_TRUSTED_OWNERS,
         Action.MANAGE_TRUSTED_OWNERS,
+        Action.SHARE_IN_BULK,
         Action.GET_STORES_DETAIL,
         Action.SET_IMAGE_OWNER,
         Action.GET_ALL_RECYCLE_BIN,

@@ -4,6 +4,8 @@
 (or, with `?status=`, `accepted`, `rejected` or `all`) on images it can see through them: shared
 images, whose owner project is not disabled, and which are not in the recycle bin. It answers the
 question Glance leaves open: "what has been shared with me that I have not accepted yet?"
+Each entry also says when the share ends (`expires_at`, spyglass.sharing.expiry) and whether that
+is within `member_expiry_warning_days` (`expiring`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ from spyglass.db.engine import Database
 from spyglass.errors import Invalid
 from spyglass.images.policy import Action, authorize
 from spyglass.images.visibility import MEMBER_FILTERS
-from spyglass.sharing import queries
+from spyglass.sharing import expiry, queries
 from spyglass.sharing.queries import Invitation
 from spyglass.timeutil import isotime
 
 
-def list_invitations(db: Database, ctx: RequestContext, status: str = "pending") -> list[dict[str, Any]]:
+def list_invitations(
+    db: Database, ctx: RequestContext, status: str = "pending", warning_days: int = 7
+) -> list[dict[str, Any]]:
     authorize(ctx, Action.GET_INVITATIONS)
     if status not in MEMBER_FILTERS:
         raise Invalid(f"status must be one of {', '.join(MEMBER_FILTERS)}.")
     with db.read() as conn:
         found = queries.invitations(conn, ctx.project_id or "", None if status == "all" else status)
-    return [_document(i) for i in found]
+        entries = [_document(i) for i in found]
+        return expiry.annotate_invitations(conn, ctx.project_id or "", entries, warning_days)
 
 
 def _document(invitation: Invitation) -> dict[str, Any]:

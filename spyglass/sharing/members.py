@@ -21,7 +21,7 @@ from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
-from spyglass.sharing import domain_shares, queries, trust
+from spyglass.sharing import domain_shares, expiry, queries, trust
 from spyglass.sharing.domain_shares_queries import entry_count
 from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
@@ -57,34 +57,45 @@ def add_member(
     db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
 ) -> MemberRow:
     with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
-        if record.visibility != "shared":
-            raise Forbidden(f"Not allowed to create members for image {image_id}.")
-        member_id = body.get("member") if isinstance(body, dict) else None
-        if not member_id:
-            raise Invalid("Member to be added not specified")
-        if not isinstance(member_id, str) or len(member_id) > 255:
-            raise Invalid("Member must be a project id (a string of at most 255 characters).")
-        if _has_control(member_id):
-            raise Invalid("Member must be a project id; control characters are not allowed.")
-        if domain_shares.domain_of(member_id) is not None:
-            return domain_shares.add(conn, ctx, record, member_id, quota=quota)
-        made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
-        if made_direct is not None:
-            return made_direct
-        if queries.member_row(conn, image_id, member_id) is not None:
-            raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
-        if validate:
-            _check_member_project(conn, member_id)
-        count = entry_count(conn, image_id)
-        if count >= quota:
-            raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
-        now = utcnow()
-        status = trust.initial_status(conn, record.owner, member_id)
-        row = MemberRow(image_id=image_id, member_id=member_id, status=status, created_at=now, updated_at=now)
-        queries.insert_member(conn, row)
-        safeguards.member_added(conn, ctx, record, member_id, status)
-        return row
+        return add_member_in(conn, ctx, image_id, body, quota=quota, validate=validate)
+
+
+def add_member_in(
+    conn: Connection, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
+) -> MemberRow:
+    """add_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
+    record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
+    if record.visibility != "shared":
+        raise Forbidden(f"Not allowed to create members for image {image_id}.")
+    member_id = body.get("member") if isinstance(body, dict) else None
+    if not member_id:
+        raise Invalid("Member to be added not specified")
+    if not isinstance(member_id, str) or len(member_id) > 255:
+        raise Invalid("Member must be a project id (a string of at most 255 characters).")
+    if _has_control(member_id):
+        raise Invalid("Member must be a project id; control characters are not allowed.")
+    if domain_shares.domain_of(member_id) is not None:
+        if isinstance(body, dict) and body.get("expires_at") is not None:
+            raise Invalid("A share with a whole domain cannot have an expiry; give each project its own.")
+        return domain_shares.add(conn, ctx, record, member_id, quota=quota)
+    made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
+    if made_direct is not None:
+        expiry.on_member_added(conn, made_direct, body)
+        return expiry.with_expiry(conn, made_direct)
+    if queries.member_row(conn, image_id, member_id) is not None:
+        raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
+    if validate:
+        _check_member_project(conn, member_id)
+    count = entry_count(conn, image_id)
+    if count >= quota:
+        raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
+    now = utcnow()
+    status = trust.initial_status(conn, record.owner, member_id)
+    row = MemberRow(image_id=image_id, member_id=member_id, status=status, created_at=now, updated_at=now)
+    queries.insert_member(conn, row)
+    safeguards.member_added(conn, ctx, record, member_id, status)
+    expiry.on_member_added(conn, row, body)
+    return expiry.with_expiry(conn, row)
 
 
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[MemberRow]:
@@ -95,7 +106,8 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[Membe
             raise NotFound(f"No image found with ID {image_id}")
         if record.visibility != "shared":
             raise Forbidden("Only shared images have members.")
-        return queries.members_of(conn, image_id, None if everyone else ctx.project_id or "")
+        rows = queries.members_of(conn, image_id, None if everyone else ctx.project_id or "")
+        return expiry.with_expiries(conn, image_id, rows)
 
 
 def _visible_member(
@@ -118,7 +130,8 @@ def _visible_member(
 
 def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> MemberRow:
     with db.read() as conn:
-        return _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
+        row = _visible_member(conn, ctx, image_id, member_id, Action.GET_MEMBER)[1]
+        return expiry.with_expiry(conn, row)
 
 
 def update_member(db: Database, ctx: RequestContext, image_id: str, member_id: str, body: Any) -> MemberRow:
@@ -131,17 +144,24 @@ def update_member(db: Database, ctx: RequestContext, image_id: str, member_id: s
         safeguards.member_status_changing(conn, ctx, record, row, status)
         now = utcnow()
         queries.set_member_status(conn, image_id, member_id, status, now)
-        return {**row, "status": status, "updated_at": now}
+        return expiry.with_expiry(conn, {**row, "status": status, "updated_at": now})
 
 
 def delete_member(
     db: Database, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
 ) -> None:
     with db.write() as conn:
-        record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
-        safeguards.member_removing(conn, ctx, record, row, guard)
-        domain_shares.member_removing(conn, ctx, record, member_id, guard)
-        queries.delete_member(conn, image_id, member_id)
+        delete_member_in(conn, ctx, image_id, member_id, guard)
+
+
+def delete_member_in(
+    conn: Connection, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
+) -> None:
+    """delete_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
+    record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+    safeguards.member_removing(conn, ctx, record, row, guard)
+    domain_shares.member_removing(conn, ctx, record, member_id, guard)
+    queries.delete_member(conn, image_id, member_id)
 
 
 # ---- project lifecycle -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 
@@ -27,6 +27,8 @@ class MemberRow(TypedDict):
     status: str
     created_at: datetime
     updated_at: datetime
+    # When the share ends (spyglass.sharing.expiry); absent when it has no end date.
+    expires_at: NotRequired[datetime]
 
 
 def _member(row: Any) -> MemberRow:
