@@ -1,5 +1,6 @@
-"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule
-and delivering the webhook outbox. spyglass.api.app starts both in its lifespan."""
+"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule,
+the deprecation schedule and delivering the webhook outbox. spyglass.api.app starts them in its
+lifespan."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from spyglass.audit import delivery as webhook_worker
 from spyglass.blobs.registry import StoreSet
 from spyglass.db.engine import Database
 from spyglass.images import deletion as recycle
+from spyglass.images import deprecation_schedule
 from spyglass.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,10 @@ log = logging.getLogger(__name__)
 
 def start(db: Database, stores: StoreSet, settings: Settings) -> list[asyncio.Task[None]]:
     """Start the background tasks; the caller cancels them at shutdown."""
-    tasks = [asyncio.create_task(_purge_on_schedule(db, stores, settings.purge_interval_seconds))]
+    tasks = [
+        asyncio.create_task(_purge_on_schedule(db, stores, settings.purge_interval_seconds)),
+        asyncio.create_task(_deprecations_on_schedule(db, stores, settings)),
+    ]
     if settings.webhook_poll_seconds > 0:
         tasks.append(asyncio.create_task(webhook_worker.run(db, settings)))
     return tasks
@@ -33,3 +38,13 @@ async def _purge_on_schedule(db: Database, stores: StoreSet, interval: int) -> N
             # One failed round (the database restarting) must not end the schedule.
             log.exception("recycle bin purge failed")
         await asyncio.sleep(interval)
+
+
+async def _deprecations_on_schedule(db: Database, stores: StoreSet, settings: Settings) -> None:
+    """Obsoleting warnings and deletions at delete_at (spyglass.images.deprecation_schedule)."""
+    while True:
+        try:
+            await to_thread.run_sync(deprecation_schedule.run_due, db, stores, settings)
+        except Exception:
+            log.exception("deprecation schedule failed")
+        await asyncio.sleep(settings.deprecation_interval_seconds)

@@ -33,6 +33,10 @@ IMAGE_PURGED = "image.purged"
 IMAGE_COPIED = "image.copied"
 IMAGE_CREATED_BY_COPY = "image.created_by_copy"
 PROJECT_DELETED = "project.deleted"
+# Deprecation with a successor (spyglass.images.deprecation).
+IMAGE_DEPRECATED = "image.deprecated"
+IMAGE_UNDEPRECATED = "image.undeprecated"
+IMAGE_OBSOLETING = "image.obsoleting"
 
 # Why a membership ended, in the `after` of member.removed when it was not the owner's call.
 OWNER_PROJECT_DELETED = "owner project deleted"
