@@ -37,6 +37,10 @@ class TooLarge(SpyglassError):
     pass
 
 
+class Gone(SpyglassError):
+    """The resource still exists but is no longer offered (an obsolete image's data)."""
+
+
 class UnsupportedMediaType(SpyglassError):
     def __init__(self, message: str, detail: str = "", accept_patch: str = "") -> None:
         super().__init__(message, detail)

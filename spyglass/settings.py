@@ -86,6 +86,10 @@ class Settings:
     # Days a deleted image stays restorable in pending_delete; 0 deletes at once, as Glance does.
     recycle_retention_days: int = 0
     purge_interval_seconds: int = 3600
+    # Deprecation (spyglass.images.deprecation): days before obsolete_at that consumers get the
+    # image.obsoleting warning, and how often each node looks for due warnings and deletions.
+    deprecation_warning_days: int = 7
+    deprecation_interval_seconds: int = 60
     # Webhook deliveries: attempts before a dead letter, first retry delay (doubling), outbox polling
     # (0 turns the delivery worker off).
     webhook_max_attempts: int = 8
@@ -199,10 +203,11 @@ class Settings:
             "recycle_retention_days",
             "webhook_retry_seconds",
             "member_expiry_warning_days",
+            "deprecation_warning_days",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
-        for name in ("purge_interval_seconds", "webhook_max_attempts"):
+        for name in ("purge_interval_seconds", "webhook_max_attempts", "deprecation_interval_seconds"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
         if self.webhook_poll_seconds < 0:

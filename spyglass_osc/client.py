@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from keystoneauth1 import adapter
 from osc_lib import exceptions
@@ -99,6 +99,22 @@ class SpyglassClient:
         path = f"/v2/images/{image_id}/members/{member_id}/expiry"
         row: dict[str, Any] = self._call("PUT", path, {"expires_at": expires_at})
         return row
+
+    def deprecate(self, image_id: str, terms: dict[str, str | None]) -> dict[str, Any]:
+        image: dict[str, Any] = self._call("POST", f"/v2/images/{image_id}/actions/deprecate", terms)
+        return image
+
+    def undeprecate(self, image_id: str) -> dict[str, Any]:
+        image: dict[str, Any] = self._call("POST", f"/v2/images/{image_id}/actions/undeprecate")
+        return image
+
+    def family_latest(self, family: str) -> dict[str, Any]:
+        image: dict[str, Any] = self._call("GET", f"/v2/families/{quote(family, safe='')}/latest")
+        return image
+
+    def notices(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", "/v2/shared-images/notices")["notices"]
+        return rows
 
 
 def _message(response: Any) -> str:

@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background
+from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
@@ -142,6 +143,7 @@ def create_app(
         *extension_api.routes,
         *webhook_api.routes,
         *trust_api.routes,
+        *deprecation_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients

@@ -3,9 +3,9 @@
 - Header limits: 431 Request Header Fields Too Large. uvicorn's httptools parser sets no limit of
   its own; the limits are the deployment's settings: how many headers, the longest one (its name and
   value, as Glance's `max_header_line` counts it) and all of them together.
-- No NUL character in the path or the query string (400, whatever the resource, so the answer
-  tells nothing about it): PostgreSQL cannot compare text with NUL and would fail the request
-  (SQLite would store it).
+- No NUL character in the path (404: nothing is named with one, as for any malformed id) or the
+  query string (400), whatever the resource, so the answer tells nothing about it: PostgreSQL
+  cannot compare text with NUL and would fail the request (SQLite would store it).
 """
 
 from __future__ import annotations
@@ -39,9 +39,13 @@ def refusal(headers: list[tuple[bytes, bytes]], settings: Settings) -> str | Non
     return None
 
 
-def has_nul(scope: Scope) -> bool:
-    """Does the path or the query string hold a NUL character (encoded or not)?"""
-    return "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
+def nul_refusal(scope: Scope) -> tuple[int, str] | None:
+    """404 for a NUL in the path, 400 for one in the query string; None when there is none."""
+    if "\x00" in scope["path"]:
+        return 404, "The resource could not be found."
+    if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+        return 400, NUL_MESSAGE
+    return None
 
 
 class RequestGuardMiddleware:
@@ -56,7 +60,8 @@ class RequestGuardMiddleware:
                 response = error_response(Request(scope), STATUS, reason, {"Connection": "close"})
                 await response(scope, receive, send)
                 return
-            if has_nul(scope):
-                await error_response(Request(scope), 400, NUL_MESSAGE)(scope, receive, send)
+            refused = nul_refusal(scope)
+            if refused is not None:
+                await error_response(Request(scope), *refused)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

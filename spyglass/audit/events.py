@@ -40,6 +40,10 @@ PROJECT_DELETED = "project.deleted"
 MEMBER_EXPIRING = "member.expiring"
 MEMBER_EXPIRED = "member.expired"
 MEMBER_EXPIRY_CHANGED = "member.expiry_changed"
+# Deprecation with a successor (spyglass.images.deprecation).
+IMAGE_DEPRECATED = "image.deprecated"
+IMAGE_UNDEPRECATED = "image.undeprecated"
+IMAGE_OBSOLETING = "image.obsoleting"
 
 # Why a membership ended, in the `after` of member.removed when it was not the owner's call.
 OWNER_PROJECT_DELETED = "owner project deleted"

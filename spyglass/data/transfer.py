@@ -29,7 +29,7 @@ from spyglass.data import ranges as byte_ranges
 from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
-from spyglass.images import blob_refs, locations, states
+from spyglass.images import blob_refs, deprecation, locations, states
 from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action, Target, permits
 from spyglass.images.queries import ImageRecord, set_status
@@ -157,6 +157,7 @@ def prepare_download(
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
     if record.status == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+    deprecation.refuse_obsolete_download(ctx, record)
     if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:
         return None
     found = _first_available(store, record)

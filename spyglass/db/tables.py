@@ -365,3 +365,24 @@ image_member_expiries = Table(
     ),
     Index(None, "expires_at"),
 )
+
+# Deprecated images (spyglass.images.deprecation): the successor, when other projects lose the data
+# (obsolete_at) and when the image is deleted (delete_at). The *_done_at columns are claimed with
+# compare-and-set, so each warning and the deletion happen once however many nodes run the schedule.
+# `previous_properties` keeps the SCS properties the deprecation overwrote, restored on undeprecate.
+image_deprecations = Table(
+    "image_deprecations",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("replacement", String(36), nullable=True),
+    Column("deprecated_at", DateTime, nullable=False),
+    Column("deprecated_by_user", String(64), nullable=True),
+    Column("deprecated_by_project", String(64), nullable=True),
+    Column("obsolete_at", DateTime, nullable=True),
+    Column("delete_at", DateTime, nullable=True),
+    Column("warned_at", DateTime, nullable=True),
+    Column("deleted_at", DateTime, nullable=True),
+    Column("previous_properties", JSON, nullable=False),
+    Index(None, "obsolete_at"),
+    Index(None, "delete_at"),
+)

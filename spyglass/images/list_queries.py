@@ -73,7 +73,7 @@ def list_page(
     if marker is not None:
         conditions.append(_after_marker(sort, marker.columns()))
     branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
-    rows = _page(conn, conditions, sort, query.limit, branches)
+    rows = page(conn, conditions, sort, query.limit, branches)
     ids = [r["id"] for r in rows]
     props, tags = load_extras(conn, ids)
     extra = load_locations(conn, ids)
@@ -92,7 +92,7 @@ def _conditions(query: ListQuery) -> list[ColumnElement[bool]]:
     return [
         *(_tag_filter(tag) for tag in query.tags),
         *(_column_filter(f) for f in query.filters),
-        *(_property_filter(name, value) for name, value in query.properties),
+        *(property_filter(name, value) for name, value in query.properties),
     ]
 
 
@@ -135,7 +135,7 @@ def _marker_value(marker: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _property_filter(name: str, value: str) -> ColumnElement[bool]:
+def property_filter(name: str, value: str) -> ColumnElement[bool]:
     return exists(
         select(1).where(
             image_properties.c.image_id == images.c.id,
@@ -156,7 +156,7 @@ def _order(sort: Sequence[tuple[str, str]], columns: Any = images.c) -> list[Col
     ]
 
 
-def _page(
+def page(
     conn: Connection,
     conditions: Sequence[ColumnElement[bool]],
     sort: Sequence[tuple[str, str]],

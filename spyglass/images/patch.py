@@ -39,7 +39,8 @@ RESERVED_PREFIX = "os_glance"
 # Spyglass writes its own properties (a copy's provenance, spyglass.copies): owners could forge
 # them. Only these are the owner's to set (the sharing-safety opt-in, spyglass.safeguards).
 SPYGLASS_PREFIX = "spyglass_"
-OWNER_SETTABLE = frozenset({"spyglass_protect_consumers"})
+# spyglass_family groups an owner's successive images (spyglass.images.families).
+OWNER_SETTABLE = frozenset({"spyglass_protect_consumers", "spyglass_family"})
 # webob's explanations, which Glance puts above the specific message of some refusals.
 ACCESS_DENIED = "Access was denied to this resource."
 CONFLICT = "There was a conflict when trying to complete your request."

@@ -62,6 +62,12 @@ class Action(enum.StrEnum):
     DOWNLOAD_DEACTIVATED = "download_deactivated_image"
     GET_ALL_MEMBERS = "get_all_members"
     GET_ALL_RECYCLE_BIN = "get_all_recycle_bin"
+    # Deprecation with a successor, and families (spyglass.images.deprecation, .families).
+    DEPRECATE_IMAGE = "deprecate_image"
+    UNDEPRECATE_IMAGE = "undeprecate_image"
+    DOWNLOAD_OBSOLETE = "download_obsolete_image"
+    GET_DEPRECATION_NOTICES = "get_deprecation_notices"
+    GET_FAMILY_LATEST = "get_family_latest"
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,12 @@ RULES: dict[Action, Rule] = {
     Action.GET_ALL_MEMBERS: _owner_project,
     # Every project's images in the bin, not only the caller's project's.
     Action.GET_ALL_RECYCLE_BIN: _admin,
+    Action.DEPRECATE_IMAGE: _owner_writer,
+    Action.UNDEPRECATE_IMAGE: _owner_writer,
+    # The owner project and admins still download an obsolete image; other projects get 410.
+    Action.DOWNLOAD_OBSOLETE: _owner_project,
+    Action.GET_DEPRECATION_NOTICES: _reader,
+    Action.GET_FAMILY_LATEST: _reader,
 }
 
 # Actions that need no image: only the role rule applies.
@@ -169,6 +181,8 @@ UNTARGETED = frozenset(
         Action.GET_STORES_DETAIL,
         Action.SET_IMAGE_OWNER,
         Action.GET_ALL_RECYCLE_BIN,
+        Action.GET_DEPRECATION_NOTICES,
+        Action.GET_FAMILY_LATEST,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image

@@ -10,7 +10,7 @@ import yaml
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from spyglass.api import extensions, member_extensions, trust, webhooks
+from spyglass.api import deprecation, extensions, member_extensions, trust, webhooks
 from spyglass.api.app import create_app
 from spyglass.blobs import MemoryStore
 from spyglass.db.engine import Database
@@ -38,10 +38,10 @@ def _operations(routes: list[Any]) -> set[tuple[str, str]]:
 def test_every_extension_route_is_described() -> None:
     paths = _document()["paths"]
     described = {(path, method) for path, item in paths.items() for method in item}
-    assert (
-        _operations(extensions.routes + webhooks.routes + trust.routes + member_extensions.routes)
-        <= described
+    routes = (
+        extensions.routes + webhooks.routes + trust.routes + member_extensions.routes + deprecation.routes
     )
+    assert _operations(routes) <= described
 
 
 def test_every_described_operation_exists(tmp_path: Path) -> None:

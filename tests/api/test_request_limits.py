@@ -177,9 +177,14 @@ NUL_QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("path", NUL_PATHS + NUL_QUERIES)
-def test_a_nul_in_the_url_is_400_before_any_query(api: Callers, path: str) -> None:
+@pytest.mark.parametrize("path", NUL_PATHS)
+def test_a_nul_in_the_path_is_404_before_any_query(api: Callers, path: str) -> None:
     # PostgreSQL cannot compare text holding NUL: before the guard, these were 500s there.
+    assert api.admin.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("path", NUL_QUERIES)
+def test_a_nul_in_the_query_string_is_400_before_any_query(api: Callers, path: str) -> None:
     response = api.admin.get(path, headers={"Accept": "application/json"})
     assert response.status_code == 400, response.text
     assert "NUL" in response.text
