@@ -1,61 +1,97 @@
-"""The sharing-safety work a server does in the background: purging the recycle bin on a schedule,
-delivering the webhook outbox, ending (and warning of) shares that expire, and the deprecation
-schedule. spyglass.api.app starts them in its lifespan."""
+"""The work a server does in the background, each kind in rounds on its own schedule: purging the
+recycle bin, delivering the webhook outbox, ending (and warning of) shares that expire, and the
+deprecation schedule. spyglass.api.app starts them in its lifespan and stops them at shutdown.
+
+A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
+progress to end, so that none of them still uses the database once the application is gone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 
 from anyio import to_thread
 
-from spyglass.audit import delivery as webhook_worker
+from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
 from spyglass.db.engine import Database
-from spyglass.images import deletion as recycle
-from spyglass.images import deprecation_schedule
+from spyglass.images import deletion, deprecation_schedule
 from spyglass.settings import Settings
 from spyglass.sharing import expiry
 
 log = logging.getLogger(__name__)
 
+Round = Callable[[], object]
 
-def start(db: Database, stores: StoreSet, settings: Settings) -> list[asyncio.Task[None]]:
-    """Start the background tasks; the caller cancels them at shutdown."""
-    tasks = [
-        asyncio.create_task(_purge_on_schedule(db, stores, settings.purge_interval_seconds)),
-        asyncio.create_task(_expire_on_schedule(db, settings)),
-        asyncio.create_task(_deprecations_on_schedule(db, stores, settings)),
-    ]
+
+class Schedule:
+    """Rounds of blocking work repeated every so many seconds until `stop`."""
+
+    def __init__(self) -> None:
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def every(self, seconds: float, name: str, work: Round, *, first_after: float = 0) -> None:
+        self._tasks.append(asyncio.create_task(self._repeat(seconds, name, work, first_after)))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _repeat(self, seconds: float, name: str, work: Round, first_after: float) -> None:
+        if await self._stopped_within(first_after):
+            return
+        while True:
+            try:
+                await to_thread.run_sync(work)
+            except Exception:
+                # One failed round (the database restarting) must not end the schedule.
+                log.exception("%s failed", name)
+            if await self._stopped_within(seconds):
+                return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+def start(db: Database, stores: StoreSet, settings: Settings) -> Schedule:
+    """Start the background rounds; the caller awaits `stop()` at shutdown."""
+    schedule = Schedule()
+    schedule.every(
+        settings.purge_interval_seconds,
+        "recycle bin purge",
+        functools.partial(deletion.purge_expired, db, stores),
+    )
+    schedule.every(
+        settings.member_expiry_poll_seconds,
+        "member expiry round",
+        functools.partial(expiry.run_due, db, settings.member_expiry_warning_days),
+    )
+    schedule.every(
+        settings.deprecation_interval_seconds,
+        "deprecation schedule",
+        functools.partial(deprecation_schedule.run_due, db, stores, settings),
+    )
     if settings.webhook_poll_seconds > 0:
-        tasks.append(asyncio.create_task(webhook_worker.run(db, settings)))
-    return tasks
+        poll = settings.webhook_poll_seconds
+        schedule.every(
+            poll, "webhook delivery round", delivery.delivery_round(db, settings), first_after=poll
+        )
+    schedule.every(
+        STATISTICS_INTERVAL_SECONDS,
+        "statistics",
+        db.refresh_statistics,
+        first_after=STATISTICS_INTERVAL_SECONDS,
+    )
+    return schedule
 
 
-async def _purge_on_schedule(db: Database, stores: StoreSet, interval: int) -> None:
-    while True:
-        try:
-            await to_thread.run_sync(recycle.purge_expired, db, stores)
-        except Exception:
-            # One failed round (the database restarting) must not end the schedule.
-            log.exception("recycle bin purge failed")
-        await asyncio.sleep(interval)
-
-
-async def _expire_on_schedule(db: Database, settings: Settings) -> None:
-    while True:
-        try:
-            await to_thread.run_sync(expiry.run_due, db, settings.member_expiry_warning_days)
-        except Exception:
-            log.exception("member expiry round failed")
-        await asyncio.sleep(settings.member_expiry_poll_seconds)
-
-
-async def _deprecations_on_schedule(db: Database, stores: StoreSet, settings: Settings) -> None:
-    """Obsoleting warnings and deletions at delete_at (spyglass.images.deprecation_schedule)."""
-    while True:
-        try:
-            await to_thread.run_sync(deprecation_schedule.run_due, db, stores, settings)
-        except Exception:
-            log.exception("deprecation schedule failed")
-        await asyncio.sleep(settings.deprecation_interval_seconds)
+# The query planner's statistics are refreshed this often (spyglass.db.engine).
+STATISTICS_INTERVAL_SECONDS = 600

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -42,8 +40,6 @@ from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-STATISTICS_INTERVAL_SECONDS = 600
-
 
 class RequestIdMiddleware:
     """Every response carries x-openstack-request-id, as OpenStack services do."""
@@ -68,12 +64,6 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-async def _refresh_statistics(db: Database) -> None:
-    while True:
-        await asyncio.sleep(STATISTICS_INTERVAL_SECONDS)
-        await run_in_threadpool(db.refresh_statistics)
 
 
 def _connect_project_lifecycle() -> None:
@@ -125,13 +115,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        refresher = asyncio.create_task(_refresh_statistics(database))
-        # Recycle bin purge and webhook deliveries (sharing safety).
-        workers = background.start(database, store_set, settings)
+        schedule = background.start(database, store_set, settings)
         yield
-        refresher.cancel()
-        for worker in workers:
-            worker.cancel()
+        await schedule.stop()
         if db is None:
             database.dispose()
 

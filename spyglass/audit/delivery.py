@@ -18,7 +18,6 @@ the host is resolved just before connecting and the connection goes to that chec
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.client
 import logging
@@ -31,8 +30,6 @@ from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
-
-from anyio import to_thread
 
 from spyglass.audit import queries
 from spyglass.audit.outbox import DEAD, PENDING, sign
@@ -180,15 +177,9 @@ def _failed(db: Database, retry: Retry, head: DueDelivery, error: str, now: date
         queries.update_delivery(conn, head.id, **values)
 
 
-async def run(db: Database, settings: Settings, send: Sender | None = None) -> None:
-    """The server's delivery loop (spyglass.api.app starts it in the lifespan)."""
+def delivery_round(db: Database, settings: Settings, send: Sender | None = None) -> Callable[[], int]:
+    """One round of the server's deliveries, to run on a schedule (spyglass.background)."""
     send = send or guarded(AddressPolicy.of(settings))
     box = SecretBox.of(settings)
     retry = Retry(settings.webhook_max_attempts, settings.webhook_retry_seconds)
-    while True:
-        await asyncio.sleep(settings.webhook_poll_seconds)
-        try:
-            await to_thread.run_sync(deliver_due, db, box, retry, send)
-        except Exception:
-            # A database hiccup must not end the loop: the outbox is retried on the next round.
-            log.exception("webhook delivery round failed")
+    return functools.partial(deliver_due, db, box, retry, send)
