@@ -12,6 +12,7 @@ concerns the whole image (`member_id` null). spyglass.audit is the read side.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -79,6 +80,43 @@ def record(
     event = document({**values, "id": event_id})
     outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
     return event_id
+
+
+MemberChange = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def record_member_events(
+    conn: Connection,
+    ctx: RequestContext | None,
+    image_id: str,
+    owner: str | None,
+    event_type: str,
+    changes: Sequence[MemberChange],
+) -> None:
+    """`record` for many members of one image at once (member id, before, after each), in order:
+    one statement for the events and one for their deliveries (spyglass.sharing.bulk)."""
+    if not changes:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "image_id": image_id,
+            "owner": owner,
+            "event_type": event_type,
+            "member_id": member_id,
+            "actor_user_id": ctx.user_id if ctx else None,
+            "actor_project_id": ctx.project_id if ctx else None,
+            "created_at": now,
+            "before": before,
+            "after": after,
+        }
+        for member_id, before, after in changes
+    ]
+    ids = queries.insert_events(conn, rows)
+    owners = {owner} if owner else set()
+    members = [member_id for member_id, _before, _after in changes]
+    documents = [document({**row, "id": i}) for row, i in zip(rows, ids, strict=True)]
+    outbox.enqueue_many(conn, [(d, owners | {m}) for d, m in zip(documents, members, strict=True)])
 
 
 def document(row: Any) -> dict[str, Any]:

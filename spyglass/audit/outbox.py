@@ -31,27 +31,39 @@ def sign(secret: str, body: bytes) -> str:
 
 def enqueue(conn: Connection, event: dict[str, Any], projects: set[str]) -> None:
     """Queue one delivery of the event for every webhook of these projects."""
-    if not projects:
+    enqueue_many(conn, [(event, projects)])
+
+
+def enqueue_many(conn: Connection, events: list[tuple[dict[str, Any], set[str]]]) -> None:
+    """Queue the deliveries of several events (each for the webhooks of its projects) at once."""
+    everyone = set().union(*(projects for _event, projects in events)) if events else set()
+    if not everyone:
         return
-    hooks = queries.webhook_ids(conn, projects)
+    hooks = queries.webhooks_by_project(conn, everyone)
     if not hooks:
         return
     now = utcnow()
-    payload = orjson.dumps(event).decode()
     rows = [
-        {
-            "webhook_id": hook,
-            "event_id": event["id"],
-            "event_type": event["type"],
-            "payload": payload,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for hook in hooks
+        _delivery(hook, event, now)
+        for event, projects in events
+        for project in sorted(projects)
+        for hook in hooks.get(project, [])
     ]
-    queries.insert_deliveries(conn, rows)
+    if rows:
+        queries.insert_deliveries(conn, rows)
+
+
+def _delivery(hook: str, event: dict[str, Any], now: Any) -> dict[str, Any]:
+    return {
+        "webhook_id": hook,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "payload": orjson.dumps(event).decode(),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 # ---- registration ------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ def insert_event(conn: Connection, values: dict[str, Any]) -> int:
     return int(conn.execute(inserted).scalar_one())
 
 
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Append event rows in one statement; their ids, in the order of the rows."""
+    inserted = insert(image_events).returning(image_events.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in conn.execute(inserted, rows).scalars()]
+
+
 @dataclass(frozen=True)
 class Membership:
     image_id: str
@@ -70,6 +76,15 @@ def webhook_ids(conn: Connection, projects: Iterable[str]) -> list[str]:
     """The webhooks these projects registered."""
     stmt = select(webhooks.c.id).where(webhooks.c.project_id.in_(list(projects)))
     return [str(i) for i in conn.execute(stmt).scalars()]
+
+
+def webhooks_by_project(conn: Connection, projects: Iterable[str]) -> dict[str, list[str]]:
+    """The webhooks these projects registered, by project."""
+    stmt = select(webhooks.c.project_id, webhooks.c.id).where(webhooks.c.project_id.in_(list(projects)))
+    found: dict[str, list[str]] = {}
+    for project, hook in conn.execute(stmt):
+        found.setdefault(str(project), []).append(str(hook))
+    return found
 
 
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -231,3 +231,9 @@ def replace_password_hash(conn: Connection, user_id: str, old: str | None, new: 
     """Compare-and-set the user's password hash; whether it was still `old`."""
     current = (users.c.id == user_id) & (users.c.password_hash == old)
     return bool(conn.execute(update(users).where(current).values(password_hash=new)).rowcount == 1)
+
+
+def projects_enabled(conn: Connection, project_ids: list[str]) -> dict[str, bool]:
+    """Whether each of these projects is enabled; a project that does not exist is left out."""
+    stmt = select(projects.c.id, projects.c.enabled).where(projects.c.id.in_(project_ids))
+    return {str(i): bool(enabled) for i, enabled in conn.execute(stmt)}

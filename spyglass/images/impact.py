@@ -130,9 +130,14 @@ def _status_event(conn: Connection, ctx: RequestContext, record: ImageRecord, ki
 def member_added(
     conn: Connection, ctx: RequestContext, record: ImageRecord, member_id: str, status: str = "pending"
 ) -> None:
-    # A share starts accepted only when the member trusts the owner (spyglass.sharing.trust).
-    after = {"status": status} if status == "pending" else {"status": status, "reason": events.TRUSTED_OWNER}
+    after = added_state(status)
     events.record(conn, ctx, record.id, record.owner, events.MEMBER_ADDED, member_id=member_id, after=after)
+
+
+def added_state(status: str) -> dict[str, str]:
+    """The `after` of a member.added event."""
+    # A share starts accepted only when the member trusts the owner (spyglass.sharing.trust).
+    return {"status": status} if status == "pending" else {"status": status, "reason": events.TRUSTED_OWNER}
 
 
 def member_status_changing(

@@ -21,7 +21,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import Invalid, SpyglassError, TooLarge
 from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, authorize
-from spyglass.sharing import expiry, members
+from spyglass.sharing import bulk_sets, expiry, members
 
 MAX_PAIRS = 10_000
 ACTIONS = ("add", "remove")
@@ -75,12 +75,53 @@ def share_in_bulk(
     request = parse(body)
     try:
         with db.write() as conn:
-            results = [_apply(conn, ctx, request, pair, quota, validate, guard) for pair in request.pairs()]
+            results = [
+                result
+                for image_id in request.images
+                for result in _image(conn, ctx, request, image_id, quota, validate, guard)
+            ]
             if request.atomic and any(r.error for r in results):
                 raise _RollBack(results)
     except _RollBack as failed:
         return BulkOutcome(request, False, failed.results)
     return BulkOutcome(request, True, results)
+
+
+def _image(
+    conn: Connection,
+    ctx: RequestContext,
+    request: BulkRequest,
+    image_id: str,
+    quota: int,
+    validate: bool,
+    guard: Safeguards,
+) -> list[PairResult]:
+    """The pairs of one image, judged together (spyglass.sharing.bulk_sets)."""
+
+    def single(member_id: str) -> SpyglassError | None:
+        return _apply(conn, ctx, request, (image_id, member_id), quota, validate, guard).error
+
+    try:
+        with conn.begin_nested():
+            if request.action == "add":
+                outcomes = bulk_sets.add(
+                    conn,
+                    ctx,
+                    image_id,
+                    request.members,
+                    single,
+                    quota=quota,
+                    validate=validate,
+                    expires_at=request.expires_at,
+                )
+            else:
+                outcomes = bulk_sets.remove(conn, ctx, image_id, request.members, single, guard)
+    except SpyglassError as exc:
+        outcomes = [exc] * len(request.members)
+    return [
+        PairResult(image_id, member_id, outcome if isinstance(outcome, SpyglassError) else None)
+        for member_id, outcome in zip(request.members, outcomes, strict=True)
+    ]
 
 
 def _apply(

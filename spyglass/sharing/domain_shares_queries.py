@@ -114,3 +114,11 @@ def shares_with(conn: Connection, member_id: str) -> list[tuple[str, str | None]
         .order_by(images.c.id)
     )
     return [(row.id, row.owner) for row in conn.execute(stmt)]
+
+
+def origins_among(conn: Connection, image_id: str, member_ids: Sequence[str]) -> set[str]:
+    """Which of these members' rows on the image a domain share made."""
+    stmt = select(image_member_origins.c.member_id).where(
+        image_member_origins.c.image_id == image_id, image_member_origins.c.member_id.in_(list(member_ids))
+    )
+    return {str(m) for m in conn.execute(stmt).scalars()}

@@ -34,23 +34,41 @@ def _is_member(record: ImageRecord) -> bool:
     return record.member_status is not None and record.visibility == "shared"
 
 
-def _has_control(member_id: str) -> bool:
+def has_control(member_id: str) -> bool:
     # Project ids never hold control characters, and PostgreSQL cannot even compare a NUL.
     return any(ord(char) < 32 or ord(char) == 127 for char in member_id)
 
 
-def _not_found(image_id: str, member_id: str) -> NotFound:
+def not_found(image_id: str, member_id: str) -> NotFound:
     return NotFound(f"Member {member_id} not found for image {image_id}.")
 
 
 def _check_member_project(conn: Connection, member_id: str) -> None:
-    enabled = project_enabled(conn, member_id)
+    refused = project_refusal(member_id, project_enabled(conn, member_id))
+    if refused is not None:
+        raise refused
+
+
+def project_refusal(member_id: str, enabled: bool | None) -> Invalid | None:
+    """Why a project cannot be a member (enabled None: it does not exist), or None."""
     if enabled is None:
-        raise Invalid(
+        return Invalid(
             f"Project {member_id} does not exist; an image can only be shared with an existing project."
         )
     if not enabled:
-        raise Invalid(f"Project {member_id} is disabled; an image cannot be shared with it.")
+        return Invalid(f"Project {member_id} is disabled; an image cannot be shared with it.")
+    return None
+
+
+def duplicated(image_id: str, member_id: str) -> Conflict:
+    return Conflict(f"Member {member_id} is duplicated for image {image_id}")
+
+
+def over_quota(count: int, quota: int) -> TooLarge:
+    return TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
+
+
+CONTROL_REFUSAL = "Member must be a project id; control characters are not allowed."
 
 
 def add_member(
@@ -72,8 +90,8 @@ def add_member_in(
         raise Invalid("Member to be added not specified")
     if not isinstance(member_id, str) or len(member_id) > 255:
         raise Invalid("Member must be a project id (a string of at most 255 characters).")
-    if _has_control(member_id):
-        raise Invalid("Member must be a project id; control characters are not allowed.")
+    if has_control(member_id):
+        raise Invalid(CONTROL_REFUSAL)
     if domain_shares.domain_of(member_id) is not None:
         if isinstance(body, dict) and body.get("expires_at") is not None:
             raise Invalid("A share with a whole domain cannot have an expiry; give each project its own.")
@@ -83,12 +101,12 @@ def add_member_in(
         expiry.on_member_added(conn, made_direct, body)
         return expiry.with_expiry(conn, made_direct)
     if queries.member_row(conn, image_id, member_id) is not None:
-        raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
+        raise duplicated(image_id, member_id)
     if validate:
         _check_member_project(conn, member_id)
     count = entry_count(conn, image_id)
     if count >= quota:
-        raise TooLarge(f"The image already has {count} members, the most allowed ({quota}).")
+        raise over_quota(count, quota)
     now = utcnow()
     status = trust.initial_status(conn, record.owner, member_id)
     row = MemberRow(image_id=image_id, member_id=member_id, status=status, created_at=now, updated_at=now)
@@ -117,12 +135,12 @@ def _visible_member(
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
     everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
-        raise _not_found(image_id, member_id)
-    if _has_control(member_id):
-        raise _not_found(image_id, member_id)
+        raise not_found(image_id, member_id)
+    if has_control(member_id):
+        raise not_found(image_id, member_id)
     row = queries.member_row(conn, image_id, member_id)
     if row is None:
-        raise _not_found(image_id, member_id)
+        raise not_found(image_id, member_id)
     target = target_of(record)
     authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=image_id)
     return record, row

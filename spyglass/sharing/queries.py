@@ -7,6 +7,7 @@ and return typed values. The identity side's tables are read through spyglass.id
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
@@ -225,3 +226,28 @@ def owns_webhook(conn: Connection, project_id: str, webhook_id: str) -> bool:
 def delete_webhook(conn: Connection, webhook_id: str) -> None:
     """The webhook goes with its deliveries (the foreign key cascades)."""
     conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+
+
+# ---- many members of one image at once (spyglass.sharing.bulk_sets) -----------------------------
+
+
+def members_among(conn: Connection, image_id: str, member_ids: Sequence[str]) -> dict[str, MemberRow]:
+    """The member rows of these members on the image, by member id."""
+    stmt = select(image_members).where(
+        image_members.c.image_id == image_id, image_members.c.member_id.in_(list(member_ids))
+    )
+    return {row.member_id: _member(row) for row in conn.execute(stmt)}
+
+
+def insert_members(conn: Connection, rows: list[MemberRow]) -> None:
+    if rows:
+        conn.execute(insert(image_members), [dict(row) for row in rows])
+
+
+def delete_members(conn: Connection, image_id: str, member_ids: Sequence[str]) -> None:
+    if member_ids:
+        conn.execute(
+            delete(image_members).where(
+                image_members.c.image_id == image_id, image_members.c.member_id.in_(list(member_ids))
+            )
+        )

@@ -76,3 +76,13 @@ def delete_rules_of_project(conn: Connection, project_id: str) -> None:
             or_(trusted_owners.c.project_id == project_id, trusted_owners.c.owner == project_id)
         )
     )
+
+
+def trusting(conn: Connection, member_ids: list[str], owner: str) -> set[str]:
+    """Which of these member projects trust the owner project, by id or by the owner's domain."""
+    owner_domain = select(projects.c.domain_id).where(projects.c.id == owner).scalar_subquery()
+    stmt = select(trusted_owners.c.project_id).where(
+        trusted_owners.c.project_id.in_(member_ids),
+        or_(trusted_owners.c.owner == owner, trusted_owners.c.owner_domain == owner_domain),
+    )
+    return {str(p) for p in conn.execute(stmt).scalars()}

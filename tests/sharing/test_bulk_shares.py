@@ -175,3 +175,53 @@ def test_authorization_matrix(api: Callers, world: World) -> None:
     # alice adds; rita (reader) may not write at all; bob sees the image but does not own it;
     # carol does not see it; admin adds; no token is 401.
     assert got == [200, 403, 403, 404, 200, 401]
+
+
+def _state(caller: Caller, image_id: str) -> tuple[list[tuple[str, str]], list[Any]]:
+    rows = caller.get(f"/v2/images/{image_id}/members").json()["members"]
+    events = caller.get(f"/v2/images/{image_id}/events").json()["events"]
+    return (
+        sorted((m["member_id"], m["status"]) for m in rows),
+        [(e["type"], e["member_id"], e["before"], e["after"]) for e in events],
+    )
+
+
+def test_a_mixed_call_ends_as_the_same_single_calls_in_order(api: Callers, world: World) -> None:
+    """Judged together or one by one, the answers and what they leave behind are the same: a
+    domain share and a row it made (single calls inside the call), a trusted owner, a duplicate,
+    a project that does not exist, control characters, and the quota reached half-way."""
+    other = api.admin.get("/identity/v3/domains?name=other").json()["domains"][0]["id"]
+    created = api.admin.post(
+        "/identity/v3/projects", json={"project": {"name": "delta", "domain_id": "default"}}
+    )
+    delta = created.json()["project"]["id"]
+    beta, gamma = world.projects["beta"], world.projects["gamma"]
+    trusted = api.carol.post("/v2/shared-images/auto-accept", json={"owner": world.projects["alpha"]})
+    assert trusted.status_code == 201, trusted.text
+    members = [f"domain:{other}", gamma, beta, "no-such-project", "a\tb", delta]
+    reconfigure(api.alice.client, image_member_quota=3)
+    together, one_by_one = _shared(api.alice), _shared(api.alice)
+    for image_id in (together, one_by_one):
+        assert api.alice.post(f"/v2/images/{image_id}/members", json={"member": beta}).status_code == 200
+    body = _bulk(api.alice, action="add", images=[together], members=members).json()
+    # (The twin images' ids differ in the messages that name the image.)
+    answers = [
+        (r["status"], r["error"] and r["error"].replace(together, one_by_one)) for r in body["results"]
+    ]
+    singles = []
+    for member in members:
+        response = api.alice.post(f"/v2/images/{one_by_one}/members", json={"member": member})
+        message = None if response.status_code == 200 else response.json()["message"].split("<br")[0]
+        singles.append((response.status_code, message))
+    assert answers == singles
+    assert [status for status, _ in answers] == [200, 200, 409, 400, 400, 413]
+    (rows, events), (single_rows, single_events) = _state(api.alice, together), _state(api.alice, one_by_one)
+    assert rows == single_rows and (gamma, "accepted") in rows
+    assert [e[:2] + e[3:] for e in events] == [e[:2] + e[3:] for e in single_events]
+    # Removing again: the domain entry through its single call, the others judged together.
+    gone = [beta, f"domain:{other}", gamma, "gone"]
+    removed = _bulk(api.alice, action="remove", images=[together], members=gone)
+    for member in gone:
+        api.alice.delete(f"/v2/images/{one_by_one}/members/{member}")
+    assert [r["status"] for r in removed.json()["results"]] == [204, 204, 204, 404]
+    assert _state(api.alice, together)[0] == _state(api.alice, one_by_one)[0] == []
