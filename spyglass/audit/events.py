@@ -13,6 +13,7 @@ concerns the whole image (`member_id` null). spyglass.audit is the read side.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -53,6 +54,32 @@ MEMBER_PROJECT_DELETED = "member project deleted"
 TRUSTED_OWNER = "trusted owner"
 
 
+# The member an event names (None: the whole image), and the state before and after.
+MemberChange = tuple[str | None, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def _row(
+    ctx: RequestContext | None,
+    image_id: str,
+    owner: str | None,
+    event_type: str,
+    change: MemberChange,
+    now: datetime,
+) -> dict[str, Any]:
+    member_id, before, after = change
+    return {
+        "image_id": image_id,
+        "owner": owner,
+        "event_type": event_type,
+        "member_id": member_id,
+        "actor_user_id": ctx.user_id if ctx else None,
+        "actor_project_id": ctx.project_id if ctx else None,
+        "created_at": now,
+        "before": before,
+        "after": after,
+    }
+
+
 def record(
     conn: Connection,
     ctx: RequestContext | None,
@@ -65,24 +92,11 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> int:
     """Append one event (ctx None: done by Spyglass itself, e.g. the purge) and queue its webhooks."""
-    values = {
-        "image_id": image_id,
-        "owner": owner,
-        "event_type": event_type,
-        "member_id": member_id,
-        "actor_user_id": ctx.user_id if ctx else None,
-        "actor_project_id": ctx.project_id if ctx else None,
-        "created_at": utcnow(),
-        "before": before,
-        "after": after,
-    }
+    values = _row(ctx, image_id, owner, event_type, (member_id, before, after), utcnow())
     event_id = queries.insert_event(conn, values)
     event = document({**values, "id": event_id})
     outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
     return event_id
-
-
-MemberChange = tuple[str, dict[str, Any] | None, dict[str, Any] | None]
 
 
 def record_member_events(
@@ -98,25 +112,13 @@ def record_member_events(
     if not changes:
         return
     now = utcnow()
-    rows = [
-        {
-            "image_id": image_id,
-            "owner": owner,
-            "event_type": event_type,
-            "member_id": member_id,
-            "actor_user_id": ctx.user_id if ctx else None,
-            "actor_project_id": ctx.project_id if ctx else None,
-            "created_at": now,
-            "before": before,
-            "after": after,
-        }
-        for member_id, before, after in changes
-    ]
+    rows = [_row(ctx, image_id, owner, event_type, change, now) for change in changes]
     ids = queries.insert_events(conn, rows)
     owners = {owner} if owner else set()
     members = [member_id for member_id, _before, _after in changes]
     documents = [document({**row, "id": i}) for row, i in zip(rows, ids, strict=True)]
-    outbox.enqueue_many(conn, [(d, owners | {m}) for d, m in zip(documents, members, strict=True)])
+    concerned = [owners | ({m} if m else set()) for m in members]
+    outbox.enqueue_many(conn, list(zip(documents, concerned, strict=True)))
 
 
 def document(row: Any) -> dict[str, Any]:
