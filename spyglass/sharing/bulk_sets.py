@@ -140,6 +140,8 @@ def remove(
 ) -> list[Outcome]:
     """Remove the members from the image; one outcome per member (None: removed)."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
+    if record.visibility != "shared":
+        raise Forbidden(members.ONLY_SHARED)
     if not _removes_in_sets(ctx, record, guard):
         return [single(member_id) for member_id in member_ids]
     rows = queries.members_among(conn, image_id, member_ids)

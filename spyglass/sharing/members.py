@@ -69,6 +69,7 @@ def over_quota(count: int, quota: int) -> TooLarge:
 
 
 CONTROL_REFUSAL = "Member must be a project id; control characters are not allowed."
+ONLY_SHARED = "Only shared images have members."
 
 
 def add_member(
@@ -119,11 +120,11 @@ def add_member_in(
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[MemberRow]:
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
+        if record.visibility != "shared":
+            raise Forbidden(ONLY_SHARED)
         everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
         if not everyone and not _is_member(record):
             raise NotFound(f"No image found with ID {image_id}")
-        if record.visibility != "shared":
-            raise Forbidden("Only shared images have members.")
         rows = queries.members_of(conn, image_id, None if everyone else ctx.project_id or "")
         return expiry.with_expiries(conn, image_id, rows)
 
@@ -131,8 +132,11 @@ def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[Membe
 def _visible_member(
     conn: Connection, ctx: RequestContext, image_id: str, member_id: str, action: Action
 ) -> tuple[ImageRecord, MemberRow]:
-    """The image and the member row, if the caller may see that row (404 otherwise)."""
+    """The image and the member row, if the caller may see that row (404 otherwise). As Glance, an
+    image that is not shared has no members: 403 to whoever can see the image, before any row."""
     record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
+    if record.visibility != "shared":
+        raise Forbidden(ONLY_SHARED)
     everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
         raise not_found(image_id, member_id)

@@ -7,9 +7,11 @@ not by calling the policy code, so the test checks the implementation against th
   is shared and the caller's project is a member in any status. Otherwise every operation is 404.
 - Writes on the image (patch, tag, deactivate, reactivate, delete, add member) need the owner's
   project with the member role, or admin; otherwise 403. Members are only added to shared images.
-- The member list: owner and admin see all rows (shared images only: 403 otherwise), a member its own
-  row, others 404. A member's status is changed only by that member (member role) or admin.
-  A member never deletes its own row (403).
+- An image that is not shared has no members: every member call is 403 ("Only shared images have
+  members."), as Glance answers, for whoever can see the image.
+- The member list: owner and admin see all rows, a member its own row, others 404. A member's
+  status is changed only by that member (member role) or admin. A member never deletes its own row
+  (403).
 """
 
 from __future__ import annotations
@@ -82,10 +84,11 @@ class Cell:
             return 200 if may_write else 403
         if op == "add_member":
             return (200 if shared else 403) if may_write else 403
+        if op in ("members", "own_member", "accept", "delete_own_member") and not shared:
+            # Glance checks the visibility before it looks for a member: whoever sees the image.
+            return 403
         if op == "members":
-            if admin or owner:
-                return 200 if shared else 403
-            return 200 if member else 404
+            return 200 if admin or owner or member else 404
         if op in ("own_member", "accept", "delete_own_member"):
             if not member:
                 # No row of the caller's: admins see every image but this row does not exist.
