@@ -57,9 +57,10 @@ def is_listed(
     """Does the image appear in the caller's list for these query filters?"""
     if visibility_filter not in (None, "all") and visibility != visibility_filter:
         return False
-    if ctx.is_admin:
-        return True
     owned = owner is not None and owner == ctx.project_id
+    if ctx.is_admin:
+        # As Glance: other projects' community images only when asked for (community or all).
+        return visibility_filter is not None or visibility != "community" or owned
     if owner_suspended and not owned:
         return False
     shared_with_me = (
@@ -80,7 +81,10 @@ def list_condition(
         by_visibility: ColumnElement[bool] = images.c.visibility == visibility_filter
     else:
         by_visibility = true()
+    owned = images.c.owner == ctx.project_id if ctx.project_id else false()
     if ctx.is_admin:
+        if visibility_filter is None:
+            return or_(images.c.visibility != "community", owned)
         return by_visibility
     membership = [
         image_members.c.image_id == images.c.id,
@@ -89,7 +93,6 @@ def list_condition(
     if member_filter != "all":
         membership.append(image_members.c.status == member_filter)
     shared_with_me = and_(images.c.visibility == "shared", exists(select(1).where(*membership)))
-    owned = images.c.owner == ctx.project_id if ctx.project_id else false()
     open_to_all: ColumnElement[bool] = (
         images.c.visibility.in_(("public", "community"))
         if visibility_filter in ("community", "all")

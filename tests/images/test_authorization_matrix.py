@@ -70,8 +70,11 @@ class Cell:
         member = shared and status is not None
         visible = admin or owner or self.visibility in ("public", "community") or member
         if op == "listed":
-            # Default list: public, own, accepted shares (admins: everything).
-            return admin or owner or self.visibility == "public" or (member and status == "accepted")
+            # Default list: public, own, accepted shares (admins: everything but other projects'
+            # community images, which Glance lists only with visibility=community or all).
+            if admin:
+                return owner or self.visibility != "community"
+            return owner or self.visibility == "public" or (member and status == "accepted")
         if not visible:
             return 404
         writer = self.role in ("member", "admin")
