@@ -1,4 +1,5 @@
-"""The audit trail: which operations record which events, and who reads them (spyglass.audit)."""
+"""The audit trail: which operations record which events, and who reads them
+(spyglass.audit.events, spyglass.images.history)."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def test_filesystem_writer_syncs_in_the_background_as_it_goes(
 
 
 def _aligned(data: bytes) -> memoryview:
-    """`data` in page-aligned memory, as spyglass.ingest hands it over."""
+    """`data` in page-aligned memory, as spyglass.data.ingest hands it over."""
     buffer = mmap.mmap(-1, len(data))
     buffer[:] = data
     return memoryview(buffer)

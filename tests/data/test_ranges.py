@@ -1,4 +1,4 @@
-"""spyglass.byte_ranges against a plain model of RFC 9110 byte ranges, for every small case."""
+"""spyglass.data.ranges against a plain model of RFC 9110 byte ranges, for every small case."""
 
 from __future__ import annotations
 

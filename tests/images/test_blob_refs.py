@@ -1,4 +1,4 @@
-"""Reference-counted blobs (spyglass.blob_refs) below the API: drift, recovery, lost bytes."""
+"""Reference-counted blobs (spyglass.images.blob_refs) below the API: drift, recovery, lost bytes."""
 
 from __future__ import annotations
 

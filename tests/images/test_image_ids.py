@@ -1,5 +1,5 @@
 """Image ids are never reused: a deleted, binned or purged image's id stays taken, and its audit
-trail stays with it (spyglass.images, spyglass.db.image_queries, spyglass.audit)."""
+trail stays with it (spyglass.images.catalog, spyglass.images.queries, spyglass.images.history)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Copy into my project, shared blobs and deduplication (spyglass.copies, spyglass.blob_refs)."""
+"""Copy into my project, shared blobs and deduplication
+(spyglass.images.project_copy, spyglass.images.blob_refs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The recycle bin: delete into pending_delete, restore, purge (spyglass.recycle, spyglass.recycle_bin)."""
+"""The recycle bin: delete into pending_delete, restore, purge
+(spyglass.images.deletion, spyglass.images.recycle_bin)."""
 
 from __future__ import annotations
 

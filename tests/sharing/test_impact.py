@@ -1,4 +1,5 @@
-"""Impact before harm: refusing to cut off recent consumers, when the owner opted in (spyglass.safeguards)."""
+"""Impact before harm: refusing to cut off recent consumers, when the owner opted in
+(spyglass.images.impact)."""
 
 from __future__ import annotations
 

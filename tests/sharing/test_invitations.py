@@ -1,4 +1,4 @@
-"""The consumer inbox: shares offered to the caller's project (spyglass.invitations)."""
+"""The consumer inbox: shares offered to the caller's project (spyglass.sharing.invitations)."""
 
 from __future__ import annotations
 

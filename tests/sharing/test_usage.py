@@ -1,4 +1,4 @@
-"""Usage tracking: downloads aggregated per image and consumer project (spyglass.usage)."""
+"""Usage tracking: downloads aggregated per image and consumer project (spyglass.sharing.usage)."""
 
 from __future__ import annotations
 
