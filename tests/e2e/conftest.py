@@ -114,6 +114,18 @@ class Server:
     def openstack_json(self, cloud: str, *args: str, executable: bool = False) -> Any:
         return json.loads(self.openstack(cloud, *args, "-f", "json", executable=executable).stdout)
 
+    def project_id(self, cloud: str) -> str:
+        """The project a cloud of clouds.yaml acts in, as `openstack token issue` shows it."""
+        project: str = self.openstack_json(cloud, "token", "issue")["project_id"]
+        return project
+
+    def create_image(self, cloud: str, name: str, *options: str) -> dict[str, Any]:
+        """`openstack image create` of a raw, bare image, with more options (`--file PATH`, ...)."""
+        image: dict[str, Any] = self.openstack_json(
+            cloud, "image", "create", "--disk-format", "raw", "--container-format", "bare", *options, name
+        )
+        return image
+
 
 def start_server(
     data_dir: Path, *extra: str, env: dict[str, str] | None = None, log_name: str = ""

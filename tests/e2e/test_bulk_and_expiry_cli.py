@@ -10,21 +10,13 @@ A, B = "spyglass-a", "spyglass-b"
 WHEN = "2099-01-31T00:00:00Z"
 
 
-def _project(server: Server, cloud: str) -> str:
-    project: str = server.openstack_json(cloud, "token", "issue")["project_id"]
-    return project
-
-
 def _shared_image(server: Server, name: str) -> str:
-    image = server.openstack_json(
-        A, "image", "create", "--disk-format", "raw", "--container-format", "bare", "--shared", name
-    )
-    image_id: str = image["id"]
+    image_id: str = server.create_image(A, name, "--shared")["id"]
     return image_id
 
 
 def test_bulk_add_and_remove(server: Server) -> None:
-    b = _project(server, B)
+    b = server.project_id(B)
     images = [_shared_image(server, f"bulk-{n}") for n in range(2)]
     args = [arg for image in images for arg in ("--image", image)]
     added = server.openstack_json(A, "image", "share", "bulk", "--add", *args, "--project", b, "--atomic")
@@ -35,7 +27,7 @@ def test_bulk_add_and_remove(server: Server) -> None:
 
 
 def test_expiry_on_add_and_later(server: Server) -> None:
-    b = _project(server, B)
+    b = server.project_id(B)
     image_id = _shared_image(server, "expiring")
     server.openstack(A, "image", "add", "project", image_id, b, "--expires-at", WHEN)
     events = server.openstack_json(A, "image", "events", image_id)

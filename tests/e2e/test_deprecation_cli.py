@@ -33,20 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _image(server: Server, tmp_path: Path, name: str, family: str) -> str:
     source = tmp_path / f"{name}.raw"
     source.write_bytes(DATA)
-    image = server.openstack_json(
-        A,
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--property",
-        f"spyglass_family={family}",
-        "--file",
-        str(source),
-        name,
-    )
+    image = server.create_image(A, name, "--property", f"spyglass_family={family}", "--file", str(source))
     image_id: str = image["id"]
     return image_id
 

@@ -26,18 +26,7 @@ def test_a_shares_with_b_s_whole_domain(server: Server, tmp_path: Path) -> None:
     project_b, domain = _b_project_and_domain(server)
     source = tmp_path / "dom.raw"
     source.write_bytes(DATA)
-    image = server.openstack_json(
-        A,
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        str(source),
-        "dom",
-    )
+    image = server.create_image(A, "dom", "--file", str(source))
     image_id = image["id"]
     server.openstack(A, "image", "add", "project", image_id, f"domain:{domain}")
 

@@ -24,27 +24,11 @@ A, B = "spyglass-a", "spyglass-b"
 DATA = hashlib.sha512(b"sharing safety").digest() * 4096  # 256 KiB
 
 
-def _project(server: Server, cloud: str) -> str:
-    project: str = server.openstack_json(cloud, "token", "issue")["project_id"]
-    return project
-
-
 def _shared_with_b(server: Server, tmp_path: Path, name: str) -> str:
     source = tmp_path / f"{name}.raw"
     source.write_bytes(DATA)
-    image = server.openstack_json(
-        A,
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        str(source),
-        name,
-    )
-    server.openstack(A, "image", "add", "project", image["id"], _project(server, B))
+    image = server.create_image(A, name, "--file", str(source))
+    server.openstack(A, "image", "add", "project", image["id"], server.project_id(B))
     server.openstack(B, "image", "set", "--accept", image["id"])
     image_id: str = image["id"]
     return image_id
@@ -56,7 +40,7 @@ def _save(server: Server, cloud: str, image_id: str, path: Path) -> bytes:
 
 
 def test_a_sees_b_s_usage_and_a_protected_delete_names_b(server: Server, tmp_path: Path) -> None:
-    project_b = _project(server, B)
+    project_b = server.project_id(B)
     image_id = _shared_with_b(server, tmp_path, "used")
     assert _save(server, B, image_id, tmp_path / "b.raw") == DATA
 
@@ -77,7 +61,7 @@ def test_a_sees_b_s_usage_and_a_protected_delete_names_b(server: Server, tmp_pat
 def test_b_s_copy_outlives_the_source(server: Server, tmp_path: Path) -> None:
     image_id = _shared_with_b(server, tmp_path, "source")
     copy = server.openstack_json(B, "image", "copy", image_id, "--name", "b-copy")
-    assert (copy["name"], copy["visibility"], copy["owner"]) == ("b-copy", "private", _project(server, B))
+    assert (copy["name"], copy["visibility"], copy["owner"]) == ("b-copy", "private", server.project_id(B))
     assert copy["spyglass_copied_from_image"] == image_id
 
     server.openstack(A, "image", "delete", image_id)
@@ -87,7 +71,7 @@ def test_b_s_copy_outlives_the_source(server: Server, tmp_path: Path) -> None:
 
 
 def test_b_reads_its_revocation_after_losing_access(server: Server, tmp_path: Path) -> None:
-    project_a, project_b = _project(server, A), _project(server, B)
+    project_a, project_b = server.project_id(A), server.project_id(B)
     image_id = _shared_with_b(server, tmp_path, "revoked")
     server.openstack(A, "image", "remove", "project", image_id, project_b)
     assert server.openstack(B, "image", "show", image_id, check=False).returncode != 0
@@ -102,19 +86,8 @@ def test_b_reads_its_revocation_after_losing_access(server: Server, tmp_path: Pa
 def test_b_finds_pending_shares_in_its_inbox(server: Server, tmp_path: Path) -> None:
     source = tmp_path / "offered.raw"
     source.write_bytes(DATA)
-    image = server.openstack_json(
-        A,
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        str(source),
-        "offered",
-    )
-    server.openstack(A, "image", "add", "project", image["id"], _project(server, B))
+    image = server.create_image(A, "offered", "--file", str(source))
+    server.openstack(A, "image", "add", "project", image["id"], server.project_id(B))
     pending = server.openstack_json(B, "image", "invitations")
     assert image["id"] in [row["Image ID"] for row in pending]
     server.openstack(B, "image", "set", "--accept", image["id"])
@@ -133,7 +106,7 @@ def recycling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_a_restores_a_deleted_image_and_b_s_membership_is_back(recycling: Server, tmp_path: Path) -> None:
-    project_b = _project(recycling, B)
+    project_b = recycling.project_id(B)
     image_id = _shared_with_b(recycling, tmp_path, "binned")
     recycling.openstack(A, "image", "delete", image_id)
     assert recycling.openstack_json(A, "image", "show", image_id)["status"] == "pending_delete"
@@ -193,7 +166,7 @@ def test_b_s_webhook_gets_signed_events_in_order(
     )
     assert registered.status_code == 201, registered.text
 
-    project_b = _project(server, B)
+    project_b = server.project_id(B)
     image_id = _shared_with_b(server, tmp_path, "hooked")
     server.openstack(A, "image", "remove", "project", image_id, project_b)
 

@@ -15,29 +15,13 @@ A, B = "spyglass-a", "spyglass-b"
 DATA = b"trusted image bytes" * 1000
 
 
-def _project(server: Server, cloud: str) -> str:
-    project: str = server.openstack_json(cloud, "token", "issue")["project_id"]
-    return project
-
-
 def _offer(server: Server, tmp_path: Path, name: str) -> tuple[str, dict[str, Any]]:
     """A's new image shared with B: its id and the member row `image add project` shows."""
     source = tmp_path / f"{name}.raw"
     source.write_bytes(DATA)
-    image = server.openstack_json(
-        A,
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        str(source),
-        name,
-    )
+    image = server.create_image(A, name, "--file", str(source))
     member: dict[str, Any] = server.openstack_json(
-        A, "image", "add", "project", image["id"], _project(server, B)
+        A, "image", "add", "project", image["id"], server.project_id(B)
     )
     return image["id"], member
 
@@ -47,7 +31,7 @@ def _listed(server: Server, cloud: str) -> set[str]:
 
 
 def test_b_trusts_a_and_a_s_shares_need_no_accept(server: Server, tmp_path: Path) -> None:
-    project_a = _project(server, A)
+    project_a = server.project_id(A)
     rule = server.openstack_json(B, "image", "trust", "add", "--owner", project_a)
     assert (rule["Owner"], rule["Owner Domain"]) == (project_a, None)
     assert [r["ID"] for r in server.openstack_json(B, "image", "trust", "list")] == [rule["ID"]]
@@ -85,7 +69,7 @@ def test_bad_rules_are_refused_clearly(server: Server) -> None:
 
 
 def test_b_leaves_a_share_and_a_sees_it(server: Server, tmp_path: Path) -> None:
-    project_b = _project(server, B)
+    project_b = server.project_id(B)
     image_id, _ = _offer(server, tmp_path, "left")
     server.openstack(B, "image", "set", "--accept", image_id)
     # Glance's member removal stays the owner's.
