@@ -167,14 +167,19 @@ class Settings:
     def _validate_logins(self) -> None:
         if self.login_failure_window_seconds < 1:
             raise SettingsError("login_failure_window_seconds must be at least 1")
-        for name in (
+        self._at_least(
+            0,
             "login_failures_per_user_address",
             "login_failures_per_address",
             "password_check_concurrency",
             "password_check_queue",
-        ):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must not be negative")
+        )
+
+    def _at_least(self, minimum: int, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) < minimum:
+                wanted = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+                raise SettingsError(f"{name} {wanted}")
 
     @property
     def password_checks_at_once(self) -> int:
@@ -198,18 +203,15 @@ class Settings:
             raise SettingsError(f"default_store {self.default_store!r} is not one of the stores")
 
     def _validate_sharing_safety(self) -> None:
-        for name in (
+        self._at_least(
+            0,
             "impact_window_days",
             "recycle_retention_days",
             "webhook_retry_seconds",
             "member_expiry_warning_days",
             "deprecation_warning_days",
-        ):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must not be negative")
-        for name in ("purge_interval_seconds", "webhook_max_attempts", "deprecation_interval_seconds"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be at least 1")
+        )
+        self._at_least(1, "purge_interval_seconds", "webhook_max_attempts", "deprecation_interval_seconds")
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")
         # At most a minute: an expired share must end within a minute of its date.
