@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from spyglass import request_ids
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
@@ -121,6 +122,7 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        "log_config": request_ids.log_config(settings.log_level),
     }
     if settings.workers > 1:
         for name, value in _as_environment(settings, config_file).items():

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spyglass import background
+from spyglass import background, request_ids
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
@@ -33,6 +33,7 @@ from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
+from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import domain_shares, members, trust
@@ -42,7 +43,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class RequestIdMiddleware:
-    """Every response carries x-openstack-request-id, as OpenStack services do."""
+    """Every response carries x-openstack-request-id, as OpenStack services do: the caller's
+    global id when it sent a well-formed one, else Spyglass's own (spyglass.request_ids). Both are
+    on every log line of the request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,19 +54,24 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"req-{uuid.uuid4()}".encode()
+        ids = RequestIds.of(Headers(scope=scope).get("x-openstack-request-id"))
+        answered = ids.answered.encode()
         # The 500 handler runs outside this middleware; it finds the id here.
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        scope.setdefault("state", {})["request_id"] = ids.answered
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"x-openstack-request-id", request_id),
+                    (b"x-openstack-request-id", answered),
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = request_ids.current.set(ids)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_ids.current.reset(token)
 
 
 def _connect_project_lifecycle() -> None:
