@@ -106,6 +106,9 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # Glance's option: a location added through the locations API (v2.17) is read in the background
+    # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
+    do_secure_hash: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

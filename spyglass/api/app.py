@@ -17,6 +17,7 @@ from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
+from spyglass.api import locations as location_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
 from spyglass.api import render
@@ -131,6 +132,7 @@ def create_app(
 
     image_routes = [
         *image_api.routes,
+        *location_api.routes,
         *store_api.routes,
         *member_api.routes,
         *member_extension_api.routes,
