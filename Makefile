@@ -36,7 +36,7 @@ PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 # go through the same SQL as the in-process tests, which run there whole.
 POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 	test_images_glanceclient.py test_restart.py test_crash_recovery.py test_upload_failures.py \
-	test_smoke_cli.py)
+	test_smoke_cli.py test_nova_cinder_glanceclient.py)
 
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
