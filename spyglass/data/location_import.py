@@ -14,7 +14,8 @@ is read in the background for its checksum and os_hash_value: when the caller ga
 it matches (else it goes back to `queued` without the location); without, the image is `active`
 at once and its hashes appear when the reading ends. The import lock (`os_glance_import_task`) is
 held meanwhile, so no import or second location races it. A server that stops while reading puts
-a still-importing image back to `queued` at start-up (spyglass.data.recovery).
+a still-importing image back to `queued` at start-up (spyglass.data.recovery); an active one keeps
+its location, without hashes.
 """
 
 from __future__ import annotations
