@@ -45,7 +45,7 @@ from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import can_show
 from spyglass.settings import Settings
 
-__all__ = ["LocationJob", "NewLocation", "add", "locations_of", "start"]
+__all__ = ["LocationJob", "NewLocation", "add", "hash_location", "locations_of", "start"]
 
 log = logging.getLogger(__name__)
 # The algorithms the location schema of Glance 33 allows in validation_data.
@@ -220,13 +220,13 @@ def _point_at(
 def start(job: LocationJob, db: Database, stores: StoreSet) -> None:
     """Read the location's data for its hashes, in the background, in this server process."""
     task = asyncio.get_running_loop().create_task(
-        to_thread.run_sync(_hash_location, job, db, stores), name=f"location-import-{job.task_id}"
+        to_thread.run_sync(hash_location, job, db, stores), name=f"location-import-{job.task_id}"
     )
     _running.add(task)
     task.add_done_callback(_running.discard)
 
 
-def _hash_location(job: LocationJob, db: Database, stores: StoreSet) -> None:
+def hash_location(job: LocationJob, db: Database, stores: StoreSet) -> None:
     checksum = hashlib.md5(usedforsecurity=False)
     multihash = hashlib.new(job.os_hash_algo)
     try:
