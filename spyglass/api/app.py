@@ -69,10 +69,10 @@ class RequestIdMiddleware:
             await send(message)
 
         token = request_ids.current.set(ids)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_ids.current.reset(token)
+        await self.app(scope, receive, send_with_id)
+        # Left set when the request fails: the server logs the traceback after this middleware,
+        # in the request's own task (a context of its own), and the line names the ids too.
+        request_ids.current.reset(token)
 
 
 def _connect_project_lifecycle() -> None:

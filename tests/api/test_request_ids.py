@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from tests.api.helpers import create
@@ -54,3 +57,32 @@ def test_a_malformed_id_is_ignored(api: Callers, header: str) -> None:
     assert answered != header
     assert answered.startswith("req-")
     assert len(answered) == len(GLOBAL)
+
+
+def test_the_ids_stay_for_the_servers_log_of_a_failed_request() -> None:
+    from spyglass import request_ids
+    from spyglass.api.app import RequestIdMiddleware
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "headers": [(b"x-openstack-request-id", GLOBAL.encode())]}
+
+    async def serve_one() -> request_ids.RequestIds | None:
+        # What uvicorn does: run the request in a task of its own and log what it raises.
+        try:
+            await RequestIdMiddleware(failing)(scope, receive, send)
+        except RuntimeError:
+            return request_ids.current.get()
+        return None
+
+    # asyncio.run runs it in a task of its own, as uvicorn runs each request.
+    seen = asyncio.run(serve_one())
+    assert seen is not None and seen.global_id == GLOBAL
+    assert request_ids.current.get() is None
