@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import yaml
-from pathlib import Path
 
 from spyglass.cli import write_clouds_yaml
 from spyglass.identity.bootstrap import Credentials
