@@ -54,6 +54,7 @@ POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
+	scripts/ensure-chromium.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.

@@ -86,6 +86,8 @@ class Settings:
     # Days a deleted image stays restorable in pending_delete; 0 deletes at once, as Glance does.
     recycle_retention_days: int = 0
     purge_interval_seconds: int = 3600
+    # The dashboard at /dashboard/ (spyglass.api.dashboard).
+    dashboard: bool = True
     # Deprecation (spyglass.images.deprecation): days before obsolete_at that consumers get the
     # image.obsoleting warning, and how often each node looks for due warnings and deletions.
     deprecation_warning_days: int = 7
