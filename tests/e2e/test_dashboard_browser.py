@@ -13,13 +13,22 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, start_server, stop_server
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 A, B = "spyglass-a", "spyglass-b"
 NO_IMAGE = "00000000-0000-4000-8000-000000000000"
 DATA = hashlib.sha512(b"dashboard").digest() * 16384  # 1 MiB
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the recycle bin on, and webhooks allowed to reach this machine."""
+    env = {"SPYGLASS_RECYCLE_RETENTION_DAYS": "7", "SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    running = start_server(tmp_path_factory.mktemp("dashboard") / "data", env=env)
+    yield running
+    stop_server(running)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +89,10 @@ def test_the_sharing_workflow_in_the_browser(browser: Any, server: Server, tmp_p
     saved = tmp_path / "bob.raw"
     downloading.value.save_as(saved)
     assert saved.read_bytes() == DATA
+    bob.get_by_label("Name of the copy").fill("bobs-web")
+    bob.get_by_role("button", name="Copy").click()
+    bob.wait_for_url("**notice=Copied*")
+    bobs_copy = bob.url.split("?")[0]
 
     # Alice sees bob's project among the users, protects her consumers, and is warned before revoking.
     alice.goto(image_url)
@@ -93,6 +106,36 @@ def test_the_sharing_workflow_in_the_browser(browser: Any, server: Server, tmp_p
     alice.wait_for_url("**notice=Removed*")
     bob.goto(image_url)
     assert "404" in bob.locator("h1").inner_text()
+    # Bob's copy is his own: it still downloads.
+    bob.goto(bobs_copy)
+    with bob.expect_download() as downloading:
+        bob.get_by_role("link", name="Download").click()
+    downloading.value.save_as(saved)
+    assert saved.read_bytes() == DATA
+
+
+def test_recycle_bin_and_webhooks(browser: Any, server: Server) -> None:
+    image_id = server.create_image(A, "binned")["id"]
+    alice = log_in(browser, server, A)
+    alice.goto(f"{server.url}/dashboard/images/{image_id}")
+    alice.once("dialog", lambda dialog: dialog.accept())
+    alice.get_by_role("button", name="Delete image").click()
+    alice.get_by_role("link", name="Recycle bin").click()
+    alice.get_by_role("row", name="binned").get_by_role("button", name="Restore").click()
+    alice.wait_for_url("**notice=Restored*")
+    assert (
+        alice.locator("td.status").inner_text() == "active"
+    )  # the status it had (openstack uploads 0 bytes)
+
+    alice.get_by_role("link", name="Webhooks").click()
+    alice.get_by_label("URL to notify of sharing events").fill("http://127.0.0.1:9/hook")
+    alice.get_by_role("button", name="Add webhook").click()
+    secret = alice.locator("#webhook-secret").inner_text()
+    assert len(secret) >= 16
+    alice.get_by_role("link", name="Webhooks").click()
+    assert secret not in alice.content() and "http://127.0.0.1:9/hook" in alice.content()
+    alice.get_by_role("button", name="Delete").click()
+    assert "No webhooks." in alice.content()
 
 
 def test_forms_need_the_csrf_token_and_the_cookie_is_locked_down(browser: Any, server: Server) -> None:

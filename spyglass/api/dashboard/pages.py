@@ -25,11 +25,12 @@ from spyglass.api.dashboard.session import Session
 from spyglass.api.errors import status_of
 from spyglass.api.extensions import safeguards
 from spyglass.api.image_list import parse as parse_list
+from spyglass.egress import AddressPolicy
 from spyglass.errors import Invalid, SpyglassError
 from spyglass.identity import directory
-from spyglass.images import catalog, history
+from spyglass.images import catalog, history, project_copy, recycle_bin
 from spyglass.images.impact import ImpactConflict
-from spyglass.sharing import invitations, members, usage
+from spyglass.sharing import invitations, members, usage, webhooks
 from spyglass.web import act_as, app_state
 
 HERE = Path(__file__).parent
@@ -371,3 +372,57 @@ async def not_found(request: Request, session: Session) -> Response:
     return await _page(
         request, session, "error.html", 404, status=404, message="The page could not be found."
     )
+
+
+# ---- copy into my project, the recycle bin, webhooks -------------------------------------------
+
+
+async def copy(request: Request, session: Session) -> Response:
+    image_id = request.path_params["image_id"]
+    name = str(_form(request).get("name") or "").strip()
+    state = app_state(request)
+    record = await _service(
+        request,
+        session,
+        project_copy.copy_image,
+        image_id,
+        {"name": name} if name else None,
+        state.stores.default.name,
+    )
+    return _redirect(f"/dashboard/images/{record.id}?" + urlencode({"notice": "Copied into your project."}))
+
+
+async def bin_page(request: Request, session: Session) -> Response:
+    entries = await _service(request, session, recycle_bin.list_bin)
+    retention = app_state(request).settings.recycle_retention_days
+    return await _page(request, session, "bin.html", entries=entries, retention=retention)
+
+
+async def restore(request: Request, session: Session) -> Response:
+    image_id = request.path_params["image_id"]
+    bin_on = app_state(request).settings.recycle_retention_days > 0
+    await _service(request, session, recycle_bin.restore_image, image_id, bin_on)
+    return _redirect(f"/dashboard/images/{image_id}?" + urlencode({"notice": "Restored."}))
+
+
+async def webhooks_page(
+    request: Request, session: Session, created: dict[str, Any] | None = None
+) -> Response:
+    hooks = await _service(request, session, webhooks.list_webhooks)
+    for hook in hooks:
+        hook["deliveries"] = await _service(request, session, webhooks.list_deliveries, hook["id"])
+    return await _page(request, session, "webhooks.html", webhooks=hooks, created=created)
+
+
+async def add_webhook(request: Request, session: Session) -> Response:
+    state = app_state(request)
+    body = {"url": str(_form(request).get("url") or "").strip()}
+    policy = AddressPolicy.of(state.settings)
+    created = await _service(request, session, webhooks.create_webhook, body, state.secret_box, policy)
+    # The secret is shown on this answer only (the API's rule): this page is not a redirect.
+    return await webhooks_page(request, session, created)
+
+
+async def delete_webhook(request: Request, session: Session) -> Response:
+    await _service(request, session, webhooks.delete_webhook, request.path_params["webhook_id"])
+    return _redirect("/dashboard/webhooks")
