@@ -55,6 +55,7 @@ POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
 	scripts/ensure-chromium.sh >/dev/null
+	scripts/ensure-axe.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.

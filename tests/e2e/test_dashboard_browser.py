@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,51 @@ def test_a_private_image_is_a_404_page_and_a_logged_out_session_is_dead(browser:
     with httpx.Client(base_url=server.url, cookies={"spyglass_session": cookie["value"]}) as raw:
         again = raw.get("/dashboard/images")
     assert again.status_code == 303 and again.headers["location"].startswith("/dashboard/login")
+
+
+AXE = Path(
+    subprocess.run(
+        [str(Path(__file__).resolve().parents[2] / "scripts" / "ensure-axe.sh")],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    or "/nonexistent/axe.min.js"
+)
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_page_passes_axe_core(browser: Any, server: Server) -> None:
+    assert AXE.is_file(), "scripts/ensure-axe.sh did not provide axe-core"
+    project_b = server.project_id(B)
+    image_id = server.create_image(A, "checked", "--shared")["id"]
+    server.openstack(A, "image", "add", "project", image_id, project_b)
+    login = browser.new_context().new_page()
+    login.goto(f"{server.url}/dashboard/login")
+    pages = {"login": serious_violations(login)}
+    alice = log_in(browser, server, A)
+    urls = {
+        "images": "/dashboard/images",
+        "shared": "/dashboard/images?view=shared",
+        "image": f"/dashboard/images/{image_id}",
+        "bin": "/dashboard/recycle-bin",
+        "webhooks": "/dashboard/webhooks",
+        "not found": "/dashboard/images/00000000-0000-4000-8000-000000000000",
+    }
+    for name, url in urls.items():
+        alice.goto(server.url + url)
+        pages[name] = serious_violations(alice)
+    bob = log_in(browser, server, B)
+    bob.goto(f"{server.url}/dashboard/invitations")
+    pages["invitations"] = serious_violations(bob)
+    server.openstack(A, "image", "set", "--property", "spyglass_protect_consumers=true", image_id)
+    assert {name: found for name, found in pages.items() if found} == {}
