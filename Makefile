@@ -10,7 +10,7 @@ CKSUM := $(shell cat pyproject.toml osc-plugin/pyproject.toml | cksum | cut -d' 
 SERVE_STAMP := $(VENV)/.serve-$(CKSUM)
 STAMP := $(VENV)/.installed-$(CKSUM)
 
-.PHONY: run test lint typecheck unit unit-postgres venv serve-venv
+.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ run: serve-venv
 	$(VENV)/bin/spyglass --data-dir $(DATA_DIR) serve --port $(PORT) --demo
 
 lint: venv
-	$(VENV)/bin/ruff check spyglass osc-plugin tests bench
-	$(VENV)/bin/ruff format --check spyglass osc-plugin tests bench
+	$(VENV)/bin/ruff check spyglass osc-plugin tests bench scripts
+	$(VENV)/bin/ruff format --check spyglass osc-plugin tests bench scripts
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
@@ -64,3 +64,8 @@ unit-postgres: venv
 	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres
+
+# The dashboard screenshots in docs/, shown in the README (regenerated, never drawn by hand).
+screenshots: venv
+	scripts/ensure-chromium.sh >/dev/null
+	$(VENV)/bin/python scripts/dashboard_screenshots.py
