@@ -20,11 +20,18 @@ def browser(client: TestClient) -> TestClient:
     return TestClient(client.app, base_url=BASE, follow_redirects=False)
 
 
+def login_form(session: TestClient) -> dict[str, str]:
+    """The hidden fields of the login form, as a browser that opened it would send them."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', session.get("/dashboard/login").text)
+    assert found is not None
+    return {"csrf_token": found.group(1)}
+
+
 def log_in(client: TestClient, user: str, next_page: str = "") -> TestClient:
     project, domain, _ = PEOPLE[user]
     session = browser(client)
     form = {"username": user, "password": PASSWORD, "domain": domain, "project": project, "next": next_page}
-    answer = session.post("/dashboard/login", data=form)
+    answer = session.post("/dashboard/login", data={**form, **login_form(session)})
     assert answer.status_code == 303, answer.text
     return session
 
@@ -38,23 +45,23 @@ def csrf(session: TestClient, page: str = "/dashboard/images") -> str:
 def test_logging_in_sets_a_locked_down_cookie_and_goes_where_asked(client: TestClient) -> None:
     session = browser(client)
     form = {"username": "alice", "password": PASSWORD, "domain": "Default", "project": "alpha"}
+    form.update(login_form(session))
     answer = session.post("/dashboard/login", data={**form, "next": "/dashboard/invitations"})
     assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/invitations"
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Path=/dashboard" in cookie and "Secure" not in cookie  # http here; https sets Secure
     for elsewhere in ("//evil.example/", "https://evil.example/", "/v2/images"):
-        assert (
-            browser(client).post("/dashboard/login", data={**form, "next": elsewhere}).headers["location"]
-            == "/dashboard/images"
-        )
+        answer = session.post("/dashboard/login", data={**form, "next": elsewhere})
+        assert answer.headers.get("location") == "/dashboard/images", answer.text
 
 
 def test_a_wrong_password_shows_the_form_again_without_a_session(client: TestClient) -> None:
     session = browser(client)
     form = {"username": "alice", "password": "wrong", "domain": "Default", "project": "alpha"}
-    answer = session.post("/dashboard/login", data=form)
-    assert answer.status_code == 401 and 'role="alert"' in answer.text and "set-cookie" not in answer.headers
+    answer = session.post("/dashboard/login", data={**form, **login_form(session)})
+    assert answer.status_code == 401 and 'role="alert"' in answer.text
+    assert f"{COOKIE}=" not in answer.headers.get("set-cookie", "")
     assert session.get("/dashboard/images").headers["location"].startswith("/dashboard/login")
 
 
@@ -149,3 +156,13 @@ def test_assets_are_cached_and_the_dashboard_can_be_turned_off(client: TestClien
 @pytest.mark.parametrize("view", ["mine", "shared", "community", "public"])
 def test_each_view_renders(client: TestClient, view: str) -> None:
     assert log_in(client, "alice").get(f"/dashboard/images?view={view}").status_code == 200
+
+
+def test_a_login_form_posted_from_elsewhere_logs_nobody_in(client: TestClient) -> None:
+    """Login CSRF: a page of another site cannot post the form with its own account."""
+    form = {"username": "alice", "password": PASSWORD, "domain": "Default", "project": "alpha"}
+    stranger = browser(client)
+    other = browser(client)
+    for extra in ({}, {"csrf_token": "0" * 64}, login_form(other)):
+        answer = stranger.post("/dashboard/login", data={**form, **extra})
+        assert answer.status_code == 403 and COOKIE not in answer.headers.get("set-cookie", "")

@@ -118,12 +118,23 @@ def _form(request: Request) -> FormData:
 
 
 async def login_form(request: Request) -> Response:
-    values = {"next": request.query_params.get("next", "/dashboard/images"), "error": None}
-    return templates.TemplateResponse(request, "login.html", values, headers=_NO_STORE)
+    return _login_page(request, {"next": request.query_params.get("next", "/dashboard/images")})
+
+
+def _login_page(request: Request, values: dict[str, Any], status: int = 200) -> Response:
+    nonce = sessions.login_nonce(request)
+    values = {"error": None, **values, "csrf": sessions.csrf_token(nonce)}
+    page = templates.TemplateResponse(request, "login.html", values, status_code=status, headers=_NO_STORE)
+    sessions.keep_login_nonce(request, page, nonce)
+    return page
 
 
 async def login(request: Request) -> Response:
     form = await request.form()
+    if not sessions.login_csrf_ok(request, form.get("csrf_token")):
+        return _login_page(
+            request, {"next": form.get("next"), "error": "The login form expired: try again."}, 403
+        )
     fields = {k: str(form.get(k) or "") for k in ("username", "password", "domain", "project")}
     domain = {"name": fields["domain"] or "Default"}
     auth = {
@@ -141,7 +152,7 @@ async def login(request: Request) -> Response:
         token = await sessions.log_in(request, auth)
     except SpyglassError as exc:
         values = {"next": form.get("next"), "error": exc.message, "fields": fields}
-        return templates.TemplateResponse(request, "login.html", values, status_code=status_of(exc))
+        return _login_page(request, values, status_of(exc))
     response = _redirect(_local(str(form.get("next") or "")))
     sessions.keep(request, response, token)
     return response

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,9 @@ from spyglass.secret_box import SecretBox, SecretKeyError, is_sealed
 from spyglass.web import app_state
 
 COOKIE = "spyglass_session"
+# Before a session exists, the login form is tied to a random value in this cookie, so that another
+# site cannot log a browser in to an account of its choosing (login CSRF).
+LOGIN_COOKIE = "spyglass_login"
 # The associated data the cookie is sealed under: a webhook secret cannot pass for a session.
 _SEALED_AS = "dashboard-session"
 
@@ -46,6 +50,23 @@ def csrf_token(token: str) -> str:
 
 def csrf_ok(session: Session, given: Any) -> bool:
     return isinstance(given, str) and hmac.compare_digest(session.csrf, given)
+
+
+def login_nonce(request: Request) -> str:
+    """The browser's login nonce: the one it has, or a new one to set with `keep_login_nonce`."""
+    return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def keep_login_nonce(request: Request, response: Response, nonce: str) -> None:
+    secure = app_state(request).settings.base_url.startswith("https:")
+    response.set_cookie(
+        LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=secure, path="/dashboard"
+    )
+
+
+def login_csrf_ok(request: Request, given: Any) -> bool:
+    nonce = request.cookies.get(LOGIN_COOKIE)
+    return bool(nonce) and isinstance(given, str) and hmac.compare_digest(csrf_token(nonce or ""), given)
 
 
 def _box(request: Request) -> SecretBox:
