@@ -91,6 +91,8 @@ async def show(request: Request) -> Response:
 
 async def create(request: Request) -> Response:
     ctx = caller(request)
+    # Glance checks tasks_api_access before it reads the body.
+    await call(request, tasks.check_api_access)
     body = await json_body(request)
     state = app_state(request)
     task = await call(request, task_imports.create_task, body, request_id(request))

@@ -182,6 +182,7 @@ def test_the_tasks_api_is_admin_only_by_default(api: Callers, db: Database, worl
         assert caller.get(f"/v2/tasks/{task_id}").status_code == 403
         assert import_task(caller, "http://example.com/x").status_code == 403
         assert caller.delete(f"/v2/tasks/{task_id}").status_code == 403
+        assert caller.post("/v2/tasks", content=b"{not json").status_code == 403
     assert api.anonymous.get("/v2/tasks").status_code == 401
     assert api.admin.get(f"/v2/tasks/{task_id}").status_code == 200
     assert [t["id"] for t in api.admin.get("/v2/tasks").json()["tasks"]] == [task_id]
