@@ -431,3 +431,15 @@ def test_task_documents_follow_the_served_schemas(api: Callers, source: HttpSour
     Draft4Validator(task_schema).validate(created)
     Draft4Validator(task_schema).validate(ended(api.admin, created["id"]))
     Draft4Validator(list_schema).validate(api.admin.get("/v2/tasks").json())
+
+
+def test_a_task_ends_once(db: Database, world: World) -> None:
+    """Status changes are compare-and-set: a late second ending (a failure after the success) is lost."""
+    task_id = _recorded(db, world, "alpha")
+    tasks.end(db, task_id, None, {"image_id": "i"}, timedelta(hours=1))
+    tasks.end(db, task_id, "too late", None, timedelta(hours=1))
+    tasks.begin_processing(db, task_id)
+    with db.read() as conn:
+        found = tq.fetch_task(conn, task_id, datetime(2000, 1, 1))
+    assert found is not None
+    assert (found.status, found.result, found.message) == ("success", {"image_id": "i"}, "")
