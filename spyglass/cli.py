@@ -15,6 +15,7 @@ from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
 from spyglass.data.imports import staging_store
 from spyglass.data.recovery import Recovery, recover
+from spyglass.data.tasks import time_to_live
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.file_modes import tighten_dir
@@ -37,7 +38,8 @@ def prepare(settings: Settings) -> Credentials:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
             # there the operator runs `spyglass recover` with every node stopped.
-            _report(recover(db, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(db, stores, staging_store(settings), time_to_live(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -184,6 +186,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "impact_window_days",
         "recycle_retention_days",
         "purge_interval_seconds",
+        "task_time_to_live",
         "webhook_max_attempts",
         "webhook_retry_seconds",
         "webhook_poll_seconds",
@@ -260,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(database, stores, staging_store(settings), time_to_live(settings)))
             return 0
         if args.command == "purge":
             purged = purge_expired(database, _stores(settings))

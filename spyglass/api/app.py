@@ -21,6 +21,7 @@ from spyglass.api import images as image_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
 from spyglass.api import stores as store_api
+from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
@@ -124,6 +125,7 @@ def create_app(
     image_routes = [
         *image_api.routes,
         *store_api.routes,
+        *task_api.routes,
         *member_api.routes,
         *member_extension_api.routes,
         *extension_api.routes,
