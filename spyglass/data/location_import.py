@@ -40,7 +40,7 @@ from spyglass.errors import Conflict, Forbidden, Invalid, NotFound
 from spyglass.images import blob_refs, locations, states
 from spyglass.images import queries as q
 from spyglass.images.catalog import is_uuid, load_authorized, target_of
-from spyglass.images.policy import Action, authorize, permits
+from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import can_show
 from spyglass.settings import Settings
@@ -161,20 +161,9 @@ def _check(
 ) -> ImageRecord:
     """Glance's order: the image (404), its status (409), the caller (403), the hash (400), the lock (409)."""
     record = q.fetch_image(conn, image_id, ctx.project_id, lock=lock) if is_uuid(image_id) else None
-    target = target_of(record) if record is not None else None
-    if (
-        record is None
-        or target is None
-        or not can_show(
-            ctx,
-            target.visibility,
-            target.owner,
-            target.member_status,
-            target.owner_suspended,
-            target.recycled,
-        )
-    ):
+    if record is None or not _can_see(ctx, target_of(record)):
         raise NotFound(f"No image found with ID {image_id}")
+    target = target_of(record)
     if record.status != states.QUEUED:
         raise Conflict(f"It's not allowed to add locations if image status is {record.status}.")
     authorize(ctx, Action.ADD_IMAGE_LOCATION, target, image_id=image_id)
@@ -183,6 +172,10 @@ def _check(
     new.check_hash()
     import_state.check_free(record)
     return record
+
+
+def _can_see(ctx: RequestContext, t: Target) -> bool:
+    return can_show(ctx, t.visibility, t.owner, t.member_status, t.owner_suspended, t.recycled)
 
 
 def _point_at(
