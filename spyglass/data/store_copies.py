@@ -31,8 +31,8 @@ from spyglass.data import import_state
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import locations, states
-from spyglass.images.catalog import load_authorized
-from spyglass.images.policy import Action
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.policy import Action, authorize
 from spyglass.images.queries import ImageRecord, Location
 
 COPY_IMAGE = "copy-image"
@@ -82,9 +82,11 @@ def begin_copy(
 ) -> CopyJob:
     """Check a copy-image request and take the import lock (blocking)."""
     with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
+        record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE, lock=True)
         if record.status != states.ACTIVE:
             raise Conflict(f"Image needs to be in 'active' state to use '{COPY_IMAGE}' method")
+        # As Glance: the image's status first, then the copy_image rule (admins only by default).
+        authorize(ctx, Action.COPY_IMAGE_TO_STORES, target_of(record), image_id=image_id)
         import_state.check_free(record)
         held = set(locations.store_names(record, default))
         new = [name for name in wanted if name not in held]
