@@ -106,6 +106,9 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # An oslo.policy file (YAML or JSON) whose rules override the default policy by name, as
+    # Glance's policy.yaml does (spyglass.images.policy). Empty: the defaults alone.
+    policy_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,6 +116,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def policy_path(self) -> Path | None:
+        return Path(self.policy_file).expanduser() if self.policy_file else None
 
     @property
     def blob_dir(self) -> Path:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background
@@ -32,6 +32,7 @@ from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
+from spyglass.images.policy import use_policy_file
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -104,6 +105,7 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
+    use_policy_file(settings.policy_path)
     database = db or Database(settings.database)
     if stores is None:
         stores = (
@@ -137,11 +139,14 @@ def create_app(
         Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
         Mount("/identity", routes=identity_api.routes),
-        Mount("/image", routes=image_routes),
+        Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    # As Glance: a path with a trailing slash or an empty id (GET or DELETE /v2/images/,
+    # /v2/images/{id}/members/) names no resource and is 404, not a redirect to another route.
+    app.router.redirect_slashes = False
     app.state.spyglass = AppState(
         settings=settings,
         db=database,
