@@ -32,8 +32,8 @@ from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
-from spyglass.images.policy import use_policy_file
 from spyglass.identity.passwords import CheckSlots
+from spyglass.images.policy import use_policy_file
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import domain_shares, members, trust

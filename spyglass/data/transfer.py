@@ -155,7 +155,8 @@ def prepare_download(
     Raises RangeNotSatisfiable when `range_header` selects no byte of the data."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
-    if record.status == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, target_of(record)):
+    deactivated = record.status == states.DEACTIVATED
+    if deactivated and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, target_of(record)):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     deprecation.refuse_obsolete_download(ctx, record)
     if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:

@@ -127,9 +127,12 @@ def _compile_rule(
     if name in compiled:
         return compiled[name]
     if name in chain:
-        raise PolicyFileError(f"policy file {path}: rules refer to each other in a cycle: {' -> '.join(chain)}")
+        cycle = " -> ".join((*chain, name))
+        raise PolicyFileError(f"policy file {path}: rules refer to each other in a cycle: {cycle}")
     if name not in trees:
-        raise PolicyFileError(f"policy file {path}: rule {chain[-1]!r} refers to rule:{name}, which is not defined")
+        raise PolicyFileError(
+            f"policy file {path}: rule {chain[-1]!r} refers to rule:{name}, which is not defined"
+        )
 
     def rule(check: _checks.BaseCheck) -> Predicate:
         if isinstance(check, _checks.RuleCheck):
@@ -163,20 +166,14 @@ def _compile(
 
 def _all_of(parts: tuple[Predicate, ...]) -> Predicate:
     def all_of(target: Mapping[str, Any], creds: Creds) -> bool:
-        for part in parts:
-            if not part(target, creds):
-                return False
-        return True
+        return all(part(target, creds) for part in parts)
 
     return all_of
 
 
 def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
     def any_of(target: Mapping[str, Any], creds: Creds) -> bool:
-        for part in parts:
-            if part(target, creds):
-                return True
-        return False
+        return any(part(target, creds) for part in parts)
 
     return any_of
 

@@ -51,7 +51,8 @@ def _cases() -> list[tuple[RequestContext, Target]]:
         ROLE_SETS, OWNERS, ("private", "shared", "community", "public"), STATUSES, MEMBER_IDS
     ):
         ctx = RequestContext(user_id="p2", project_id="p1", roles=frozenset(roles), domain_id="p1")
-        cases.append((ctx, Target(owner=owner, visibility=visibility, member_status=status, member_id=member_id)))
+        target = Target(owner=owner, visibility=visibility, member_status=status, member_id=member_id)
+        cases.append((ctx, target))
     return cases
 
 
