@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,24 +165,45 @@ def _compile(
     raise PolicyFileError(f"policy file {path}: rule {name!r}: the check {str(check)!r} is not supported")
 
 
+# Plain loops rather than all()/any() over a generator: this is the per-request path.
 def _all_of(parts: tuple[Predicate, ...]) -> Predicate:
     def all_of(target: Mapping[str, Any], creds: Creds) -> bool:
-        return all(part(target, creds) for part in parts)
+        for part in parts:  # noqa: SIM110
+            if not part(target, creds):
+                return False
+        return True
 
     return all_of
 
 
 def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
     def any_of(target: Mapping[str, Any], creds: Creds) -> bool:
-        return any(part(target, creds) for part in parts)
+        for part in parts:  # noqa: SIM110
+            if part(target, creds):
+                return True
+        return False
 
     return any_of
+
+
+_MISSING = object()
+_ONE_KEY = re.compile(r"%\((\w+)\)s")
 
 
 def _formatter(match: str) -> Callable[[Mapping[str, Any]], str | None]:
     """`match % target`, or None where oslo.policy fails the check for a missing target key."""
     if "%" not in match:
         return lambda _t: match
+    one_key = _ONE_KEY.fullmatch(match)
+    if one_key is not None:
+        # The usual form, `%(owner)s`, without formatting or a KeyError.
+        key = one_key.group(1)
+
+        def value_of(target: Mapping[str, Any]) -> str | None:
+            found = target.get(key, _MISSING)
+            return None if found is _MISSING else str(found)
+
+        return value_of
 
     def formatted(target: Mapping[str, Any]) -> str | None:
         try:
@@ -226,12 +248,12 @@ def _generic(kind: str, match: str) -> Predicate:
 def _found(found: Any, keys: list[str], wanted: str) -> bool:
     # As oslo.policy's GenericCheck: walk the credentials by the dotted kind; a list matches if
     # any of its items does.
-    if not keys:
-        return wanted == str(found)
-    try:
-        found = found[keys[0]]
-    except (KeyError, TypeError):
-        return False
-    if isinstance(found, list | tuple | set | frozenset):
-        return any(_found(item, keys[1:], wanted) for item in found)
-    return _found(found, keys[1:], wanted)
+    for index, key in enumerate(keys):
+        try:
+            found = found[key]
+        except (KeyError, TypeError):
+            return False
+        if isinstance(found, list | tuple | set | frozenset):
+            rest = keys[index + 1 :]
+            return any(_found(item, rest, wanted) for item in found)
+    return wanted == str(found)
