@@ -5,7 +5,7 @@ VENV ?= .venv
 DATA_DIR ?= ./spyglass-data
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit unit-postgres venv
+.PHONY: run test lint typecheck unit unit-postgres venv tempest
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,13 @@ unit-postgres: venv
 	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres
+
+# The conformance suite's image tests (Tempest from PyPI, in its own virtualenv) against a fresh
+# `spyglass serve` with pre-provisioned accounts; run by hand, not part of `make test`.
+TEMPEST_VENV ?= .venv-tempest
+$(TEMPEST_VENV)/bin/tempest:
+	test -x $(TEMPEST_VENV)/bin/python || $(PYTHON) -m venv $(TEMPEST_VENV)
+	$(TEMPEST_VENV)/bin/pip install -q tempest
+
+tempest: venv $(TEMPEST_VENV)/bin/tempest
+	$(VENV)/bin/python scripts/tempest.py --tempest $(TEMPEST_VENV)/bin/tempest
