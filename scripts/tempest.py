@@ -80,20 +80,23 @@ class Identity:
         roles = self.client.get("/roles").json()["roles"]
         self.roles = {role["name"]: role["id"] for role in roles}
 
-    def account(self, name: str, role: str) -> dict[str, Any]:
+    def project(self, name: str) -> str:
+        project = self._post("/projects", "project", {"name": name, "domain_id": "default"})
+        return str(project["id"])
+
+    def account(self, name: str, project_id: str, project_name: str, role: str) -> dict[str, Any]:
         password = secrets.token_urlsafe(16)
-        project = self._post("/projects", "project", {"name": f"{name}-project", "domain_id": "default"})
         user = self._post(
             "/users",
             "user",
-            {"name": name, "password": password, "domain_id": "default", "default_project_id": project["id"]},
+            {"name": name, "password": password, "domain_id": "default", "default_project_id": project_id},
         )
-        granted = self.client.put(f"/projects/{project['id']}/users/{user['id']}/roles/{self.roles[role]}")
+        granted = self.client.put(f"/projects/{project_id}/users/{user['id']}/roles/{self.roles[role]}")
         granted.raise_for_status()
         return {
             "username": name,
             "password": password,
-            "project_name": project["name"],
+            "project_name": project_name,
             "domain_name": "Default",
             "roles": [role],
         }
@@ -106,11 +109,20 @@ class Identity:
 
 
 def accounts(identity: Identity) -> list[dict[str, Any]]:
-    found = [identity.account(f"tempest-member-{n}", "member") for n in range(MEMBER_ACCOUNTS)]
+    """Projects with a `member` and a `reader` each (Tempest's project_member and project_reader
+    personas), and admins. Members come first: Tempest gives `alt` the first free account that is
+    not an admin, and a reader cannot accept a share."""
+    members, readers, admins = [], [], []
+    for n in range(MEMBER_ACCOUNTS):
+        name = f"tempest-project-{n}"
+        project_id = identity.project(name)
+        members.append(identity.account(f"tempest-member-{n}", project_id, name, "member"))
+        readers.append(identity.account(f"tempest-reader-{n}", project_id, name, "reader"))
     for n in range(ADMIN_ACCOUNTS):
-        admin = identity.account(f"tempest-admin-{n}", "admin")
-        found.append({**admin, "types": ["admin"]})
-    return found
+        name = f"tempest-admin-project-{n}"
+        admin = identity.account(f"tempest-admin-{n}", identity.project(name), name, "admin")
+        admins.append({**admin, "types": ["admin"]})
+    return members + readers + admins
 
 
 def tempest_conf(url: str, accounts_file: Path, log_dir: Path) -> str:
@@ -148,7 +160,7 @@ import_image = true
 os_glance_reserved = true
 
 [enforce_scope]
-glance = false
+glance = true
 
 [service_available]
 glance = true
@@ -165,7 +177,10 @@ run_validation = false
 
 
 def run_tempest(tempest: Path, workspace: Path, concurrency: int) -> str:
-    command = [str(tempest), "run", "--regex", r"^tempest\.api\.image", "--concurrency", str(concurrency)]
+    command = [
+        str(tempest), "run", "--config-file", str(workspace / "etc" / "tempest.conf"),
+        "--regex", r"^tempest\.api\.image", "--concurrency", str(concurrency),
+    ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -185,8 +200,8 @@ def summary(output: str) -> str:
         name: int(match.group(1)) if (match := re.search(rf"- {name}: (\d+)", output)) else 0
         for name in ("Passed", "Failed", "Skipped")
     }
-    failures = sorted(set(re.findall(r"\{\d+\} (\S+) \[[\d.]+s\] \.\.\. FAILED", output)))
-    skips = sorted(set(re.findall(r"\{\d+\} (\S+) \.\.\. SKIPPED: (.*)", output)))
+    failures = sorted(set(re.findall(r"\{\d+\} (.+?) \[[\d.]+s\] \.\.\. FAILED", output)))
+    skips = sorted(set(re.findall(r"\{\d+\} (.+?) \.\.\. SKIPPED: (.*)", output)))
     passed, failed, skipped = counts["Passed"], counts["Failed"], counts["Skipped"]
     lines = [f"tempest.api.image: {passed} passed, {failed} failed, {skipped} skipped"]
     lines += [f"  FAILED  {name}" for name in failures]
@@ -211,9 +226,15 @@ def main() -> int:
         accounts_file = work / "accounts.yaml"
         accounts_file.write_text(yaml.safe_dump(accounts(Identity(url, admin_password))))
         workspace = work / "workspace"
-        subprocess.run([str(args.tempest), "init", str(workspace)], check=True, capture_output=True)
-        (workspace / "etc" / "tempest.conf").write_text(tempest_conf(url, accounts_file, work))
-        output = run_tempest(args.tempest, workspace, args.concurrency)
+        # Tempest registers each workspace by name (~/.tempest/workspace.yaml): a name of this run.
+        name = f"spyglass-{port}-{secrets.token_hex(4)}"
+        init = [str(args.tempest), "init", "--name", name, str(workspace)]
+        subprocess.run(init, check=True, capture_output=True)
+        try:
+            (workspace / "etc" / "tempest.conf").write_text(tempest_conf(url, accounts_file, work))
+            output = run_tempest(args.tempest, workspace, args.concurrency)
+        finally:
+            subprocess.run([str(args.tempest), "workspace", "remove", "--name", name], capture_output=True)
     finally:
         server.terminate()
         server.wait(30)

@@ -95,7 +95,8 @@ async def _copy_image(
         body.get("all_stores_must_succeed", True),
         bool(body.get("all_stores", False)),
     )
-    imports.start_copy(job, state.db, state.stores)
+    if job is not None:
+        imports.start_copy(job, state.db, state.stores)
 
 
 async def discard_staged(request: Request, image_id: str) -> None:

@@ -79,8 +79,9 @@ def begin_copy(
     default: str,
     must_succeed: bool,
     all_stores: bool,
-) -> CopyJob:
-    """Check a copy-image request and take the import lock (blocking)."""
+) -> CopyJob | None:
+    """Check a copy-image request and take the import lock (blocking); None when every store
+    asked for (all_stores) already holds the image."""
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE, lock=True)
         if record.status != states.ACTIVE:
@@ -92,9 +93,11 @@ def begin_copy(
         new = [name for name in wanted if name not in held]
         if not all_stores and len(new) < len(wanted):
             present = next(name for name in wanted if name in held)
-            raise Conflict(f"Image {image_id} already present at store {present}")
+            raise Invalid(f"Image is already present at store '{present}'")
         if not new:
-            raise Conflict(f"Image {image_id} is already present in every store.")
+            # As Glance: all_stores skips the stores that hold the image; with none left the
+            # request is accepted and there is nothing to do.
+            return None
         task_id = str(uuid.uuid4())
         import_state.take(conn, record, task_id, new)
     return CopyJob(image_id, task_id, tuple(new), must_succeed)

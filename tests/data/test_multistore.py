@@ -201,11 +201,26 @@ def test_copy_image_refusals(api: Callers) -> None:
     assert "You are not authorized to complete copy_image action." in refused.text
     queued = str(create(api.alice)["id"])
     assert _copy(api.alice, queued, stores=["mem"]).status_code == 409
-    assert _copy(api.admin, image_id, stores=["fs"]).status_code == 409
+    # Glance's images.py import_image: a named store that holds the image is 400.
+    present = _copy(api.admin, image_id, stores=["fs"])
+    assert present.status_code == 400 and "Image is already present at store 'fs'" in present.text
     assert _copy(api.admin, image_id, stores=["nowhere"]).status_code == 409
     assert _copy(api.admin, image_id, stores=["mem"], all_stores=True).status_code == 400
     assert _copy(api.admin, image_id, stores=["mem"]).status_code == 202
     assert _copied(api, image_id)["stores"] == "fs,mem"
+
+
+def test_copy_to_all_stores_when_every_store_has_it_is_accepted(api: Callers, stores: StoreSet) -> None:
+    """Glance skips the stores that hold the image and, with none left, answers 202 doing nothing
+    (images.py import_image, "Exiting copying workflow"; Tempest's test_image_copy_image_import)."""
+    image_id = _upload(api, "fs")
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
+    assert _copied(api, image_id)["stores"] == "fs,mem"
+    keys = _keys(stores)
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
+    image = _copied(api, image_id)
+    assert image["stores"] == "fs,mem" and "os_glance_import_task" not in image
+    assert _keys(stores) == keys
 
 
 def test_a_policy_file_lets_owners_copy_to_stores(
