@@ -38,10 +38,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Two filesystem stores, so that the multi-store and copy-image tests run; web-download may fetch
+# from this machine (the image Tempest imports is served by `serve_image`).
+CONFIG = """default_store = "fs"
+web_download_allowed_networks = ["127.0.0.1/32"]
+
+[stores.fs]
+type = "filesystem"
+path = "{data}/images-fs"
+description = "First store"
+
+[stores.fs2]
+type = "filesystem"
+path = "{data}/images-fs2"
+description = "Second store"
+"""
+
+
 def start(work: Path, port: int, admin_password: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPYGLASS_ADMIN_PASSWORD": admin_password}
     spyglass = Path(sys.executable).parent / "spyglass"
-    command = [str(spyglass), "--data-dir", str(work / "data"), "serve", "--port", str(port)]
+    config = work / "spyglass.toml"
+    config.write_text(CONFIG.format(data=work / "data"))
+    data = str(work / "data")
+    command = [str(spyglass), "--config", str(config), "--data-dir", data, "serve", "--port", str(port)]
     process = subprocess.Popen(
         command, stdout=(work / "spyglass.log").open("wb"), stderr=subprocess.STDOUT, env=env
     )
@@ -125,7 +145,19 @@ def accounts(identity: Identity) -> list[dict[str, Any]]:
     return members + readers + admins
 
 
-def tempest_conf(url: str, accounts_file: Path, log_dir: Path) -> str:
+def serve_image(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A local HTTP server with a small raw image, for the web-download import test (Tempest's
+    default http_image is on the internet)."""
+    served = work / "served"
+    served.mkdir()
+    (served / "image.raw").write_bytes(os.urandom(64 * 1024))
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    process = subprocess.Popen(command, cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}/image.raw"
+
+
+def tempest_conf(url: str, accounts_file: Path, log_dir: Path, http_image: str) -> str:
     return f"""[DEFAULT]
 log_dir = {log_dir}
 log_file = tempest.log
@@ -147,6 +179,7 @@ api_v2 = false
 api_v3 = true
 
 [image]
+http_image = {http_image}
 catalog_type = image
 region = RegionOne
 endpoint_type = public
@@ -222,6 +255,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     admin_password = secrets.token_urlsafe(16)
     server = start(work, port, admin_password)
+    image_server, http_image = serve_image(work)
     try:
         accounts_file = work / "accounts.yaml"
         accounts_file.write_text(yaml.safe_dump(accounts(Identity(url, admin_password))))
@@ -231,11 +265,13 @@ def main() -> int:
         init = [str(args.tempest), "init", "--name", name, str(workspace)]
         subprocess.run(init, check=True, capture_output=True)
         try:
-            (workspace / "etc" / "tempest.conf").write_text(tempest_conf(url, accounts_file, work))
+            conf = tempest_conf(url, accounts_file, work, http_image)
+            (workspace / "etc" / "tempest.conf").write_text(conf)
             output = run_tempest(args.tempest, workspace, args.concurrency)
         finally:
             subprocess.run([str(args.tempest), "workspace", "remove", "--name", name], capture_output=True)
     finally:
+        image_server.terminate()
         server.terminate()
         server.wait(30)
     print()
