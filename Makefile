@@ -58,4 +58,5 @@ $(TEMPEST_VENV)/bin/tempest:
 	$(TEMPEST_VENV)/bin/pip install -q tempest
 
 tempest: venv $(TEMPEST_VENV)/bin/tempest
+	scripts/ensure-qemu-img.sh >/dev/null
 	$(VENV)/bin/python scripts/tempest.py --tempest $(TEMPEST_VENV)/bin/tempest

@@ -146,15 +146,17 @@ def accounts(identity: Identity) -> list[dict[str, Any]]:
 
 
 def serve_image(work: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A local HTTP server with a small raw image, for the web-download import test (Tempest's
-    default http_image is on the internet)."""
+    """A local HTTP server with a small raw and a qcow2 image, for the web-download import test
+    (Tempest's default images are on the internet); their URLs without the extension."""
     served = work / "served"
     served.mkdir()
     (served / "image.raw").write_bytes(os.urandom(64 * 1024))
+    # The web-download test imports a qcow2 image, which Spyglass inspects: a real one.
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(served / "image.qcow2"), "1M"], check=True)
     port = free_port()
     command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     process = subprocess.Popen(command, cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, f"http://127.0.0.1:{port}/image.raw"
+    return process, f"http://127.0.0.1:{port}/image"
 
 
 def tempest_conf(url: str, accounts_file: Path, log_dir: Path, http_image: str) -> str:
@@ -179,7 +181,8 @@ api_v2 = false
 api_v3 = true
 
 [image]
-http_image = {http_image}
+http_image = {http_image}.raw
+http_qcow2_image = {http_image}.qcow2
 catalog_type = image
 region = RegionOne
 endpoint_type = public
