@@ -114,6 +114,9 @@ class Settings:
     # Glance's option: a location added through the locations API (v2.17) is read in the background
     # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
     do_secure_hash: bool = True
+    # An oslo.policy file (YAML or JSON) whose rules override the default policy by name, as
+    # Glance's policy.yaml does (spyglass.images.policy). Empty: the defaults alone.
+    policy_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,6 +124,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def policy_path(self) -> Path | None:
+        return Path(self.policy_file).expanduser() if self.policy_file else None
 
     @property
     def blob_dir(self) -> Path:

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background, request_ids
@@ -35,6 +35,7 @@ from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
+from spyglass.images.policy import use_policy_file
 from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -114,6 +115,7 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
+    use_policy_file(settings.policy_path)
     database = db or Database(settings.database)
     if stores is None:
         stores = (
@@ -150,11 +152,14 @@ def create_app(
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
         *(dashboard.routes if settings.dashboard else []),
         Mount("/identity", routes=identity_api.routes),
-        Mount("/image", routes=image_routes),
+        Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    # As Glance: a path with a trailing slash or an empty id (GET or DELETE /v2/images/,
+    # /v2/images/{id}/members/) names no resource and is 404, not a redirect to another route.
+    app.router.redirect_slashes = False
     app.state.spyglass = AppState(
         settings=settings,
         db=database,

@@ -30,8 +30,8 @@ from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
 from spyglass.images import blob_refs, deprecation, locations, states
-from spyglass.images.catalog import load_authorized
-from spyglass.images.policy import Action, Target, permits
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.policy import Action, permits
 from spyglass.images.queries import ImageRecord, set_status
 from spyglass.settings import Settings
 
@@ -155,7 +155,8 @@ def prepare_download(
     Raises RangeNotSatisfiable when `range_header` selects no byte of the data."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
-    if record.status == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
+    deactivated = record.status == states.DEACTIVATED
+    if deactivated and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, target_of(record)):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     deprecation.refuse_obsolete_download(ctx, record)
     if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:
