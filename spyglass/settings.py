@@ -106,6 +106,12 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # The local cache of image data held in remote stores (Swift, S3) on each node (spyglass.data.cache,
+    # Glance's image cache and its API 2.14). Off, as in Glance; the directory, empty:
+    # data_dir/image-cache; the most bytes of image data it keeps, least recently used out first.
+    image_cache: bool = False
+    image_cache_dir: str = ""
+    image_cache_max_size: int = 10 * 1024**3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,6 +137,15 @@ class Settings:
     def staging_dir(self) -> Path:
         """Where `PUT /v2/images/{id}/stage` keeps data until the import call."""
         return self.data_dir / "staging"
+
+    @property
+    def image_cache_path(self) -> Path | None:
+        """Where this node caches image data, or None when the cache is off."""
+        if not self.image_cache:
+            return None
+        if self.image_cache_dir:
+            return Path(self.image_cache_dir).expanduser()
+        return self.data_dir / "image-cache"
 
     @property
     def base_url(self) -> str:
@@ -211,6 +226,7 @@ class Settings:
             "member_expiry_warning_days",
             "deprecation_warning_days",
         )
+        self._at_least(1, "image_cache_max_size")
         self._at_least(1, "purge_interval_seconds", "webhook_max_attempts", "deprecation_interval_seconds")
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")

@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background
+from spyglass.api import cache as cache_api
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
@@ -29,6 +30,7 @@ from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.context import Authenticator
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
@@ -112,10 +114,12 @@ def create_app(
             else build(settings.store_specs, settings.default_store_name)
         )
     store_set = stores
+    cache_dir = settings.image_cache_path
+    image_cache = ImageCache(cache_dir, settings.image_cache_max_size) if cache_dir is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        schedule = background.start(database, store_set, settings)
+        schedule = background.start(database, store_set, settings, image_cache)
         yield
         await schedule.stop()
         if db is None:
@@ -130,6 +134,7 @@ def create_app(
         *webhook_api.routes,
         *trust_api.routes,
         *deprecation_api.routes,
+        *cache_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
@@ -154,6 +159,7 @@ def create_app(
         ),
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+        image_cache=image_cache,
     )
     app.add_middleware(
         AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)

@@ -160,7 +160,7 @@ def prepare_download(
     deprecation.refuse_obsolete_download(ctx, record)
     if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:
         return None
-    found = _first_available(store, record)
+    found = first_available(store, record)
     if found is None:
         # Deleted a moment ago, or lost from every store: there is nothing to send.
         return None
@@ -168,7 +168,7 @@ def prepare_download(
     return Download(record, size, byte_ranges.requested(range_header, size), found[0], found[1])
 
 
-def _first_available(stores: StoreSet, record: ImageRecord) -> tuple[BlobStore, str] | None:
+def first_available(stores: StoreSet, record: ImageRecord) -> tuple[BlobStore, str] | None:
     """The first location whose store has the blob; a missing blob or a failing store is skipped."""
     for location in locations.of(record):
         store = locations.store_of(stores, location)

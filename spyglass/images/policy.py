@@ -68,6 +68,11 @@ class Action(enum.StrEnum):
     DOWNLOAD_OBSOLETE = "download_obsolete_image"
     GET_DEPRECATION_NOTICES = "get_deprecation_notices"
     GET_FAMILY_LATEST = "get_family_latest"
+    # The image cache of API 2.14 (spyglass.data.cache), Glance's policy names: clearing the whole
+    # cache is cache_delete too, as in Glance.
+    CACHE_LIST = "cache_list"
+    CACHE_IMAGE = "cache_image"
+    CACHE_DELETE = "cache_delete"
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,9 @@ RULES: dict[Action, Rule] = {
     Action.DOWNLOAD_OBSOLETE: _owner_project,
     Action.GET_DEPRECATION_NOTICES: _reader,
     Action.GET_FAMILY_LATEST: _reader,
+    Action.CACHE_LIST: _admin,
+    Action.CACHE_IMAGE: _admin,
+    Action.CACHE_DELETE: _admin,
 }
 
 # Actions that need no image: only the role rule applies.
@@ -183,6 +191,7 @@ UNTARGETED = frozenset(
         Action.GET_ALL_RECYCLE_BIN,
         Action.GET_DEPRECATION_NOTICES,
         Action.GET_FAMILY_LATEST,
+        Action.CACHE_LIST,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image
