@@ -196,6 +196,7 @@ async def download(request: Request) -> Response:
             ctx,
             request.path_params["image_id"],
             request.headers.get("range"),
+            state.image_cache.lookup if state.image_cache is not None else None,
         )
         if found is None:
             return Response(status_code=204)
@@ -240,9 +241,7 @@ def _data_response(
         headers["Content-MD5"] = found.record.checksum
     if part is not None:
         headers["Content-Range"] = part.content_range(found.size)
-    path = store.local_path(found.key)
-    if path is None and cache is not None:
-        path = cache.lookup(found.record, hit=not head)
+    path = found.cached or store.local_path(found.key)
     if path is not None:
         return LocalFileResponse.open(str(path), start, end, status, headers)
     headers["Accept-Ranges"] = "bytes"
