@@ -45,7 +45,7 @@ def api(client: TestClient, world: World) -> Callers:
     return Callers(client, world)
 
 
-def test_concurrent_downloads_of_an_uncached_image_fill_one_good_copy(api: Callers, client: TestClient) -> None:
+def test_concurrent_downloads_of_an_uncached_image_fill_one_copy(api: Callers, client: TestClient) -> None:
     cache: ImageCache = client.app.state.spyglass.image_cache  # type: ignore[attr-defined]
     image_id = active(api.alice, DATA)["id"]
     start = threading.Barrier(DOWNLOADS)
