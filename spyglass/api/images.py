@@ -272,7 +272,7 @@ async def _filling(cache: ImageCache, record: Any, chunks: Iterator[bytes]) -> A
         # The client went away, or the store failed: nothing half-written stays (a no-op once
         # installed). Each read ran to its end in its thread before we got here.
         with anyio.CancelScope(shield=True):
-            fill.abort()
+            await run_in_threadpool(fill.abort)
 
 
 async def get_schema(request: Request) -> Response:

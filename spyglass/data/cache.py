@@ -26,10 +26,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
+from queue import Queue
 
 from spyglass.blobs import BlobNotFound
 from spyglass.blobs.registry import StoreSet
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 # fill renames its file before it records the entry; a crashed one leaves its file behind).
 ORPHAN_SECONDS = 300
 CLEAR_TARGETS = ("", "cache", "queue")
+# Chunks handed over to a fill's thread and not yet written: the download runs ahead by this many.
+PIPELINE_CHUNKS = 16
 
 
 class ImageCache:
@@ -144,7 +148,8 @@ def _unlink(path: Path) -> None:
 
 
 class Fill:
-    """The data of one image on its way into the cache: written, hashed, then verified."""
+    """The data of one image on its way into the cache: written and hashed in a thread of its own,
+    beside the download that streams it (the download only hands each chunk over), then verified."""
 
     def __init__(self, cache: ImageCache, record: ImageRecord, fd: int, path: Path) -> None:
         self.cache, self.record, self.fd, self.path = cache, record, fd, path
@@ -152,6 +157,9 @@ class Fill:
         self.multi = hashlib.new(str(record.os_hash_algo))
         self.written = 0
         self.done = False
+        self.failure: OSError | None = None
+        self._pending: Queue[bytes | None] = Queue(maxsize=PIPELINE_CHUNKS)
+        self._worker: threading.Thread | None = None
 
     @classmethod
     def claim(cls, cache: ImageCache, record: ImageRecord) -> Fill | None:
@@ -183,23 +191,43 @@ class Fill:
     def write(self, chunk: bytes) -> None:
         if self.done:
             return
-        try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self.fd, view) :]
-        except OSError as exc:
-            log.warning("Image %s: not cached, writing the cache file failed: %s", self.record.id, exc)
-            self.abort()
-            return
-        self.md5.update(chunk)
-        self.multi.update(chunk)
-        self.written += len(chunk)
+        if self._worker is None:
+            name = f"cache fill {self.record.id}"
+            self._worker = threading.Thread(target=self._drain, name=name, daemon=True)
+            self._worker.start()
+        self._pending.put(chunk)
+
+    def _drain(self) -> None:
+        while (chunk := self._pending.get()) is not None:
+            if self.failure is not None:
+                continue  # taken off the queue all the same, so that the download never waits
+            try:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+            except OSError as exc:
+                self.failure = exc
+                continue
+            self.md5.update(chunk)
+            self.multi.update(chunk)
+            self.written += len(chunk)
+
+    def _drained(self) -> None:
+        if self._worker is not None:
+            self._pending.put(None)
+            self._worker.join()
+            self._worker = None
 
     def commit(self) -> bool:
         """Install the file if its bytes are the image's data; whether they were."""
         if self.done:
             return False
+        self._drained()
         record = self.record
+        if self.failure is not None:
+            log.warning("Image %s: not cached, writing the cache file failed: %s", record.id, self.failure)
+            self.abort()
+            return False
         if (self.written, self.md5.hexdigest(), self.multi.hexdigest()) != (
             record.size,
             record.checksum,
@@ -225,6 +253,7 @@ class Fill:
         """Discard the file; safe to call more than once, and after a commit (then it does nothing)."""
         if self.done:
             return
+        self._drained()
         _unlink(self.path)  # still under our lock: nobody else can have taken this name's file
         self._release()
 
