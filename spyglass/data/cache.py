@@ -157,7 +157,7 @@ class Fill:
         self.multi = hashlib.new(str(record.os_hash_algo))
         self.written = 0
         self.done = False
-        self.failure: OSError | None = None
+        self.failure: Exception | None = None
         self._pending: Queue[bytes | None] = Queue(maxsize=PIPELINE_CHUNKS)
         self._worker: threading.Thread | None = None
 
@@ -205,12 +205,11 @@ class Fill:
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(self.fd, view) :]
-            except OSError as exc:
+                self.md5.update(chunk)
+                self.multi.update(chunk)
+                self.written += len(chunk)
+            except Exception as exc:  # whatever it is, this thread must keep emptying the queue
                 self.failure = exc
-                continue
-            self.md5.update(chunk)
-            self.multi.update(chunk)
-            self.written += len(chunk)
 
     def _drained(self) -> None:
         if self._worker is not None:

@@ -296,7 +296,7 @@ def test_queue_then_the_background_round_caches_it(
     assert cache.file(image_id).read_bytes() == payload
 
 
-def test_the_queue_lists_images_in_order(api: Callers, store: MemoryStore, cache: ImageCache) -> None:
+def test_the_queue_lists_images_in_order(api: Callers, cache: ImageCache) -> None:
     first, second = uploaded(api, data(20)), uploaded(api, data(21))
     cache.index.queue(first)
     time.sleep(0.01)
