@@ -218,6 +218,22 @@ def test_deleting_the_image_evicts_it(api: Callers, cache: ImageCache) -> None:
     assert not cache.file(image_id).exists()
 
 
+def test_an_image_put_in_the_recycle_bin_is_evicted_and_refilled_after_restore(
+    cached_settings: Settings, db: Database, world: World, store: MemoryStore
+) -> None:
+    kept = dataclasses.replace(cached_settings, recycle_retention_days=1)
+    with TestClient(create_app(kept, db=db, store=store), base_url="http://127.0.0.1:9292") as client:
+        api = Callers(client, world)
+        payload = data(28)
+        image_id = uploaded(api, payload)
+        api.alice.get(f"/v2/images/{image_id}/file")
+        assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
+        assert cached_ids(api) == []
+        assert api.alice.post(f"/v2/images/{image_id}/actions/restore").status_code in (200, 204)
+        assert api.alice.get(f"/v2/images/{image_id}/file").content == payload
+        assert cached_ids(api) == [image_id]
+
+
 def test_an_image_deleted_on_another_node_is_evicted_by_the_reconcile_round(
     api: Callers, cache: ImageCache, cached_settings: Settings, db: Database, world: World, store: MemoryStore
 ) -> None:
