@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,6 @@ from contextlib import suppress
 from pathlib import Path
 from queue import Queue
 
-from spyglass.blobs import BlobNotFound
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.data import transfer
@@ -72,7 +72,15 @@ class ImageCache:
 
     def lookup(self, record: ImageRecord, *, hit: bool = True) -> Path | None:
         """The cached file of the image's current data, or None. An entry that does not match the
-        image, or whose file is missing or of another size (truncated), is dropped."""
+        image, or whose file is missing or of another size (truncated), is dropped. A cache that
+        fails (its disk, its index) answers None: the download then reads the store."""
+        try:
+            return self._lookup(record, hit)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("Image %s: image cache unavailable: %s", record.id, exc)
+            return None
+
+    def _lookup(self, record: ImageRecord, hit: bool) -> Path | None:
         entry = self.index.entry(record.id)
         if entry is None:
             return None
@@ -90,7 +98,11 @@ class ImageCache:
         filling it right now."""
         if not cacheable(record) or (record.size or 0) > self.max_size:
             return None
-        return Fill.claim(self, record)
+        try:
+            return Fill.claim(self, record)
+        except OSError as exc:
+            log.warning("Image %s: not cached, the image cache is unavailable: %s", record.id, exc)
+            return None
 
     def holds(self, image_id: str) -> bool:
         return self.index.entry(image_id) is not None or image_id in self.index.queued()
@@ -349,7 +361,7 @@ def prefetch(cache: ImageCache, db: Database, stores: StoreSet) -> int:
         try:
             for _chunk in fill.tee(found[0].read(found[1])):
                 pass
-        except (BlobNotFound, OSError) as exc:
+        except Exception as exc:  # not retried every round: queue it again to try again
             log.warning("Image %s: pre-caching failed: %s", image_id, exc)
         if fill.done and cache.index.entry(image_id) is not None:
             done += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,16 @@ def test_a_cache_file_that_went_missing_is_fetched_again(api: Callers, cache: Im
     cache.file(image_id).unlink()
     assert api.alice.get(f"/v2/images/{image_id}/file").content == payload
     assert cache.file(image_id).read_bytes() == payload
+
+
+def test_a_cache_that_fails_never_fails_the_download(api: Callers, cache: ImageCache) -> None:
+    payload = data(29)
+    image_id = uploaded(api, payload)
+    api.alice.get(f"/v2/images/{image_id}/file")
+    shutil.rmtree(cache.root)  # its disk gone: no index, no files, nowhere to write
+    for _ in range(2):
+        response = api.alice.get(f"/v2/images/{image_id}/file")
+        assert (response.status_code, response.content) == (200, payload)
 
 
 def test_bytes_that_do_not_match_the_image_are_not_cached(
