@@ -190,13 +190,19 @@ class Fill:
         return cls(cache, record, fd, path)
 
     def tee(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The chunks, unchanged, written into the fill on the way; installed after the last one.
-        A failing cache (a full disk) never fails the download: the fill is dropped, the bytes flow."""
+        """The chunks, unchanged, written into the fill on the way. The last one is held back until
+        the file is installed: a client that has every byte finds the image cached. A failing cache
+        (a full disk) never fails the download: the fill is dropped, the bytes flow."""
         try:
+            held: bytes | None = None
             for chunk in chunks:
                 self.write(chunk)
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
             self.commit()
+            if held is not None:
+                yield held
         finally:
             self.abort()
 

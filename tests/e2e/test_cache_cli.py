@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.blobs import conftest as blobs
@@ -34,7 +35,7 @@ def cached(tmp_path_factory: pytest.TempPathFactory, saio: Saio) -> Iterator[Ser
     config.write_text(
         f"""
 image_cache = true
-image_cache_max_size = {8 * 1024 * 1024}
+image_cache_max_size = {160 * 1024 * 1024}
 
 [stores.swift1]
 type = "swift"
@@ -74,6 +75,7 @@ def test_download_fills_the_cache_and_delete_empties_it(cached: Server, tmp_path
     saved = tmp_path / "saved.raw"
     cached.openstack("spyglass-a", "image", "save", "--file", str(saved), image_id)
     assert saved.read_bytes() == DATA
+    # Installed before the last bytes went out.
     (row,) = [row for row in _listing(cached) if row["ID"] == image_id]
     assert (row["State"], row["Size"], row["Hits"]) == ("cached", len(DATA), 0)
     cached.openstack("spyglass-a", "image", "save", "--file", str(saved), image_id)
@@ -109,3 +111,29 @@ def test_the_cache_commands_are_for_admins(cached: Server, tmp_path: Path) -> No
         assert result.returncode != 0, command
         if command == ("list",):
             assert "403" in result.stderr or "Forbidden" in result.stderr, result.stderr
+
+
+def test_a_download_cut_short_leaves_nothing_in_the_cache(cached: Server, tmp_path: Path) -> None:
+    source = tmp_path / "large.raw"
+    source.write_bytes(os.urandom(64 * 1024 * 1024))
+    image_id = cached.create_image("spyglass-a", "cut-short", "--file", str(source))["id"]
+    token = cached.openstack_json("spyglass-a", "token", "issue")["id"]
+    with httpx.stream("GET", f"{cached.url}/v2/images/{image_id}/file", headers={"X-Auth-Token": token}) as r:
+        assert r.status_code == 200
+        received = 0
+        for chunk in r.iter_raw():
+            received += len(chunk)
+            if received >= 1024 * 1024:
+                break  # the client goes away after a MiB
+    files = cached.data_dir / "image-cache"
+    deadline = time.monotonic() + 30
+    while list((files / "incomplete").iterdir()):
+        assert time.monotonic() < deadline, "the cut-short fill was not discarded"
+        time.sleep(0.2)
+    assert image_id not in _states(cached)
+    assert not (files / image_id).exists()
+    # The next whole download fills it.
+    saved = tmp_path / "saved.raw"
+    cached.openstack("spyglass-a", "image", "save", "--file", str(saved), image_id)
+    assert saved.read_bytes() == source.read_bytes()
+    assert _states(cached)[image_id] == "cached"
