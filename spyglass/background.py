@@ -1,7 +1,7 @@
 """The work a server does in the background, each kind in rounds on its own schedule: purging the
-recycle bin, delivering the webhook outbox, ending (and warning of) shares that expire, the
-deprecation schedule, and filling and tidying this node's image cache. spyglass.api.app starts them
-in its lifespan and stops them at shutdown.
+recycle bin and expired tasks, delivering the webhook outbox, ending (and warning of) shares that
+expire, the deprecation schedule, and filling and tidying this node's image cache. spyglass.api.app
+starts them in its lifespan and stops them at shutdown.
 
 A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
 progress to end, so that none of them still uses the database once the application is gone.
@@ -19,6 +19,7 @@ from anyio import to_thread
 from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
 from spyglass.data import cache as image_cache
+from spyglass.data import tasks
 from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.images import deletion, deprecation_schedule
@@ -81,6 +82,7 @@ def start(db: Database, stores: StoreSet, settings: Settings, cache: ImageCache 
         "recycle bin purge",
         functools.partial(deletion.purge_expired, db, stores),
     )
+    schedule.every(settings.purge_interval_seconds, "task purge", functools.partial(tasks.purge_expired, db))
     schedule.every(
         settings.member_expiry_poll_seconds,
         "member expiry round",
