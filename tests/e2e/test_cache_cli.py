@@ -1,4 +1,4 @@
-"""The image cache in a real `spyglass serve --workers 2` whose only store is the real Swift of
+"""The image cache in a real `spyglass serve` whose only store is the real Swift of
 tests/blobs/conftest.py, driven by the real openstack CLI: `openstack cached image list | queue |
 delete | clear` (API 2.14, admin only), downloads filled into the cache and served from it, and
 an image deleted through the CLI leaving the cache."""
@@ -45,7 +45,10 @@ key = "{env["ST_KEY"]}"
 container = "{container}"
 """
     )
-    running = start_server(root / "data", "--workers", "2", env={"SPYGLASS_CONFIG": str(config)})
+    # One worker process: two fills of one image exclude each other through flock on separate
+    # opens of the file, the same within a process as across processes (tests/data/test_cache*.py),
+    # and a multi-worker start is slow enough on a loaded machine for uvicorn to kill its workers.
+    running = start_server(root / "data", env={"SPYGLASS_CONFIG": str(config)})
     yield running
     stop_server(running)
     conn = saio.admin()
