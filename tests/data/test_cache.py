@@ -25,6 +25,7 @@ from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.settings import Settings
 from tests.api.helpers import active, create, md5, message
+from tests.api.test_dashboard import csrf, log_in
 from tests.conftest import Callers, World
 
 KiB = 1024
@@ -227,6 +228,18 @@ def test_deleting_the_image_evicts_it(api: Callers, cache: ImageCache) -> None:
     assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
     assert cached_ids(api) == []
     assert not cache.file(image_id).exists()
+
+
+def test_deleting_the_image_from_the_dashboard_evicts_it(
+    client: TestClient, api: Callers, cache: ImageCache
+) -> None:
+    image_id = uploaded(api, data(30))
+    alice = log_in(client, "alice")
+    assert alice.get(f"/dashboard/images/{image_id}/file").status_code == 200
+    assert cached_ids(api) == [image_id]
+    deleted = alice.post(f"/dashboard/images/{image_id}/delete", data={"csrf_token": csrf(alice)})
+    assert deleted.status_code == 303
+    assert cached_ids(api) == [] and not cache.file(image_id).exists()
 
 
 def test_an_image_put_in_the_recycle_bin_is_evicted_and_refilled_after_restore(
