@@ -204,6 +204,9 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "show_image_direct_url",
         "show_multiple_locations",
         "do_secure_hash",
+        "image_cache",
+        "image_cache_dir",
+        "image_cache_max_size",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
     if config_file is not None:

@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background, request_ids
+from spyglass.api import cache as cache_api
 from spyglass.api import dashboard, render
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
@@ -31,6 +32,7 @@ from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.context import Authenticator
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
@@ -124,10 +126,12 @@ def create_app(
             else build(settings.store_specs, settings.default_store_name)
         )
     store_set = stores
+    cache_dir = settings.image_cache_path
+    image_cache = ImageCache(cache_dir, settings.image_cache_max_size) if cache_dir is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        schedule = background.start(database, store_set, settings)
+        schedule = background.start(database, store_set, settings, image_cache)
         yield
         await schedule.stop()
         if db is None:
@@ -144,6 +148,7 @@ def create_app(
         *webhook_api.routes,
         *trust_api.routes,
         *deprecation_api.routes,
+        *cache_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
@@ -172,6 +177,7 @@ def create_app(
         ),
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+        image_cache=image_cache,
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
     app.state.authenticator = authenticator or EmbeddedAuthenticator(database)

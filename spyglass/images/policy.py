@@ -94,6 +94,11 @@ class Action(enum.StrEnum):
     # Glance's add_location hard-codes this one: a location in a store (not the http store) is
     # added by a service, whose `service` role is on the token or on the X-Service-Token with it.
     ADD_STORE_LOCATION = "add_store_location"
+    # The image cache of API 2.14 (spyglass.data.cache), Glance's policy names: clearing the whole
+    # cache is cache_delete too, as in Glance.
+    CACHE_LIST = "cache_list"
+    CACHE_IMAGE = "cache_image"
+    CACHE_DELETE = "cache_delete"
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,10 @@ RULES: dict[Action, str] = {
     Action.ADD_IMAGE_LOCATION: "rule:service_api or (role:member and project_id:%(project_id)s)",
     # The service role on the token or on its X-Service-Token (`service_roles`).
     Action.ADD_STORE_LOCATION: "role:service or service_roles:service",
+    # Glance 33: cache_list, cache_image and cache_delete are rule:context_is_admin.
+    Action.CACHE_LIST: ADMIN,
+    Action.CACHE_IMAGE: ADMIN,
+    Action.CACHE_DELETE: ADMIN,
 }
 # Rules the actions' rules refer to, named as Glance names them (glance/policies/base.py).
 BASE_RULES = {"context_is_admin": "role:admin", "default": "", "service_api": "role:service or role:admin"}
@@ -227,6 +236,7 @@ UNTARGETED = frozenset(
         Action.GET_TASKS,
         Action.ADD_TASK,
         Action.GET_ALL_TASKS,
+        Action.CACHE_LIST,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image
