@@ -106,6 +106,12 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # Image signatures (spyglass.data.signatures): the signing certificates, as `<uuid>.pem` files in
+    # this directory, and/or from a key manager through castellan, configured by this oslo.config
+    # file (its `[key_manager]` and `[barbican]` sections, as in glance-api.conf). Neither set: a
+    # signed image's data is refused, as Glance refuses it without a key manager.
+    signature_certificate_dir: str = ""
+    key_manager_config_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -157,6 +163,8 @@ class Settings:
             raise SettingsError("workers must be at least 1")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
+        if self.key_manager_config_file and not Path(self.key_manager_config_file).is_file():
+            raise SettingsError(f"key_manager_config_file {self.key_manager_config_file!r} is not a file")
         for network in self.web_download_allowed_networks:
             try:
                 ipaddress.ip_network(network, strict=False)

@@ -68,6 +68,7 @@ async def import_image(request: Request) -> Response:
         state.settings,
         state.stores,
         header,
+        request.headers.get("x-auth-token"),
     )
     imports.start(job, state.db, state.stores, imports.staging_store(state.settings), state.settings)
     return Response(status_code=202)
