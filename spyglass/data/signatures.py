@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -53,6 +54,8 @@ HASH_METHODS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "SHA-384": hashes.SHA384,
     "SHA-512": hashes.SHA512,
 }
+# The data is hashed with hashlib, which lets go of the GIL while it hashes (so the signature's
+# hash runs beside the others, spyglass.data.ingest), and the digest verified as prehashed.
 # cursive's curves are the prime curves of at least 384 bits (its binary SECT* curves are gone from
 # cryptography since 47.0).
 KEY_TYPES: dict[str, type] = {
@@ -93,12 +96,12 @@ class SignatureCheck:
     key_type: str
     public_key: Any
 
-    def hasher(self) -> hashes.Hash:
-        return hashes.Hash(self.algorithm)
+    def hasher(self) -> hashlib._Hash:
+        return hashlib.new(self.algorithm.name)
 
-    def verify(self, hasher: hashes.Hash) -> None:
+    def verify(self, hasher: hashlib._Hash) -> None:
         """Raise SignatureFailed unless the signature matches the data `hasher` went through."""
-        digest = hasher.finalize()
+        digest = hasher.digest()
         prehashed = utils.Prehashed(self.algorithm)
         key = self.public_key
         try:

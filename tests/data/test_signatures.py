@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,14 @@ def certs(api: Callers, tmp_path: Path) -> Path:
     directory.mkdir()
     reconfigure(api.alice.client, signature_certificate_dir=str(directory))
     return directory
+
+
+def eventually(condition: Any, timeout: float = 10) -> bool:
+    """The import task cleans up just after the image settles."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
 
 
 def put_file(api: Callers, image_id: str, data: bytes) -> Any:
@@ -232,7 +241,7 @@ def test_glance_direct_verifies_at_import(api: Callers, settings: Settings, cert
     assert import_(api, image["id"]).status_code == 202
     done = settle(api, image["id"])
     assert (done["status"], done["checksum"]) == ("active", md5(DATA))
-    assert staged_files(settings) == []
+    assert eventually(lambda: staged_files(settings) == [])
 
 
 def test_glance_direct_tampered_fails_the_import(api: Callers, settings: Settings, certs: Path) -> None:
@@ -242,8 +251,7 @@ def test_glance_direct_tampered_fails_the_import(api: Callers, settings: Setting
     assert import_(api, image["id"]).status_code == 202
     done = settle(api, image["id"])
     assert (done["status"], done["size"], done["os_glance_failed_import"]) == ("queued", None, "fs")
-    assert staged_files(settings) == []
-    assert blob_files(settings) == []
+    assert eventually(lambda: staged_files(settings) == [] and blob_files(settings) == [])
 
 
 def test_glance_direct_verifies_the_properties_of_the_import(
@@ -263,7 +271,7 @@ def test_glance_direct_verifies_the_properties_of_the_import(
     assert api.alice.patch(f"/v2/images/{image['id']}", patch).status_code == 200
     assert import_(api, image["id"]).status_code == 202
     assert settle(api, image["id"])["status"] == "queued"
-    assert blob_files(settings) == []
+    assert eventually(lambda: blob_files(settings) == [])
 
 
 def test_web_download_verifies(api: Callers, settings: Settings, certs: Path, source: HttpSource) -> None:
@@ -275,14 +283,14 @@ def test_web_download_verifies(api: Callers, settings: Settings, certs: Path, so
     assert settle(api, good["id"])["status"] == "active"
     failed = settle(api, bad["id"])
     assert (failed["status"], failed["size"], failed["os_glance_failed_import"]) == ("queued", None, "fs")
-    assert len(blob_files(settings)) == 1
+    assert eventually(lambda: len(blob_files(settings)) == 1)
 
 
 def test_web_download_without_certificate_fails(api: Callers, settings: Settings, source: HttpSource) -> None:
     image = create(api.alice, **signer(Path(settings.data_dir) / "nowhere").properties(SMALL))
     assert import_(api, image["id"], "web-download", uri=source.serve("/img", SMALL)).status_code == 202
     assert settle(api, image["id"])["status"] == "queued"
-    assert blob_files(settings) == []
+    assert eventually(lambda: blob_files(settings) == [])
 
 
 # ---- the certificate directory ------------------------------------------------------------------------
