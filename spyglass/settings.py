@@ -163,14 +163,20 @@ class Settings:
             raise SettingsError("workers must be at least 1")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
-        if self.key_manager_config_file and not Path(self.key_manager_config_file).is_file():
-            raise SettingsError(f"key_manager_config_file {self.key_manager_config_file!r} is not a file")
+        self._validate_signature_sources()
         for network in self.web_download_allowed_networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_signature_sources(self) -> None:
+        directory, config = self.signature_certificate_dir, self.key_manager_config_file
+        if directory and not Path(directory).is_dir():
+            raise SettingsError(f"signature_certificate_dir {directory!r} is not a directory")
+        if config and not Path(config).is_file():
+            raise SettingsError(f"key_manager_config_file {config!r} is not a file")
 
     def _validate_logins(self) -> None:
         if self.login_failure_window_seconds < 1:

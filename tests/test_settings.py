@@ -108,3 +108,12 @@ def test_login_limits_from_toml_and_environment(tmp_path: Path) -> None:
 def test_request_limits_must_leave_room_for_real_requests(name: str, value: int) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(environ={f"SPYGLASS_{name.upper()}": str(value)})
+
+
+def test_signature_certificate_sources_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"signature_certificate_dir .* is not a directory"):
+        load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match=r"key_manager_config_file .* is not a file"):
+        load_settings(environ={"SPYGLASS_KEY_MANAGER_CONFIG_FILE": str(tmp_path)})
+    loaded = load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path)})
+    assert loaded.signature_certificate_dir == str(tmp_path)
