@@ -116,7 +116,7 @@ class _Consumers:
         self.multi = hashlib.new(expect.algorithm)
         self.sha256 = hashlib.sha256() if expect.sha256 and expect.algorithm != "sha256" else None
         self.inspector = FormatInspector() if expect.inspect else None
-        self.signed = expect.signature.hasher() if expect.signature else None
+        self.signed = self._signature_hasher(expect.signature)
         self.refusal: InspectionError | None = None
 
     def all(self, write: Consumer) -> list[Consumer]:
@@ -125,9 +125,20 @@ class _Consumers:
             consumers.append(self.sha256.update)
         if self.inspector is not None:
             consumers.append(self._inspect)
-        if self.signed is not None:
+        if self.signed is not None and self.signed not in (self.multi, self.sha256):
             consumers.append(self.signed.update)
         return consumers
+
+    def _signature_hasher(self, signature: SignatureCheck | None) -> hashlib._Hash | None:
+        """The hash the signature is checked against: the multihash (or the declared sha256's) when
+        it is the same algorithm, as SHA-512 is with the default sha512, so the data is hashed once."""
+        if signature is None:
+            return None
+        if signature.algorithm.name == self.expect.algorithm:
+            return self.multi
+        if signature.algorithm.name == "sha256" and self.sha256 is not None:
+            return self.sha256
+        return signature.hasher()
 
     def _inspect(self, data: memoryview) -> None:
         assert self.inspector is not None

@@ -8,6 +8,7 @@ failed import for imports, and either way the image stays `queued` with no data 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import time
 import uuid
@@ -97,6 +98,22 @@ def test_tampered_upload_is_refused_and_kept_queued(
     # The right data still goes in afterwards.
     assert put_file(api, image["id"], DATA).status_code == 204
     assert api.alice.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+
+
+@pytest.mark.parametrize("hash_method", ["SHA-512", "SHA-256"])
+def test_signature_sharing_a_hash_with_the_digests_still_verifies(
+    api: Callers, settings: Settings, certs: Path, hash_method: str
+) -> None:
+    # SHA-512 is the multihash's algorithm, SHA-256 the declared sha256's: one hash serves both.
+    declared = {"owner_specified.openstack.sha256": hashlib.sha256(DATA).hexdigest()}
+    image = create(api.alice, **signer(certs, "RSA-PSS").properties(DATA, hash_method), **declared)
+    other = create(api.alice, **signer(certs, "RSA-PSS").properties(DATA[1:], hash_method), **declared)
+    assert put_file(api, image["id"], DATA).status_code == 204
+    response = put_file(api, other["id"], DATA)
+    assert response.status_code == 400
+    assert message(response).endswith(": Signature verification failed")
+    shown = api.alice.get(f"/v2/images/{image['id']}").json()
+    assert shown["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
 
 
 def test_data_signed_by_another_key_is_refused(api: Callers, settings: Settings, certs: Path) -> None:
