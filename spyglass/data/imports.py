@@ -7,6 +7,9 @@ moves it to `importing`, and a background task copies the staged data into the b
 activates the image. web-download: `POST /import` moves a queued image to `importing`, and a
 background task fetches the URL (spyglass.web_download) straight into the blob store, hashed and
 inspected on the way. Either way a refusal or a failure returns the image to `queued` without data.
+A signed image (spyglass.data.signatures) is verified by its import, as Glance verifies it:
+web-download in its one pass over the data, glance-direct by reading the staged data once more
+before it goes into the store (staging does not verify: the properties may change until the import).
 
 The bookkeeping properties are Glance's `os_glance_*` (spyglass.data.import_state: the import lock,
 the stores importing, the stores failed). Glance's `os_glance_stage_host` is not used: every API
