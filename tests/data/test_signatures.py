@@ -25,7 +25,15 @@ from tests.api.helpers import OCTET, create, md5, message
 from tests.conftest import Callers, reconfigure
 from tests.data.test_imports import blob_files, import_, settle, stage, staged_files
 from tests.http_source import HttpSource, http_source
-from tests.signing import HASH_METHODS, KEY_TYPES, certificate, private_key, signer, store_certificate
+from tests.signing import (
+    HASH_METHODS,
+    KEY_TYPES,
+    Signer,
+    certificate,
+    private_key,
+    signer,
+    store_certificate,
+)
 
 # Two ingest buffers and a bit: the signature's hash sees every buffer.
 DATA = os.urandom(4 * 1024 * 1024 + 12345)
@@ -240,6 +248,39 @@ def test_unreachable_key_manager_is_refused(api: Callers, settings: Settings, tm
         image["id"], f"Unable to retrieve certificate with ID: {signed.certificate_uuid}"
     )
     assert_queued_without_data(api, settings, image["id"])
+
+
+def test_certificate_from_the_key_manager(api: Callers, settings: Settings, tmp_path: Path) -> None:
+    # castellan's own in-memory key manager stands in for Barbican: what is tested is Spyglass's
+    # castellan side (configuration, the caller's context, lookups, DER certificates, not found).
+    from castellan.common.objects.x_509 import X509
+
+    config = tmp_path / "key-manager.conf"
+    backend = "castellan.tests.unit.key_manager.mock_key_manager.MockKeyManager"
+    config.write_text(f"[key_manager]\nbackend = {backend}\n")
+    reconfigure(api.alice.client, key_manager_config_file=str(config))
+    key = private_key("ECC_SECP521R1")
+    der = certificate(key).public_bytes(serialization.Encoding.DER)
+    manager = signatures._key_manager(str(config))
+    stored = manager.api.store(manager._context("a token", None), X509(der))
+    signed = signatures_properties(key, stored, "ECC_SECP521R1", SMALL)
+    image = create(api.alice, **signed)
+    assert put_file(api, image["id"], SMALL).status_code == 204
+    assert api.alice.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+
+    missing = str(uuid.uuid4())
+    other = create(api.alice, **{**signed, "img_signature_certificate_uuid": missing})
+    response = put_file(api, other["id"], SMALL)
+    assert response.status_code == 400
+    assert message(response) == refusal(other["id"], f"Certificate not found with ID: {missing}")
+    tampered = create(api.alice, **signed)
+    assert put_file(api, tampered["id"], SMALL + b"!").status_code == 400
+    assert api.alice.get(f"/v2/images/{tampered['id']}").json()["status"] == "queued"
+    assert len(blob_files(settings)) == 1
+
+
+def signatures_properties(key: Any, certificate_uuid: str, key_type: str, data: bytes) -> dict[str, str]:
+    return Signer(key_type, key, certificate_uuid).properties(data, "SHA-384")
 
 
 # ---- imports ------------------------------------------------------------------------------------------
