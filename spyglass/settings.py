@@ -111,6 +111,12 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # Image signatures (spyglass.data.signatures): the signing certificates, as `<uuid>.pem` files in
+    # this directory, and/or from a key manager through castellan, configured by this oslo.config
+    # file (its `[key_manager]` and `[barbican]` sections, as in glance-api.conf). Neither set: a
+    # signed image's data is refused, as Glance refuses it without a key manager.
+    signature_certificate_dir: str = ""
+    key_manager_config_file: str = ""
     # Glance's option: a location added through the locations API (v2.17) is read in the background
     # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
     do_secure_hash: bool = True
@@ -187,12 +193,20 @@ class Settings:
             raise SettingsError("workers must be at least 1")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
+        self._validate_signature_sources()
         for network in self.web_download_allowed_networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_signature_sources(self) -> None:
+        directory, config = self.signature_certificate_dir, self.key_manager_config_file
+        if directory and not Path(directory).is_dir():
+            raise SettingsError(f"signature_certificate_dir {directory!r} is not a directory")
+        if config and not Path(config).is_file():
+            raise SettingsError(f"key_manager_config_file {config!r} is not a file")
 
     def _validate_logins(self) -> None:
         if self.login_failure_window_seconds < 1:

@@ -121,3 +121,12 @@ def test_image_cache_is_off_by_default_and_lives_under_the_data_dir(tmp_path: Pa
     assert on.image_cache_max_size == 10 * 1024**3
     elsewhere = load_settings(environ={"SPYGLASS_IMAGE_CACHE": "1", "SPYGLASS_IMAGE_CACHE_DIR": "/srv/c"})
     assert elsewhere.image_cache_path == Path("/srv/c")
+
+
+def test_signature_certificate_sources_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"signature_certificate_dir .* is not a directory"):
+        load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match=r"key_manager_config_file .* is not a file"):
+        load_settings(environ={"SPYGLASS_KEY_MANAGER_CONFIG_FILE": str(tmp_path)})
+    loaded = load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path)})
+    assert loaded.signature_certificate_dir == str(tmp_path)

@@ -181,6 +181,7 @@ async def upload(request: Request) -> Response:
         request.stream(),
         content_length=imports.content_length(request),
         settings=state.settings,
+        token=request.headers.get("x-auth-token"),
     )
     return Response(status_code=204)
 

@@ -75,6 +75,7 @@ async def import_image(request: Request) -> Response:
         state.stores,
         header,
         request_id=request_id(request),
+        token=request.headers.get("x-auth-token"),
     )
     imports.start(job, state.db, state.stores, imports.staging_store(state.settings), state.settings)
     return Response(status_code=202)

@@ -7,6 +7,9 @@ moves it to `importing`, and a background task copies the staged data into the b
 activates the image. web-download: `POST /import` moves a queued image to `importing`, and a
 background task fetches the URL (spyglass.web_download) straight into the blob store, hashed and
 inspected on the way. Either way a refusal or a failure returns the image to `queued` without data.
+A signed image (spyglass.data.signatures) is verified by its import, as Glance verifies it:
+web-download in its one pass over the data, glance-direct by reading the staged data once more
+before it goes into the store (staging does not verify: the properties may change until the import).
 
 The bookkeeping properties are Glance's `os_glance_*` (spyglass.data.import_state: the import lock,
 the stores importing, the stores failed). Glance's `os_glance_stage_host` is not used: every API
@@ -34,7 +37,7 @@ from sqlalchemy import Connection
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import import_state, ingest, store_copies, tasks, transfer, web_download
+from spyglass.data import import_state, ingest, signatures, store_copies, tasks, transfer, web_download
 from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
@@ -75,7 +78,12 @@ async def stage(
 ) -> None:
     """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
     staging_in = transfer.Receiving(
-        states.UPLOADING, staging, partial(_staged, store_name), requeue={"store": None, **dq.NO_DATA}
+        states.UPLOADING,
+        staging,
+        partial(_staged, store_name),
+        requeue={"store": None, **dq.NO_DATA},
+        # The import verifies a signed image (its properties may still change until then).
+        verify_signature=False,
     )
     # The staged data's key is the image id: the import finds it there.
     await transfer.receive(
@@ -125,6 +133,9 @@ class ImportJob:
     # The stores to write to, the first one first (spyglass.store_copies copies to the others).
     stores: tuple[str, ...] = ()
     all_must_succeed: bool = True
+    # Who asked: a key manager may hold a signed image's certificate for them.
+    project_id: str | None = None
+    token: str | None = None
 
 
 def begin_import(
@@ -138,6 +149,7 @@ def begin_import(
     *,
     request_id: str | None = None,
     task_id: str | None = None,
+    token: str | None = None,
 ) -> ImportJob:
     """Check the request, take the import lock and move the image to `importing` (blocking).
 
@@ -163,7 +175,17 @@ def begin_import(
             kind = tasks.API_IMAGE_IMPORT
             tasks.record(conn, ctx, task_id, kind, task_input, image_id=image_id, request_id=request_id)
     must_succeed = body.get("all_stores_must_succeed", True)
-    return ImportJob(image_id, task_id, request.method, request.uri, record, tuple(targets), must_succeed)
+    return ImportJob(
+        image_id,
+        task_id,
+        request.method,
+        request.uri,
+        record,
+        tuple(targets),
+        must_succeed,
+        project_id=ctx.project_id,
+        token=token,
+    )
 
 
 def _check_importable(record: ImageRecord, method: str) -> None:
@@ -261,8 +283,14 @@ async def _bring_data(
     job: ImportJob, store: BlobStore, staging: BlobStore, key: str, settings: Settings
 ) -> dict[str, Any]:
     """Put the data into the store under `key`; the image columns it sets."""
+    check = await to_thread.run_sync(
+        transfer.signature_check, job.record, settings, job.project_id, job.token
+    )
     if job.method == GLANCE_DIRECT:
-        # Hashed and inspected when it was staged: the image already holds its digests.
+        # Hashed and inspected when it was staged: the image already holds its digests. A signed
+        # image's staged data is read once more, for its signature, before it goes into the store.
+        if check is not None:
+            await to_thread.run_sync(_verify_staged, staging, job.image_id, check)
         await to_thread.run_sync(copy_blob, staging, job.image_id, store, key)
         return {}
     assert job.uri is not None
@@ -271,11 +299,18 @@ async def _bring_data(
     try:
         with anyio.fail_after(limit):
             async with web_download.fetch(job.uri, policy) as fetched:
-                expect = ingest.Expectations.of(job.record, settings, fetched.content_length)
+                expect = ingest.Expectations.of(job.record, settings, fetched.content_length, check)
                 digest = await ingest.receive(store, key, fetched.body, expect)
     except TimeoutError as exc:
         raise OutboundError(f"The download took longer than {limit} seconds.") from exc
     return digest.columns()
+
+
+def _verify_staged(staging: BlobStore, image_id: str, check: signatures.SignatureCheck) -> None:
+    hasher = check.hasher()
+    for chunk in staging.read(image_id):
+        hasher.update(chunk)
+    check.verify(hasher)
 
 
 def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, Any], store_name: str) -> bool:

@@ -2,9 +2,10 @@
 
 Upload is `queued -> saving -> active`, each step a compare-and-set, with no database transaction
 held while bytes flow; a stage (spyglass.data.imports) follows the same protocol (`Receiving`).
-The bytes go once, straight into the blob store, hashed and inspected on the way
-(spyglass.ingest). Any failure (client gone, short body, size cap, store error, a digest the client
-declared not matching, data the format inspection refuses) aborts the blob and puts the image back
+The bytes go once, straight into the blob store, hashed, inspected and (a signed image's) verified
+on the way (spyglass.ingest, spyglass.data.signatures). Any failure (client gone, short body, size
+cap, store error, a digest the client declared not matching, data the format inspection refuses, a
+signature that does not verify) aborts the blob and puts the image back
 to `queued`. Download answers the whole data or one byte range (spyglass.byte_ranges).
 """
 
@@ -25,7 +26,7 @@ from sqlalchemy import Connection
 from spyglass.blobs import BlobNotFound, BlobStore
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import ingest
+from spyglass.data import ingest, signatures
 from spyglass.data import ranges as byte_ranges
 from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
@@ -56,6 +57,8 @@ class Receiving:
     # (connection, image id, blob key, digest) -> False when the image went away meanwhile.
     finish: Callable[[Connection, str, str, ingest.Digest], bool]
     requeue: Mapping[str, Any] = field(default_factory=dict)
+    # Verify a signed image's signature in this pass (a stage does not: its import does, as on Glance).
+    verify_signature: bool = True
 
 
 async def receive(
@@ -68,12 +71,16 @@ async def receive(
     *,
     content_length: int | None,
     settings: Settings,
+    token: str | None = None,
 ) -> None:
     """Receive the body into `how.store` under `key`, with no database transaction held while
-    bytes flow."""
+    bytes flow. `token` is the caller's, for a key manager that holds a signed image's certificate."""
     record = await to_thread.run_sync(_begin, how, db, ctx, image_id)
     try:
-        expect = ingest.Expectations.of(record, settings, content_length)
+        check = None
+        if how.verify_signature:
+            check = await to_thread.run_sync(signature_check, record, settings, ctx.project_id, token)
+        expect = ingest.Expectations.of(record, settings, content_length, check)
         digest = await ingest.receive(how.store, key, body, expect)
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -83,6 +90,14 @@ async def receive(
         # The image was deleted (or its status changed) while the bytes were flowing.
         await to_thread.run_sync(how.store.delete, key)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
+
+
+def signature_check(
+    record: ImageRecord, settings: Settings, project_id: str | None, token: str | None
+) -> signatures.SignatureCheck | None:
+    """What a signed image's data must verify against (blocking: it fetches the certificate)."""
+    certificates = signatures.certificates_for(settings, token, project_id)
+    return signatures.prepare(record.id, record.properties, certificates)
 
 
 def _begin(how: Receiving, db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
@@ -114,11 +129,14 @@ async def upload(
     *,
     content_length: int | None,
     settings: Settings,
+    token: str | None = None,
 ) -> None:
     """`PUT /file`: `queued -> saving -> active`, the data straight into the blob store."""
     key = new_blob_key()
     saving = Receiving(states.SAVING, store, partial(_activate, store.name))
-    await receive(saving, db, ctx, image_id, key, body, content_length=content_length, settings=settings)
+    await receive(
+        saving, db, ctx, image_id, key, body, content_length=content_length, settings=settings, token=token
+    )
     # Count the blob's references (copies share it), or swap it for an identical blob already stored.
     await to_thread.run_sync(blob_refs.adopt, db, store, image_id, key)
 
