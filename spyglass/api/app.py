@@ -19,6 +19,7 @@ from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
+from spyglass.api import metadefs as metadef_api
 from spyglass.api import render
 from spyglass.api import stores as store_api
 from spyglass.api import trust as trust_api
@@ -130,6 +131,7 @@ def create_app(
         *webhook_api.routes,
         *trust_api.routes,
         *deprecation_api.routes,
+        *metadef_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients

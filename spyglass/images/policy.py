@@ -68,6 +68,35 @@ class Action(enum.StrEnum):
     DOWNLOAD_OBSOLETE = "download_obsolete_image"
     GET_DEPRECATION_NOTICES = "get_deprecation_notices"
     GET_FAMILY_LATEST = "get_family_latest"
+    # Metadata definitions (spyglass.metadefs), Glance's names. The target is a namespace (its
+    # owner and visibility, public or private); the namespace's own visibility rule
+    # (spyglass.metadefs.visibility) gates them instead of the image's.
+    GET_METADEF_NAMESPACE = "get_metadef_namespace"
+    GET_METADEF_NAMESPACES = "get_metadef_namespaces"
+    MODIFY_METADEF_NAMESPACE = "modify_metadef_namespace"
+    ADD_METADEF_NAMESPACE = "add_metadef_namespace"
+    DELETE_METADEF_NAMESPACE = "delete_metadef_namespace"
+    GET_METADEF_OBJECT = "get_metadef_object"
+    GET_METADEF_OBJECTS = "get_metadef_objects"
+    MODIFY_METADEF_OBJECT = "modify_metadef_object"
+    ADD_METADEF_OBJECT = "add_metadef_object"
+    DELETE_METADEF_OBJECT = "delete_metadef_object"
+    LIST_METADEF_RESOURCE_TYPES = "list_metadef_resource_types"
+    GET_METADEF_RESOURCE_TYPE = "get_metadef_resource_type"
+    ADD_METADEF_RESOURCE_TYPE_ASSOCIATION = "add_metadef_resource_type_association"
+    REMOVE_METADEF_RESOURCE_TYPE_ASSOCIATION = "remove_metadef_resource_type_association"
+    GET_METADEF_PROPERTY = "get_metadef_property"
+    GET_METADEF_PROPERTIES = "get_metadef_properties"
+    MODIFY_METADEF_PROPERTY = "modify_metadef_property"
+    ADD_METADEF_PROPERTY = "add_metadef_property"
+    REMOVE_METADEF_PROPERTY = "remove_metadef_property"
+    GET_METADEF_TAG = "get_metadef_tag"
+    GET_METADEF_TAGS = "get_metadef_tags"
+    MODIFY_METADEF_TAG = "modify_metadef_tag"
+    ADD_METADEF_TAG = "add_metadef_tag"
+    ADD_METADEF_TAGS = "add_metadef_tags"
+    DELETE_METADEF_TAG = "delete_metadef_tag"
+    DELETE_METADEF_TAGS = "delete_metadef_tags"
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,12 @@ def _owner_reader(ctx: RequestContext, t: Target) -> bool:
 
 def _owner_project(ctx: RequestContext, t: Target) -> bool:
     return ctx.is_admin or (t.owner is not None and t.owner == ctx.project_id)
+
+
+def _namespace_reader(ctx: RequestContext, t: Target) -> bool:
+    # Glance 33's ADMIN_OR_PROJECT_READER_GET_NAMESPACE: the owner project's readers, or any
+    # reader for a public namespace.
+    return ctx.is_admin or (ctx.can_read and (t.owner == ctx.project_id or t.visibility == "public"))
 
 
 def _the_member(ctx: RequestContext, t: Target) -> bool:
@@ -164,7 +199,38 @@ RULES: dict[Action, Rule] = {
     Action.DOWNLOAD_OBSOLETE: _owner_project,
     Action.GET_DEPRECATION_NOTICES: _reader,
     Action.GET_FAMILY_LATEST: _reader,
+    # Metadata definitions: Glance 33's defaults, reads by readers of the owner project or of a
+    # public namespace, every write admin-only (`metadef_admin`).
+    Action.GET_METADEF_NAMESPACES: _reader,
+    Action.GET_METADEF_NAMESPACE: _namespace_reader,
+    Action.GET_METADEF_OBJECT: _namespace_reader,
+    Action.GET_METADEF_OBJECTS: _namespace_reader,
+    Action.LIST_METADEF_RESOURCE_TYPES: _namespace_reader,
+    Action.GET_METADEF_RESOURCE_TYPE: _namespace_reader,
+    Action.GET_METADEF_PROPERTY: _namespace_reader,
+    Action.GET_METADEF_PROPERTIES: _namespace_reader,
+    Action.GET_METADEF_TAG: _namespace_reader,
+    Action.GET_METADEF_TAGS: _namespace_reader,
+    Action.ADD_METADEF_NAMESPACE: _admin,
+    Action.MODIFY_METADEF_NAMESPACE: _admin,
+    Action.DELETE_METADEF_NAMESPACE: _admin,
+    Action.ADD_METADEF_OBJECT: _admin,
+    Action.MODIFY_METADEF_OBJECT: _admin,
+    Action.DELETE_METADEF_OBJECT: _admin,
+    Action.ADD_METADEF_RESOURCE_TYPE_ASSOCIATION: _admin,
+    Action.REMOVE_METADEF_RESOURCE_TYPE_ASSOCIATION: _admin,
+    Action.ADD_METADEF_PROPERTY: _admin,
+    Action.MODIFY_METADEF_PROPERTY: _admin,
+    Action.REMOVE_METADEF_PROPERTY: _admin,
+    Action.ADD_METADEF_TAG: _admin,
+    Action.ADD_METADEF_TAGS: _admin,
+    Action.MODIFY_METADEF_TAG: _admin,
+    Action.DELETE_METADEF_TAG: _admin,
+    Action.DELETE_METADEF_TAGS: _admin,
 }
+
+# The metadata definition actions: their target is a namespace, not an image.
+METADEF_ACTIONS = frozenset(a for a in Action if "metadef" in a.value)
 
 # Actions that need no image: only the role rule applies.
 UNTARGETED = frozenset(
@@ -187,7 +253,8 @@ UNTARGETED = frozenset(
 )
 # A project reads the events of its own membership even after the membership ended, when the image
 # itself is 404 to it: the visibility rule does not gate this action (spyglass.audit scopes the rows).
-UNGATED = frozenset({Action.GET_MEMBERSHIP_EVENTS})
+# Nor does it gate the metadata definition actions: a namespace's visibility is spyglass.metadefs'.
+UNGATED = frozenset({Action.GET_MEMBERSHIP_EVENTS}) | METADEF_ACTIONS
 # What may still be done to an image in the recycle bin; anything else is a conflict until restored.
 WHILE_RECYCLED = frozenset(
     {
