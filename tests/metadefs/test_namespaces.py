@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spyglass.db.migrate import schema_differences
 from spyglass.db.engine import Database
+from spyglass.db.migrate import schema_differences
 from tests.api.helpers import message
 from tests.conftest import Callers
 
