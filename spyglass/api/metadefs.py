@@ -140,7 +140,9 @@ async def list_tags(request: Request) -> Response:
 
 async def create_tags(request: Request) -> Response:
     body = await json_body(request)
-    append = request.headers.get("x-openstack-append", "").strip().lower() in _TRUE
+    # openstacksdk may send the header twice, spelled differently: the last one is what it meant.
+    sent = request.headers.getlist("x-openstack-append")
+    append = bool(sent) and sent[-1].strip().lower() in _TRUE
     made = await call(request, contents.create_tags, _ns(request), body, append)
     return JSONResponse({"tags": made}, status_code=201)
 
