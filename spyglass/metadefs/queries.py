@@ -201,8 +201,9 @@ def _object(row: Any) -> MetadefObject:
 
 
 def objects_of(conn: Connection, namespace_id: int) -> list[MetadefObject]:
+    """In the order they were made (Glance gives no order; its rows come in id order)."""
     stmt = select(metadef_objects).where(OB.namespace_id == namespace_id)
-    return [_object(r) for r in conn.execute(stmt.order_by(OB.created_at.desc(), OB.id.desc()))]
+    return [_object(r) for r in conn.execute(stmt.order_by(OB.id))]
 
 
 def object_by_name(conn: Connection, namespace_id: int, name: str) -> MetadefObject | None:
@@ -234,7 +235,7 @@ def _property(row: Any) -> Property:
 
 def properties_of(conn: Connection, namespace_id: int) -> list[Property]:
     stmt = select(metadef_properties).where(PR.namespace_id == namespace_id)
-    return [_property(r) for r in conn.execute(stmt.order_by(PR.name))]
+    return [_property(r) for r in conn.execute(stmt.order_by(PR.id))]
 
 
 def property_by_name(conn: Connection, namespace_id: int, name: str) -> Property | None:
@@ -265,8 +266,9 @@ def _tag(row: Any) -> Tag:
 
 
 def tags_of(conn: Connection, namespace_id: int) -> list[Tag]:
+    """Newest first, as Glance lists them (created_at, then id, descending)."""
     stmt = select(metadef_tags).where(TG.namespace_id == namespace_id)
-    return [_tag(r) for r in conn.execute(stmt.order_by(TG.created_at, TG.id))]
+    return [_tag(r) for r in conn.execute(stmt.order_by(TG.created_at.desc(), TG.id.desc()))]
 
 
 def tag_by_name(conn: Connection, namespace_id: int, name: str) -> Tag | None:

@@ -96,16 +96,17 @@ def test_tags_one_and_several(api: Callers) -> None:
     several = api.admin.post(f"{NS}/tags", json={"tags": [{"name": "a"}, {"name": "b"}]})
     assert several.status_code == 201
     assert several.json() == {"tags": [{"name": "a"}, {"name": "b"}]}
-    assert api.bob.get(f"{NS}/tags").json() == {"tags": [{"name": "a"}, {"name": "b"}]}
+    # Newest first, ties broken by the later one first: Glance's created_at, id descending.
+    assert api.bob.get(f"{NS}/tags").json() == {"tags": [{"name": "b"}, {"name": "a"}]}
     # ...or, with X-Openstack-Append, are added to them.
     appended = api.admin.post(
         f"{NS}/tags", json={"tags": [{"name": "c"}]}, headers={"X-Openstack-Append": "True"}
     )
     assert appended.status_code == 201
-    assert [t["name"] for t in api.bob.get(f"{NS}/tags").json()["tags"]] == ["a", "b", "c"]
+    assert [t["name"] for t in api.bob.get(f"{NS}/tags").json()["tags"]] == ["c", "b", "a"]
     twice = api.admin.post(f"{NS}/tags", json={"tags": [{"name": "d"}, {"name": "D"}]})
     assert twice.status_code == 409
-    assert [t["name"] for t in api.bob.get(f"{NS}/tags").json()["tags"]] == ["a", "b", "c"]
+    assert [t["name"] for t in api.bob.get(f"{NS}/tags").json()["tags"]] == ["c", "b", "a"]
     assert api.admin.put(f"{NS}/tags/a", json={"name": "alpha"}).json()["name"] == "alpha"
     assert api.admin.put(f"{NS}/tags/alpha", json={"name": "b"}).status_code == 409
     assert api.admin.get(f"{NS}/tags/b").status_code == 200

@@ -68,7 +68,7 @@ def test_load_is_idempotent_and_merge_adds_only_what_is_missing(
     assert doc["display_name"] == "Hardware"
     assert doc["properties"]["cpu_policy"]["title"] == "CPU policy"
     assert doc["properties"]["cpu_threads"]["title"] == "Threads"
-    assert [t["name"] for t in doc["tags"]] == ["fast", "new"]
+    assert sorted(t["name"] for t in doc["tags"]) == ["fast", "new"]
     load_directory(db, defs, LoadOptions(merge=True, prefer_new=True))
     doc = api.admin.get("/v2/metadefs/namespaces/Spy::Hardware").json()
     assert doc["display_name"] == "Changed"
