@@ -13,12 +13,24 @@ from spyglass.errors import Conflict, Invalid
 from spyglass.metadefs import documents, queries
 
 
+# Names, prefixes and targets are stored in columns of this many characters.
+NAME_MAX = 80
+
+
 def named(item: Any, kind: str) -> str:
     """The name of an element listed in a namespace document, which must have one."""
     name = item.get("name") if isinstance(item, dict) else None
     if not isinstance(name, str) or not name:
         raise Invalid(f"Provided object does not match schema '{kind}': 'name' is a required property")
-    return name
+    return short(name, f"{kind} name")
+
+
+def short(text: Any, what: str) -> Any:
+    """`text`, refused when longer than the column that keeps it (the schemas of a namespace's
+    lists do not limit it: a create body or a file could otherwise reach the database with it)."""
+    if isinstance(text, str) and len(text) > NAME_MAX:
+        raise Invalid(f"The {what} {text[:NAME_MAX]}... is longer than {NAME_MAX} characters.")
+    return text
 
 
 def object_values(body: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +54,7 @@ def add_object(conn: Connection, ns_id: int, ns_name: str, values: dict[str, Any
 def add_property(
     conn: Connection, ns_id: int, ns_name: str, name: str, schema: dict[str, Any], now: datetime
 ) -> None:
+    short(name, "property name")
     if queries.property_by_name(conn, ns_id, name) is not None:
         raise Conflict(
             f"A metadata definition property with name={name} already exists in namespace={ns_name}."
@@ -93,8 +106,8 @@ def associate(
     values = {
         "namespace_id": ns_id,
         "resource_type_id": rt_id,
-        "prefix": body.get("prefix"),
-        "properties_target": body.get("properties_target"),
+        "prefix": short(body.get("prefix"), "prefix"),
+        "properties_target": short(body.get("properties_target"), "properties_target"),
         "created_at": now,
         "updated_at": now,
     }

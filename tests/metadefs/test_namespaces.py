@@ -199,3 +199,18 @@ def test_schemas_are_served(api: Callers) -> None:
     namespaces = api.rita.get("/v2/schemas/metadefs/namespaces").json()
     assert namespaces["properties"]["namespaces"]["items"]["required"] == ["namespace"]
     assert "property" in namespaces["definitions"]
+
+
+def test_names_longer_than_their_columns_are_400(api: Callers) -> None:
+    long = "x" * 81
+    for body in (
+        {"properties": {long: {"title": "T", "type": "string"}}},
+        {"objects": [{"name": long}]},
+        {"tags": [{"name": long}]},
+        {"resource_type_associations": [{"name": long}]},
+        {"resource_type_associations": [{"name": "OS::Glance::Image", "prefix": long}]},
+    ):
+        response = api.admin.post(NS, json={"namespace": "Spy::Long", **body})
+        assert response.status_code == 400, body
+    assert api.admin.get(f"{NS}/Spy::Long").status_code == 404
+    assert api.admin.post(NS, json={"namespace": long}).status_code == 400
