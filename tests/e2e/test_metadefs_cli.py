@@ -44,6 +44,13 @@ def test_namespace_lifecycle(server: Server) -> None:
     server.openstack(ADMIN, "image", "metadef", "namespace", "set", NS, "--public", "--tag", "fast")
     shown = server.openstack_json(ADMIN, "image", "metadef", "namespace", "show", NS)
     assert "fast" in json.dumps(shown["tags"])
+    server.openstack(ADMIN, "image", "metadef", "namespace", "set", NS, "--public", "--tag", "slow")
+    server.openstack(ADMIN, "image", "metadef", "namespace", "unset", NS, "--tag", "fast")
+    shown = server.openstack_json(ADMIN, "image", "metadef", "namespace", "show", NS)
+    assert "fast" not in json.dumps(shown["tags"]) and "slow" in json.dumps(shown["tags"])
+    server.openstack(ADMIN, "image", "metadef", "namespace", "unset", NS, "--all-tags")
+    shown = server.openstack_json(ADMIN, "image", "metadef", "namespace", "show", NS)
+    assert not shown.get("tags")
     server.openstack(ADMIN, "image", "metadef", "namespace", "delete", NS)
     gone = server.openstack(A, "image", "metadef", "namespace", "show", NS, check=False)
     assert gone.returncode != 0
@@ -107,6 +114,13 @@ def test_loaded_definitions_are_offered(server: Server, tmp_path: Path) -> None:
         "visibility": "public",
         "resource_type_associations": [{"name": "OS::Glance::Image", "prefix": "hw_"}],
         "properties": {"rng_model": {"title": "RNG model", "type": "string"}},
+        "objects": [
+            {
+                "name": "Watchdog",
+                "required": ["watchdog_action"],
+                "properties": {"watchdog_action": {"title": "Action", "type": "string", "enum": ["reset"]}},
+            }
+        ],
     }
     (tmp_path / "loaded.json").write_text(json.dumps(definition))
     load = [str(BIN / "spyglass"), "--data-dir", str(server.data_dir), "metadefs", "load", str(tmp_path)]
@@ -121,3 +135,7 @@ def test_loaded_definitions_are_offered(server: Server, tmp_path: Path) -> None:
         B, "image", "metadef", "resource", "type", "association", "list", "Spy::Loaded"
     )
     assert "OS::Glance::Image" in json.dumps(associations)
+    prop = server.openstack_json(
+        A, "image", "metadef", "object", "property", "show", "Spy::Loaded", "Watchdog", "watchdog_action"
+    )
+    assert prop["title"] == "Action"
