@@ -1,7 +1,8 @@
 """A namespace's objects, properties and tags: list, show, create, replace, delete, and delete all.
 
-Each call finds the namespace first (404 for one the caller cannot see, spyglass.metadefs.namespaces)
-and authorizes the action on it; elements of a protected namespace cannot be deleted (403).
+A request body is checked first (Glance's deserializer runs before its controller); then each call
+finds the namespace (404 for one the caller cannot see, spyglass.metadefs.namespaces) and authorizes
+the action on it. Elements of a protected namespace cannot be deleted (403).
 """
 
 from __future__ import annotations
@@ -56,18 +57,18 @@ def get_object(db: Database, ctx: RequestContext, ns_name: str, name: str) -> di
 
 
 def create_object(db: Database, ctx: RequestContext, ns_name: str, body: Any) -> dict[str, Any]:
+    values = _object_body(body)
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.ADD_METADEF_OBJECT)
-        values = _object_body(body)
         elements.add_object(conn, ns.id, ns.namespace, values, utcnow())
         return documents.metadef_object(ns.namespace, _object(conn, ns, values["name"]))
 
 
 def update_object(db: Database, ctx: RequestContext, ns_name: str, name: str, body: Any) -> dict[str, Any]:
+    values = elements.object_values(schemas.validate("object", body))
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_OBJECT)
         obj = _object(conn, ns, name)
-        values = elements.object_values(schemas.validate("object", body))
         if values["name"] != name and queries.object_by_name(conn, ns.id, values["name"]) is not None:
             raise Conflict(
                 f"A metadata definition object with name={values['name']} already exists in "
@@ -146,18 +147,18 @@ def _unprefixed(association: Association, name: str) -> str:
 
 
 def create_property(db: Database, ctx: RequestContext, ns_name: str, body: Any) -> dict[str, Any]:
+    body = schemas.validate("property", body, read_only=("created_at", "updated_at"))
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.ADD_METADEF_PROPERTY)
-        body = schemas.validate("property", body, read_only=("created_at", "updated_at"))
         elements.add_property(conn, ns.id, ns.namespace, body["name"], body, utcnow())
         return documents.property_doc(_property(conn, ns, body["name"]))
 
 
 def update_property(db: Database, ctx: RequestContext, ns_name: str, name: str, body: Any) -> dict[str, Any]:
+    body = schemas.validate("property", body, read_only=("created_at", "updated_at"))
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_PROPERTY)
         prop = _property(conn, ns, name)
-        body = schemas.validate("property", body, read_only=("created_at", "updated_at"))
         new_name = body["name"]
         if new_name != name and queries.property_by_name(conn, ns.id, new_name) is not None:
             raise Conflict(
@@ -214,9 +215,9 @@ def create_tags(
 ) -> list[dict[str, Any]]:
     """Several tags at once. Without `append` (Glance's X-Openstack-Append header) they replace the
     namespace's tags; a name twice, or already there when appending, is a conflict and adds none."""
+    names = [tag["name"] for tag in schemas.validate("tags_body", body).get("tags", [])]
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.ADD_METADEF_TAGS)
-        names = [tag["name"] for tag in schemas.validate("tags_body", body).get("tags", [])]
         if names and not append:
             queries.delete_contents(conn, ns.id, "tags")
         now = utcnow()
@@ -226,10 +227,10 @@ def create_tags(
 
 
 def update_tag(db: Database, ctx: RequestContext, ns_name: str, name: str, body: Any) -> dict[str, Any]:
+    new_name = schemas.validate("tag", body)["name"]
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_TAG)
         tag = _tag(conn, ns, name)
-        new_name = schemas.validate("tag", body)["name"]
         other = queries.tag_by_name(conn, ns.id, new_name)
         if other is not None and other.id != tag.id:
             raise elements.tag_conflict(new_name, ns.namespace)

@@ -12,7 +12,6 @@ from sqlalchemy import Connection
 from spyglass.errors import Conflict, Invalid
 from spyglass.metadefs import documents, queries
 
-
 # Names, prefixes and targets are stored in columns of this many characters.
 NAME_MAX = 80
 
@@ -22,7 +21,8 @@ def named(item: Any, kind: str) -> str:
     name = item.get("name") if isinstance(item, dict) else None
     if not isinstance(name, str) or not name:
         raise Invalid(f"Provided object does not match schema '{kind}': 'name' is a required property")
-    return short(name, f"{kind} name")
+    short(name, f"{kind} name")
+    return name
 
 
 def short(text: Any, what: str) -> Any:

@@ -61,7 +61,22 @@ def load_directory(db: Database, directory: Path, options: LoadOptions) -> LoadR
 
 def _read(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text(encoding="utf-8"))
-    return schemas.validate("namespace", document)
+    return schemas.validate("namespace", _without_nulls(document))
+
+
+def _without_nulls(document: Any) -> Any:
+    """The document without its null attributes: files that glance-manage db_export_metadefs
+    writes say `"prefix": null` and `"description": null` where a value is absent."""
+    if not isinstance(document, dict):
+        return document
+    cleaned = {k: v for k, v in document.items() if v is not None}
+    for key in ("resource_type_associations", "objects", "tags"):
+        if isinstance(cleaned.get(key), list):
+            cleaned[key] = [
+                {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+                for item in cleaned[key]
+            ]
+    return cleaned
 
 
 def _namespace_values(document: dict[str, Any]) -> dict[str, Any]:

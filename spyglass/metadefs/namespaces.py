@@ -1,7 +1,8 @@
 """Namespaces: list, create (with their contents), show (with their contents), replace, delete.
 
-Every call first finds the namespace the caller may see (otherwise 404, whether it exists or not),
-then asks spyglass.images.policy whether the caller may do the action on it (otherwise 403).
+A request body is checked first, as Glance's deserializer does before its controller runs. Then
+every call finds the namespace the caller may see (otherwise 404, whether it exists or not) and asks
+spyglass.images.policy whether the caller may do the action on it (otherwise 403).
 """
 
 from __future__ import annotations
@@ -189,8 +190,8 @@ def _namespace_values(ctx: RequestContext, body: dict[str, Any]) -> dict[str, An
 
 def create_namespace(db: Database, ctx: RequestContext, body: Any) -> dict[str, Any]:
     """A namespace and, in the same transaction, the contents the body lists."""
-    authorize(ctx, Action.ADD_METADEF_NAMESPACE, own_project(ctx))
     body = schemas.validate("namespace", body)
+    authorize(ctx, Action.ADD_METADEF_NAMESPACE, own_project(ctx))
     for key, action in (
         ("resource_type_associations", Action.ADD_METADEF_RESOURCE_TYPE_ASSOCIATION),
         ("objects", Action.ADD_METADEF_OBJECT),
@@ -222,9 +223,9 @@ def _insert(conn: Connection, values: dict[str, Any], name: str) -> int:
 def update_namespace(db: Database, ctx: RequestContext, name: str, body: Any) -> dict[str, Any]:
     """Replace a namespace's own attributes (its contents stay): what the body leaves out takes
     its default, as Glance's PUT does."""
+    body = schemas.validate("namespace", body)
     with db.write() as conn:
         ns = find(conn, ctx, name, Action.MODIFY_METADEF_NAMESPACE)
-        body = schemas.validate("namespace", body)
         new_name = body["namespace"]
         if new_name != name and queries.namespace_exists(conn, new_name):
             raise Conflict(

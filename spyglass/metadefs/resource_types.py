@@ -31,9 +31,9 @@ def list_associations(db: Database, ctx: RequestContext, ns_name: str) -> list[d
 
 
 def associate(db: Database, ctx: RequestContext, ns_name: str, body: Any) -> dict[str, Any]:
+    body = schemas.validate("resource_type", body)
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.ADD_METADEF_RESOURCE_TYPE_ASSOCIATION)
-        body = schemas.validate("resource_type", body)
         elements.associate(conn, ns.id, ns.namespace, body, utcnow())
         made = next(a for a in queries.associations_of(conn, [ns.id])[ns.id] if a.name == body["name"])
         return documents.association(made)

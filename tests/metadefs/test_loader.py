@@ -118,3 +118,25 @@ def test_the_command(settings: Settings, tmp_path: Path, capsys: pytest.CaptureF
     assert "skipped: Spy::Hardware" in capsys.readouterr().out
     assert cli.main([*common, "metadefs", "load", "--prefer-new", str(defs)]) == 2
     assert cli.main([*common, "metadefs", "load", str(tmp_path / "nowhere")]) == 2
+
+
+def test_files_exported_by_glance_load(db: Database, api: Callers, tmp_path: Path) -> None:
+    """glance-manage db_export_metadefs writes null for absent values (glance/db/sqlalchemy/metadata.py)."""
+    exported = {
+        "namespace": "Spy::Exported",
+        "display_name": "Exported",
+        "description": None,
+        "visibility": "public",
+        "protected": False,
+        "resource_type_associations": [
+            {"name": "OS::Nova::Flavor", "prefix": None, "properties_target": None}
+        ],
+        "properties": {},
+        "objects": [{"name": "O", "description": None, "properties": {}}],
+        "tags": [],
+    }
+    write(tmp_path / "defs", exported)
+    assert load_directory(db, tmp_path / "defs", LoadOptions()).created == ["Spy::Exported"]
+    doc = api.alice.get("/v2/metadefs/namespaces/Spy::Exported").json()
+    assert doc["resource_type_associations"][0]["name"] == "OS::Nova::Flavor"
+    assert "prefix" not in doc["resource_type_associations"][0]
