@@ -12,7 +12,7 @@ from starlette.routing import Route
 from spyglass.errors import NotFound
 from spyglass.metadefs import contents, namespaces, resource_types, schemas
 from spyglass.metadefs.documents import namespace_href
-from spyglass.web import JSONResponse, app_state, call, caller, json_body
+from spyglass.web import JSONResponse, app_state, base_url, call, caller, json_body
 
 _TRUE = ("1", "t", "true", "on", "y", "yes")
 
@@ -47,7 +47,8 @@ async def list_namespaces(request: Request) -> Response:
 async def create_namespace(request: Request) -> Response:
     body = await json_body(request)
     doc = await call(request, namespaces.create_namespace, body)
-    return JSONResponse(doc, status_code=201, headers={"Location": namespace_href(doc["namespace"])})
+    location = base_url(request) + namespace_href(doc["namespace"])
+    return JSONResponse(doc, status_code=201, headers={"Location": location})
 
 
 async def show_namespace(request: Request) -> Response:
