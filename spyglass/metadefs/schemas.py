@@ -170,7 +170,7 @@ def _property(*, require_name: bool = True) -> dict[str, Any]:
 
 def _tag() -> dict[str, Any]:
     properties = {"name": {"type": "string", "maxLength": 80}, **_timestamps("tag")}
-    return _item("tag", properties, ["name"], definitions=_definitions(with_property=False))
+    return _item("tag", properties, ["name"])
 
 
 def _tags_body() -> dict[str, Any]:

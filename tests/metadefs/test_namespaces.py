@@ -214,3 +214,24 @@ def test_names_longer_than_their_columns_are_400(api: Callers) -> None:
         assert response.status_code == 400, body
     assert api.admin.get(f"{NS}/Spy::Long").status_code == 404
     assert api.admin.post(NS, json={"namespace": long}).status_code == 400
+
+
+def test_schema_shapes_follow_glance(api: Callers) -> None:
+    """glance/api/v2/metadef_*.py get_schema(): required attributes, closed objects, definitions."""
+    namespace = api.rita.get("/v2/schemas/metadefs/namespace").json()
+    assert namespace["additionalProperties"] is False
+    assert namespace["properties"]["visibility"]["enum"] == ["public", "private"]
+    assert api.rita.get("/v2/schemas/metadefs/property").json()["required"] == ["type", "title", "name"]
+    properties = api.rita.get("/v2/schemas/metadefs/properties").json()
+    assert properties["properties"]["properties"]["additionalProperties"]["required"] == ["type", "title"]
+    assert "definitions" not in api.rita.get("/v2/schemas/metadefs/tag").json()
+    associations = api.rita.get("/v2/schemas/metadefs/resource_types").json()
+    assert list(associations["properties"]) == ["resource_type_associations", "first", "next", "schema"]
+
+
+def test_a_bad_body_is_400_before_the_namespace_is_looked_up(api: Callers, world: Any) -> None:
+    """Glance's deserializer validates the body before its controller finds the namespace."""
+    create(api, owner=world.projects["beta"])
+    assert api.alice.post(f"{NS}/Spy::Test/objects", json={"bogus": 1}).status_code == 400
+    assert api.alice.post(f"{NS}/Spy::Test/objects", json={"name": "o"}).status_code == 404
+    assert api.alice.post(NS, json={"bogus": 1}).status_code == 400
