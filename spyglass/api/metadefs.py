@@ -3,6 +3,7 @@ under /v2/schemas/metadefs/..."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -66,7 +67,7 @@ async def delete_namespace(request: Request) -> Response:
     return _no_content()
 
 
-def _delete_all(kind: str):  # type: ignore[no-untyped-def]
+def _delete_all(kind: str) -> Callable[[Request], Awaitable[Response]]:
     async def handler(request: Request) -> Response:
         await call(request, contents.delete_all, _ns(request), kind)
         return _no_content()

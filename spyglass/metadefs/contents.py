@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
+
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, NotFound
@@ -27,7 +29,7 @@ def _protected(ns: Namespace, kind: str, name: str) -> None:
 # ---- objects ----------------------------------------------------------------------------------------
 
 
-def _object(conn: Any, ns: Namespace, name: str) -> MetadefObject:
+def _object(conn: Connection, ns: Namespace, name: str) -> MetadefObject:
     found = queries.object_by_name(conn, ns.id, name)
     if found is None:
         raise NotFound(
@@ -100,7 +102,7 @@ def delete_all(db: Database, ctx: RequestContext, ns_name: str, kind: str) -> No
 # ---- properties -------------------------------------------------------------------------------------
 
 
-def _property(conn: Any, ns: Namespace, name: str) -> Property:
+def _property(conn: Connection, ns: Namespace, name: str) -> Property:
     found = queries.property_by_name(conn, ns.id, name)
     if found is None:
         raise NotFound(
@@ -127,7 +129,7 @@ def get_property(
         return documents.property_doc(_property(conn, ns, name))
 
 
-def _association(conn: Any, ns: Namespace, resource_type: str) -> Association:
+def _association(conn: Connection, ns: Namespace, resource_type: str) -> Association:
     for association in queries.associations_of(conn, [ns.id])[ns.id]:
         if association.name == resource_type:
             return association
@@ -181,7 +183,7 @@ def delete_property(db: Database, ctx: RequestContext, ns_name: str, name: str) 
 # ---- tags -------------------------------------------------------------------------------------------
 
 
-def _tag(conn: Any, ns: Namespace, name: str) -> Tag:
+def _tag(conn: Connection, ns: Namespace, name: str) -> Tag:
     found = queries.tag_by_name(conn, ns.id, name)
     if found is None:
         raise NotFound(
