@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.clients import glance
 from tests.e2e.conftest import BIN, Server, database_env
 
 A, B, ADMIN = "spyglass-a", "spyglass-b", "spyglass-admin"
@@ -139,3 +140,29 @@ def test_loaded_definitions_are_offered(server: Server, tmp_path: Path) -> None:
         A, "image", "metadef", "object", "property", "show", "Spy::Loaded", "Watchdog", "watchdog_action"
     )
     assert prop["title"] == "Action"
+
+
+def test_glanceclient_metadefs(server: Server) -> None:
+    """python-glanceclient builds its metadef models from /v2/schemas/metadefs/* and checks every
+    document it sends and receives against them."""
+    admin, reader = glance(server, ADMIN), glance(server, A)
+    ns = "Spy::Glanceclient"
+    admin.metadefs_namespace.create(namespace=ns, visibility="public", display_name="GC")
+    admin.metadefs_resource_type.associate(ns, name="OS::Glance::Image", prefix="gc_")
+    admin.metadefs_property.create(ns, name="mode", title="Mode", type="string", enum=["a", "b"])
+    admin.metadefs_object.create(ns, name="Thing", properties={"size": {"title": "Size", "type": "integer"}})
+    # A generator: the request goes when it is consumed.
+    assert len(list(admin.metadefs_tag.create_multiple(ns, tags=["one", "two"]))) == 2
+    shown = reader.metadefs_namespace.get(ns, resource_type="OS::Glance::Image")
+    assert shown["display_name"] == "GC"
+    assert "gc_mode" in shown["properties"]
+    listed = list(reader.metadefs_namespace.list(filters={"resource_types": ["OS::Glance::Image"]}))
+    assert ns in [n["namespace"] for n in listed]
+    assert [p["name"] for p in reader.metadefs_property.list(ns)] == ["mode"]
+    assert [o["name"] for o in reader.metadefs_object.list(ns)] == ["Thing"]
+    assert sorted(t["name"] for t in reader.metadefs_tag.list(ns)) == ["one", "two"]
+    types = [t["name"] for t in reader.metadefs_resource_type.list()]
+    assert "OS::Glance::Image" in types
+    admin.metadefs_namespace.update(ns, display_name="GC2", visibility="public")
+    assert reader.metadefs_namespace.get(ns)["display_name"] == "GC2"
+    admin.metadefs_namespace.delete(ns)
