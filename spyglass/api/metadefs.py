@@ -137,7 +137,8 @@ async def delete_property(request: Request) -> Response:
 
 
 async def list_tags(request: Request) -> Response:
-    return JSONResponse({"tags": await call(request, contents.list_tags, _ns(request))})
+    page = contents.parse_tag_page(request.query_params)
+    return JSONResponse({"tags": await call(request, contents.list_tags, _ns(request), page)})
 
 
 async def create_tags(request: Request) -> Response:

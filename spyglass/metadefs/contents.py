@@ -7,6 +7,7 @@ the action on it. Elements of a protected namespace cannot be deleted (403).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -17,6 +18,7 @@ from spyglass.errors import Conflict, Forbidden, NotFound
 from spyglass.images.policy import Action, authorize
 from spyglass.metadefs import documents, elements, queries, schemas
 from spyglass.metadefs.namespaces import find, refuse_if_protected, target
+from spyglass.metadefs.paging import EVERYTHING, Page, parse_page
 from spyglass.metadefs.queries import Association, MetadefObject, Namespace, Property, Tag
 from spyglass.timeutil import utcnow
 
@@ -192,10 +194,18 @@ def _tag(conn: Connection, ns: Namespace, name: str) -> Tag:
     return found
 
 
-def list_tags(db: Database, ctx: RequestContext, ns_name: str) -> list[dict[str, Any]]:
+def parse_tag_page(params: Mapping[str, str]) -> Page:
+    """The tag list's limit, marker (a tag name), sort_key and sort_dir; no limit by default."""
+    return parse_page(params, queries.TAG_SORT_KEYS, None, None)
+
+
+def list_tags(
+    db: Database, ctx: RequestContext, ns_name: str, page: Page = EVERYTHING
+) -> list[dict[str, Any]]:
     with db.read() as conn:
         ns = find(conn, ctx, ns_name, Action.GET_METADEF_TAGS)
-        return [{"name": t.name} for t in queries.tags_of(conn, ns.id)]
+        marker = _tag(conn, ns, page.marker) if page.marker else None
+        return [{"name": t.name} for t in queries.tags_of(conn, ns.id, page, marker)]
 
 
 def get_tag(db: Database, ctx: RequestContext, ns_name: str, name: str) -> dict[str, Any]:

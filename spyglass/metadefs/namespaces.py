@@ -19,6 +19,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound
 from spyglass.images.policy import Action, Target, authorize
 from spyglass.metadefs import documents, elements, queries, schemas
+from spyglass.metadefs.paging import Page, parse_page
 from spyglass.metadefs.queries import Namespace
 from spyglass.metadefs.visibility import VISIBILITIES, can_see, visible_condition
 from spyglass.timeutil import utcnow
@@ -61,45 +62,19 @@ def _missing(name: str) -> str:
 
 @dataclass(frozen=True)
 class NamespaceQuery:
-    limit: int
-    marker: str | None = None
-    sort_key: str = "created_at"
-    sort_dir: str = "desc"
+    page: Page
     visibility: str | None = None
     resource_types: tuple[str, ...] | None = None
 
 
 def parse_query(params: Mapping[str, str], default_limit: int, max_limit: int) -> NamespaceQuery:
     """The namespace list's query parameters, with Glance's checks and messages."""
-    sort_dir = params.get("sort_dir", "desc")
-    if sort_dir not in ("asc", "desc"):
-        raise Invalid(f"Invalid sort direction: {sort_dir}")
-    sort_key = params.get("sort_key", "created_at")
-    if sort_key not in queries.SORT_KEYS:
-        raise Invalid(
-            f"Invalid sort key: {sort_key}. It must be one of the following: {', '.join(queries.SORT_KEYS)}."
-        )
+    page = parse_page(params, queries.NAMESPACE_SORT_KEYS, default_limit, max_limit)
     visibility = params.get("visibility") or None
     if visibility is not None and visibility not in VISIBILITIES:
         raise Invalid(f"Invalid visibility value: {visibility}")
-    raw_limit = params.get("limit")
-    limit = default_limit
-    if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError:
-            raise Invalid("limit param must be an integer") from None
-        if limit < 0:
-            raise Invalid("limit param must be positive")
     resource_types = params.get("resource_types")
-    return NamespaceQuery(
-        limit=min(limit, max_limit),
-        marker=params.get("marker"),
-        sort_key=sort_key,
-        sort_dir=sort_dir,
-        visibility=visibility,
-        resource_types=tuple(resource_types.split(",")) if resource_types else None,
-    )
+    return NamespaceQuery(page, visibility, tuple(resource_types.split(",")) if resource_types else None)
 
 
 def list_namespaces(
@@ -110,20 +85,16 @@ def list_namespaces(
     authorize(ctx, Action.GET_METADEF_NAMESPACES, own_project(ctx))
     authorize(ctx, Action.LIST_METADEF_RESOURCE_TYPES, own_project(ctx))
     with db.read() as conn:
-        marker = None
-        if query.marker is not None:
-            marker = find(
-                conn, ctx, query.marker, Action.GET_METADEF_NAMESPACE, missing=_missing(query.marker)
-            )
+        page, marker = query.page, None
+        if page.marker is not None:
+            marker = find(conn, ctx, page.marker, Action.GET_METADEF_NAMESPACE, missing=_missing(page.marker))
         rows = queries.list_namespaces(
             conn,
             visible_condition(ctx),
+            page,
+            marker,
             visibility=query.visibility,
             resource_types=query.resource_types,
-            sort_key=query.sort_key,
-            sort_dir=query.sort_dir,
-            marker=marker,
-            limit=query.limit,
         )
         associations = queries.associations_of(conn, (ns.id for ns in rows))
     found = []
@@ -132,7 +103,7 @@ def list_namespaces(
         if associations[ns.id]:
             doc["resource_type_associations"] = [documents.association(a) for a in associations[ns.id]]
         found.append(doc)
-    more = bool(rows) and len(rows) == query.limit
+    more = bool(rows) and len(rows) == query.page.limit
     return found, rows[-1].namespace if more else None
 
 

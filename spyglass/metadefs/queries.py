@@ -7,12 +7,12 @@ and return typed rows. Every element of a namespace is found by the namespace's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, insert, or_, select, update
 
 from spyglass.db.tables import (
     metadef_namespace_resource_types,
@@ -22,10 +22,20 @@ from spyglass.db.tables import (
     metadef_resource_types,
     metadef_tags,
 )
+from spyglass.metadefs.paging import EVERYTHING, Page
 
 NS = metadef_namespaces.c
-# The namespace list may be sorted by these columns (Glance's paginate_query takes any column).
-SORT_KEYS = ("namespace", "display_name", "visibility", "protected", "owner", "created_at", "updated_at")
+# The namespace and tag lists may be sorted by these columns (Glance's paginate_query takes any column).
+NAMESPACE_SORT_KEYS = (
+    "namespace",
+    "display_name",
+    "visibility",
+    "protected",
+    "owner",
+    "created_at",
+    "updated_at",
+)
+TAG_SORT_KEYS = ("name", "created_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -118,16 +128,13 @@ def namespace_exists(conn: Connection, name: str) -> bool:
 def list_namespaces(
     conn: Connection,
     visible: ColumnElement[bool],
+    page: Page,
+    marker: Namespace | None,
     *,
     visibility: str | None,
     resource_types: Sequence[str] | None,
-    sort_key: str,
-    sort_dir: str,
-    marker: Namespace | None,
-    limit: int,
 ) -> list[Namespace]:
-    """A page of the namespaces `visible` admits, sorted by `sort_key` then created_at and id (the
-    same direction for all, as Glance's paginate_query), after `marker`."""
+    """A page of the namespaces `visible` admits."""
     stmt = select(metadef_namespaces).where(visible)
     if visibility is not None:
         stmt = stmt.where(NS.visibility == visibility)
@@ -138,33 +145,29 @@ def list_namespaces(
             .where(metadef_resource_types.c.name.in_(resource_types))
         )
         stmt = stmt.where(NS.id.in_(associated))
-    keys = list(dict.fromkeys([sort_key, "created_at", "id"]))
-    if marker is not None:
-        stmt = stmt.where(_after(marker, keys, sort_dir))
-    order = [_column(k).desc() if sort_dir == "desc" else _column(k).asc() for k in keys]
-    rows = conn.execute(stmt.order_by(*order).limit(limit))
-    return [_namespace(r) for r in rows]
-
-
-def _column(key: str) -> ColumnElement[Any]:
     # display_name may be NULL, and the two databases sort NULLs at opposite ends: sort it as "".
-    return func.coalesce(NS.display_name, "") if key == "display_name" else NS[key]
+    columns: dict[str, ColumnElement[Any]] = {k: NS[k] for k in ("id", *NAMESPACE_SORT_KEYS)}
+    columns["display_name"] = func.coalesce(NS.display_name, "")
+    after = None
+    if marker is not None:
+        after = {k: getattr(marker, k) for k in page.keys}
+        after["display_name"] = marker.display_name or ""
+    return [_namespace(r) for r in conn.execute(_paged(stmt, columns, page, after))]
 
 
-def _marker_value(marker: Namespace, key: str) -> Any:
-    value = getattr(marker, key)
-    return "" if key == "display_name" and value is None else value
-
-
-def _after(marker: Namespace, keys: list[str], sort_dir: str) -> ColumnElement[bool]:
-    """Rows that sort after the marker over several keys: (k1 > m1) or (k1 = m1 and k2 > m2) ..."""
-    terms = []
-    for i, key in enumerate(keys):
-        value = _marker_value(marker, key)
-        beyond = _column(key) < value if sort_dir == "desc" else _column(key) > value
-        equal = [_column(k) == _marker_value(marker, k) for k in keys[:i]]
-        terms.append(and_(*equal, beyond))
-    return or_(*terms)
+def _paged(
+    stmt: Select[Any], columns: Mapping[str, ColumnElement[Any]], page: Page, marker: Mapping[str, Any] | None
+) -> Select[Any]:
+    """The statement sorted by the page's keys, from after the marker's values, at most a page."""
+    keys = page.keys
+    if marker is not None:
+        terms = []
+        for i, key in enumerate(keys):
+            beyond = columns[key] < marker[key] if page.sort_dir == "desc" else columns[key] > marker[key]
+            terms.append(and_(*(columns[k] == marker[k] for k in keys[:i]), beyond))
+        stmt = stmt.where(or_(*terms))
+    stmt = stmt.order_by(*(columns[k].desc() if page.sort_dir == "desc" else columns[k].asc() for k in keys))
+    return stmt if page.limit is None else stmt.limit(page.limit)
 
 
 def insert_namespace(conn: Connection, values: dict[str, Any]) -> int:
@@ -265,10 +268,14 @@ def _tag(row: Any) -> Tag:
     return Tag(row.id, row.name, row.created_at, row.updated_at)
 
 
-def tags_of(conn: Connection, namespace_id: int) -> list[Tag]:
-    """Newest first, as Glance lists them (created_at, then id, descending)."""
+def tags_of(
+    conn: Connection, namespace_id: int, page: Page = EVERYTHING, marker: Tag | None = None
+) -> list[Tag]:
+    """A page of the namespace's tags; by default all, newest first (Glance's default order)."""
     stmt = select(metadef_tags).where(TG.namespace_id == namespace_id)
-    return [_tag(r) for r in conn.execute(stmt.order_by(TG.created_at.desc(), TG.id.desc()))]
+    columns = {k: TG[k] for k in ("id", *TAG_SORT_KEYS)}
+    after = None if marker is None else {k: getattr(marker, k) for k in page.keys}
+    return [_tag(r) for r in conn.execute(_paged(stmt, columns, page, after))]
 
 
 def tag_by_name(conn: Connection, namespace_id: int, name: str) -> Tag | None:

@@ -150,3 +150,22 @@ def test_protected_namespace_keeps_its_elements(api: Callers) -> None:
     assert message(response) == "Metadata definition property p is protected and cannot be deleted."
     assert api.admin.delete(f"{NS}/resource_types/OS::Glance::Image").status_code == 403
     assert api.admin.delete(f"{NS}/properties").status_code == 403
+
+
+def test_tag_list_pages(api: Callers) -> None:
+    """Glance's tag list takes limit, marker (a tag name), sort_key and sort_dir (no next link)."""
+    namespace(api, visibility="public")
+    api.admin.post(f"{NS}/tags", json={"tags": [{"name": n} for n in ("c", "a", "b")]})
+
+    def names(**params: str) -> list[str]:
+        response = api.alice.get(f"{NS}/tags", params=params)
+        assert response.status_code == 200, response.text
+        return [t["name"] for t in response.json()["tags"]]
+
+    assert names(sort_key="name", sort_dir="asc") == ["a", "b", "c"]
+    assert names(sort_key="name", sort_dir="asc", limit="2") == ["a", "b"]
+    assert names(sort_key="name", sort_dir="asc", marker="b") == ["c"]
+    assert names(sort_key="name", marker="b") == ["a"]
+    assert api.alice.get(f"{NS}/tags", params={"sort_dir": "up"}).status_code == 400
+    assert api.alice.get(f"{NS}/tags", params={"sort_key": "colour"}).status_code == 400
+    assert api.alice.get(f"{NS}/tags", params={"marker": "zzz"}).status_code == 404
