@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.errors import Conflict, Forbidden, NotFound
+from spyglass.errors import Forbidden, NotFound
 from spyglass.images.policy import Action, authorize
 from spyglass.metadefs import documents, elements, queries, schemas
 from spyglass.metadefs.namespaces import find, refuse_if_protected, target
@@ -73,12 +73,11 @@ def update_object(db: Database, ctx: RequestContext, ns_name: str, name: str, bo
     with db.write() as conn:
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_OBJECT)
         obj = _object(conn, ns, name)
+        conflict = elements.object_conflict(values["name"], ns.namespace)
         if values["name"] != name and queries.object_by_name(conn, ns.id, values["name"]) is not None:
-            raise Conflict(
-                f"A metadata definition object with name={values['name']} already exists in "
-                f"namespace={ns.namespace}."
-            )
-        queries.update_object(conn, obj.id, {**values, "updated_at": utcnow()})
+            raise conflict
+        with elements.unique(conflict):
+            queries.update_object(conn, obj.id, {**values, "updated_at": utcnow()})
         return documents.metadef_object(ns.namespace, _object(conn, ns, values["name"]))
 
 
@@ -164,13 +163,12 @@ def update_property(db: Database, ctx: RequestContext, ns_name: str, name: str, 
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_PROPERTY)
         prop = _property(conn, ns, name)
         new_name = body["name"]
+        conflict = elements.property_conflict(new_name, ns.namespace)
         if new_name != name and queries.property_by_name(conn, ns.id, new_name) is not None:
-            raise Conflict(
-                f"A metadata definition property with name={new_name} already exists in "
-                f"namespace={ns.namespace}."
-            )
+            raise conflict
         values = {"name": new_name, "json_schema": documents.property_schema(body), "updated_at": utcnow()}
-        queries.update_property(conn, prop.id, values)
+        with elements.unique(conflict):
+            queries.update_property(conn, prop.id, values)
         return documents.property_doc(_property(conn, ns, new_name))
 
 
@@ -244,9 +242,11 @@ def update_tag(db: Database, ctx: RequestContext, ns_name: str, name: str, body:
         ns = find(conn, ctx, ns_name, Action.MODIFY_METADEF_TAG)
         tag = _tag(conn, ns, name)
         other = queries.tag_by_name(conn, ns.id, new_name)
+        conflict = elements.tag_conflict(new_name, ns.namespace)
         if other is not None and other.id != tag.id:
-            raise elements.tag_conflict(new_name, ns.namespace)
-        queries.rename_tag(conn, tag.id, new_name, utcnow())
+            raise conflict
+        with elements.unique(conflict):
+            queries.rename_tag(conn, tag.id, new_name, utcnow())
         return documents.tag(_tag(conn, ns, new_name))
 
 

@@ -4,10 +4,13 @@ brings its contents along) and the definition loader."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from spyglass.errors import Conflict, Invalid
 from spyglass.metadefs import documents, queries
@@ -43,12 +46,30 @@ def object_values(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def unique(conflict: Conflict) -> Iterator[None]:
+    """A write that a concurrent one may beat to a unique name (PostgreSQL runs them side by side):
+    the loser's constraint error is the same 409 the look-up before it gives."""
+    try:
+        yield
+    except IntegrityError:
+        raise conflict from None
+
+
+def object_conflict(name: str, ns_name: str) -> Conflict:
+    return Conflict(f"A metadata definition object with name={name} already exists in namespace={ns_name}.")
+
+
+def property_conflict(name: str, ns_name: str) -> Conflict:
+    return Conflict(f"A metadata definition property with name={name} already exists in namespace={ns_name}.")
+
+
 def add_object(conn: Connection, ns_id: int, ns_name: str, values: dict[str, Any], now: datetime) -> None:
+    conflict = object_conflict(values["name"], ns_name)
     if queries.object_by_name(conn, ns_id, values["name"]) is not None:
-        raise Conflict(
-            f"A metadata definition object with name={values['name']} already exists in namespace={ns_name}."
-        )
-    queries.insert_object(conn, ns_id, {**values, "created_at": now, "updated_at": now})
+        raise conflict
+    with unique(conflict):
+        queries.insert_object(conn, ns_id, {**values, "created_at": now, "updated_at": now})
 
 
 def add_property(
@@ -56,16 +77,15 @@ def add_property(
 ) -> None:
     short(name, "property name")
     if queries.property_by_name(conn, ns_id, name) is not None:
-        raise Conflict(
-            f"A metadata definition property with name={name} already exists in namespace={ns_name}."
-        )
+        raise property_conflict(name, ns_name)
     values = {
         "name": name,
         "json_schema": documents.property_schema(schema),
         "created_at": now,
         "updated_at": now,
     }
-    queries.insert_property(conn, ns_id, values)
+    with unique(property_conflict(name, ns_name)):
+        queries.insert_property(conn, ns_id, values)
 
 
 def tag_conflict(name: str, ns_name: str) -> Conflict:
@@ -78,7 +98,8 @@ def tag_conflict(name: str, ns_name: str) -> Conflict:
 def add_tag(conn: Connection, ns_id: int, ns_name: str, name: str, now: datetime) -> None:
     if queries.tag_by_name(conn, ns_id, name) is not None:
         raise tag_conflict(name, ns_name)
-    queries.insert_tag(conn, ns_id, name, now)
+    with unique(tag_conflict(name, ns_name)):
+        queries.insert_tag(conn, ns_id, name, now)
 
 
 def resource_type(conn: Connection, name: str, now: datetime, *, protected: bool = False) -> int:
@@ -98,11 +119,12 @@ def associate(
 ) -> None:
     name = named(body, "resource_type_association")
     rt_id = resource_type(conn, name, now, protected=protected)
+    conflict = Conflict(
+        f"The metadata definition resource-type association of resource-type={name} to "
+        f"namespace={ns_name} already exists."
+    )
     if any(a.resource_type_id == rt_id for a in queries.associations_of(conn, [ns_id])[ns_id]):
-        raise Conflict(
-            f"The metadata definition resource-type association of resource-type={name} to "
-            f"namespace={ns_name} already exists."
-        )
+        raise conflict
     values = {
         "namespace_id": ns_id,
         "resource_type_id": rt_id,
@@ -111,7 +133,8 @@ def associate(
         "created_at": now,
         "updated_at": now,
     }
-    queries.insert_association(conn, values)
+    with unique(conflict):
+        queries.insert_association(conn, values)
 
 
 def add_all(conn: Connection, ns_id: int, ns_name: str, body: dict[str, Any], now: datetime) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -173,22 +172,17 @@ def create_namespace(db: Database, ctx: RequestContext, body: Any) -> dict[str, 
             authorize(ctx, action, own_project(ctx))
     name = body["namespace"]
     now = utcnow()
+    conflict = Conflict(f"The metadata definition namespace={name} already exists.")
     with db.write() as conn:
         if queries.namespace_exists(conn, name):
-            raise Conflict(f"The metadata definition namespace={name} already exists.")
+            raise conflict
         values = {**_namespace_values(ctx, body), "created_at": now, "updated_at": now}
-        ns_id = _insert(conn, values, name)
+        with elements.unique(conflict):
+            ns_id = queries.insert_namespace(conn, values)
         elements.add_all(conn, ns_id, name, body, now)
         ns = queries.namespace_by_name(conn, name)
         assert ns is not None
         return _with_contents(conn, ns)
-
-
-def _insert(conn: Connection, values: dict[str, Any], name: str) -> int:
-    try:
-        return queries.insert_namespace(conn, values)
-    except IntegrityError:
-        raise Conflict(f"The metadata definition namespace={name} already exists.") from None
 
 
 def update_namespace(db: Database, ctx: RequestContext, name: str, body: Any) -> dict[str, Any]:
@@ -198,12 +192,14 @@ def update_namespace(db: Database, ctx: RequestContext, name: str, body: Any) ->
     with db.write() as conn:
         ns = find(conn, ctx, name, Action.MODIFY_METADEF_NAMESPACE)
         new_name = body["namespace"]
+        conflict = Conflict(
+            "Invalid update. It would result in a duplicate metadata definition namespace "
+            f"with the same name of {new_name}"
+        )
         if new_name != name and queries.namespace_exists(conn, new_name):
-            raise Conflict(
-                "Invalid update. It would result in a duplicate metadata definition namespace "
-                f"with the same name of {new_name}"
-            )
-        queries.update_namespace(conn, ns.id, {**_namespace_values(ctx, body), "updated_at": utcnow()})
+            raise conflict
+        with elements.unique(conflict):
+            queries.update_namespace(conn, ns.id, {**_namespace_values(ctx, body), "updated_at": utcnow()})
         updated = queries.namespace_by_name(conn, new_name)
         assert updated is not None
         return documents.namespace(updated)

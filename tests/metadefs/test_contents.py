@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from spyglass.db.engine import Database
+from spyglass.errors import Conflict
+from spyglass.metadefs import elements, queries
+from spyglass.timeutil import utcnow
 from tests.api.helpers import message
 from tests.conftest import Callers
 
@@ -169,3 +175,23 @@ def test_tag_list_pages(api: Callers) -> None:
     assert api.alice.get(f"{NS}/tags", params={"sort_dir": "up"}).status_code == 400
     assert api.alice.get(f"{NS}/tags", params={"sort_key": "colour"}).status_code == 400
     assert api.alice.get(f"{NS}/tags", params={"marker": "zzz"}).status_code == 404
+
+
+def test_a_write_beaten_to_a_name_is_409(db: Database) -> None:
+    """Two writers that both found the name free: the database's unique constraint decides, and
+    the loser gets the same 409 as the look-up gives (PostgreSQL runs such writes side by side)."""
+    with db.write() as conn:
+        ns_id = queries.insert_namespace(
+            conn,
+            {
+                "namespace": "Race",
+                "visibility": "public",
+                "protected": False,
+                "owner": "p",
+                "created_at": utcnow(),
+            },
+        )
+        queries.insert_tag(conn, ns_id, "t", utcnow())
+    conflict = elements.tag_conflict("T", "Race")
+    with pytest.raises(Conflict, match="case insensitive"), db.write() as conn, elements.unique(conflict):
+        queries.insert_tag(conn, ns_id, "T", utcnow())
