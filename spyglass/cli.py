@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+from spyglass import request_ids
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
 from spyglass.data.imports import staging_store
 from spyglass.data.recovery import Recovery, recover
+from spyglass.data.tasks import time_to_live
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.file_modes import tighten_dir
@@ -38,7 +40,8 @@ def prepare(settings: Settings) -> Credentials:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
             # there the operator runs `spyglass recover` with every node stopped.
-            _report(recover(db, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(db, stores, staging_store(settings), time_to_live(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -55,17 +58,22 @@ def _report(recovery: Recovery) -> None:
 
 
 def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
-    """Add the clouds whose passwords were just created to data_dir/clouds.yaml (mode 0600)."""
-    if not creds.created:
-        return None
+    """Keep data_dir/clouds.yaml (mode 0600) in step with this start: add the clouds whose
+    passwords were just created, and point the clouds Spyglass wrote before at the current public
+    URL and region (their credentials kept), so that a changed port or `public_url` never leaves a
+    client sending passwords to whatever now listens at the old address."""
     path = settings.data_dir / "clouds.yaml"
     data: dict[str, Any] = {"clouds": {}}
     if path.exists():
         data = yaml.safe_load(path.read_text()) or {"clouds": {}}
+    elif not creds.created:
+        return None
+    clouds = data.setdefault("clouds", {})
+    moved = _follow_public_url(settings, clouds)
     for cloud, (user, password, project, domain) in creds.created.items():
-        data.setdefault("clouds", {})[cloud] = {
+        clouds[cloud] = {
             "auth": {
-                "auth_url": f"{settings.base_url}/identity",
+                "auth_url": _auth_url(settings),
                 "username": user,
                 "password": password,
                 "project_name": project,
@@ -77,6 +85,8 @@ def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
             "identity_api_version": 3,
             "image_api_version": 2,
         }
+    if not creds.created and not moved:
+        return None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # The mode of os.open applies only to a new file: an existing one is made private too.
     os.fchmod(fd, 0o600)
@@ -85,11 +95,30 @@ def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
     return path
 
 
+def _auth_url(settings: Settings) -> str:
+    return f"{settings.base_url}/identity"
+
+
+def _follow_public_url(settings: Settings, clouds: dict[str, Any]) -> bool:
+    """Update the address of the clouds Spyglass wrote (named spyglass-*); True if any changed."""
+    moved = False
+    for name, cloud in clouds.items():
+        if not name.startswith("spyglass-") or not isinstance(cloud, dict):
+            continue
+        auth = cloud.setdefault("auth", {})
+        if auth.get("auth_url") != _auth_url(settings) or cloud.get("region_name") != settings.region:
+            auth["auth_url"] = _auth_url(settings)
+            cloud["region_name"] = settings.region
+            moved = True
+    return moved
+
+
 def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> None:
     if "spyglass-admin" in creds.created and not settings.admin_password:
         print(f"Created user 'admin' with password: {creds.created['spyglass-admin'][1]}  (shown once)")
     if clouds is not None:
-        print(f"Wrote {clouds} with clouds: {', '.join(sorted(creds.created))}")
+        written = ", ".join(sorted(creds.created)) or "the current address"
+        print(f"Wrote {clouds} ({written}: {_auth_url(settings)})")
     clouds_file = (settings.data_dir / "clouds.yaml").resolve()
     if clouds_file.exists():
         print("Use it with the openstack client:")
@@ -122,6 +151,7 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        "log_config": request_ids.log_config(settings.log_level),
     }
     if settings.workers > 1:
         for name, value in _as_environment(settings, config_file).items():
@@ -159,6 +189,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "impact_window_days",
         "recycle_retention_days",
         "purge_interval_seconds",
+        "task_time_to_live",
         "webhook_max_attempts",
         "webhook_retry_seconds",
         "webhook_poll_seconds",
@@ -169,6 +200,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "default_store",
         "show_image_direct_url",
         "show_multiple_locations",
+        "do_secure_hash",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
     if config_file is not None:
@@ -274,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(database, stores, staging_store(settings), time_to_live(settings)))
             return 0
         if args.command == "metadefs":
             return _load_metadefs(database, args)

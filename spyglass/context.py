@@ -15,6 +15,9 @@ class RequestContext:
     user_name: str = ""
     project_name: str = ""
     domain_id: str | None = None
+    # The roles of the X-Service-Token that came with the user's token (Nova and Cinder send one):
+    # the service acting for the user. Only the rules that say so look at them, as Glance's.
+    service_roles: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -27,6 +30,11 @@ class RequestContext:
     @property
     def can_read(self) -> bool:
         return bool(self.roles & {"reader", "member", "admin"})
+
+    @property
+    def is_service(self) -> bool:
+        """Glance's `service_api` rule: the token's own roles include service (or admin)."""
+        return "service" in self.roles or self.is_admin
 
 
 class Authenticator(Protocol):

@@ -4,7 +4,7 @@ by AuthenticationMiddleware), JSON bodies, JSON responses, URLs."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import orjson
@@ -70,17 +70,34 @@ class AuthenticationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            token = Headers(scope=scope).get("x-auth-token")
+            headers = Headers(scope=scope)
+            token = headers.get("x-auth-token")
             if token:
-                await self._authenticate(scope, token)
+                await self._authenticate(scope, token, headers.get("x-service-token"))
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope, token: str) -> None:
+    async def _authenticate(self, scope: Scope, token: str, service_token: str | None) -> None:
         try:
             ctx = await run_in_threadpool(self.authenticator.authenticate, token)
         except Unauthorized:
             return
+        if service_token:
+            ctx = replace(ctx, service_roles=await self._service_roles(service_token))
         scope.setdefault("state", {})[_CALLER] = ctx
+
+    async def _service_roles(self, token: str) -> frozenset[str]:
+        # As keystonemiddleware with delay_auth_decision: a bad service token only adds no roles.
+        try:
+            service = await run_in_threadpool(self.authenticator.authenticate, token)
+        except Unauthorized:
+            return frozenset()
+        return service.roles
+
+
+def act_as(request: Request, ctx: RequestContext) -> None:
+    """Make `ctx` the request's caller, as if it had come with a token for it (the dashboard's
+    session hands its caller to the API's own handlers this way)."""
+    request.scope.setdefault("state", {})[_CALLER] = ctx
 
 
 def caller(request: Request) -> RequestContext:

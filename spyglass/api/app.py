@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spyglass import background
+from spyglass import background, request_ids
+from spyglass.api import dashboard, render
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
+from spyglass.api import locations as location_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
 from spyglass.api import metadefs as metadef_api
-from spyglass.api import render
 from spyglass.api import stores as store_api
+from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
@@ -34,6 +36,7 @@ from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
+from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import domain_shares, members, trust
@@ -43,7 +46,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class RequestIdMiddleware:
-    """Every response carries x-openstack-request-id, as OpenStack services do."""
+    """Every response carries x-openstack-request-id, as OpenStack services do: the caller's
+    global id when it sent a well-formed one, else Spyglass's own (spyglass.request_ids). Both are
+    on every log line of the request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,19 +57,24 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"req-{uuid.uuid4()}".encode()
+        ids = RequestIds.of(Headers(scope=scope).get("x-openstack-request-id"))
+        answered = ids.answered.encode()
         # The 500 handler runs outside this middleware; it finds the id here.
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        scope.setdefault("state", {})["request_id"] = ids.answered
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"x-openstack-request-id", request_id),
+                    (b"x-openstack-request-id", answered),
                 ]
             await send(message)
 
+        token = request_ids.current.set(ids)
         await self.app(scope, receive, send_with_id)
+        # Left set when the request fails: the server logs the traceback after this middleware,
+        # in the request's own task (a context of its own), and the line names the ids too.
+        request_ids.current.reset(token)
 
 
 def _connect_project_lifecycle() -> None:
@@ -124,7 +134,9 @@ def create_app(
 
     image_routes = [
         *image_api.routes,
+        *location_api.routes,
         *store_api.routes,
+        *task_api.routes,
         *member_api.routes,
         *member_extension_api.routes,
         *extension_api.routes,
@@ -138,6 +150,7 @@ def create_app(
         # start their version discovery there.
         Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
+        *(dashboard.routes if settings.dashboard else []),
         Mount("/identity", routes=identity_api.routes),
         Mount("/image", routes=image_routes),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
@@ -157,9 +170,9 @@ def create_app(
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
     )
-    app.add_middleware(
-        AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)
-    )
+    # The dashboard's session establishes its caller with the same authenticator as the API.
+    app.state.authenticator = authenticator or EmbeddedAuthenticator(database)
+    app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)

@@ -68,6 +68,20 @@ class Action(enum.StrEnum):
     DOWNLOAD_OBSOLETE = "download_obsolete_image"
     GET_DEPRECATION_NOTICES = "get_deprecation_notices"
     GET_FAMILY_LATEST = "get_family_latest"
+    # Tasks (spyglass.data.tasks), named as Glance's policies: the tasks API as a whole is
+    # tasks_api_access (admin-only by default); get_task, get_tasks and add_task sit under it.
+    TASKS_API_ACCESS = "tasks_api_access"
+    GET_TASK = "get_task"
+    GET_TASKS = "get_tasks"
+    ADD_TASK = "add_task"
+    # Every project's tasks, not only the caller's project's (Glance: an admin context).
+    GET_ALL_TASKS = "get_all_tasks"
+    # The v2.17 locations API, for the services that call the image service (Nova, Cinder).
+    FETCH_IMAGE_LOCATION = "fetch_image_location"
+    ADD_IMAGE_LOCATION = "add_image_location"
+    # Glance's add_location hard-codes this one: a location in a store (not the http store) is
+    # added by a service, whose `service` role is on the token or on the X-Service-Token with it.
+    ADD_STORE_LOCATION = "add_store_location"
     # Metadata definitions (spyglass.metadefs), Glance's names. The target is a namespace (its
     # owner and visibility, public or private); the namespace's own visibility rule
     # (spyglass.metadefs.visibility) gates them instead of the image's.
@@ -140,6 +154,18 @@ def _owner_project(ctx: RequestContext, t: Target) -> bool:
     return ctx.is_admin or (t.owner is not None and t.owner == ctx.project_id)
 
 
+def _service_api(ctx: RequestContext, _t: Target) -> bool:
+    return ctx.is_service
+
+
+def _service_or_owner_member(ctx: RequestContext, t: Target) -> bool:
+    return ctx.is_service or ("member" in ctx.roles and t.owner is not None and t.owner == ctx.project_id)
+
+
+def _service_token_or_role(ctx: RequestContext, _t: Target) -> bool:
+    return "service" in ctx.roles | ctx.service_roles
+
+
 def _namespace_reader(ctx: RequestContext, t: Target) -> bool:
     # Glance 33's ADMIN_OR_PROJECT_READER_GET_NAMESPACE: the owner project's readers, or any
     # reader for a public namespace.
@@ -199,6 +225,15 @@ RULES: dict[Action, Rule] = {
     Action.DOWNLOAD_OBSOLETE: _owner_project,
     Action.GET_DEPRECATION_NOTICES: _reader,
     Action.GET_FAMILY_LATEST: _reader,
+    Action.TASKS_API_ACCESS: _admin,
+    # Glance's defaults for these three are "" (anyone): tasks_api_access is the gate.
+    Action.GET_TASK: _reader,
+    Action.GET_TASKS: _reader,
+    Action.ADD_TASK: _reader,
+    Action.GET_ALL_TASKS: _admin,
+    Action.FETCH_IMAGE_LOCATION: _service_api,
+    Action.ADD_IMAGE_LOCATION: _service_or_owner_member,
+    Action.ADD_STORE_LOCATION: _service_token_or_role,
     # Metadata definitions: Glance 33's defaults, reads by readers of the owner project or of a
     # public namespace, every write admin-only (`metadef_admin`).
     Action.GET_METADEF_NAMESPACES: _reader,
@@ -249,6 +284,11 @@ UNTARGETED = frozenset(
         Action.GET_ALL_RECYCLE_BIN,
         Action.GET_DEPRECATION_NOTICES,
         Action.GET_FAMILY_LATEST,
+        Action.TASKS_API_ACCESS,
+        Action.GET_TASK,
+        Action.GET_TASKS,
+        Action.ADD_TASK,
+        Action.GET_ALL_TASKS,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image

@@ -119,6 +119,12 @@ def test_location_urls(api: Callers, stores: StoreSet, settings: Settings) -> No
     assert image["direct_url"] == expected["fs"]
     text = str(image)
     assert swift.config.key not in text and str(s3.config.secret_key) not in text
+    # The locations API reads these URLs back (spyglass.data.location_import).
+    assert {name: stores.locate(url) for name, url in expected.items()} == {
+        n: (n, k) for n, k in keys.items()
+    }
+    assert stores.locate(f"swift+config://swift1/other-container/{keys['swift1']}") is None
+    assert stores.locate(f"s3://other-bucket/{keys['s3']}") is None
 
 
 def test_info_stores_detail_hides_credentials(api: Callers, stores: StoreSet) -> None:
