@@ -10,7 +10,7 @@ CKSUM := $(shell cat pyproject.toml osc-plugin/pyproject.toml | cksum | cut -d' 
 SERVE_STAMP := $(VENV)/.serve-$(CKSUM)
 STAMP := $(VENV)/.installed-$(CKSUM)
 
-.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots
+.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots tempest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,3 +69,14 @@ test: lint typecheck unit unit-postgres
 screenshots: venv
 	scripts/ensure-chromium.sh >/dev/null
 	$(VENV)/bin/python scripts/dashboard_screenshots.py
+
+# The conformance suite's image tests (Tempest from PyPI, in its own virtualenv) against a fresh
+# `spyglass serve` with pre-provisioned accounts; run by hand, not part of `make test`.
+TEMPEST_VENV ?= .venv-tempest
+$(TEMPEST_VENV)/bin/tempest:
+	test -x $(TEMPEST_VENV)/bin/python || $(PYTHON) -m venv $(TEMPEST_VENV)
+	$(TEMPEST_VENV)/bin/pip install -q tempest
+
+tempest: venv $(TEMPEST_VENV)/bin/tempest
+	scripts/ensure-qemu-img.sh >/dev/null
+	$(VENV)/bin/python scripts/tempest.py --tempest $(TEMPEST_VENV)/bin/tempest

@@ -22,6 +22,7 @@ from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.file_modes import tighten_dir
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.images.deletion import purge_expired
+from spyglass.images.policy import use_policy_file
 from spyglass.metadefs.loader import LoadOptions, load_directory
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings, SettingsError, load_settings
@@ -142,6 +143,8 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
 
     from spyglass.api.app import create_app
 
+    # A policy file that cannot be used stops the start before anything else happens.
+    use_policy_file(settings.policy_path)
     creds = prepare(settings)
     _announce(settings, creds, write_clouds_yaml(settings, creds))
     common: dict[str, Any] = {
@@ -183,6 +186,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "max_request_header_line_bytes",
         "max_request_header_bytes",
         "hashing_algorithm",
+        "policy_file",
         "limit_param_default",
         "api_limit_max",
         "protect_consumers",
@@ -201,6 +205,9 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "show_image_direct_url",
         "show_multiple_locations",
         "do_secure_hash",
+        "image_cache",
+        "image_cache_dir",
+        "image_cache_max_size",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
     if config_file is not None:
@@ -298,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             serve(settings, config)
-        except SecretKeyError as exc:
+        except (SecretKeyError, SettingsError) as exc:
             print(f"spyglass: {exc}", file=sys.stderr)
             return 2
         return 0

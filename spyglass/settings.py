@@ -114,6 +114,15 @@ class Settings:
     # Glance's option: a location added through the locations API (v2.17) is read in the background
     # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
     do_secure_hash: bool = True
+    # An oslo.policy file (YAML or JSON) whose rules override the default policy by name, as
+    # Glance's policy.yaml does (spyglass.images.policy). Empty: the defaults alone.
+    policy_file: str = ""
+    # The local cache of image data held in remote stores (Swift, S3) on each node (spyglass.data.cache,
+    # Glance's image cache and its API 2.14). Off, as in Glance; the directory, empty:
+    # data_dir/image-cache; the most bytes of image data it keeps, least recently used out first.
+    image_cache: bool = False
+    image_cache_dir: str = ""
+    image_cache_max_size: int = 10 * 1024**3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,6 +130,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def policy_path(self) -> Path | None:
+        return Path(self.policy_file).expanduser() if self.policy_file else None
 
     @property
     def blob_dir(self) -> Path:
@@ -139,6 +152,15 @@ class Settings:
     def staging_dir(self) -> Path:
         """Where `PUT /v2/images/{id}/stage` keeps data until the import call."""
         return self.data_dir / "staging"
+
+    @property
+    def image_cache_path(self) -> Path | None:
+        """Where this node caches image data, or None when the cache is off."""
+        if not self.image_cache:
+            return None
+        if self.image_cache_dir:
+            return Path(self.image_cache_dir).expanduser()
+        return self.data_dir / "image-cache"
 
     @property
     def base_url(self) -> str:
@@ -219,6 +241,7 @@ class Settings:
             "member_expiry_warning_days",
             "deprecation_warning_days",
         )
+        self._at_least(1, "image_cache_max_size")
         self._at_least(
             1,
             "purge_interval_seconds",

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from spyglass.api.render import StoreRendering
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import Authenticator, RequestContext
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.errors import Invalid, TooLarge, Unauthorized
 from spyglass.identity.passwords import CheckSlots
@@ -39,6 +40,8 @@ class AppState:
     store_rendering: StoreRendering
     secret_box: SecretBox
     password_checks: CheckSlots
+    # This node's cache of remote image data; None when the cache is off.
+    image_cache: ImageCache | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -9,10 +9,11 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background, request_ids
+from spyglass.api import cache as cache_api
 from spyglass.api import dashboard, render
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
@@ -32,10 +33,12 @@ from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.context import Authenticator
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.passwords import CheckSlots
+from spyglass.images.policy import use_policy_file
 from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -115,6 +118,7 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
+    use_policy_file(settings.policy_path)
     database = db or Database(settings.database)
     if stores is None:
         stores = (
@@ -123,10 +127,12 @@ def create_app(
             else build(settings.store_specs, settings.default_store_name)
         )
     store_set = stores
+    cache_dir = settings.image_cache_path
+    image_cache = ImageCache(cache_dir, settings.image_cache_max_size) if cache_dir is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        schedule = background.start(database, store_set, settings)
+        schedule = background.start(database, store_set, settings, image_cache)
         yield
         await schedule.stop()
         if db is None:
@@ -143,6 +149,7 @@ def create_app(
         *webhook_api.routes,
         *trust_api.routes,
         *deprecation_api.routes,
+        *cache_api.routes,
         *metadef_api.routes,
     ]
     routes = [
@@ -152,11 +159,14 @@ def create_app(
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
         *(dashboard.routes if settings.dashboard else []),
         Mount("/identity", routes=identity_api.routes),
-        Mount("/image", routes=image_routes),
+        Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    # As Glance: a path with a trailing slash or an empty id (GET or DELETE /v2/images/,
+    # /v2/images/{id}/members/) names no resource and is 404, not a redirect to another route.
+    app.router.redirect_slashes = False
     app.state.spyglass = AppState(
         settings=settings,
         db=database,
@@ -169,6 +179,7 @@ def create_app(
         ),
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+        image_cache=image_cache,
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
     app.state.authenticator = authenticator or EmbeddedAuthenticator(database)

@@ -102,7 +102,8 @@ async def _copy_image(
         body,
         request_id(request),
     )
-    imports.start_copy(job, state.db, state.stores, state.settings)
+    if job is not None:
+        imports.start_copy(job, state.db, state.stores, state.settings)
 
 
 async def discard_staged(request: Request, image_id: str) -> None:

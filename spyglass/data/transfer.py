@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,8 +31,8 @@ from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
 from spyglass.images import blob_refs, deprecation, locations, states
-from spyglass.images.catalog import load_authorized
-from spyglass.images.policy import Action, Target, permits
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.policy import Action, permits
 from spyglass.images.queries import ImageRecord, set_status
 from spyglass.settings import Settings
 
@@ -137,6 +138,8 @@ class Download:
     # The store and key the data is read from: the first location that answers.
     store: BlobStore | None = None
     location_key: str = ""
+    # The verified copy in this node's image cache (spyglass.data.cache), read instead of the store.
+    cached: Path | None = None
 
     @property
     def key(self) -> str:
@@ -149,26 +152,33 @@ def prepare_download(
     ctx: RequestContext,
     image_id: str,
     range_header: str | None = None,
+    cached: Callable[[ImageRecord], Path | None] | None = None,
 ) -> Download | None:
     """The data to send, or None when the image has none (the API answers 204, as Glance does).
+    `cached` finds the image's data in this node's cache, which is then read without asking a store.
 
     Raises RangeNotSatisfiable when `range_header` selects no byte of the data."""
     with db.read() as conn:
         record = load_authorized(conn, ctx, image_id, Action.DOWNLOAD_IMAGE)
-    if record.status == states.DEACTIVATED and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, Target()):
+    deactivated = record.status == states.DEACTIVATED
+    if deactivated and not permits(ctx, Action.DOWNLOAD_DEACTIVATED, target_of(record)):
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     deprecation.refuse_obsolete_download(ctx, record)
     if record.status not in (states.ACTIVE, states.DEACTIVATED) or not record.blob_key:
         return None
-    found = _first_available(store, record)
+    size = record.size or 0  # set whenever the image has data
+    part = byte_ranges.requested(range_header, size)
+    path = cached(record) if cached is not None else None
+    if path is not None:
+        return Download(record, size, part, cached=path)
+    found = first_available(store, record)
     if found is None:
         # Deleted a moment ago, or lost from every store: there is nothing to send.
         return None
-    size = record.size or 0  # set whenever the image has data
-    return Download(record, size, byte_ranges.requested(range_header, size), found[0], found[1])
+    return Download(record, size, part, found[0], found[1])
 
 
-def _first_available(stores: StoreSet, record: ImageRecord) -> tuple[BlobStore, str] | None:
+def first_available(stores: StoreSet, record: ImageRecord) -> tuple[BlobStore, str] | None:
     """The first location whose store has the blob; a missing blob or a failing store is skipped."""
     for location in locations.of(record):
         store = locations.store_of(stores, location)

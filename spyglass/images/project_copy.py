@@ -52,7 +52,7 @@ def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, stor
     if not ctx.project_id:
         raise Invalid("A copy belongs to a project: use a project-scoped token.")
     with db.write() as conn:
-        source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE, lock=True)
+        source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_PROJECT, lock=True)
         if source.status != states.ACTIVE or not source.blob_key:
             raise Conflict(f"Only active images can be copied; image {image_id} is {source.status}.")
         copy_id = str(uuid.uuid4())

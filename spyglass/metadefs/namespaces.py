@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound
-from spyglass.images.policy import Action, Target, authorize
+from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.metadefs import documents, elements, queries, schemas
 from spyglass.metadefs.paging import Page, parse_page
 from spyglass.metadefs.queries import Namespace
@@ -31,10 +31,16 @@ def not_found(name: str) -> NotFound:
 def find(conn: Connection, ctx: RequestContext, name: str, action: Action, *, missing: str = "") -> Namespace:
     """The namespace `name` if the caller may see it and do `action` on it."""
     ns = queries.namespace_by_name(conn, name)
-    if ns is None or not can_see(ctx, ns.owner, ns.visibility):
+    if ns is None or not readable(ctx, ns):
         raise NotFound(missing) if missing else not_found(name)
     authorize(ctx, action, target(ns))
     return ns
+
+
+def readable(ctx: RequestContext, ns: Namespace) -> bool:
+    """The visibility rule, and the get_metadef_namespace policy (an operator's policy file may
+    narrow it): Glance answers 404 for a namespace either refuses."""
+    return can_see(ctx, ns.owner, ns.visibility) and permits(ctx, Action.GET_METADEF_NAMESPACE, target(ns))
 
 
 def target(ns: Namespace) -> Target:
@@ -95,15 +101,18 @@ def list_namespaces(
             visibility=query.visibility,
             resource_types=query.resource_types,
         )
-        associations = queries.associations_of(conn, (ns.id for ns in rows))
+        # The SQL twin is the visibility rule with the default policy; a policy file's narrower
+        # get_metadef_namespace is applied to each row, as Glance filters its list.
+        shown = [ns for ns in rows if permits(ctx, Action.GET_METADEF_NAMESPACE, target(ns))]
+        associations = queries.associations_of(conn, (ns.id for ns in shown))
     found = []
-    for ns in rows:
+    for ns in shown:
         doc = documents.namespace(ns)
         if associations[ns.id]:
             doc["resource_type_associations"] = [documents.association(a) for a in associations[ns.id]]
         found.append(doc)
-    more = bool(rows) and len(rows) == query.page.limit
-    return found, rows[-1].namespace if more else None
+    more = bool(shown) and len(rows) == query.page.limit
+    return found, shown[-1].namespace if more else None
 
 
 # ---- show -------------------------------------------------------------------------------------------
