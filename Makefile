@@ -59,7 +59,7 @@ unit: venv
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
-POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit
+POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit tests/metadefs
 unit-postgres: venv
 	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 

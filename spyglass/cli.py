@@ -23,6 +23,7 @@ from spyglass.file_modes import tighten_dir
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.images.deletion import purge_expired
 from spyglass.images.policy import use_policy_file
+from spyglass.metadefs.loader import LoadOptions, load_directory
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings, SettingsError, load_settings
 
@@ -244,16 +245,55 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "check"])
     sub.add_parser("recover", help="after a crash: re-queue interrupted uploads, remove orphan blobs")
     sub.add_parser("purge", help="remove the images whose recycle bin retention has ended")
+    metadefs = sub.add_parser("metadefs", help="metadata definitions")
+    metadefs_sub = metadefs.add_subparsers(dest="action", required=True)
+    load = metadefs_sub.add_parser("load", help="load definition files in Glance's metadef JSON format")
+    load.add_argument("directory", type=Path, help="directory of *.json definition files")
+    load.add_argument("--merge", action="store_true", help="add what an existing namespace lacks")
+    load.add_argument(
+        "--prefer-new",
+        dest="prefer_new",
+        action="store_true",
+        help="with --merge: also replace what an existing namespace has with the file's version",
+    )
+    load.add_argument(
+        "--overwrite", action="store_true", help="with --merge: drop existing namespaces and load them again"
+    )
     return parser
+
+
+def _load_metadefs(database: Database, args: argparse.Namespace) -> int:
+    if (args.prefer_new or args.overwrite) and not args.merge:
+        print("spyglass: --prefer-new and --overwrite need --merge", file=sys.stderr)
+        return 2
+    options = LoadOptions(merge=args.merge, prefer_new=args.prefer_new, overwrite=args.overwrite)
+    # An operator may load definitions before the first `serve`, which would create the tables.
+    upgrade(database)
+    try:
+        report = load_directory(database, args.directory, options)
+    except FileNotFoundError as exc:
+        print(f"spyglass: {exc}", file=sys.stderr)
+        return 2
+    for outcome in ("created", "merged", "replaced", "skipped"):
+        names = getattr(report, outcome)
+        if names:
+            print(f"{outcome}: {', '.join(names)}")
+    for file_name, reason in report.failed.items():
+        print(f"not loaded: {file_name}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _stores(settings: Settings) -> registry.StoreSet:
     return registry.build(settings.store_specs, settings.default_store_name)
 
 
+# Command-line arguments that are not settings.
+_NOT_SETTINGS = ("config", "command", "action", "directory", "merge", "prefer_new", "overwrite")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "action")}
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
@@ -276,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             stores = list(_stores(settings).values())
             _report(recover(database, stores, staging_store(settings), time_to_live(settings)))
             return 0
+        if args.command == "metadefs":
+            return _load_metadefs(database, args)
         if args.command == "purge":
             purged = purge_expired(database, _stores(settings))
             print(f"purged {purged} image(s) from the recycle bin")

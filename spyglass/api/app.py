@@ -22,6 +22,7 @@ from spyglass.api import images as image_api
 from spyglass.api import locations as location_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
+from spyglass.api import metadefs as metadef_api
 from spyglass.api import stores as store_api
 from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
@@ -149,6 +150,7 @@ def create_app(
         *trust_api.routes,
         *deprecation_api.routes,
         *cache_api.routes,
+        *metadef_api.routes,
     ]
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients

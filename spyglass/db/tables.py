@@ -414,3 +414,98 @@ tasks = Table(
     Index(None, "expires_at"),
     Index(None, "created_at", "id"),
 )
+
+# ---- metadata definitions ----------------------------------------------------------------------
+
+# Metadata definitions (spyglass.metadefs): namespaces of property descriptions that dashboards use
+# to offer property editors. Names are unique where Glance makes them unique: a namespace name
+# across the deployment, an object, property or tag name within its namespace (tags case-blind,
+# through `name_key`), a resource type name across the deployment. The contents go with their
+# namespace.
+metadef_namespaces = Table(
+    "metadef_namespaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(80), nullable=False, unique=True),
+    Column("display_name", String(80), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("visibility", String(32), nullable=False),
+    Column("protected", Boolean, nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    Index(None, "owner"),
+)
+
+metadef_objects = Table(
+    "metadef_objects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("required", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+metadef_properties = Table(
+    "metadef_properties",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    # The property's JSON Schema fragment (title, type, enum, ...), without its name.
+    Column("json_schema", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+metadef_tags = Table(
+    "metadef_tags",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    # The name in lower case: Glance's tag names are unique regardless of case.
+    Column("name_key", String(80), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name_key"),
+)
+
+metadef_resource_types = Table(
+    "metadef_resource_types",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False, unique=True),
+    # Loaded from definition files (`spyglass metadefs load`) rather than made by an association.
+    Column("protected", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+)
+
+metadef_namespace_resource_types = Table(
+    "metadef_namespace_resource_types",
+    metadata,
+    Column(
+        "namespace_id",
+        Integer,
+        ForeignKey("metadef_namespaces.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "resource_type_id",
+        Integer,
+        ForeignKey("metadef_resource_types.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("prefix", String(80), nullable=True),
+    Column("properties_target", String(80), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    Index(None, "resource_type_id"),
+)

@@ -99,6 +99,35 @@ class Action(enum.StrEnum):
     CACHE_LIST = "cache_list"
     CACHE_IMAGE = "cache_image"
     CACHE_DELETE = "cache_delete"
+    # Metadata definitions (spyglass.metadefs), Glance's names. The target is a namespace (its
+    # owner and visibility, public or private); the namespace's own visibility rule
+    # (spyglass.metadefs.visibility) gates them instead of the image's.
+    GET_METADEF_NAMESPACE = "get_metadef_namespace"
+    GET_METADEF_NAMESPACES = "get_metadef_namespaces"
+    MODIFY_METADEF_NAMESPACE = "modify_metadef_namespace"
+    ADD_METADEF_NAMESPACE = "add_metadef_namespace"
+    DELETE_METADEF_NAMESPACE = "delete_metadef_namespace"
+    GET_METADEF_OBJECT = "get_metadef_object"
+    GET_METADEF_OBJECTS = "get_metadef_objects"
+    MODIFY_METADEF_OBJECT = "modify_metadef_object"
+    ADD_METADEF_OBJECT = "add_metadef_object"
+    DELETE_METADEF_OBJECT = "delete_metadef_object"
+    LIST_METADEF_RESOURCE_TYPES = "list_metadef_resource_types"
+    GET_METADEF_RESOURCE_TYPE = "get_metadef_resource_type"
+    ADD_METADEF_RESOURCE_TYPE_ASSOCIATION = "add_metadef_resource_type_association"
+    REMOVE_METADEF_RESOURCE_TYPE_ASSOCIATION = "remove_metadef_resource_type_association"
+    GET_METADEF_PROPERTY = "get_metadef_property"
+    GET_METADEF_PROPERTIES = "get_metadef_properties"
+    MODIFY_METADEF_PROPERTY = "modify_metadef_property"
+    ADD_METADEF_PROPERTY = "add_metadef_property"
+    REMOVE_METADEF_PROPERTY = "remove_metadef_property"
+    GET_METADEF_TAG = "get_metadef_tag"
+    GET_METADEF_TAGS = "get_metadef_tags"
+    MODIFY_METADEF_TAG = "modify_metadef_tag"
+    ADD_METADEF_TAG = "add_metadef_tag"
+    ADD_METADEF_TAGS = "add_metadef_tags"
+    DELETE_METADEF_TAG = "delete_metadef_tag"
+    DELETE_METADEF_TAGS = "delete_metadef_tags"
 
 
 @dataclass(frozen=True)
@@ -141,6 +170,10 @@ DOWNLOAD_IMAGE_RULE = f"{ADMIN} or (role:member and ({_REACHABLE}))"
 # Glance's ADMIN_OR_PROJECT_MEMBER_CREATE_IMAGE and ADMIN_OR_PROJECT_READER_OR_SHARED_MEMBER.
 ADD_IMAGE_RULE = f"{ADMIN} or (role:member and project_id:%(project_id)s and project_id:%(owner)s)"
 MEMBERS_RULE = f"{ADMIN} or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)"
+# Glance's ADMIN_OR_PROJECT_READER_GET_NAMESPACE: a reader of the namespace's owner project, or any
+# reader for a public namespace (the target's project_id is the namespace's owner).
+NAMESPACE_READER = f"{ADMIN} or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))"
+METADEF_ADMIN = "rule:metadef_admin"
 
 # The default rule of each action, overridden by the rules of the same names in the policy file
 # (setting policy_file). Glance's actions have Glance 33's defaults (glance/policies/image.py,
@@ -210,9 +243,46 @@ RULES: dict[Action, str] = {
     Action.CACHE_LIST: ADMIN,
     Action.CACHE_IMAGE: ADMIN,
     Action.CACHE_DELETE: ADMIN,
+    # Metadata definitions: Glance 33's defaults (glance/policies/metadef.py), reads by readers of
+    # the owner project or of a public namespace, every write `rule:metadef_admin`.
+    Action.GET_METADEF_NAMESPACES: OWNER_READER,
+    Action.GET_METADEF_NAMESPACE: NAMESPACE_READER,
+    Action.GET_METADEF_OBJECT: NAMESPACE_READER,
+    Action.GET_METADEF_OBJECTS: NAMESPACE_READER,
+    Action.LIST_METADEF_RESOURCE_TYPES: NAMESPACE_READER,
+    Action.GET_METADEF_RESOURCE_TYPE: NAMESPACE_READER,
+    Action.GET_METADEF_PROPERTY: NAMESPACE_READER,
+    Action.GET_METADEF_PROPERTIES: NAMESPACE_READER,
+    Action.GET_METADEF_TAG: NAMESPACE_READER,
+    Action.GET_METADEF_TAGS: NAMESPACE_READER,
+    Action.ADD_METADEF_NAMESPACE: METADEF_ADMIN,
+    Action.MODIFY_METADEF_NAMESPACE: METADEF_ADMIN,
+    Action.DELETE_METADEF_NAMESPACE: METADEF_ADMIN,
+    Action.ADD_METADEF_OBJECT: METADEF_ADMIN,
+    Action.MODIFY_METADEF_OBJECT: METADEF_ADMIN,
+    Action.DELETE_METADEF_OBJECT: METADEF_ADMIN,
+    Action.ADD_METADEF_RESOURCE_TYPE_ASSOCIATION: METADEF_ADMIN,
+    Action.REMOVE_METADEF_RESOURCE_TYPE_ASSOCIATION: METADEF_ADMIN,
+    Action.ADD_METADEF_PROPERTY: METADEF_ADMIN,
+    Action.MODIFY_METADEF_PROPERTY: METADEF_ADMIN,
+    Action.REMOVE_METADEF_PROPERTY: METADEF_ADMIN,
+    Action.ADD_METADEF_TAG: METADEF_ADMIN,
+    Action.ADD_METADEF_TAGS: METADEF_ADMIN,
+    Action.MODIFY_METADEF_TAG: METADEF_ADMIN,
+    Action.DELETE_METADEF_TAG: METADEF_ADMIN,
+    Action.DELETE_METADEF_TAGS: METADEF_ADMIN,
 }
 # Rules the actions' rules refer to, named as Glance names them (glance/policies/base.py).
-BASE_RULES = {"context_is_admin": "role:admin", "default": "", "service_api": "role:service or role:admin"}
+BASE_RULES = {
+    "context_is_admin": "role:admin",
+    "default": "",
+    "service_api": "role:service or role:admin",
+    "metadef_admin": "rule:context_is_admin",
+    "metadef_default": "",
+}
+
+# The metadata definition actions: their target is a namespace, not an image.
+METADEF_ACTIONS = frozenset(a for a in Action if "metadef" in a.value)
 
 # Actions that need no image: only the role rule applies.
 UNTARGETED = frozenset(
@@ -241,7 +311,8 @@ UNTARGETED = frozenset(
 )
 # A project reads the events of its own membership even after the membership ended, when the image
 # itself is 404 to it: the visibility rule does not gate this action (spyglass.audit scopes the rows).
-UNGATED = frozenset({Action.GET_MEMBERSHIP_EVENTS})
+# Nor does it gate the metadata definition actions: a namespace's visibility is spyglass.metadefs'.
+UNGATED = frozenset({Action.GET_MEMBERSHIP_EVENTS}) | METADEF_ACTIONS
 # What may still be done to an image in the recycle bin; anything else is a conflict until restored.
 WHILE_RECYCLED = frozenset(
     {
