@@ -32,6 +32,10 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = _make_engine(url)
+        # Write transactions this process committed: a cache of what the database said
+        # (spyglass.identity.token_cache) learns from it that this process changed something.
+        self.commits = 0
+        self._commits_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -55,6 +59,7 @@ class Database:
         if self._write_lock is None:
             with self.engine.begin() as conn:
                 yield conn
+            self._committed()
             return
         with self._write_lock, self.engine.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -64,6 +69,11 @@ class Database:
                 conn.rollback()
                 raise
             conn.commit()
+            self._committed()
+
+    def _committed(self) -> None:
+        with self._commits_lock:
+            self.commits += 1
 
     def refresh_statistics(self) -> None:
         """Let the query planner know the table sizes.
