@@ -145,6 +145,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "password_check_concurrency",
         "password_check_queue",
         "workers",
+        "threads",
         "image_member_quota",
         "image_size_cap",
         "max_request_body_bytes",
@@ -197,7 +198,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--public-url", dest="public_url")
-    run.add_argument("--workers", type=int)
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--threads", type=int, help="threads (and database connections) per worker")
     run.add_argument(
         "--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml"
     )

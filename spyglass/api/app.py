@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -104,7 +105,7 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
-    database = db or Database(settings.database)
+    database = db or Database(settings.database, connections=settings.database_connections)
     if stores is None:
         stores = (
             StoreSet.single(store)
@@ -115,6 +116,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every blocking call (run_in_threadpool, to_thread) takes one of these threads; the
+        # database pool holds as many connections, so none is opened and closed under load.
+        to_thread.current_default_thread_limiter().total_tokens = settings.threads
         schedule = background.start(database, store_set, settings)
         yield
         await schedule.stop()
