@@ -11,9 +11,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Connection,
     DateTime,
     Select,
+    Subquery,
     Text,
     bindparam,
     delete,
@@ -135,6 +137,53 @@ def fetch_image(
     )
 
 
+def load_all_extras(
+    conn: Connection, image_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], dict[str, list[Location]]]:
+    """What load_extras and load_locations give, in one statement."""
+    props: dict[str, dict[str, str]] = {}
+    tags: dict[str, list[str]] = {}
+    found: dict[str, list[Location]] = {}
+    if not image_ids:
+        return props, tags, found
+    rows = conn.execute(_PAGE_EXTRAS, {"image_ids": list(image_ids)})
+    for image_id, kind, first, second, _at in rows:
+        if kind == "p":
+            props.setdefault(image_id, {})[first] = second
+        elif kind == "t":
+            tags.setdefault(image_id, []).append(first)
+        else:
+            found.setdefault(image_id, []).append(Location(first, second))
+    return props, tags, found
+
+
+def _extras(*where: ColumnElement[bool]) -> Subquery:
+    """The properties, tags and further locations of the images the three conditions (on
+    image_properties, image_tags and image_locations) pick, as one union: image_id, kind ("p", "t",
+    "l"), first (name, value, store), second (value, -, blob key) and at (a location's time)."""
+    no_time = null().cast(DateTime)
+    on_properties, on_tags, on_locations = where
+    return union_all(
+        select(
+            image_properties.c.image_id.label("image_id"),
+            literal_column("'p'").label("kind"),
+            image_properties.c.name.label("first"),
+            image_properties.c.value.label("second"),
+            no_time.label("at"),
+        ).where(on_properties),
+        select(
+            image_tags.c.image_id, literal_column("'t'"), image_tags.c.value, null().cast(Text), no_time
+        ).where(on_tags),
+        select(
+            image_locations.c.image_id,
+            literal_column("'l'"),
+            image_locations.c.store,
+            image_locations.c.blob_key,
+            image_locations.c.created_at,
+        ).where(on_locations),
+    ).subquery("extras")
+
+
 def _one_image() -> Select[Any]:
     """fetch_image's statement, built once: the image row outer-joined to the union of its extras.
 
@@ -142,24 +191,11 @@ def _one_image() -> Select[Any]:
     tags by value, locations by creation time then store.
     """
     image_id: BindParameter[str] = bindparam("image_id")
-    no_time = null().cast(DateTime)
-    extras = union_all(
-        select(
-            literal_column("'p'").label("kind"),
-            image_properties.c.name.label("first"),
-            image_properties.c.value.label("second"),
-            no_time.label("at"),
-        ).where(image_properties.c.image_id == image_id),
-        select(literal_column("'t'"), image_tags.c.value, null().cast(Text), no_time).where(
-            image_tags.c.image_id == image_id
-        ),
-        select(
-            literal_column("'l'"),
-            image_locations.c.store,
-            image_locations.c.blob_key,
-            image_locations.c.created_at,
-        ).where(image_locations.c.image_id == image_id),
-    ).subquery("extras")
+    extras = _extras(
+        image_properties.c.image_id == image_id,
+        image_tags.c.image_id == image_id,
+        image_locations.c.image_id == image_id,
+    )
     member = (
         select(image_members.c.status)
         .where(image_members.c.image_id == images.c.id, image_members.c.member_id == bindparam("project_id"))
@@ -180,6 +216,18 @@ def _one_image() -> Select[Any]:
     )
 
 
+def _page_extras() -> Select[Any]:
+    """load_all_extras' statement, built once (the ids are one expanding parameter)."""
+    ids: BindParameter[list[str]] = bindparam("image_ids", expanding=True)
+    extras = _extras(
+        image_properties.c.image_id.in_(ids),
+        image_tags.c.image_id.in_(ids),
+        image_locations.c.image_id.in_(ids),
+    )
+    return select(extras).order_by(extras.c.image_id, extras.c.kind, extras.c.at, extras.c.first)
+
+
+_PAGE_EXTRAS = _page_extras()
 _ONE_IMAGE = _one_image()
 _ONE_IMAGE_LOCKED = _ONE_IMAGE.with_for_update(of=images)
 
