@@ -399,12 +399,13 @@ def run_tree(name: str, code: Path, backend: str, args: argparse.Namespace, work
         for what, load in figures.items():
             sessions = f", {load.sessions} PG sessions opened" if load.sessions is not None else ""
             print(
-                f"  {backend:10} {name:3} {label:10} {what:9}: {load.rate:7.0f} req/s  p50 {load.p50_ms:6.2f} ms"
-                f"  p99 {load.p99_ms:6.2f} ms  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
+                f"  {backend:10} {name:3} {label:10} {what:9}: {load.rate:7.0f} req/s"
+                f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
                 flush=True,
             )
         print(
-            f"  {backend:10} {name:3} {label:10} member add+remove p50 {results[label]['member pair p50 ms']:.2f} ms,"
+            f"  {backend:10} {name:3} {label:10} member add+remove p50"
+            f" {results[label]['member pair p50 ms']:.2f} ms,"
             f" limit=1000 page p50 {results[label]['limit=1000 p50 ms']:.1f} ms",
             flush=True,
         )
@@ -429,7 +430,8 @@ def compare(backend: str, old: dict[str, Any], new: dict[str, Any]) -> None:
             before = old[label][what]
             if isinstance(load, Load):
                 print(
-                    f"  {label:10} {what:9}: req/s x{load.rate / before.rate:.2f}, cpu/req x{load.cpu_ms / before.cpu_ms:.2f},"
+                    f"  {label:10} {what:9}: req/s x{load.rate / before.rate:.2f},"
+                    f" cpu/req x{load.cpu_ms / before.cpu_ms:.2f},"
                     f" p99 {before.p99_ms:.1f} -> {load.p99_ms:.1f} ms"
                 )
             else:
