@@ -400,7 +400,8 @@ def run_tree(name: str, code: Path, backend: str, args: argparse.Namespace, work
             sessions = f", {load.sessions} PG sessions opened" if load.sessions is not None else ""
             print(
                 f"  {backend:10} {name:3} {label:10} {what:9}: {load.rate:7.0f} req/s"
-                f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
+                f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"
+                f"  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
                 flush=True,
             )
         print(
