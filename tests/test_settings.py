@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,12 @@ def test_login_limits_from_toml_and_environment(tmp_path: Path) -> None:
 def test_request_limits_must_leave_room_for_real_requests(name: str, value: int) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(environ={f"SPYGLASS_{name.upper()}": str(value)})
+
+
+def test_one_worker_per_core_and_a_pool_as_large_as_the_threads_by_default() -> None:
+    settings = load_settings(environ={})
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.database_connections == settings.threads + 2
+    assert load_settings(environ={"SPYGLASS_THREADS": "4"}).database_connections == 6
+    with pytest.raises(SettingsError, match="threads must be at least 1"):
+        load_settings(environ={"SPYGLASS_THREADS": "0"})
