@@ -308,8 +308,9 @@ def wrk(server: Server, path: str, auth: str, connections: int, seconds: int, da
         print(f"    wrk saw errors:\n{out}", flush=True)
     total = re.search(r"(\d+) requests in", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    # The latency distribution's lines (the thread stats also end in percentages).
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     assert total and rate and p50 and p99, out
     opened = postgres_sessions(database_url) - sessions if database_url and sessions is not None else None
     return Load(
