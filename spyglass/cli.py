@@ -100,6 +100,9 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
     )
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def app_from_environment() -> Any:
     """uvicorn factory for `--workers N`: each worker reads the settings from SPYGLASS_* variables."""
     from spyglass.api.app import create_app
@@ -125,7 +128,15 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
     if settings.workers > 1:
         for name, value in _as_environment(settings, config_file).items():
             os.environ[name] = value
-        uvicorn.run("spyglass.cli:app_from_environment", factory=True, workers=settings.workers, **common)
+        uvicorn.run(
+            "spyglass.cli:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            # uvicorn kills a worker that does not answer its supervisor's ping in time (5 s by
+            # default): on a saturated machine a worker still importing at start-up can take longer.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **common,
+        )
     else:
         uvicorn.run(create_app(settings), **common)
 
