@@ -131,6 +131,9 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
     )
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def app_from_environment() -> Any:
     """uvicorn factory for `--workers N`: each worker reads the settings from SPYGLASS_* variables."""
     from spyglass.api.app import create_app
@@ -159,7 +162,15 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
     if settings.workers > 1:
         for name, value in _as_environment(settings, config_file).items():
             os.environ[name] = value
-        uvicorn.run("spyglass.cli:app_from_environment", factory=True, workers=settings.workers, **common)
+        uvicorn.run(
+            "spyglass.cli:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            # uvicorn kills a worker that does not answer its supervisor's ping in time (5 s by
+            # default): on a saturated machine a worker still importing at start-up can take longer.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **common,
+        )
     else:
         uvicorn.run(create_app(settings), **common)
 
@@ -179,6 +190,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "password_check_concurrency",
         "password_check_queue",
         "workers",
+        "threads",
         "image_member_quota",
         "image_size_cap",
         "max_request_body_bytes",
@@ -237,7 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--public-url", dest="public_url")
-    run.add_argument("--workers", type=int)
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--threads", type=int, help="threads (and database connections) per worker")
     run.add_argument(
         "--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml"
     )

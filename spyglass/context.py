@@ -4,7 +4,7 @@ of what establishes it from a token."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,11 @@ class Authenticator(Protocol):
     that is unknown, expired, revoked, or whose user or scope is disabled."""
 
     def authenticate(self, token: str) -> RequestContext: ...
+
+
+@runtime_checkable
+class RememberingAuthenticator(Authenticator, Protocol):
+    """An authenticator that can answer some tokens from memory, without blocking: the API asks it
+    on the event loop first and runs `authenticate` in a worker thread only when it says None."""
+
+    def remembered(self, token: str) -> RequestContext | None: ...

@@ -77,7 +77,11 @@ class Settings:
     # random bytes in base64. Empty: data_dir/secret.key, created on first start. Nodes that share
     # one database must share the key: point every node at a copy of the same file.
     secret_key_file: str = ""
-    workers: int = 1
+    # Worker processes: one per core by default. Each runs its blocking work (SQL, file reads) in at
+    # most `threads` threads, and keeps that many database connections (and two more) open: a thread
+    # never waits for a connection, and no connection is opened and closed per request.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = 16
     log_level: str = "info"
     # Sharing safety (README "Making sharing safe"); the defaults keep Glance's behaviour.
     # Refuse to cut off recent consumers of images whose owner did not set spyglass_protect_consumers.
@@ -189,8 +193,7 @@ class Settings:
         self._validate_sharing_safety()
         self._validate_logins()
         self._validate_stores()
-        if self.workers < 1:
-            raise SettingsError("workers must be at least 1")
+        self._at_least(1, "workers", "threads")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
         self._validate_signature_sources()
@@ -224,6 +227,11 @@ class Settings:
             if getattr(self, name) < minimum:
                 wanted = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
                 raise SettingsError(f"{name} {wanted}")
+
+    @property
+    def database_connections(self) -> int:
+        """The connection pool of a worker: one per thread, and two for good measure."""
+        return self.threads + 2
 
     @property
     def password_checks_at_once(self) -> int:

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,12 @@ def test_signature_certificate_sources_must_exist(tmp_path: Path) -> None:
         load_settings(environ={"SPYGLASS_KEY_MANAGER_CONFIG_FILE": str(tmp_path)})
     loaded = load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path)})
     assert loaded.signature_certificate_dir == str(tmp_path)
+
+
+def test_one_worker_per_core_and_a_pool_as_large_as_the_threads_by_default() -> None:
+    settings = load_settings(environ={})
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.database_connections == settings.threads + 2
+    assert load_settings(environ={"SPYGLASS_THREADS": "4"}).database_connections == 6
+    with pytest.raises(SettingsError, match="threads must be at least 1"):
+        load_settings(environ={"SPYGLASS_THREADS": "0"})

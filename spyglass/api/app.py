@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -119,7 +120,7 @@ def create_app(
     are checked by `authenticator`, by default the embedded identity service's."""
     _connect_project_lifecycle()
     use_policy_file(settings.policy_path)
-    database = db or Database(settings.database)
+    database = db or Database(settings.database, connections=settings.database_connections)
     if stores is None:
         stores = (
             StoreSet.single(store)
@@ -132,6 +133,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every blocking call (run_in_threadpool, to_thread) takes one of these threads; the
+        # database pool holds as many connections, so none is opened and closed under load.
+        to_thread.current_default_thread_limiter().total_tokens = settings.threads
         schedule = background.start(database, store_set, settings, image_cache)
         yield
         await schedule.stop()

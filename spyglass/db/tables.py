@@ -114,6 +114,17 @@ tokens = Table(
     Index(None, "expires_at"),
 )
 
+# One row (id 1): a counter that triggers (migration 0011) move on, in the same transaction, with
+# every change that can refuse a token or change its caller (a token revoked; a user, project, domain
+# or role changed or deleted; a role assignment or implication added or removed). API nodes trust a
+# cached token validation only while it has not moved (spyglass.identity.token_cache).
+identity_generation = Table(
+    "identity_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
 # Failed password logins, one row each, for throttling (spyglass.identity.throttle). `subject`
 # is a SHA-256 of the user named, so the table never holds what an attacker typed.
 login_failures = Table(

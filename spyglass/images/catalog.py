@@ -197,7 +197,8 @@ def _new_image_id(given: Any) -> str:
 
 
 def get_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
-    with db.read() as conn:
+    # One statement (queries.fetch_image), consistent by itself: no transaction to open.
+    with db.read_one_statement() as conn:
         return load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
 
 
