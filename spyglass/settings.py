@@ -106,6 +106,16 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # Quotas (README "Quotas"): Glance's four resources, limited by the unified limits of the image
+    # service. A resource with no registered limit is unlimited; false: limits are kept, not enforced.
+    quota_enforcement: bool = True
+    # Per-project request rates, shared by every node of the database: at most this many requests of
+    # the kind per window (0: no limit), beyond which 429 with Retry-After.
+    rate_limit_window_seconds: int = 60
+    rate_limit_image_creates: int = 0
+    rate_limit_uploads: int = 0
+    rate_limit_imports: int = 0
+    rate_limit_member_adds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -152,6 +162,14 @@ class Settings:
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
         self._validate_logins()
+        self._at_least(1, "rate_limit_window_seconds")
+        self._at_least(
+            0,
+            "rate_limit_image_creates",
+            "rate_limit_uploads",
+            "rate_limit_imports",
+            "rate_limit_member_adds",
+        )
         self._validate_stores()
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")

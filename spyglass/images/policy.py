@@ -68,6 +68,8 @@ class Action(enum.StrEnum):
     DOWNLOAD_OBSOLETE = "download_obsolete_image"
     GET_DEPRECATION_NOTICES = "get_deprecation_notices"
     GET_FAMILY_LATEST = "get_family_latest"
+    # Quotas (issue 16): Glance's GET /v2/info/usage has no policy of its own; any project member.
+    GET_QUOTA_USAGE = "get_quota_usage"
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ RULES: dict[Action, Rule] = {
     Action.DOWNLOAD_OBSOLETE: _owner_project,
     Action.GET_DEPRECATION_NOTICES: _reader,
     Action.GET_FAMILY_LATEST: _reader,
+    Action.GET_QUOTA_USAGE: _reader,
 }
 
 # Actions that need no image: only the role rule applies.
@@ -183,6 +186,7 @@ UNTARGETED = frozenset(
         Action.GET_ALL_RECYCLE_BIN,
         Action.GET_DEPRECATION_NOTICES,
         Action.GET_FAMILY_LATEST,
+        Action.GET_QUOTA_USAGE,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image
