@@ -145,7 +145,10 @@ def extend(
         held = qq.reserved(conn, image_id, resource)
         if used - held + needed > limit:
             raise _exceeded(project_id, [(resource, limit // MIB, used, needed - held)])
-        granted = max(needed, min(needed + RESERVE_STEP, limit - used + held))
+        # A step ahead while there is room for it; near the limit only what has come, so that
+        # concurrent transfers are not refused for room another holds but may never use.
+        ahead = needed + RESERVE_STEP
+        granted = ahead if used - held + ahead <= limit else needed
         qq.set_reservation(conn, image_id, resource, project_id, granted, utcnow())
         return granted
 
