@@ -63,8 +63,13 @@ def _used(db: Database, project_id: str) -> int:
     return int(stored)
 
 
-async def _race(db: Database, store: FilesystemStore, ctx: RequestContext, settings: Settings, known: bool) -> int:
-    ids = [catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"}).id for _ in range(PARALLEL)]
+async def _race(
+    db: Database, store: FilesystemStore, ctx: RequestContext, settings: Settings, known: bool
+) -> int:
+    ids = [
+        catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"}).id
+        for _ in range(PARALLEL)
+    ]
 
     async def one(index: int, image_id: str) -> bool:
         # Different data each, or identical uploads would share one blob.
@@ -101,7 +106,9 @@ def test_parallel_uploads_never_cross_image_size_total(
     assert len(list(store.iter_keys())) == succeeded
 
 
-def test_recovery_frees_what_an_interrupted_upload_reserved(db: Database, settings: Settings, world: World) -> None:
+def test_recovery_frees_what_an_interrupted_upload_reserved(
+    db: Database, settings: Settings, world: World
+) -> None:
     _register(db, quotas.IMAGE_SIZE_TOTAL, 1)
     ctx = _ctx(world)
     rules = quotas.ENFORCED
@@ -110,9 +117,8 @@ def test_recovery_frees_what_an_interrupted_upload_reserved(db: Database, settin
         assert quotas.reserve(conn, rules, ctx.project_id, image.id, quotas.IMAGE_SIZE_TOTAL, MIB)
         conn.execute(images.update().where(images.c.id == image.id).values(status="saving"))
     other = catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"})
-    with pytest.raises(QuotaExceeded):
-        with db.write() as conn:
-            quotas.reserve(conn, rules, ctx.project_id, other.id, quotas.IMAGE_SIZE_TOTAL, 1)
+    with pytest.raises(QuotaExceeded), db.write() as conn:
+        quotas.reserve(conn, rules, ctx.project_id, other.id, quotas.IMAGE_SIZE_TOTAL, 1)
     # The process died mid-upload; the next start recovers.
     recover(db, FilesystemStore(settings.blob_dir))
     with db.write() as conn:

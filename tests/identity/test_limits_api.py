@@ -12,12 +12,23 @@ V3 = "/identity/v3"
 
 
 def register(admin: Caller, resource: str = "image_count_total", default: int = 10, **more: Any) -> Any:
-    body = {"registered_limits": [{"service_id": IMAGE.id, "resource_name": resource, "default_limit": default, **more}]}
+    body = {
+        "registered_limits": [
+            {"service_id": IMAGE.id, "resource_name": resource, "default_limit": default, **more}
+        ]
+    }
     return admin.post(f"{V3}/registered_limits", json=body)
 
 
-def limit(admin: Caller, project_id: str, resource: str = "image_count_total", value: int = 5, **more: Any) -> Any:
-    entry = {"service_id": IMAGE.id, "project_id": project_id, "resource_name": resource, "resource_limit": value}
+def limit(
+    admin: Caller, project_id: str, resource: str = "image_count_total", value: int = 5, **more: Any
+) -> Any:
+    entry = {
+        "service_id": IMAGE.id,
+        "project_id": project_id,
+        "resource_name": resource,
+        "resource_limit": value,
+    }
     return admin.post(f"{V3}/limits", json={"limits": [{**entry, **more}]})
 
 
@@ -60,7 +71,10 @@ def test_registered_limit_create_show_update_delete(api: Callers) -> None:
     assert shown == created
     listed = api.alice.get(f"{V3}/registered_limits", params={"resource_name": "image_count_total"}).json()
     assert [r["id"] for r in listed["registered_limits"]] == [created["id"]]
-    assert api.alice.get(f"{V3}/registered_limits", params={"resource_name": "x"}).json()["registered_limits"] == []
+    assert (
+        api.alice.get(f"{V3}/registered_limits", params={"resource_name": "x"}).json()["registered_limits"]
+        == []
+    )
     changed = api.admin.patch_json(
         f"{V3}/registered_limits/{created['id']}", {"registered_limit": {"default_limit": 20}}
     )

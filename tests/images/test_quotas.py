@@ -25,7 +25,12 @@ def register(api: Callers, resource: str, default: int, region: str | None = Non
 
 
 def set_limit(api: Callers, project_id: str, resource: str, value: int) -> str:
-    entry = {"service_id": IMAGE.id, "project_id": project_id, "resource_name": resource, "resource_limit": value}
+    entry = {
+        "service_id": IMAGE.id,
+        "project_id": project_id,
+        "resource_name": resource,
+        "resource_limit": value,
+    }
     response = api.admin.post(f"{V3}/limits", json={"limits": [entry]})
     assert response.status_code == 201, response.text
     found: str = response.json()["limits"][0]["id"]
@@ -212,7 +217,9 @@ def test_image_count_uploading_below_at_and_above(api: Callers, world: World) ->
     assert put(api.alice, images[1]["id"], b"b", "stage").status_code == 204  # at
     refused = put(api.alice, images[2]["id"], b"c", "stage")
     assert_over(refused, world.projects["alpha"], "image_count_uploading", 2, 2, 1)
-    assert_over(put(api.alice, images[2]["id"], b"c"), world.projects["alpha"], "image_count_uploading", 2, 2, 1)
+    assert_over(
+        put(api.alice, images[2]["id"], b"c"), world.projects["alpha"], "image_count_uploading", 2, 2, 1
+    )
     assert usage(api.alice)["image_count_uploading"] == {"limit": 2, "usage": 2}
     assert api.alice.delete(f"/v2/images/{images[0]['id']}").status_code == 204
     assert put(api.alice, images[2]["id"], b"c").status_code == 204
