@@ -130,7 +130,8 @@ def test_an_upload_past_image_size_total_is_refused_with_the_cli(
     second.create_image("spyglass-b", "fits", "--file", str(small))
     refused = first.openstack(
         "spyglass-b",
-        "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", str(large), "too-big",
+        "image", "create", "--disk-format", "raw", "--container-format", "bare",
+        "--file", str(large), "too-big",
         check=False,
     )  # fmt: skip
     assert refused.returncode != 0
