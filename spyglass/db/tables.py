@@ -156,6 +156,8 @@ images = Table(
     # written before there were several stores). While data is staged: the store it is meant for.
     Column("store", String(64), nullable=True),
     Index(None, "owner", "created_at"),
+    # Quotas count a project's images by status (spyglass.images.quota_queries) from this index alone.
+    Index(None, "owner", "status"),
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),

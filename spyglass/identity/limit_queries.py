@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, exists, insert, select, update
 
 from spyglass.db.tables import domains, project_limits, projects, registered_limits
 from spyglass.identity.inputs import Row
@@ -133,22 +133,34 @@ def owner_exists(conn: Connection, project_id: str | None, domain_id: str | None
 # ---- the image side's read ---------------------------------------------------------------------
 
 
+def _effective_statement() -> Select[Any]:
+    c = registered_limits.c
+    own = (
+        select(project_limits.c.resource_limit)
+        .where(
+            project_limits.c.registered_limit_id == c.id,
+            project_limits.c.project_id == bindparam("project_id"),
+        )
+        .scalar_subquery()
+    )
+    return select(c.resource_name, c.region_id, c.default_limit, own).where(
+        c.service_id == bindparam("service_id"),
+        (c.region_id == bindparam("region_id")) | c.region_id.is_(None),
+    )
+
+
+# Built once: the image side reads it on every quota check.
+_EFFECTIVE = _effective_statement()
+
+
 def effective(conn: Connection, service_id: str, region_id: str, project_id: str) -> dict[str, int]:
     """resource name -> the project's limit of each registered resource of the service: its own
     limit where it has one, else the default. A registered limit of another region does not apply;
     one of the region applies before one of no region."""
-    c = registered_limits.c
-    own = (
-        select(project_limits.c.resource_limit)
-        .where(project_limits.c.registered_limit_id == c.id, project_limits.c.project_id == project_id)
-        .scalar_subquery()
-    )
-    stmt = select(c.resource_name, c.region_id, c.default_limit, own).where(
-        c.service_id == service_id, (c.region_id == region_id) | c.region_id.is_(None)
-    )
+    params = {"service_id": service_id, "region_id": region_id, "project_id": project_id}
     limits: dict[str, int] = {}
     regional: set[str] = set()
-    for name, region, default, override in conn.execute(stmt):
+    for name, region, default, override in conn.execute(_EFFECTIVE, params):
         if name in regional:
             continue
         limits[name] = int(default if override is None else override)

@@ -7,10 +7,12 @@ reservations of transfers still running, so nothing can drift out of step with t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from spyglass.db import upsert
@@ -34,46 +36,50 @@ def lock_project(conn: Connection, project_id: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
 
 
-def _reserved(project_id: str, resource: str) -> ColumnElement[int]:
+_PROJECT = bindparam("project_id")
+
+
+def _reserved(resource: str) -> ColumnElement[int]:
     r = quota_reservations.c
     stmt = select(func.coalesce(func.sum(r.amount), 0)).where(
-        r.project_id == project_id, r.resource_name == resource
+        r.project_id == _PROJECT, r.resource_name == resource
     )
     return stmt.scalar_subquery()
 
 
-def _stored(project_id: str) -> ColumnElement[int]:
+def _stored() -> ColumnElement[int]:
     """Bytes of data the project's images hold, counted once per location (Glance's rule)."""
     copies = (
         select(func.count()).select_from(image_locations).where(image_locations.c.image_id == images.c.id)
     ).scalar_subquery()
     total = func.sum(images.c.size * (1 + copies))
     stmt = select(func.coalesce(total, 0)).where(
-        images.c.owner == project_id,
+        images.c.owner == _PROJECT,
         images.c.blob_key.is_not(None),
         images.c.status.not_in((states.KILLED, states.DELETED)),
     )
     return stmt.scalar_subquery()
 
 
-def _staged(project_id: str) -> ColumnElement[int]:
+def _staged() -> ColumnElement[int]:
     """Bytes in the staging area: staged and not yet imported into a store."""
     stmt = select(func.coalesce(func.sum(images.c.size), 0)).where(
-        images.c.owner == project_id,
+        images.c.owner == _PROJECT,
         images.c.status.in_((states.UPLOADING, states.IMPORTING)),
         images.c.blob_key.is_(None),
     )
     return stmt.scalar_subquery()
 
 
-def _owned(project_id: str) -> ColumnElement[int]:
+def _owned() -> ColumnElement[int]:
+    # Answered from the (owner, status) index alone.
     stmt = select(func.count()).where(
-        images.c.owner == project_id, images.c.status.not_in((states.KILLED, states.DELETED))
+        images.c.owner == _PROJECT, images.c.status.not_in((states.KILLED, states.DELETED))
     )
     return stmt.scalar_subquery()
 
 
-def _in_flight(project_id: str) -> ColumnElement[int]:
+def _in_flight() -> ColumnElement[int]:
     """Uploads, stages and imports running, and copies to more stores (Glance's rule)."""
     p = image_properties.c
     copying = (
@@ -81,24 +87,32 @@ def _in_flight(project_id: str) -> ColumnElement[int]:
     )
     transferring = images.c.status.in_((states.SAVING, states.UPLOADING, states.IMPORTING))
     stmt = select(func.count()).where(
-        images.c.owner == project_id, transferring | ((images.c.status == states.ACTIVE) & copying)
+        images.c.owner == _PROJECT, transferring | ((images.c.status == states.ACTIVE) & copying)
     )
     return stmt.scalar_subquery()
+
+
+_MEASURES = {
+    IMAGE_SIZE_TOTAL: lambda: _stored() + _reserved(IMAGE_SIZE_TOTAL),
+    IMAGE_STAGE_TOTAL: lambda: _staged() + _reserved(IMAGE_STAGE_TOTAL),
+    IMAGE_COUNT_TOTAL: _owned,
+    IMAGE_COUNT_UPLOADING: _in_flight,
+}
+
+
+@functools.cache
+def _usage_statement(resources: tuple[str, ...]) -> Select[Any]:
+    # Built once per set of resources: a quota check runs on every create and upload.
+    return select(*(_MEASURES[r]().label(r) for r in resources))
 
 
 def usage(conn: Connection, project_id: str, resources: Iterable[str]) -> dict[str, int]:
     """The project's usage of each resource asked for (bytes for sizes), read in one statement so
     that a transfer which swaps its reservation for its image's size is seen on one side only."""
-    measures = {
-        IMAGE_SIZE_TOTAL: lambda: _stored(project_id) + _reserved(project_id, IMAGE_SIZE_TOTAL),
-        IMAGE_STAGE_TOTAL: lambda: _staged(project_id) + _reserved(project_id, IMAGE_STAGE_TOTAL),
-        IMAGE_COUNT_TOTAL: lambda: _owned(project_id),
-        IMAGE_COUNT_UPLOADING: lambda: _in_flight(project_id),
-    }
-    wanted = list(resources)
+    wanted = tuple(resources)
     if not wanted:
         return {}
-    row = conn.execute(select(*(measures[r]().label(r) for r in wanted))).one()
+    row = conn.execute(_usage_statement(wanted), {"project_id": project_id}).one()
     return {r: int(row._mapping[r] or 0) for r in wanted}
 
 

@@ -1,4 +1,5 @@
-"""quotas: Keystone's unified limits, reservations of data in flight, per-project request counts
+"""quotas: Keystone's unified limits, reservations of data in flight, per-project request counts, and
+an index to count a project's images by status
 
 Revision ID: 0014
 Revises: 0010
@@ -15,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index(op.f("ix_images_owner_status"), "images", ["owner", "status"])
     op.create_table(
         "registered_limits",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -88,3 +90,4 @@ def downgrade() -> None:
     op.drop_table("project_limits")
     op.drop_index(op.f("ix_registered_limits_service_id_resource_name"), table_name="registered_limits")
     op.drop_table("registered_limits")
+    op.drop_index(op.f("ix_images_owner_status"), table_name="images")
