@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, func, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from spyglass.db import upsert
 from spyglass.db.tables import image_locations, image_properties, images, quota_reservations
@@ -36,7 +36,7 @@ def lock_project(conn: Connection, project_id: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
 
 
-_PROJECT = bindparam("project_id")
+_PROJECT: BindParameter[str] = bindparam("project_id")
 
 
 def _reserved(resource: str) -> ColumnElement[int]:
@@ -103,7 +103,9 @@ _MEASURES = {
 @functools.cache
 def _usage_statement(resources: tuple[str, ...]) -> Select[Any]:
     # Built once per set of resources: a quota check runs on every create and upload.
-    return select(*(_MEASURES[r]().label(r) for r in resources))
+    columns: list[Any] = [_MEASURES[r]().label(r) for r in resources]
+    stmt: Select[Any] = select(*columns)
+    return stmt
 
 
 def usage(conn: Connection, project_id: str, resources: Iterable[str]) -> dict[str, int]:
