@@ -6,6 +6,7 @@ Glance's resources (high enough never to refuse), once with `quota_enforcement` 
 measures on each:
 
 - creates: wrk posting `POST /v2/images` for --seconds on 8 keep-alive connections;
+- in process: `create_image` on vs off in interleaved batches, the service's own cost;
 - uploads: --uploads uploads of --size-mib MiB each, one at a time, half with Content-Length and half
   chunked (unknown length: the reservation grows as the data comes), in MiB/s.
 
@@ -170,6 +171,39 @@ def measure(
     return creates, upload
 
 
+def in_process_create_ms(database: str, batches: int = 40, batch: int = 25) -> tuple[float, float]:
+    """Milliseconds per `create_image` call, quotas on vs off, in interleaved batches in one process
+    (over one database, with limits registered): the service's own cost, without HTTP and with
+    machine drift spread over both."""
+    from spyglass.context import RequestContext
+    from spyglass.db.engine import Database
+    from spyglass.db.migrate import upgrade
+    from spyglass.identity import limits
+    from spyglass.identity.services import IMAGE
+    from spyglass.images import catalog, quotas
+    from spyglass.images.quota_queries import RESOURCES as NAMES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(database or f"sqlite:///{tmp}/bench.db")
+        upgrade(db)
+        admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
+        entries = [{"service_id": IMAGE.id, "resource_name": r, "default_limit": 10**9} for r in NAMES]
+        limits.create_registered_limits(db, admin, "RegionOne", {"registered_limits": entries})
+        ctx = RequestContext("bench", "bench-project", frozenset({"member"}))
+        body = {"disk_format": "raw", "container_format": "bare"}
+        spent = {True: 0.0, False: 0.0}
+        for n in range(batches):
+            for enforce in (True, False) if n % 2 == 0 else (False, True):
+                rules = quotas.ENFORCED if enforce else quotas.OFF
+                started = time.perf_counter()
+                for _ in range(batch):
+                    catalog.create_image(db, ctx, body, rules)
+                spent[enforce] += time.perf_counter() - started
+        db.dispose()
+    calls = batches * batch
+    return 1000 * spent[True] / calls, 1000 * spent[False] / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,6 +214,11 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=6)
     parser.add_argument("--size-mib", type=int, default=64)
     args = parser.parse_args()
+    database = fresh_postgres(args.postgres, "bench_quotas_in_process") if args.postgres else ""
+    on_ms, off_ms = in_process_create_ms(database)
+    print(
+        f"in process: create_image {on_ms:.2f} ms on, {off_ms:.2f} ms off = {on_ms / off_ms:.3f}", flush=True
+    )
     results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

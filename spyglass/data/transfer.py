@@ -5,7 +5,9 @@ held while bytes flow; a stage (spyglass.data.imports) follows the same protocol
 The bytes go once, straight into the blob store, hashed and inspected on the way
 (spyglass.ingest). Any failure (client gone, short body, size cap, store error, a digest the client
 declared not matching, data the format inspection refuses) aborts the blob and puts the image back
-to `queued`. Download answers the whole data or one byte range (spyglass.byte_ranges).
+to `queued`. Quotas (spyglass.images.quotas) are checked when the upload begins, held as the bytes
+come, and checked once more when the size is known. Download answers the whole data or one byte
+range (spyglass.byte_ranges).
 """
 
 from __future__ import annotations

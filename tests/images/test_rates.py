@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.tables import request_counts
 from spyglass.images import rates
+from spyglass.settings import SettingsError, load_settings
 from tests.api.helpers import OCTET, create
 from tests.conftest import Callers, World, reconfigure
 
@@ -66,3 +68,12 @@ def test_a_window_counts_afresh_and_old_windows_go(db: Database) -> None:
     rates.admit(db, ctx, rates.UPLOADS, rate)
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(request_counts)).scalar_one() == 1
+
+
+def test_rate_settings_are_validated() -> None:
+    env = {"SPYGLASS_RATE_LIMIT_UPLOADS": "5", "SPYGLASS_QUOTA_ENFORCEMENT": "false"}
+    loaded = load_settings(environ=env)
+    assert (loaded.rate_limit_uploads, loaded.quota_enforcement) == (5, False)
+    for name, value in (("RATE_LIMIT_WINDOW_SECONDS", "0"), ("RATE_LIMIT_IMPORTS", "-1")):
+        with pytest.raises(SettingsError, match=name.lower()):
+            load_settings(environ={f"SPYGLASS_{name}": value})
