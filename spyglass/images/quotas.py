@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.errors import QuotaExceeded
+from spyglass.errors import Conflict, QuotaExceeded
 from spyglass.identity import limits
 from spyglass.identity.services import IMAGE
 from spyglass.images import quota_queries as qq
@@ -149,7 +150,11 @@ def extend(
         # concurrent transfers are not refused for room another holds but may never use.
         ahead = needed + RESERVE_STEP
         granted = ahead if used - held + ahead <= limit else needed
-        qq.set_reservation(conn, image_id, resource, project_id, granted, utcnow())
+        try:
+            qq.set_reservation(conn, image_id, resource, project_id, granted, utcnow())
+        except IntegrityError as exc:
+            # The image was deleted while its data was coming (its reservation went with it).
+            raise Conflict(f"Image {image_id} was deleted or changed during the upload.") from exc
         return granted
 
 

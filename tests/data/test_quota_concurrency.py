@@ -16,7 +16,7 @@ from spyglass.data import transfer
 from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
 from spyglass.db.tables import images, quota_reservations
-from spyglass.errors import QuotaExceeded
+from spyglass.errors import Conflict, QuotaExceeded
 from spyglass.identity import limits
 from spyglass.identity.services import IMAGE
 from spyglass.images import catalog, quotas
@@ -123,3 +123,24 @@ def test_recovery_frees_what_an_interrupted_upload_reserved(
     recover(db, FilesystemStore(settings.blob_dir))
     with db.write() as conn:
         assert quotas.reserve(conn, rules, ctx.project_id, other.id, quotas.IMAGE_SIZE_TOTAL, MIB)
+
+
+def test_an_image_deleted_mid_upload_ends_the_upload_with_a_conflict(
+    db: Database, settings: Settings, world: World
+) -> None:
+    _register(db, quotas.IMAGE_SIZE_TOTAL, 1)  # near the limit, every chunk extends the reservation
+    ctx = _ctx(world)
+    store = FilesystemStore(settings.blob_dir)
+    image = catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"})
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(8):
+            if n == 2:
+                with db.write() as conn:
+                    conn.execute(images.delete().where(images.c.id == image.id))
+            yield b"d" * (64 * 1024)
+
+    with pytest.raises(Conflict):
+        asyncio.run(transfer.upload(db, store, ctx, image.id, body(), content_length=None, settings=settings))
+    assert list(store.iter_keys()) == []
+    _used(db, world.projects["alpha"])
