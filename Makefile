@@ -3,24 +3,37 @@
 PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= ./spyglass-data
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PORT ?= 9292
+# One stamp per install: `make run` installs what serving needs, `make test` adds the test tools
+# and the openstack client plugin (osc-plugin/, a distribution of its own).
+CKSUM := $(shell cat pyproject.toml osc-plugin/pyproject.toml | cksum | cut -d' ' -f1)
+SERVE_STAMP := $(VENV)/.serve-$(CKSUM)
+STAMP := $(VENV)/.installed-$(CKSUM)
 
-.PHONY: run test lint typecheck unit unit-postgres venv
+.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots
 
-$(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
-	rm -f $(VENV)/.installed-* && touch $@
+
+$(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e .
+	rm -f $(VENV)/.serve-* && touch $@
+
+$(STAMP): pyproject.toml osc-plugin/pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e '.[test]' -e ./osc-plugin
+	rm -f $(VENV)/.installed-* $(VENV)/.serve-* && touch $@ $(SERVE_STAMP)
+
+serve-venv: $(SERVE_STAMP)
 
 venv: $(STAMP)
 
-run: venv
-	$(VENV)/bin/spyglass --data-dir $(DATA_DIR) serve --demo
+run: serve-venv
+	$(VENV)/bin/spyglass --data-dir $(DATA_DIR) serve --port $(PORT) --demo
 
 lint: venv
-	$(VENV)/bin/ruff check spyglass spyglass_osc tests bench
-	$(VENV)/bin/ruff format --check spyglass spyglass_osc tests bench
+	$(VENV)/bin/ruff check spyglass osc-plugin tests bench scripts
+	$(VENV)/bin/ruff format --check spyglass osc-plugin tests bench scripts
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
@@ -41,6 +54,8 @@ POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
+	scripts/ensure-chromium.sh >/dev/null
+	scripts/ensure-axe.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
@@ -49,3 +64,8 @@ unit-postgres: venv
 	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 
 test: lint typecheck unit unit-postgres
+
+# The dashboard screenshots in docs/, shown in the README (regenerated, never drawn by hand).
+screenshots: venv
+	scripts/ensure-chromium.sh >/dev/null
+	$(VENV)/bin/python scripts/dashboard_screenshots.py

@@ -1,6 +1,6 @@
 """The work a server does in the background, each kind in rounds on its own schedule: purging the
-recycle bin, delivering the webhook outbox, ending (and warning of) shares that expire, and the
-deprecation schedule. spyglass.api.app starts them in its lifespan and stops them at shutdown.
+recycle bin and expired tasks, delivering the webhook outbox, ending (and warning of) shares that
+expire, and the deprecation schedule. spyglass.api.app starts them in its lifespan and stops them at shutdown.
 
 A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
 progress to end, so that none of them still uses the database once the application is gone.
@@ -17,6 +17,7 @@ from anyio import to_thread
 
 from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
+from spyglass.data import tasks
 from spyglass.db.engine import Database
 from spyglass.images import deletion, deprecation_schedule
 from spyglass.settings import Settings
@@ -69,6 +70,7 @@ def start(db: Database, stores: StoreSet, settings: Settings) -> Schedule:
         "recycle bin purge",
         functools.partial(deletion.purge_expired, db, stores),
     )
+    schedule.every(settings.purge_interval_seconds, "task purge", functools.partial(tasks.purge_expired, db))
     schedule.every(
         settings.member_expiry_poll_seconds,
         "member expiry round",

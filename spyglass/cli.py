@@ -15,6 +15,7 @@ from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
 from spyglass.data.imports import staging_store
 from spyglass.data.recovery import Recovery, recover
+from spyglass.data.tasks import time_to_live
 from spyglass.db.engine import Database
 from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.file_modes import tighten_dir
@@ -37,7 +38,8 @@ def prepare(settings: Settings) -> Credentials:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
             # there the operator runs `spyglass recover` with every node stopped.
-            _report(recover(db, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(db, stores, staging_store(settings), time_to_live(settings)))
         db.refresh_statistics()
         return creds
     finally:
@@ -54,17 +56,22 @@ def _report(recovery: Recovery) -> None:
 
 
 def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
-    """Add the clouds whose passwords were just created to data_dir/clouds.yaml (mode 0600)."""
-    if not creds.created:
-        return None
+    """Keep data_dir/clouds.yaml (mode 0600) in step with this start: add the clouds whose
+    passwords were just created, and point the clouds Spyglass wrote before at the current public
+    URL and region (their credentials kept), so that a changed port or `public_url` never leaves a
+    client sending passwords to whatever now listens at the old address."""
     path = settings.data_dir / "clouds.yaml"
     data: dict[str, Any] = {"clouds": {}}
     if path.exists():
         data = yaml.safe_load(path.read_text()) or {"clouds": {}}
+    elif not creds.created:
+        return None
+    clouds = data.setdefault("clouds", {})
+    moved = _follow_public_url(settings, clouds)
     for cloud, (user, password, project, domain) in creds.created.items():
-        data.setdefault("clouds", {})[cloud] = {
+        clouds[cloud] = {
             "auth": {
-                "auth_url": f"{settings.base_url}/identity",
+                "auth_url": _auth_url(settings),
                 "username": user,
                 "password": password,
                 "project_name": project,
@@ -76,6 +83,8 @@ def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
             "identity_api_version": 3,
             "image_api_version": 2,
         }
+    if not creds.created and not moved:
+        return None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # The mode of os.open applies only to a new file: an existing one is made private too.
     os.fchmod(fd, 0o600)
@@ -84,11 +93,30 @@ def write_clouds_yaml(settings: Settings, creds: Credentials) -> Path | None:
     return path
 
 
+def _auth_url(settings: Settings) -> str:
+    return f"{settings.base_url}/identity"
+
+
+def _follow_public_url(settings: Settings, clouds: dict[str, Any]) -> bool:
+    """Update the address of the clouds Spyglass wrote (named spyglass-*); True if any changed."""
+    moved = False
+    for name, cloud in clouds.items():
+        if not name.startswith("spyglass-") or not isinstance(cloud, dict):
+            continue
+        auth = cloud.setdefault("auth", {})
+        if auth.get("auth_url") != _auth_url(settings) or cloud.get("region_name") != settings.region:
+            auth["auth_url"] = _auth_url(settings)
+            cloud["region_name"] = settings.region
+            moved = True
+    return moved
+
+
 def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> None:
     if "spyglass-admin" in creds.created and not settings.admin_password:
         print(f"Created user 'admin' with password: {creds.created['spyglass-admin'][1]}  (shown once)")
     if clouds is not None:
-        print(f"Wrote {clouds} with clouds: {', '.join(sorted(creds.created))}")
+        written = ", ".join(sorted(creds.created)) or "the current address"
+        print(f"Wrote {clouds} ({written}: {_auth_url(settings)})")
     clouds_file = (settings.data_dir / "clouds.yaml").resolve()
     if clouds_file.exists():
         print("Use it with the openstack client:")
@@ -158,6 +186,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "impact_window_days",
         "recycle_retention_days",
         "purge_interval_seconds",
+        "task_time_to_live",
         "webhook_max_attempts",
         "webhook_retry_seconds",
         "webhook_poll_seconds",
@@ -234,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(settings.database)
     try:
         if args.command == "recover":
-            _report(recover(database, list(_stores(settings).values()), staging_store(settings)))
+            stores = list(_stores(settings).values())
+            _report(recover(database, stores, staging_store(settings), time_to_live(settings)))
             return 0
         if args.command == "purge":
             purged = purge_expired(database, _stores(settings))

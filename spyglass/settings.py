@@ -86,6 +86,11 @@ class Settings:
     # Days a deleted image stays restorable in pending_delete; 0 deletes at once, as Glance does.
     recycle_retention_days: int = 0
     purge_interval_seconds: int = 3600
+    # The dashboard at /dashboard/ (spyglass.api.dashboard).
+    dashboard: bool = True
+    # Hours a task (spyglass.data.tasks) is kept after it ends, as Glance's [task] task_time_to_live;
+    # expired tasks are purged every purge_interval_seconds.
+    task_time_to_live: int = 48
     # Deprecation (spyglass.images.deprecation): days before obsolete_at that consumers get the
     # image.obsoleting warning, and how often each node looks for due warnings and deletions.
     deprecation_warning_days: int = 7
@@ -229,7 +234,13 @@ class Settings:
             "member_expiry_warning_days",
             "deprecation_warning_days",
         )
-        self._at_least(1, "purge_interval_seconds", "webhook_max_attempts", "deprecation_interval_seconds")
+        self._at_least(
+            1,
+            "purge_interval_seconds",
+            "webhook_max_attempts",
+            "deprecation_interval_seconds",
+            "task_time_to_live",
+        )
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")
         # At most a minute: an expired share must end within a minute of its date.

@@ -83,6 +83,12 @@ class AuthenticationMiddleware:
         scope.setdefault("state", {})[_CALLER] = ctx
 
 
+def act_as(request: Request, ctx: RequestContext) -> None:
+    """Make `ctx` the request's caller, as if it had come with a token for it (the dashboard's
+    session hands its caller to the API's own handlers this way)."""
+    request.scope.setdefault("state", {})[_CALLER] = ctx
+
+
 def caller(request: Request) -> RequestContext:
     """The authenticated caller; 401 when the request carried no valid X-Auth-Token."""
     ctx = request.scope.get("state", {}).get(_CALLER)

@@ -13,14 +13,15 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spyglass import background
+from spyglass.api import dashboard, render
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
-from spyglass.api import render
 from spyglass.api import stores as store_api
+from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
@@ -124,6 +125,7 @@ def create_app(
     image_routes = [
         *image_api.routes,
         *store_api.routes,
+        *task_api.routes,
         *member_api.routes,
         *member_extension_api.routes,
         *extension_api.routes,
@@ -136,6 +138,7 @@ def create_app(
         # start their version discovery there.
         Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
+        *(dashboard.routes if settings.dashboard else []),
         Mount("/identity", routes=identity_api.routes),
         Mount("/image", routes=image_routes),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
@@ -155,9 +158,9 @@ def create_app(
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
     )
-    app.add_middleware(
-        AuthenticationMiddleware, authenticator=authenticator or EmbeddedAuthenticator(database)
-    )
+    # The dashboard's session establishes its caller with the same authenticator as the API.
+    app.state.authenticator = authenticator or EmbeddedAuthenticator(database)
+    app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)

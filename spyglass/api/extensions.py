@@ -80,7 +80,8 @@ async def copy(request: Request) -> Response:
 
 
 async def restore(request: Request) -> Response:
-    record = await call(request, recycle_bin.restore_image, request.path_params["image_id"])
+    bin_on = app_state(request).settings.recycle_retention_days > 0
+    record = await call(request, recycle_bin.restore_image, request.path_params["image_id"], bin_on)
     return JSONResponse(_image(request, record))
 
 

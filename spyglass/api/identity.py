@@ -56,7 +56,7 @@ def _catalog(request: Request) -> list[dict[str, Any]]:
     return token_info.build_catalog(public, settings.region)
 
 
-def _attempt(request: Request) -> Attempt:
+def login_attempt(request: Request) -> Attempt:
     settings = app_state(request).settings
     limits = LoginLimits(
         window_seconds=settings.login_failure_window_seconds,
@@ -73,7 +73,7 @@ async def issue(request: Request) -> Response:
     slot = state.password_checks.slot() if tokens.uses_password(body) else nullcontext()
     async with slot:
         secret, info = await run_in_threadpool(
-            tokens.issue_token, state.db, body, state.settings.token_ttl_seconds, _attempt(request)
+            tokens.issue_token, state.db, body, state.settings.token_ttl_seconds, login_attempt(request)
         )
     nocatalog = "nocatalog" in request.query_params
     rendered = token_info.render_token(info, None if nocatalog else _catalog(request))

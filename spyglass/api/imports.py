@@ -19,6 +19,12 @@ from spyglass.web import JSONResponse, app_state, caller, json_body
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
 
 
+def request_id(request: Request) -> str | None:
+    """The x-openstack-request-id of this request's answer (spyglass.api.app), kept with its task."""
+    found = request.scope.get("state", {}).get("request_id")
+    return found if isinstance(found, str) else None
+
+
 def content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
@@ -73,7 +79,8 @@ async def import_image(request: Request) -> Response:
         state.settings,
         state.stores,
         header,
-        quotas.rules(request),
+        request_id=request_id(request),
+        quotas=quotas.rules(request),
     )
     imports.start(job, state.db, state.stores, imports.staging_store(state.settings), state.settings)
     return Response(status_code=202)
@@ -98,10 +105,10 @@ async def _copy_image(
         request.path_params["image_id"],
         targets,
         state.stores.default_name,
-        body.get("all_stores_must_succeed", True),
-        bool(body.get("all_stores", False)),
+        body,
+        request_id(request),
     )
-    imports.start_copy(job, state.db, state.stores)
+    imports.start_copy(job, state.db, state.stores, state.settings)
 
 
 async def discard_staged(request: Request, image_id: str) -> None:

@@ -12,8 +12,7 @@ from spyglass.web import JSONResponse, app_state, call, caller
 
 
 def rules(request: Request) -> quotas.Quotas:
-    settings = app_state(request).settings
-    return quotas.Quotas(enabled=settings.quota_enforcement, region=settings.region)
+    return quotas.Quotas.of(app_state(request).settings)
 
 
 async def admit(request: Request, kind: str) -> None:

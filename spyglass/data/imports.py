@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -33,7 +34,7 @@ from sqlalchemy import Connection
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import import_state, ingest, store_copies, transfer, web_download
+from spyglass.data import import_state, ingest, store_copies, tasks, transfer, web_download
 from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
@@ -150,9 +151,15 @@ def begin_import(
     settings: Settings,
     stores: StoreSet,
     header: str | None = None,
+    *,
+    request_id: str | None = None,
+    task_id: str | None = None,
     quotas: Quotas = ENFORCED,
 ) -> ImportJob:
-    """Check the request, take the import lock and move the image to `importing` (blocking)."""
+    """Check the request, take the import lock and move the image to `importing` (blocking).
+
+    The import is recorded as a new `api_image_import` task (spyglass.data.tasks), unless it runs
+    for the task `task_id` of the tasks API, which records itself."""
     request = ImportRequest.parse(body)
     with db.read() as conn:
         found = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE)
@@ -160,7 +167,8 @@ def begin_import(
         _check_importable(found, request.method)
     if request.method == WEB_DOWNLOAD:
         web_download.check_target(request.uri, AddressPolicy.of(settings))
-    task_id = str(uuid.uuid4())
+    new_task = task_id is None
+    task_id = task_id or str(uuid.uuid4())
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
         _check_importable(record, request.method)
@@ -168,6 +176,10 @@ def begin_import(
         if not set_status(conn, image_id, record.status, states.IMPORTING):
             raise Conflict("The image status changed during the request; try again.")
         import_state.take(conn, record, task_id, targets)
+        if new_task:
+            task_input = {"image_id": image_id, "import_req": body, "backend": targets}
+            kind = tasks.API_IMAGE_IMPORT
+            tasks.record(conn, ctx, task_id, kind, task_input, image_id=image_id, request_id=request_id)
     must_succeed = body.get("all_stores_must_succeed", True)
     return ImportJob(
         image_id, task_id, request.method, request.uri, record, tuple(targets), must_succeed, quotas
@@ -201,22 +213,30 @@ def _check_importable(record: ImageRecord, method: str) -> None:
 
 
 def start(job: ImportJob, db: Database, stores: StoreSet, staging: BlobStore, settings: Settings) -> None:
-    """Run the import in the background, in this server process."""
-    _spawn(_run_all(job, db, stores, staging, settings), f"import-{job.task_id}")
+    """Run the import in the background, in this server process, as its task."""
+    work = partial(run_import, job, db, stores, staging, settings)
+    ttl = tasks.time_to_live(settings)
+    _spawn(_as_task(db, job.task_id, job.image_id, work, ttl), f"import-{job.task_id}")
 
 
-def start_copy(job: store_copies.CopyJob, db: Database, stores: StoreSet) -> None:
-    """Run a copy-image import in the background, in this server process."""
-    _spawn(store_copies.run(job, db, stores, new_blob_key), f"copy-image-{job.task_id}")
+def start_copy(job: store_copies.CopyJob, db: Database, stores: StoreSet, settings: Settings) -> None:
+    """Run a copy-image import in the background, in this server process, as its task."""
+    work = partial(store_copies.run, job, db, stores, new_blob_key)
+    ttl = tasks.time_to_live(settings)
+    _spawn(_as_task(db, job.task_id, job.image_id, work, ttl), f"copy-image-{job.task_id}")
 
 
-async def _run_all(
-    job: ImportJob, db: Database, stores: StoreSet, staging: BlobStore, settings: Settings
+async def _as_task(
+    db: Database, task_id: str, image_id: str, work: Callable[[], Awaitable[str | None]], ttl: timedelta
 ) -> None:
-    """Import into the first store; then copy into the others, as copy-image does."""
-    if await _run(job, db, stores[job.stores[0]], staging, settings) and len(job.stores) > 1:
-        copy = store_copies.CopyJob(job.image_id, job.task_id, job.stores[1:], job.all_must_succeed)
-        await store_copies.run(copy, db, stores, new_blob_key)
+    """Run an import as its task: `processing` while it runs, then `success` or `failure`."""
+    failure: str | None = tasks.INTERRUPTED
+    try:
+        await to_thread.run_sync(tasks.begin_processing, db, task_id)
+        failure = await work()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(tasks.end, db, task_id, failure, {"image_id": image_id}, ttl)
 
 
 def _spawn(work: Coroutine[Any, Any, None], name: str) -> None:
@@ -225,10 +245,22 @@ def _spawn(work: Coroutine[Any, Any, None], name: str) -> None:
     task.add_done_callback(_running.discard)
 
 
+async def run_import(
+    job: ImportJob, db: Database, stores: StoreSet, staging: BlobStore, settings: Settings
+) -> str | None:
+    """Import into the first store, then copy into the others as copy-image does. The failure's
+    message, or None when the import succeeded."""
+    failure = await _run(job, db, stores[job.stores[0]], staging, settings)
+    if failure is None and len(job.stores) > 1:
+        copy = store_copies.CopyJob(job.image_id, job.task_id, job.stores[1:], job.all_must_succeed)
+        failure = await store_copies.run(copy, db, stores, new_blob_key)
+    return failure
+
+
 async def _run(
     job: ImportJob, db: Database, store: BlobStore, staging: BlobStore, settings: Settings
-) -> bool:
-    """Import into `store`; True when the image is active with the data there."""
+) -> str | None:
+    """Import into `store`; None when the image is active with the data there, else why not."""
     key = new_blob_key()
     try:
         columns = await _bring_data(job, db, store, staging, key, settings)
@@ -240,7 +272,7 @@ async def _run(
         if not isinstance(exc, Exception):
             raise
         log.warning("Import %s of image %s (%s) failed: %s", job.task_id, job.image_id, job.method, exc)
-        return False
+        return str(exc) or type(exc).__name__
     finally:
         if job.method == GLANCE_DIRECT:
             with anyio.CancelScope(shield=True):
@@ -248,10 +280,10 @@ async def _run(
     if not finished:
         # The image was deleted, or its import taken over, while the data was on its way.
         await to_thread.run_sync(store.delete, key)
-    if finished:
-        # Count the blob's references (copies share it), or swap it for an identical blob already stored.
-        await to_thread.run_sync(blob_refs.adopt, db, store, job.image_id, key)
-    return finished
+        return "The image was deleted, or its import taken over, while the data was on its way."
+    # Count the blob's references (copies share it), or swap it for an identical blob already stored.
+    await to_thread.run_sync(blob_refs.adopt, db, store, job.image_id, key)
+    return None
 
 
 async def _bring_data(

@@ -5,22 +5,23 @@ An upload that was cut off by a crash leaves its image in `saving` and a partial
 stage leaves it in `uploading` with data in the staging area; an import (a background task of the
 server) leaves it in `importing`. `recover` puts all of them back to `queued` without data (a retry
 then succeeds; an interrupted import is recorded in `os_glance_failed_import`, as a failed one
-is), deletes blobs that no image refers to (in every configured store), and empties the staging
-area, and frees the quota every interrupted transfer reserved. A stage that was complete
-but not yet imported is lost too: the client stages again. It must run while no upload is in
-progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover` runs it by
-hand (stop every API node first).
+is, and its task ends in failure), deletes blobs that no image refers to (in every configured
+store), empties the staging area, and frees the quota every interrupted transfer reserved. A stage
+that was complete but not yet imported is lost too: the client stages again. It must run while no
+upload is in progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover`
+runs it by hand (stop every API node first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Connection
 
 from spyglass.blobs import BlobStore
-from spyglass.data import import_state
+from spyglass.data import import_state, tasks
 from spyglass.data import queries as dq
 from spyglass.db.engine import Database
 from spyglass.images import blob_refs, quotas, states
@@ -35,7 +36,10 @@ class Recovery:
 
 
 def recover(
-    db: Database, store: BlobStore | Sequence[BlobStore], staging: BlobStore | None = None
+    db: Database,
+    store: BlobStore | Sequence[BlobStore],
+    staging: BlobStore | None = None,
+    task_ttl: timedelta = tasks.DEFAULT_TIME_TO_LIVE,
 ) -> Recovery:
     """Recover after a crash; `store` is the blob store, or every configured one (default first)."""
     stores = [store] if not isinstance(store, Sequence) else list(store)
@@ -43,6 +47,7 @@ def recover(
         requeued = dq.requeue_saving(conn)
         requeued += _requeue_imports(conn, stores[0].name)
         _end_interrupted_copies(conn)
+        tasks.end_interrupted(conn, task_ttl)
         # No transfer runs now: what the interrupted ones reserved is free again.
         quotas.release_all(conn)
         referenced = dq.referenced_blob_keys(conn)

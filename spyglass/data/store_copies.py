@@ -27,7 +27,7 @@ from anyio import to_thread
 from spyglass.blobs import BlobNotFound, BlobStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import import_state
+from spyglass.data import import_state, tasks
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import locations, states
@@ -77,10 +77,13 @@ def begin_copy(
     image_id: str,
     wanted: list[str],
     default: str,
-    must_succeed: bool,
-    all_stores: bool,
+    body: dict[str, Any],
+    request_id: str | None = None,
 ) -> CopyJob:
-    """Check a copy-image request and take the import lock (blocking)."""
+    """Check a copy-image request, take the import lock and record the copy as an
+    `api_image_import` task (blocking)."""
+    must_succeed = bool(body.get("all_stores_must_succeed", True))
+    all_stores = bool(body.get("all_stores", False))
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
         if record.status != states.ACTIVE:
@@ -95,23 +98,29 @@ def begin_copy(
             raise Conflict(f"Image {image_id} is already present in every store.")
         task_id = str(uuid.uuid4())
         import_state.take(conn, record, task_id, new)
+        task_input = {"image_id": image_id, "import_req": body, "backend": new}
+        tasks.record(
+            conn, ctx, task_id, tasks.API_IMAGE_IMPORT, task_input, image_id=image_id, request_id=request_id
+        )
     return CopyJob(image_id, task_id, tuple(new), must_succeed)
 
 
-async def run(job: CopyJob, db: Database, stores: StoreSet, new_key: Callable[[], str]) -> None:
-    """Copy the data into each store of the job, then drop the import lock."""
+async def run(job: CopyJob, db: Database, stores: StoreSet, new_key: Callable[[], str]) -> str | None:
+    """Copy the data into each store of the job, then drop the import lock. The failure's message
+    when a store failed and all_stores_must_succeed; else None."""
     made: list[Location] = []
     try:
         for name in job.stores:
             added = await _copy_one(job, db, stores, name, new_key())
             if added is None and job.all_must_succeed:
                 await to_thread.run_sync(_undo, db, job, stores, made)
-                break
+                return f"Copying the data of image {job.image_id} to store {name} failed."
             if added is not None:
                 made.append(added)
     finally:
         with anyio.CancelScope(shield=True):
             await to_thread.run_sync(_unlock, db, job)
+    return None
 
 
 async def _copy_one(job: CopyJob, db: Database, stores: StoreSet, name: str, key: str) -> Location | None:

@@ -389,11 +389,39 @@ image_deprecations = Table(
     Index(None, "delete_at"),
 )
 
+# ---- tasks ----------------------------------------------------------------------------------
+
+# Glance's tasks (spyglass.data.tasks): one row per image import (`api_image_import`: glance-direct,
+# web-download, copy-image; the id is the image's os_glance_import_task) and per task of the tasks
+# API (`import`). `image_id` has no foreign key: a task outlives its image until it expires.
+# `expires_at` is set when the task ends (success or failure) and the row goes after it.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(30), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("owner", String(255), nullable=True),
+    Column("image_id", String(36), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("input", JSON, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("message", Text, nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=True),
+    Index(None, "owner", "created_at"),
+    Index(None, "image_id"),
+    Index(None, "expires_at"),
+    Index(None, "created_at", "id"),
+)
+
 # ---- quotas --------------------------------------------------------------------------------------
 
 # Keystone's unified limits (spyglass.identity.limits). A registered limit is the default of one
 # resource of one service (and optionally region); a limit overrides it for one project or domain.
-# `service_id` is an id of the built-in catalog (spyglass.identity.catalog); no foreign key, as
+# `service_id` is an id of the built-in catalog (spyglass.identity.services); no foreign key, as
 # that catalog is not a table.
 registered_limits = Table(
     "registered_limits",

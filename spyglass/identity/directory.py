@@ -301,3 +301,15 @@ def delete_user(db: Database, ctx: RequestContext, user_id: str) -> None:
 def _remove_user(conn: Connection, user_id: str) -> None:
     delete_user_tokens(conn, user_id)
     queries.delete_user(conn, user_id)
+
+
+def project_id_named(db: Database, project_name: str, domain_name: str) -> str | None:
+    """The id of the project so named in the domain so named (sharing by name), or None.
+
+    Any project-scoped caller may ask: a share needs the member's id, which its users give out
+    anyway; the member-id validation then refuses a disabled project with its usual message."""
+    with db.read() as conn:
+        domain_id = queries.id_by_name(conn, "domain", domain_name)
+        if domain_id is None:
+            return None
+        return queries.id_by_name(conn, "project", project_name, domain_id)

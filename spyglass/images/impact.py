@@ -83,11 +83,14 @@ def check_impact(
     since = utcnow() - timedelta(days=guard.impact_window_days)
     affected = q.recent_consumers(conn, record.id, since, exclude=record.owner, only=only)
     if affected:
+        # One paragraph, no separate detail: clients that join an error's lines (openstacksdk
+        # with ": ") or show only its first (python-glanceclient) then all read the whole of it.
         raise ImpactConflict(
             f"Refusing to {harm} image {record.id}: consumer projects downloaded it in the last "
-            f"{guard.impact_window_days} days: {', '.join(affected)}.",
-            f"The owner asked to protect its consumers ({PROTECT_PROPERTY}). To proceed anyway, send "
-            f"the header {OVERRIDE_HEADER}: true (openstack client: --override-impact).",
+            f"{guard.impact_window_days} days ({', '.join(affected)}), and the owner asked to protect "
+            f"its consumers ({PROTECT_PROPERTY}). To proceed anyway, send the header "
+            f"{OVERRIDE_HEADER}: true (with the Spyglass openstack client plugin: --override-impact).",
+            "",
             affected,
         )
 

@@ -68,6 +68,14 @@ class Action(enum.StrEnum):
     DOWNLOAD_OBSOLETE = "download_obsolete_image"
     GET_DEPRECATION_NOTICES = "get_deprecation_notices"
     GET_FAMILY_LATEST = "get_family_latest"
+    # Tasks (spyglass.data.tasks), named as Glance's policies: the tasks API as a whole is
+    # tasks_api_access (admin-only by default); get_task, get_tasks and add_task sit under it.
+    TASKS_API_ACCESS = "tasks_api_access"
+    GET_TASK = "get_task"
+    GET_TASKS = "get_tasks"
+    ADD_TASK = "add_task"
+    # Every project's tasks, not only the caller's project's (Glance: an admin context).
+    GET_ALL_TASKS = "get_all_tasks"
     # Quotas (issue 16): Glance's GET /v2/info/usage has no policy of its own; any project member.
     GET_QUOTA_USAGE = "get_quota_usage"
 
@@ -166,6 +174,12 @@ RULES: dict[Action, Rule] = {
     Action.DOWNLOAD_OBSOLETE: _owner_project,
     Action.GET_DEPRECATION_NOTICES: _reader,
     Action.GET_FAMILY_LATEST: _reader,
+    Action.TASKS_API_ACCESS: _admin,
+    # Glance's defaults for these three are "" (anyone): tasks_api_access is the gate.
+    Action.GET_TASK: _reader,
+    Action.GET_TASKS: _reader,
+    Action.ADD_TASK: _reader,
+    Action.GET_ALL_TASKS: _admin,
     Action.GET_QUOTA_USAGE: _reader,
 }
 
@@ -186,6 +200,11 @@ UNTARGETED = frozenset(
         Action.GET_ALL_RECYCLE_BIN,
         Action.GET_DEPRECATION_NOTICES,
         Action.GET_FAMILY_LATEST,
+        Action.TASKS_API_ACCESS,
+        Action.GET_TASK,
+        Action.GET_TASKS,
+        Action.ADD_TASK,
+        Action.GET_ALL_TASKS,
         Action.GET_QUOTA_USAGE,
     }
 )

@@ -41,6 +41,7 @@ from spyglass.images.quota_queries import (
     IMAGE_STAGE_TOTAL,
     RESOURCES,
 )
+from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 
 __all__ = [
@@ -65,6 +66,10 @@ class Quotas:
 
     enabled: bool = True
     region: str = "RegionOne"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Quotas:
+        return cls(enabled=settings.quota_enforcement, region=settings.region)
 
 
 OFF = Quotas(enabled=False)

@@ -13,7 +13,7 @@ from typing import Any
 from spyglass.audit import events
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
-from spyglass.errors import Conflict
+from spyglass.errors import Conflict, NotFound
 from spyglass.images import queries as q
 from spyglass.images import states
 from spyglass.images.catalog import load_authorized
@@ -25,7 +25,23 @@ from spyglass.timeutil import isotime
 RESTORABLE = frozenset({states.QUEUED, states.ACTIVE, states.KILLED, states.DEACTIVATED})
 
 
-def restore_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
+# Added to the 404 of a restore when the bin is off: the same for every id, seen or unseen.
+BIN_OFF = (
+    "The recycle bin is off (recycle_retention_days = 0): a deleted image is removed at once "
+    "and cannot be restored."
+)
+
+
+def restore_image(db: Database, ctx: RequestContext, image_id: str, bin_on: bool = True) -> ImageRecord:
+    try:
+        return _restore(db, ctx, image_id)
+    except NotFound as missing:
+        if bin_on:
+            raise
+        raise NotFound(f"{missing.message} {BIN_OFF}") from None
+
+
+def _restore(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.RESTORE_IMAGE, lock=True)
         if record.status != states.PENDING_DELETE:

@@ -274,3 +274,23 @@ def test_the_scheduled_purge_empties_every_store(
     assert _keys(stores) == {"fs": [], "mem": []}
     with db.read() as conn:
         assert q.fetch_image(conn, image_id, None) is None
+
+
+def test_copy_image_is_an_import_task_of_the_image(api: Callers) -> None:
+    """Glance records copy-image as an api_image_import task whose input names the stores."""
+    image_id = _upload(api, "fs")
+    body = {"stores": ["mem"], "all_stores_must_succeed": False}
+    assert _copy(api.alice, image_id, **body).status_code == 202
+    deadline = time.monotonic() + 30
+    while True:
+        [task] = api.alice.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+        if task["status"] in ("success", "failure") or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert (task["type"], task["status"]) == ("api_image_import", "success")
+    assert task["result"] == {"image_id": image_id}
+    assert task["input"] == {
+        "image_id": image_id,
+        "import_req": {"method": {"name": "copy-image"}, **body},
+        "backend": ["mem"],
+    }

@@ -121,6 +121,10 @@ def test_kill_during_upload_stage_and_import_then_restart(tmp_path: Path) -> Non
         after_import = api.show(imported)
         assert "os_glance_import_task" not in after_import
         assert after_import["os_glance_failed_import"] == "fs"
+        # Its task ended in failure with the recovery's message.
+        [task] = httpx.get(f"{api.url}/{imported}/tasks", headers=api.headers).json()["tasks"]
+        assert task["status"] == "failure"
+        assert task["message"] == "The server stopped while the task was running."
         assert files(data_dir / "images") == files(data_dir / "staging") == []
 
         data = {uploaded: CHUNK * 3, staged: CHUNK * 2}

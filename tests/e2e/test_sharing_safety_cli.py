@@ -52,6 +52,8 @@ def test_a_sees_b_s_usage_and_a_protected_delete_names_b(server: Server, tmp_pat
     for command in (("image", "delete", image_id), ("image", "remove", "project", image_id, project_b)):
         refused = server.openstack(A, *command, check=False)
         assert refused.returncode != 0 and "409" in refused.stderr and project_b in refused.stderr
+        # Whole sentences, with the header a client without the plugin can send.
+        assert "X-Spyglass-Override-Impact: true" in refused.stderr and ".: " not in refused.stderr
     assert _save(server, B, image_id, tmp_path / "still.raw") == DATA
 
     server.openstack(A, "image", "delete", "--override-impact", image_id)

@@ -13,9 +13,10 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.cli import main
 from spyglass.db.engine import Database
 from spyglass.images.deletion import purge_expired
+from spyglass.images.recycle_bin import BIN_OFF
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
-from tests.api.helpers import active, create
+from tests.api.helpers import active, create, message
 from tests.api.safety import callers_with, download, event_types, share
 from tests.conftest import Callers, World
 
@@ -159,3 +160,17 @@ def test_an_image_in_the_bin_is_no_list_marker_for_its_former_members(binned: Ca
     # As for an image that does not exist: the member must not learn that it waits in the bin.
     assert binned.bob.get(f"/v2/images/{image_id}").status_code == 404
     assert binned.bob.get(f"/v2/images?marker={image_id}").status_code == 400
+
+
+def test_a_restore_with_the_bin_off_says_so_for_every_id(api: Callers, world: World) -> None:
+    """The bin is off by default: the 404 says why nothing can come back, and says it alike for a
+    deleted image, an image that never existed and another project's image."""
+    deleted = active(api.alice)["id"]
+    assert api.alice.delete(f"/v2/images/{deleted}").status_code == 204
+    private = active(api.alice)["id"]
+    never = "8d3c5a52-2f3b-4b8e-9d0c-5b1f7a9e4c21"
+    answers = [api.alice.post(f"/v2/images/{deleted}/actions/restore")]
+    answers += [api.bob.post(f"/v2/images/{i}/actions/restore") for i in (private, never)]
+    assert [r.status_code for r in answers] == [404] * 3
+    for answer, image_id in zip(answers, (deleted, private, never), strict=True):
+        assert message(answer) == f"No image found with ID {image_id} {BIN_OFF}"

@@ -36,6 +36,7 @@ def test_read_from_the_environment() -> None:
         {"impact_window_days": -1},
         {"recycle_retention_days": -1},
         {"purge_interval_seconds": 0},
+        {"task_time_to_live": 0},
         {"webhook_max_attempts": 0},
         {"webhook_retry_seconds": -5},
         {"webhook_poll_seconds": -1},

@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft4Validator
 
 _DIR = Path(__file__).parent
-NAMES = ("image", "images", "member", "members")
+NAMES = ("image", "images", "member", "members", "task", "tasks")
 
 
 @cache

@@ -1,0 +1,168 @@
+"""The dashboard's pages in-process, on SQLite and PostgreSQL (spyglass.api.dashboard): the session
+cookie, CSRF, and that a page never shows or does more than the API lets the same user."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from spyglass.api.dashboard.session import COOKIE
+from tests.api.helpers import active, create
+from tests.conftest import PASSWORD, PEOPLE, Callers, World, reconfigure
+
+BASE = "http://127.0.0.1:9292"
+
+
+def browser(client: TestClient) -> TestClient:
+    """Another client of the same application, with a cookie jar of its own."""
+    return TestClient(client.app, base_url=BASE, follow_redirects=False)
+
+
+def login_form(session: TestClient) -> dict[str, str]:
+    """The hidden fields of the login form, as a browser that opened it would send them."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', session.get("/dashboard/login").text)
+    assert found is not None
+    return {"csrf_token": found.group(1)}
+
+
+def log_in(client: TestClient, user: str, next_page: str = "") -> TestClient:
+    project, domain, _ = PEOPLE[user]
+    session = browser(client)
+    form = {"username": user, "password": PASSWORD, "domain": domain, "project": project, "next": next_page}
+    answer = session.post("/dashboard/login", data={**form, **login_form(session)})
+    assert answer.status_code == 303, answer.text
+    return session
+
+
+def csrf(session: TestClient, page: str = "/dashboard/images") -> str:
+    found = re.search(r'name="csrf-token" content="([0-9a-f]+)"', session.get(page).text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_logging_in_sets_a_locked_down_cookie_and_goes_where_asked(client: TestClient) -> None:
+    session = browser(client)
+    form = {"username": "alice", "password": PASSWORD, "domain": "Default", "project": "alpha"}
+    form.update(login_form(session))
+    answer = session.post("/dashboard/login", data={**form, "next": "/dashboard/invitations"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/invitations"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Path=/dashboard" in cookie and "Secure" not in cookie  # http here; https sets Secure
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/v2/images"):
+        answer = session.post("/dashboard/login", data={**form, "next": elsewhere})
+        assert answer.headers.get("location") == "/dashboard/images", answer.text
+
+
+def test_a_wrong_password_shows_the_form_again_without_a_session(client: TestClient) -> None:
+    session = browser(client)
+    form = {"username": "alice", "password": "wrong", "domain": "Default", "project": "alpha"}
+    answer = session.post("/dashboard/login", data={**form, **login_form(session)})
+    assert answer.status_code == 401 and 'role="alert"' in answer.text
+    assert f"{COOKIE}=" not in answer.headers.get("set-cookie", "")
+    assert session.get("/dashboard/images").headers["location"].startswith("/dashboard/login")
+
+
+def test_a_bare_or_forged_cookie_is_no_session(client: TestClient, world: World) -> None:
+    for value in (world.tokens["alice"], "sealed:v1:AAAA", ""):
+        session = browser(client)
+        session.cookies.set(COOKIE, value, path="/dashboard")
+        assert session.get("/dashboard/images").status_code == 303
+
+
+def test_forms_without_the_csrf_token_change_nothing(client: TestClient, api: Callers) -> None:
+    session = log_in(client, "alice")
+    for token in (None, "0" * 64, csrf(log_in(client, "bob"))):
+        form = {"name": "forged", **({"csrf_token": token} if token else {})}
+        assert session.post("/dashboard/images", data=form).status_code == 403
+    assert api.alice.get("/v2/images?name=forged").json()["images"] == []
+    made = session.post("/dashboard/images", data={"name": "made", "csrf_token": csrf(session)})
+    assert made.status_code == 303
+    assert [i["name"] for i in api.alice.get("/v2/images?name=made").json()["images"]] == ["made"]
+
+
+def test_a_page_shows_no_more_than_the_api(client: TestClient, api: Callers, world: World) -> None:
+    private = active(api.alice, name="alice-private")  # Glance's default visibility: shared, no members
+    bob = log_in(client, "bob")
+    for path in ("", "/file"):
+        answer = bob.get(f"/dashboard/images/{private['id']}{path}")
+        assert answer.status_code == 404 and "alice-private" not in answer.text
+    listed = bob.get("/dashboard/images?view=shared").text + bob.get("/dashboard/images?view=community").text
+    assert "alice-private" not in listed
+    # A reader of alice's project sees the image but may not share it, as through the API.
+    rita = log_in(client, "rita")
+    assert "alice-private" in rita.get(f"/dashboard/images/{private['id']}").text
+    shared = rita.post(
+        f"/dashboard/images/{private['id']}/members",
+        data={"member": world.projects["beta"], "csrf_token": csrf(rita)},
+    )
+    assert shared.status_code == 403
+    assert api.alice.get(f"/v2/images/{private['id']}/members").json()["members"] == []
+
+
+def test_sharing_by_name_accepting_and_downloading(client: TestClient, api: Callers, world: World) -> None:
+    image = active(api.alice, name="web", data=b"shared bytes")
+    alice = log_in(client, "alice")
+    form = {"member": "beta", "domain": "Default", "csrf_token": csrf(alice)}
+    assert alice.post(f"/dashboard/images/{image['id']}/members", data=form).status_code == 303
+    unknown = alice.post(f"/dashboard/images/{image['id']}/members", data={**form, "member": "nowhere"})
+    assert unknown.status_code == 400 and "No project named" in unknown.text
+    bob = log_in(client, "bob")
+    assert 'id="pending-count" aria-label="1 pending">1<' in bob.get("/dashboard/invitations").text
+    accepted = bob.post(f"/dashboard/invitations/{image['id']}/accept", data={"csrf_token": csrf(bob)})
+    assert accepted.status_code == 303
+    assert (
+        api.bob.get(f"/v2/images/{image['id']}/members/{world.projects['beta']}").json()["status"]
+        == "accepted"
+    )
+    assert bob.get(f"/dashboard/images/{image['id']}/file").content == b"shared bytes"
+    assert "web" in bob.get("/dashboard/images?view=shared").text
+
+
+def test_the_list_pages_through_the_catalogue(client: TestClient, api: Callers) -> None:
+    for n in range(27):
+        create(api.alice, name=f"img-{n:02d}")
+    alice = log_in(client, "alice")
+    first = alice.get("/dashboard/images").text
+    link = re.search(r'href="/dashboard/images(\?[^"]+)" rel="next"', first)
+    assert link is not None and first.count("/dashboard/images/") == 25
+    second = alice.get("/dashboard/images" + link.group(1).replace("&amp;", "&")).text
+    assert second.count('<td><a href="/dashboard/images/') == 2 and 'rel="next"' not in second
+
+
+def test_logging_out_revokes_the_token(client: TestClient) -> None:
+    alice = log_in(client, "alice")
+    cookie = alice.cookies.get(COOKIE)
+    assert alice.post("/dashboard/logout", data={"csrf_token": csrf(alice)}).status_code == 303
+    again = browser(client)
+    again.cookies.set(COOKIE, cookie or "", path="/dashboard")
+    assert again.get("/dashboard/images").status_code == 303
+
+
+def test_assets_are_cached_and_the_dashboard_can_be_turned_off(client: TestClient) -> None:
+    css = client.get("/dashboard/static/dashboard.css")
+    assert css.status_code == 200 and "max-age" in css.headers["cache-control"]
+    assert client.get("/dashboard/static/../../settings.py").status_code == 404
+    reconfigure(client, dashboard=False)
+    # Routes are wired at start-up: a restart with dashboard = false serves none of them.
+    from spyglass.api.app import create_app
+
+    app = create_app(client.app.state.spyglass.settings, db=client.app.state.spyglass.db)  # type: ignore[attr-defined]
+    assert TestClient(app, base_url=BASE).get("/dashboard/login").status_code == 404
+
+
+@pytest.mark.parametrize("view", ["mine", "shared", "community", "public"])
+def test_each_view_renders(client: TestClient, view: str) -> None:
+    assert log_in(client, "alice").get(f"/dashboard/images?view={view}").status_code == 200
+
+
+def test_a_login_form_posted_from_elsewhere_logs_nobody_in(client: TestClient) -> None:
+    """Login CSRF: a page of another site cannot post the form with its own account."""
+    form = {"username": "alice", "password": PASSWORD, "domain": "Default", "project": "alpha"}
+    stranger = browser(client)
+    other = browser(client)
+    for extra in ({}, {"csrf_token": "0" * 64}, login_form(other)):
+        answer = stranger.post("/dashboard/login", data={**form, **extra})
+        assert answer.status_code == 403 and COOKIE not in answer.headers.get("set-cookie", "")
