@@ -2,7 +2,7 @@
 an index to count a project's images by status
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
