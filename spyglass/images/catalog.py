@@ -29,7 +29,7 @@ from spyglass.images.list_queries import ListQuery, list_page
 from spyglass.images.patch import WRITABLE_COLUMNS
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
-from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, claim
+from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, confirm
 from spyglass.images.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 
@@ -172,7 +172,6 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
     _check_visibility_change(ctx, new, columns["visibility"], image_id)
     now = utcnow()
     with db.write() as conn:
-        claim(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
         row = {"id": image_id, "status": states.QUEUED, "created_at": now, "updated_at": now, **columns}
         if not q.insert_image(conn, row):
             # One answer whoever held the id, and whether it is live, in the bin or deleted.
@@ -180,6 +179,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
         q.replace_properties(conn, image_id, {}, props)
         q.replace_tags(conn, image_id, [], tags)
         record = q.fetch_image(conn, image_id, ctx.project_id)
+        confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
     assert record is not None
     return record
 

@@ -12,11 +12,11 @@ project counts its full logical size for me, however many images share its blob.
 
 Unlike Glance, which checks the usage before an operation and so lets a project end one upload past
 its limit, a check here includes what the operation adds, and the check and the accounting are one
-step: `claim` and `reserve` hold the project's lock (spyglass.images.quota_queries) in the caller's
-write transaction, and data in flight is covered by a reservation row. An upload of unknown length
-reserves as it goes (`extend`), so parallel uploads never promise the same headroom twice; one that
-would cross the limit mid-stream is refused and leaves nothing behind. Recovery drops every
-reservation at start.
+step: `claim`, `confirm` and `reserve` hold the project's lock (spyglass.images.quota_queries) in
+the caller's write transaction, and data in flight is covered by a reservation row. An upload of
+unknown length reserves as it goes (`extend`), so parallel uploads never promise the same headroom
+twice; one that would cross the limit mid-stream is refused and leaves nothing behind. Recovery
+drops every reservation at start.
 """
 
 from __future__ import annotations
@@ -100,6 +100,20 @@ def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapp
 
     Takes the project's quota lock, held to the end of the caller's write transaction: what the
     caller then writes (an image row, a status, a reservation) is counted by the next check."""
+    _check(conn, quotas, project_id, deltas, written=False)
+
+
+def confirm(conn: Connection, quotas: Quotas, project_id: str | None, added: Mapping[str, int]) -> None:
+    """`claim` for what the caller's transaction has written already (an image row): refuse unless
+    the usage, which now includes it, is within the limits. Called just before the commit, so that
+    the project's lock is held for one statement, and concurrent creates of a project do their
+    writes side by side."""
+    _check(conn, quotas, project_id, added, written=True)
+
+
+def _check(
+    conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int], *, written: bool
+) -> None:
     if project_id is None:
         return
     limited = limits_of(conn, quotas, project_id)
@@ -107,7 +121,10 @@ def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapp
     if not wanted:
         return
     qq.lock_project(conn, project_id)
+    # Read after the lock is held: every transfer or create that checked before has committed.
     used = qq.usage(conn, project_id, wanted)
+    if written:
+        used = {r: used[r] - d for r, d in wanted.items()}
     # A delta of 0 (a size not known yet) is refused only when the project is over already.
     over = [r for r, d in wanted.items() if used[r] + d > limited[r] * _unit(r)]
     if over:

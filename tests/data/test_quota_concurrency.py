@@ -1,11 +1,13 @@
 """Quota accounting under concurrency and after a crash: parallel uploads that together would cross
-image_size_total never leave the project above its limit, on SQLite and PostgreSQL; recovery frees
-what an interrupted transfer reserved (spyglass.images.quotas, spyglass.data.recovery)."""
+image_size_total, and parallel creates past image_count_total, never leave the project above its
+limit, on SQLite and PostgreSQL; recovery frees what an interrupted transfer reserved
+(spyglass.images.quotas, spyglass.data.recovery)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +27,7 @@ from tests.conftest import World
 
 MIB = 1024 * 1024
 PARALLEL = 20
+# The limit of both races: 10 MiB of image_size_total, 10 images of image_count_total.
 LIMIT_MIB = 10
 
 
@@ -144,3 +147,23 @@ def test_an_image_deleted_mid_upload_ends_the_upload_with_a_conflict(
         asyncio.run(transfer.upload(db, store, ctx, image.id, body(), content_length=None, settings=settings))
     assert list(store.iter_keys()) == []
     _used(db, world.projects["alpha"])
+
+
+def test_parallel_creates_never_cross_image_count_total(db: Database, world: World) -> None:
+    _register(db, quotas.IMAGE_COUNT_TOTAL, LIMIT_MIB)
+    ctx = _ctx(world)
+
+    def one(_: int) -> bool:
+        try:
+            catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"})
+        except QuotaExceeded:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        succeeded = sum(pool.map(one, range(PARALLEL)))
+    with db.read() as conn:
+        owned = conn.execute(
+            select(func.count()).select_from(images).where(images.c.owner == world.projects["alpha"])
+        ).scalar_one()
+    assert succeeded == owned == LIMIT_MIB
