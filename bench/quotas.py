@@ -50,6 +50,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def drop_postgres(server: str, names: list[str]) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        for name in names:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 def fresh_postgres(server: str, name: str) -> str:
     admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
@@ -214,7 +222,17 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=6)
     parser.add_argument("--size-mib", type=int, default=64)
     args = parser.parse_args()
-    database = fresh_postgres(args.postgres, "bench_quotas_in_process") if args.postgres else ""
+    made: list[str] = []
+    try:
+        run(args, made)
+    finally:
+        if args.postgres:
+            drop_postgres(args.postgres, made)
+
+
+def run(args: argparse.Namespace, made: list[str]) -> None:
+    made.append("bench_quotas_in_process")
+    database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
     on_ms, off_ms = in_process_create_ms(database)
     print(
         f"in process: create_image {on_ms:.2f} ms on, {off_ms:.2f} ms off = {on_ms / off_ms:.3f}", flush=True
@@ -225,8 +243,8 @@ def main() -> None:
         for round_ in range(args.rounds):
             for enforce in (True, False) if round_ % 2 == 0 else (False, True):
                 label = f"{'on' if enforce else 'off'}-{round_}"
-                name = f"bench_quotas_{label.replace('-', '_')}"
-                database = fresh_postgres(args.postgres, name) if args.postgres else ""
+                made.append(f"bench_quotas_{label.replace('-', '_')}")
+                database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
                 creates, upload = measure(work, database, enforce, args, label)
                 results[enforce].append((creates, upload))
                 state = "on " if enforce else "off"
