@@ -133,6 +133,16 @@ class Settings:
     image_cache: bool = False
     image_cache_dir: str = ""
     image_cache_max_size: int = 10 * 1024**3
+    # Quotas (README "Quotas"): Glance's four resources, limited by the unified limits of the image
+    # service. A resource with no registered limit is unlimited; false: limits are kept, not enforced.
+    quota_enforcement: bool = True
+    # Per-project request rates, shared by every node of the database: at most this many requests of
+    # the kind per window (0: no limit), beyond which 429 with Retry-After.
+    rate_limit_window_seconds: int = 60
+    rate_limit_image_creates: int = 0
+    rate_limit_uploads: int = 0
+    rate_limit_imports: int = 0
+    rate_limit_member_adds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -192,6 +202,14 @@ class Settings:
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
         self._validate_logins()
+        self._at_least(1, "rate_limit_window_seconds")
+        self._at_least(
+            0,
+            "rate_limit_image_creates",
+            "rate_limit_uploads",
+            "rate_limit_imports",
+            "rate_limit_member_adds",
+        )
         self._validate_stores()
         self._at_least(1, "workers", "threads")
         if self.web_download_timeout_seconds < 1:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from spyglass.api import image_list, imports, render
+from spyglass.api import image_list, imports, quotas, render
 from spyglass.api.extensions import safeguards
 from spyglass.api.local_file import LocalFileResponse
 from spyglass.api.stores import STORE_HEADER
@@ -22,6 +22,7 @@ from spyglass.data import transfer as image_data
 from spyglass.data.cache import ImageCache
 from spyglass.errors import NotFound, UnsupportedMediaType
 from spyglass.images import catalog as images
+from spyglass.images import rates
 from spyglass.images.schemas import NAMES as SCHEMA_NAMES
 from spyglass.images.schemas import schema
 from spyglass.sharing import usage
@@ -86,8 +87,11 @@ async def versions(request: Request) -> Response:
 
 async def create(request: Request) -> Response:
     ctx = caller(request)
+    await quotas.admit(request, rates.IMAGE_CREATES)
     body = await json_body(request)
-    record = await run_in_threadpool(images.create_image, app_state(request).db, ctx, body)
+    record = await run_in_threadpool(
+        images.create_image, app_state(request).db, ctx, body, quotas.rules(request)
+    )
     headers = {"Location": f"{base_url(request)}/v2/images/{record.id}", **_image_headers(request)}
     return JSONResponse(_render(request, record), status_code=201, headers=headers)
 
@@ -173,6 +177,7 @@ async def upload(request: Request) -> Response:
     ctx = caller(request)
     state = app_state(request)
     imports.require_octet_stream(request)
+    await quotas.admit(request, rates.UPLOADS)
     await image_data.upload(
         state.db,
         state.stores.choose(request.headers.get(STORE_HEADER)),
@@ -182,6 +187,7 @@ async def upload(request: Request) -> Response:
         content_length=imports.content_length(request),
         settings=state.settings,
         token=request.headers.get("x-auth-token"),
+        quotas=quotas.rules(request),
     )
     return Response(status_code=204)
 
@@ -300,6 +306,7 @@ routes = [
     Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
     Route("/v2/schemas/{name}", get_schema, methods=["GET"]),
     Route("/v2/info/import", imports.info_import, methods=["GET"]),
+    Route("/v2/info/usage", quotas.usage, methods=["GET"]),
     Route("/v2", versions, methods=["GET"]),
     Route("/v2/", versions, methods=["GET"]),
     Route("/versions", versions, methods=["GET"]),

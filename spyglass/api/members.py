@@ -7,14 +7,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import render
+from spyglass.api import quotas, render
 from spyglass.api.extensions import safeguards
+from spyglass.images import rates
 from spyglass.sharing import members
 from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 
 async def create(request: Request) -> Response:
     ctx = caller(request)
+    await quotas.admit(request, rates.MEMBER_ADDS)
     body = await json_body(request)
     settings = app_state(request).settings
     row = await run_in_threadpool(

@@ -5,8 +5,10 @@ held while bytes flow; a stage (spyglass.data.imports) follows the same protocol
 The bytes go once, straight into the blob store, hashed, inspected and (a signed image's) verified
 on the way (spyglass.ingest, spyglass.data.signatures). Any failure (client gone, short body, size
 cap, store error, a digest the client declared not matching, data the format inspection refuses, a
-signature that does not verify) aborts the blob and puts the image back
-to `queued`. Download answers the whole data or one byte range (spyglass.byte_ranges).
+signature that does not verify) aborts the blob and puts the image back to `queued`. Quotas
+(spyglass.images.quotas) are checked when the upload begins, held as the bytes come, and checked
+once more when the size is known. Download answers the whole data or one byte range
+(spyglass.byte_ranges).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
 from spyglass.images import blob_refs, deprecation, locations, states
+from spyglass.images import quotas as quota
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.policy import Action, permits
 from spyglass.images.queries import ImageRecord, set_status
+from spyglass.images.quotas import ENFORCED, Quotas
 from spyglass.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,12 +54,14 @@ def new_blob_key() -> str:
 class Receiving:
     """One way data comes into an image (an upload, a stage), each step a compare-and-set: the
     image goes `queued -> status` before the bytes flow into `store`, back to `queued` (with the
-    `requeue` columns) when they fail, and `finish` records them once they are in."""
+    `requeue` columns) when they fail, and `finish` records them once they are in. `resource` is
+    the quota the bytes count against (spyglass.images.quotas)."""
 
     status: str
     store: BlobStore
     # (connection, image id, blob key, digest) -> False when the image went away meanwhile.
     finish: Callable[[Connection, str, str, ingest.Digest], bool]
+    resource: str
     requeue: Mapping[str, Any] = field(default_factory=dict)
     # Verify a signed image's signature in this pass (a stage does not: its import does, as on Glance).
     verify_signature: bool = True
@@ -72,21 +78,33 @@ async def receive(
     content_length: int | None,
     settings: Settings,
     token: str | None = None,
+    quotas: Quotas = ENFORCED,
 ) -> None:
     """Receive the body into `how.store` under `key`, with no database transaction held while
-    bytes flow. `token` is the caller's, for a key manager that holds a signed image's certificate."""
-    record = await to_thread.run_sync(_begin, how, db, ctx, image_id)
+    bytes flow. `token` is the caller's, for a key manager that holds a signed image's certificate.
+    The quota is checked before, as the bytes come (past what was reserved) and after."""
+    record = await to_thread.run_sync(_begin, how, db, ctx, image_id, quotas, content_length)
+    grow = partial(quota.extend, db, quotas, record.owner, image_id, how.resource)
     try:
         check = None
         if how.verify_signature:
             check = await to_thread.run_sync(signature_check, record, settings, ctx.project_id, token)
         expect = ingest.Expectations.of(record, settings, content_length, check)
-        digest = await ingest.receive(how.store, key, body, expect)
+        counted = metered(body, content_length or 0, grow) if quotas.enabled else body
+        digest = await ingest.receive(how.store, key, counted, expect)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await to_thread.run_sync(_requeue, how, db, image_id)
         raise
-    if not await to_thread.run_sync(_finish, how, db, image_id, key, digest):
+    try:
+        finished = await to_thread.run_sync(_finish, how, db, quotas, record.owner, image_id, key, digest)
+    except BaseException:
+        # Over the limit once the size is known: the data goes, the image is as it was.
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(how.store.delete, key)
+            await to_thread.run_sync(_requeue, how, db, image_id)
+        raise
+    if not finished:
         # The image was deleted (or its status changed) while the bytes were flowing.
         await to_thread.run_sync(how.store.delete, key)
         raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
@@ -100,23 +118,50 @@ def signature_check(
     return signatures.prepare(record.id, record.properties, certificates)
 
 
-def _begin(how: Receiving, db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
+async def metered(body: AsyncIterator[bytes], held: int, grow: Callable[[int], int]) -> AsyncIterator[bytes]:
+    """The body, unchanged, with the quota reservation kept ahead of the bytes received: `grow`
+    (in a worker thread) refuses the chunk that would cross the limit."""
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > held:
+            held = await to_thread.run_sync(grow, size)
+        yield chunk
+
+
+def _begin(
+    how: Receiving, db: Database, ctx: RequestContext, image_id: str, quotas: Quotas, length: int | None
+) -> ImageRecord:
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
         if record.status != states.QUEUED:
             raise Conflict(f"Image status transition from {record.status} to {how.status} is not allowed")
+        # Before the status changes, while the image is not yet counted among the uploads.
+        quota.claim(conn, quotas, record.owner, {quota.IMAGE_COUNT_UPLOADING: 1})
+        if length:
+            quota.reserve(conn, quotas, record.owner, image_id, how.resource, length)
         if not set_status(conn, image_id, states.QUEUED, how.status):
             raise Conflict("Another upload to this image is in progress.")
         return record
 
 
-def _finish(how: Receiving, db: Database, image_id: str, key: str, digest: ingest.Digest) -> bool:
+def _finish(
+    how: Receiving,
+    db: Database,
+    quotas: Quotas,
+    owner: str | None,
+    image_id: str,
+    key: str,
+    digest: ingest.Digest,
+) -> bool:
     with db.write() as conn:
+        quota.settle(conn, quotas, owner, image_id, how.resource, digest.size)
         return how.finish(conn, image_id, key, digest)
 
 
 def _requeue(how: Receiving, db: Database, image_id: str) -> None:
     with db.write() as conn:
+        quota.release(conn, image_id)
         set_status(conn, image_id, how.status, states.QUEUED, **how.requeue)
 
 
@@ -130,12 +175,22 @@ async def upload(
     content_length: int | None,
     settings: Settings,
     token: str | None = None,
+    quotas: Quotas = ENFORCED,
 ) -> None:
     """`PUT /file`: `queued -> saving -> active`, the data straight into the blob store."""
     key = new_blob_key()
-    saving = Receiving(states.SAVING, store, partial(_activate, store.name))
+    saving = Receiving(states.SAVING, store, partial(_activate, store.name), quota.IMAGE_SIZE_TOTAL)
     await receive(
-        saving, db, ctx, image_id, key, body, content_length=content_length, settings=settings, token=token
+        saving,
+        db,
+        ctx,
+        image_id,
+        key,
+        body,
+        content_length=content_length,
+        settings=settings,
+        token=token,
+        quotas=quotas,
     )
     # Count the blob's references (copies share it), or swap it for an identical blob already stored.
     await to_thread.run_sync(blob_refs.adopt, db, store, image_id, key)

@@ -167,6 +167,8 @@ images = Table(
     # written before there were several stores). While data is staged: the store it is meant for.
     Column("store", String(64), nullable=True),
     Index(None, "owner", "created_at"),
+    # Quotas count a project's images by status (spyglass.images.quota_queries) from this index alone.
+    Index(None, "owner", "status"),
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),
@@ -519,4 +521,65 @@ metadef_namespace_resource_types = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=True),
     Index(None, "resource_type_id"),
+)
+
+
+# ---- quotas --------------------------------------------------------------------------------------
+
+# Keystone's unified limits (spyglass.identity.limits). A registered limit is the default of one
+# resource of one service (and optionally region); a limit overrides it for one project or domain.
+# `service_id` is an id of the built-in catalog (spyglass.identity.services); no foreign key, as
+# that catalog is not a table.
+registered_limits = Table(
+    "registered_limits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=True),
+    Column("resource_name", String(255), nullable=False),
+    Column("default_limit", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Index(None, "service_id", "resource_name"),
+)
+
+# Exactly one of project_id and domain_id is set. A registered limit with limits cannot be deleted
+# (Keystone's rule), hence no cascade.
+project_limits = Table(
+    "project_limits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("registered_limit_id", String(64), ForeignKey("registered_limits.id"), nullable=False),
+    Column("project_id", String(64), nullable=True),
+    Column("domain_id", String(64), nullable=True),
+    Column("resource_limit", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Index(None, "project_id"),
+    Index(None, "registered_limit_id"),
+)
+
+# Quota held by data in flight (spyglass.images.quotas): bytes an upload or a stage may still
+# write, or an import is about to store, before the image's own row shows them. Written in the same
+# transaction as the check, so concurrent transfers never promise the same headroom twice; removed
+# in the transaction that records the data, when the transfer fails, and by start-up recovery.
+quota_reservations = Table(
+    "quota_reservations",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_name", String(64), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "project_id", "resource_name"),
+)
+
+# Per-project request rates (spyglass.images.rates): requests of one kind in one fixed window, one
+# UPSERT per request, shared by every API node of the database.
+request_counts = Table(
+    "request_counts",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("action", String(32), primary_key=True),
+    Column("window_start", DateTime, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Index(None, "window_start"),
 )

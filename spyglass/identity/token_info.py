@@ -21,6 +21,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import NotFound, Unauthorized
 from spyglass.identity import token_queries
 from spyglass.identity.inputs import Row
+from spyglass.identity.services import IDENTITY, IMAGE
 from spyglass.identity.token_queries import StoredToken, TokenRows
 from spyglass.timeutil import isotime_micro, utcnow
 
@@ -173,12 +174,9 @@ def render_token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[
 
 def build_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
     """The service catalog: this server's identity and image endpoints, with stable ids."""
-    services = [
-        ("identity", "keystone", f"{base_url}/identity/v3/"),
-        ("image", "glance", f"{base_url}/image"),
-    ]
+    services = [(IDENTITY, f"{base_url}/identity/v3/"), (IMAGE, f"{base_url}/image")]
     catalog = []
-    for service_type, name, url in services:
+    for service, url in services:
         endpoints = [
             {
                 "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{interface}:{url}").hex,
@@ -192,9 +190,10 @@ def build_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
         catalog.append(
             {
                 "endpoints": endpoints,
-                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"service:{url}").hex,
-                "type": service_type,
-                "name": name,
+                # The same on every node, whatever its URL: limits refer to the service by it.
+                "id": service.id,
+                "type": service.type,
+                "name": service.name,
             }
         )
     return catalog

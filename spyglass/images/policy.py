@@ -128,6 +128,8 @@ class Action(enum.StrEnum):
     ADD_METADEF_TAGS = "add_metadef_tags"
     DELETE_METADEF_TAG = "delete_metadef_tag"
     DELETE_METADEF_TAGS = "delete_metadef_tags"
+    # Quotas (issue 16): Glance's GET /v2/info/usage has no policy of its own; any project member.
+    GET_QUOTA_USAGE = "get_quota_usage"
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ RULES: dict[Action, str] = {
     Action.MODIFY_METADEF_TAG: METADEF_ADMIN,
     Action.DELETE_METADEF_TAG: METADEF_ADMIN,
     Action.DELETE_METADEF_TAGS: METADEF_ADMIN,
+    Action.GET_QUOTA_USAGE: READER,
 }
 # Rules the actions' rules refer to, named as Glance names them (glance/policies/base.py).
 BASE_RULES = {
@@ -307,6 +310,7 @@ UNTARGETED = frozenset(
         Action.ADD_TASK,
         Action.GET_ALL_TASKS,
         Action.CACHE_LIST,
+        Action.GET_QUOTA_USAGE,
     }
 )
 # A project reads the events of its own membership even after the membership ended, when the image
