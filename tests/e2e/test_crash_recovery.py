@@ -42,6 +42,9 @@ class Api:
         headers = {**self.headers, "Content-Type": "application/octet-stream"}
         return httpx.put(f"{self.url}/{image_id}/{target}", content=content, headers=headers, timeout=60)
 
+# One process, so that killing it is the crash (with several workers, killing the parent leaves
+# the workers to finish or clean up what they were doing).
+ONE_PROCESS = ("--workers", "1")
 
 def files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
@@ -68,7 +71,7 @@ def restart_after_crash(data_dir: Path) -> tuple[Server, str]:
     """Start again as the README says: with SQLite `serve` recovers by itself; with a database server
     the operator runs `spyglass recover` first (every node stopped). Returns the server and the report."""
     if not POSTGRES:
-        server = start_server(data_dir, env=LOCAL)
+        server = start_server(data_dir, *ONE_PROCESS, env=LOCAL)
         return server, server.log.read_text()
     env = {**os.environ, **database_env(data_dir)}
     recovered = subprocess.run(
@@ -78,12 +81,12 @@ def restart_after_crash(data_dir: Path) -> tuple[Server, str]:
         env=env,
         check=True,
     )
-    return start_server(data_dir, env=LOCAL), recovered.stdout
+    return start_server(data_dir, *ONE_PROCESS, env=LOCAL), recovered.stdout
 
 
 def test_kill_during_upload_stage_and_import_then_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    first = start_server(data_dir, env=LOCAL)
+    first = start_server(data_dir, *ONE_PROCESS, env=LOCAL)
     try:
         api = Api(first, keystone_session(first, "spyglass-a").get_token() or "")
         uploaded, staged, imported = (
