@@ -21,6 +21,9 @@ from tests.http_source import http_source
 
 CHUNK = os.urandom(1024 * 1024)
 LOCAL = {"SPYGLASS_WEB_DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.1/32"}
+# One process, so that killing it is the crash (with several workers, killing the parent leaves
+# the workers to finish or clean up what they were doing).
+ONE_PROCESS = ("--workers", "1")
 
 
 class Api:
@@ -42,9 +45,6 @@ class Api:
         headers = {**self.headers, "Content-Type": "application/octet-stream"}
         return httpx.put(f"{self.url}/{image_id}/{target}", content=content, headers=headers, timeout=60)
 
-# One process, so that killing it is the crash (with several workers, killing the parent leaves
-# the workers to finish or clean up what they were doing).
-ONE_PROCESS = ("--workers", "1")
 
 def files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
