@@ -116,7 +116,10 @@ def _check_sort(key: str, direction: str) -> None:
 
 
 def _in_values(text: str) -> list[str]:
-    return next(csv.reader([text], skipinitialspace=True))
+    try:
+        return next(csv.reader([text], skipinitialspace=True), [])
+    except csv.Error as exc:  # a line break outside quotes, for one
+        raise Invalid(f"Invalid 'in:' list: {exc}.") from exc
 
 
 def _comparison(name: str, text: str) -> Filter:

@@ -110,9 +110,14 @@ def fetch_image(
     conn: Connection, image_id: str, project_id: str | None, *, lock: bool = False
 ) -> ImageRecord | None:
     """The image with its properties, tags and further locations and the caller's member status, in
-    one statement (one row per property, tag and location, ordered by kind)."""
-    stmt = _ONE_IMAGE_LOCKED if lock and conn.dialect.name == "postgresql" else _ONE_IMAGE
-    rows = conn.execute(stmt, {"image_id": image_id, "project_id": project_id or ""}).all()
+    one statement (one row per property, tag and location, ordered by kind).
+
+    With `lock` on PostgreSQL the image row is locked first, in a statement of its own: a statement
+    that waited for the lock sees the locked row as committed meanwhile but the rest (its tags, ...)
+    as they were when it began, so the extras are read by a statement that starts after the wait."""
+    if lock and conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_IMAGE, {"image_id": image_id})
+    rows = conn.execute(_ONE_IMAGE, {"image_id": image_id, "project_id": project_id or ""}).all()
     if not rows:
         return None
     properties: dict[str, str] = {}
@@ -229,7 +234,7 @@ def _page_extras() -> Select[Any]:
 
 _PAGE_EXTRAS = _page_extras()
 _ONE_IMAGE = _one_image()
-_ONE_IMAGE_LOCKED = _ONE_IMAGE.with_for_update(of=images)
+_LOCK_IMAGE = select(images.c.id).where(images.c.id == bindparam("image_id")).with_for_update()
 
 
 def insert_image(conn: Connection, row: dict[str, Any]) -> bool:

@@ -184,3 +184,9 @@ def test_upload_content_types_never_500(api: Callers, media: str) -> None:
     except (UnicodeEncodeError, ValueError):
         return  # not a header the client can even send
     assert response.status_code in (204, 400, 415), response.text
+
+
+def test_an_in_list_with_a_bare_line_break_is_400(api: Callers) -> None:
+    """Found by test_list_query_never_500: the csv reader refused `in:\\n0` and the list answered 500."""
+    response = api.alice.get("/v2/images?" + urlencode({"name": "in:\n0"}))
+    assert response.status_code == 400 and "in:" in response.text

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from spyglass.db.engine import Database
+from spyglass.identity.authn import EmbeddedAuthenticator
+from spyglass.images import catalog
 from tests.api.helpers import active, create, message
 from tests.conftest import Callers, World
 
@@ -212,3 +217,15 @@ def test_deactivated_image_shows_no_stores_as_glance(api: Callers) -> None:
     assert "stores" not in api.admin.get(url).json()
     api.alice.post(f"{url}/actions/reactivate")
     assert api.alice.get(url).json()["stores"] == "fs"
+
+
+def test_concurrent_puts_of_one_tag_add_it_once(api: Callers, db: Database, world: World) -> None:
+    """Each PUT locks the image, then reads its tags after the lock (on PostgreSQL a statement that
+    waited for the lock would see the tags as they were before the wait, and insert a duplicate)."""
+    image_id = create(api.alice)["id"]
+    alice = EmbeddedAuthenticator(db).authenticate(world.tokens["alice"])
+    with ThreadPoolExecutor(8) as pool:
+        done = [pool.submit(catalog.add_tag, db, alice, image_id, "same") for _ in range(16)]
+        for future in done:
+            future.result()
+    assert api.alice.get(f"/v2/images/{image_id}").json()["tags"] == ["same"]
