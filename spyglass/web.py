@@ -18,13 +18,15 @@ from spyglass.api.render import StoreRendering
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import Authenticator, RequestContext
 from spyglass.db.engine import Database
-from spyglass.errors import Invalid, TooLarge, Unauthorized
+from spyglass.errors import Invalid, TooLarge, TryLater, Unauthorized
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 
 # Where AuthenticationMiddleware leaves the caller, in the request's state.
 _CALLER = "spyglass.caller"
+# ... or why the token could not be checked (an external identity service that did not answer).
+_AUTH_ERROR = "spyglass.authentication_error"
 
 T = TypeVar("T")
 
@@ -70,15 +72,23 @@ class AuthenticationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            token = Headers(scope=scope).get("x-auth-token")
+            headers = Headers(scope=scope)
+            token = headers.get("x-auth-token")
             if token:
-                await self._authenticate(scope, token)
+                await self._authenticate(scope, token, headers.get("x-service-token"))
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope, token: str) -> None:
+    async def _authenticate(self, scope: Scope, token: str, service_token: str | None) -> None:
         try:
-            ctx = await run_in_threadpool(self.authenticator.authenticate, token)
+            if service_token:
+                ctx = await run_in_threadpool(self.authenticator.authenticate, token, service_token)
+            else:
+                ctx = await run_in_threadpool(self.authenticator.authenticate, token)
         except Unauthorized:
+            return
+        except TryLater as exc:
+            # Raised by `caller`, inside the routes, so the error table answers it (503).
+            scope.setdefault("state", {})[_AUTH_ERROR] = exc
             return
         scope.setdefault("state", {})[_CALLER] = ctx
 
@@ -91,8 +101,11 @@ def act_as(request: Request, ctx: RequestContext) -> None:
 
 def caller(request: Request) -> RequestContext:
     """The authenticated caller; 401 when the request carried no valid X-Auth-Token."""
-    ctx = request.scope.get("state", {}).get(_CALLER)
+    state = request.scope.get("state", {})
+    ctx = state.get(_CALLER)
     if not isinstance(ctx, RequestContext):
+        if isinstance(state.get(_AUTH_ERROR), TryLater):
+            raise state[_AUTH_ERROR]
         raise Unauthorized("The request you have made requires authentication.")
     return ctx
 

@@ -33,6 +33,7 @@ from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
+from spyglass.identity.keystone import KeystoneAuthenticator
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -92,6 +93,12 @@ def _under(prefix: str, endpoint: Endpoint) -> Endpoint:
     return handler
 
 
+def _authenticator(settings: Settings, database: Database) -> Authenticator:
+    if settings.identity == "keystone":
+        return KeystoneAuthenticator(settings.keystone_authtoken)
+    return EmbeddedAuthenticator(database)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -133,13 +140,16 @@ def create_app(
         *trust_api.routes,
         *deprecation_api.routes,
     ]
+    # With an external Keystone, its API is the only identity API: /identity is not served.
+    embedded = settings.identity == "embedded"
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
         # start their version discovery there.
-        Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
+        *([Route("/identity", _under("/identity", identity_api.versions), methods=["GET"])] * embedded),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
-        *(dashboard.routes if settings.dashboard else []),
-        Mount("/identity", routes=identity_api.routes),
+        # The dashboard logs in through the embedded identity API, so it needs that API.
+        *(dashboard.routes if settings.dashboard and embedded else []),
+        *([Mount("/identity", routes=identity_api.routes)] * embedded),
         Mount("/image", routes=image_routes),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
@@ -159,7 +169,7 @@ def create_app(
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
-    app.state.authenticator = authenticator or EmbeddedAuthenticator(database)
+    app.state.authenticator = authenticator or _authenticator(settings, database)
     app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)

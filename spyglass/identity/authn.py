@@ -13,5 +13,6 @@ class EmbeddedAuthenticator:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def authenticate(self, token: str) -> RequestContext:
+    def authenticate(self, token: str, service_token: str | None = None) -> RequestContext:
+        # This service issues no service tokens: the user's token alone decides.
         return authenticate_request(self.db, token)
