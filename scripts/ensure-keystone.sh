@@ -126,7 +126,7 @@ sys.argv = sys.argv[:1]
 import waitress
 from keystone.server.wsgi import initialize_public_application
 waitress.serve(initialize_public_application(), host="127.0.0.1", port=port, threads=8)
-' "$PORT" >>"$LOG" 2>&1 </dev/null &
+' "$PORT" >>"$LOG" 2>&1 </dev/null 9>&- &
 echo $! >"$PID_FILE"
 for _ in $(seq 1 120); do
   answers "$PORT" && break

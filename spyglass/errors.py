@@ -67,3 +67,7 @@ class Throttled(TryLater):
 
 class Busy(TryLater):
     """The server has too much of this kind of work in hand."""
+
+
+class Unavailable(TryLater):
+    """A service this one depends on (an external Keystone) does not answer, or not in time."""

@@ -7,7 +7,11 @@ Every test makes its own domains, projects and users, with names unique to it.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +53,7 @@ class Keystone:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         self.http = httpx.Client(timeout=30)
-        self._admin_token = ""
+        self._admin_token = ("", 0.0)
 
     def token(
         self, user: str, password: str, domain: str, project: str | None, project_domain: str = ""
@@ -60,8 +64,12 @@ class Keystone:
         return response.headers["X-Subject-Token"]
 
     def admin_token(self) -> str:
-        # A fresh one each time: the test Keystone's tokens are short-lived.
-        return self.token("admin", ADMIN_PASSWORD, "Default", "admin")
+        # Renewed after 20 s: the test Keystone's tokens last a minute.
+        token, issued = self._admin_token
+        if time.monotonic() - issued > 20:
+            token = self.token("admin", ADMIN_PASSWORD, "Default", "admin")
+            self._admin_token = (token, time.monotonic())
+        return token
 
     def call(self, method: str, path: str, json: Any = None, **headers: str) -> httpx.Response:
         response = self.http.request(
@@ -164,3 +172,70 @@ def start_keystone() -> str:
 @pytest.fixture(scope="session")
 def keystone() -> Keystone:
     return Keystone(start_keystone())
+
+
+class Relay:
+    """A TCP relay in front of Keystone that a test can cut (Keystone down) or slow down, so that
+    one test's outage does not reach the other tests sharing the same Keystone."""
+
+    def __init__(self, target_url: str) -> None:
+        parsed = httpx.URL(target_url)
+        self.target = (parsed.host, parsed.port or 80)
+        self.path = parsed.path
+        self.delay = 0.0
+        self.up = True
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._connections: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def cut(self) -> None:
+        """Keystone down: open connections drop and new ones are refused at once."""
+        self.up = False
+        for conn in list(self._connections):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        self._connections += [client, upstream]
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while self.up and (chunk := source.recv(65536)):
+                # Slow: every chunk is held, on connections already open too.
+                time.sleep(self.delay)
+                sink.sendall(chunk)
+        for conn in (source, sink):
+            with contextlib.suppress(OSError):
+                conn.close()

@@ -32,6 +32,7 @@ STATUS: dict[type[errors.SpyglassError], int] = {
     errors.RangeNotSatisfiable: 416,
     errors.Throttled: 429,
     errors.Busy: 503,
+    errors.Unavailable: 503,
 }
 
 

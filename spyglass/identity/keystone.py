@@ -27,7 +27,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from spyglass.context import RequestContext
-from spyglass.errors import TryLater, Unauthorized
+from spyglass.errors import Unauthorized, Unavailable
 from spyglass.keystone_settings import KeystoneAuthtoken
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ UNAVAILABLE = "The identity service (Keystone) cannot be reached to validate the
 RETRY_AFTER_SECONDS = 5
 
 
-class KeystoneUnavailable(TryLater):
+class KeystoneUnavailable(Unavailable):
     """Keystone did not answer in time, or answered with an error: the token is neither good nor bad."""
 
     def __init__(self, reason: str) -> None:
