@@ -15,13 +15,13 @@ from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
 from spyglass.keystone_settings import KeystoneAuthtoken
 from spyglass.settings import Settings
-from tests.keystone import Keystone, Relay, keystone  # noqa: F401
+from tests.keystone import Keystone, Relay
 
 Client = Callable[..., TestClient]
 
 
 @pytest.fixture
-def keystone_client(settings: Settings, db: Database, keystone: Keystone) -> Iterator[Client]:  # noqa: F811
+def keystone_client(settings: Settings, db: Database, keystone: Keystone) -> Iterator[Client]:
     """A factory of in-process Spyglass apps that trust `keystone` (or a URL in front of it)."""
     opened: list[TestClient] = []
 
@@ -43,7 +43,7 @@ def _get(client: TestClient, token: str, path: str = "/v2/images", **headers: st
     return client.get(path, headers={"X-Auth-Token": token, **headers})
 
 
-def test_a_keystone_project_token_reaches_the_image_api(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_a_keystone_project_token_reaches_the_image_api(keystone_client: Client, keystone: Keystone) -> None:
     client = keystone_client()
     alice = keystone.account("alice")
     token = keystone.account_token(alice)
@@ -57,7 +57,7 @@ def test_a_keystone_project_token_reaches_the_image_api(keystone_client: Client,
     assert [i["name"] for i in _get(client, token).json()["images"]] == ["from-keystone"]
 
 
-def test_roles_are_the_ones_keystone_expanded(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_roles_are_the_ones_keystone_expanded(keystone_client: Client, keystone: Keystone) -> None:
     client = keystone_client()
     # `member` implies `reader` in a bootstrapped Keystone: Keystone's token lists both.
     ctx = client.app.state.authenticator.authenticate(keystone.account_token(keystone.account("roles")))  # type: ignore[attr-defined]
@@ -65,7 +65,7 @@ def test_roles_are_the_ones_keystone_expanded(keystone_client: Client, keystone:
     assert not ctx.is_admin
 
 
-def test_bad_tokens_get_401_pointing_at_keystone(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_bad_tokens_get_401_pointing_at_keystone(keystone_client: Client, keystone: Keystone) -> None:
     client = keystone_client(www_authenticate_uri="https://keystone.example.test/v3")
     for token in ("garbage", "gAAAAABnotafernettoken"):
         refused = _get(client, token)
@@ -82,7 +82,7 @@ def test_the_embedded_identity_api_is_not_served(keystone_client: Client) -> Non
 
 def test_a_token_revoked_in_keystone_stops_within_the_cache_time(
     keystone_client: Client,
-    keystone: Keystone,  # noqa: F811
+    keystone: Keystone,
 ) -> None:
     client = keystone_client(token_cache_time=2)
     token = keystone.account_token(keystone.account("revoked"))
@@ -95,7 +95,9 @@ def test_a_token_revoked_in_keystone_stops_within_the_cache_time(
     assert _get(client, token).status_code == 401
 
 
-def test_with_the_cache_off_a_revoked_token_stops_at_once(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_with_the_cache_off_a_revoked_token_stops_at_once(
+    keystone_client: Client, keystone: Keystone
+) -> None:
     client = keystone_client(token_cache_time=0)
     token = keystone.account_token(keystone.account("uncached"))
     assert _get(client, token).status_code == 200
@@ -105,7 +107,7 @@ def test_with_the_cache_off_a_revoked_token_stops_at_once(keystone_client: Clien
 
 def test_keystone_down_cached_tokens_work_new_ones_get_503(
     keystone_client: Client,
-    keystone: Keystone,  # noqa: F811
+    keystone: Keystone,
 ) -> None:
     relay = Relay(keystone.url)
     try:
@@ -125,7 +127,7 @@ def test_keystone_down_cached_tokens_work_new_ones_get_503(
         relay.close()
 
 
-def test_keystone_slow_gets_503_not_a_pass(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_keystone_slow_gets_503_not_a_pass(keystone_client: Client, keystone: Keystone) -> None:
     relay = Relay(keystone.url)
     try:
         client = keystone_client(auth_url=relay.url, http_connect_timeout=3)
@@ -139,7 +141,9 @@ def test_keystone_slow_gets_503_not_a_pass(keystone_client: Client, keystone: Ke
         relay.close()
 
 
-def test_service_credentials_refused_by_keystone_are_a_503(keystone_client: Client, keystone: Keystone) -> None:  # noqa: F811
+def test_service_credentials_refused_by_keystone_are_a_503(
+    keystone_client: Client, keystone: Keystone
+) -> None:
     client = keystone_client(password="not-the-password")
     token = keystone.account_token(keystone.account("badservice"))
     answer = _get(client, token, accept="application/json")
