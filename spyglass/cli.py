@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from spyglass import keystone_commands
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
@@ -234,6 +235,17 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "check"])
     sub.add_parser("recover", help="after a crash: re-queue interrupted uploads, remove orphan blobs")
     sub.add_parser("purge", help="remove the images whose recycle bin retention has ended")
+    keystone = sub.add_parser("keystone", help='identity = "keystone": the Keystone catalog')
+    keystone.add_argument("action", choices=["register"])
+    keystone.add_argument("--public-url", dest="register_url", required=True, help="Spyglass's URL")
+    keystone.add_argument("--region", dest="register_region", default=None, help="default: region")
+    keystone.add_argument(
+        "--os-cloud",
+        dest="os_cloud",
+        help="an admin cloud of clouds.yaml (default: OS_* variables, else the service user)",
+    )
+    projects = sub.add_parser("projects", help='identity = "keystone": follow Keystone\'s projects')
+    projects.add_argument("action", choices=["sync"])
     return parser
 
 
@@ -243,7 +255,8 @@ def _stores(settings: Settings) -> registry.StoreSet:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "action")}
+    local = ("config", "command", "action", "register_url", "register_region", "os_cloud")
+    overrides = {k: v for k, v in vars(args).items() if k not in local}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
@@ -259,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"spyglass: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "keystone":
+        return keystone_commands.register(settings, args.register_url, args.register_region, args.os_cloud)
     tighten_dir(settings.data_dir)
     database = Database(settings.database)
     try:
+        if args.command == "projects":
+            return keystone_commands.sync(settings, database)
         if args.command == "recover":
             stores = list(_stores(settings).values())
             _report(recover(database, stores, staging_store(settings), time_to_live(settings)))

@@ -19,6 +19,7 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.context import Authenticator, RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Invalid, TooLarge, TryLater, Unauthorized
+from spyglass.identity.keystone_directory import KeystoneDirectory
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -41,6 +42,8 @@ class AppState:
     store_rendering: StoreRendering
     secret_box: SecretBox
     password_checks: CheckSlots
+    # identity = "keystone": Keystone's projects (member id validation); None with the embedded one.
+    keystone: KeystoneDirectory | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -33,7 +35,8 @@ from spyglass.context import Authenticator
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
-from spyglass.identity.keystone import KeystoneAuthenticator
+from spyglass.identity.keystone import KeystoneAuthenticator, KeystoneUnavailable, service_session
+from spyglass.identity.keystone_directory import NO_PROJECT_READ, KeystoneDirectory
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
@@ -41,6 +44,8 @@ from spyglass.sharing import domain_shares, members, trust
 from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -68,7 +73,7 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _connect_project_lifecycle() -> None:
+def connect_project_lifecycle() -> None:
     """The image side reacts when the identity side creates, deletes or disables a project."""
     for hooks, handler in (
         # The sharing-safety hooks first: they read the member rows that members' hook removes.
@@ -93,10 +98,32 @@ def _under(prefix: str, endpoint: Endpoint) -> Endpoint:
     return handler
 
 
-def _authenticator(settings: Settings, database: Database) -> Authenticator:
-    if settings.identity == "keystone":
-        return KeystoneAuthenticator(settings.keystone_authtoken)
-    return EmbeddedAuthenticator(database)
+def _keystone(settings: Settings) -> tuple[KeystoneAuthenticator, KeystoneDirectory] | None:
+    """With identity = "keystone": the token validator and the project reader, sharing one session."""
+    if settings.identity != "keystone":
+        return None
+    options = settings.keystone_authtoken
+    session = service_session(options)
+    return KeystoneAuthenticator(options, session), KeystoneDirectory(session, options.auth_url)
+
+
+def _warn_if_projects_unreadable(settings: Settings, directory: KeystoneDirectory) -> None:
+    """validate_member_ids asks Keystone for each new member's project: say at start-up when the
+    service user may not, rather than let every share fail later without a word."""
+    if not settings.validate_member_ids:
+        return
+    try:
+        readable = directory.can_read_projects()
+    except KeystoneUnavailable as exc:
+        log.warning(
+            "Keystone cannot be reached at start-up (%s); member ids are checked once it is", exc.detail
+        )
+        return
+    if not readable:
+        log.warning(
+            "%s. Until then every new image member is refused with 503 (validate_member_ids is on).",
+            NO_PROJECT_READ,
+        )
 
 
 def create_app(
@@ -111,8 +138,9 @@ def create_app(
 
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
-    _connect_project_lifecycle()
+    connect_project_lifecycle()
     database = db or Database(settings.database)
+    keystone = _keystone(settings)
     if stores is None:
         stores = (
             StoreSet.single(store)
@@ -123,6 +151,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if keystone is not None:
+            await run_in_threadpool(_warn_if_projects_unreadable, settings, keystone[1])
         schedule = background.start(database, store_set, settings)
         yield
         await schedule.stop()
@@ -167,9 +197,10 @@ def create_app(
         ),
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+        keystone=keystone[1] if keystone is not None else None,
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
-    app.state.authenticator = authenticator or _authenticator(settings, database)
+    app.state.authenticator = authenticator or (keystone[0] if keystone else EmbeddedAuthenticator(database))
     app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)
