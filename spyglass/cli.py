@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from spyglass import keystone_commands
+from spyglass import keystone_commands, keystone_settings
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
@@ -34,7 +34,13 @@ def prepare(settings: Settings) -> Credentials:
     try:
         upgrade(db)
         seal_clear_secrets(db, box)
-        creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+        # With an external Keystone, users and projects live there: nothing to create here.
+        embedded = settings.identity == "embedded"
+        creds = (
+            bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+            if embedded
+            else Credentials()
+        )
         if db.is_sqlite:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
@@ -123,10 +129,12 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
         print("Use it with the openstack client:")
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_file}")
         print("  openstack --os-cloud spyglass-a image list")
-    print(
-        f"Spyglass listening on {settings.base_url} (identity: {settings.base_url}/identity)",
-        flush=True,
+    identity = (
+        f"{settings.base_url}/identity"
+        if settings.identity == "embedded"
+        else f"Keystone at {settings.keystone_authtoken.authenticate_uri}"
     )
+    print(f"Spyglass listening on {settings.base_url} (identity: {identity})", flush=True)
 
 
 def app_from_environment() -> Any:
@@ -198,6 +206,8 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "default_store",
         "show_image_direct_url",
         "show_multiple_locations",
+        "identity",
+        "validate_member_ids",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
     if config_file is not None:
@@ -207,6 +217,9 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
     else:
         # The stores travel as JSON (their options are tables, not strings).
         environment["SPYGLASS_STORES"] = store_settings.to_json(settings.stores)
+        for name in keystone_settings.OPTIONS:
+            value = getattr(settings.keystone_authtoken, name)
+            environment[f"SPYGLASS_KEYSTONE_AUTHTOKEN_{name.upper()}"] = _environment_value(value)
     return environment
 
 

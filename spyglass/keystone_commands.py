@@ -33,7 +33,7 @@ def register(settings: Settings, public_url: str, region: str | None, cloud: str
         directory = KeystoneDirectory(password_session(credentials), credentials["auth_url"])
     elif settings.keystone_authtoken.auth_url:
         options = settings.keystone_authtoken
-        directory = KeystoneDirectory(service_session(options), options.auth_url)
+        directory = KeystoneDirectory(service_session(options, system_scope=True), options.auth_url)
     else:
         return _fail("no Keystone: give --os-cloud, OS_* variables or [keystone_authtoken]")
     try:
@@ -52,7 +52,8 @@ def sync(settings: Settings, db: Database) -> int:
     options = settings.keystone_authtoken
     connect_project_lifecycle()
     try:
-        report = sync_projects(db, KeystoneDirectory(service_session(options), options.auth_url))
+        directory = KeystoneDirectory(service_session(options, system_scope=True), options.auth_url)
+        report = sync_projects(db, directory)
     except KeystoneUnavailable as exc:
         return _fail(f"{exc.message} ({exc.detail})")
     except EmptyProjectList as exc:

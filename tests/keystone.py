@@ -125,6 +125,17 @@ class Keystone:
     def delete_project(self, project_id: str) -> None:
         self.call("DELETE", f"/projects/{project_id}")
 
+    def identity_in_region(self, region: str) -> None:
+        """Keystone's own endpoints in one more region, so that a client working in it finds them."""
+        if self.http.get(
+            f"{self.url}/regions/{region}", headers={"X-Auth-Token": self.admin_token()}
+        ).is_error:
+            self.call("POST", "/regions", {"region": {"id": region}})
+        service = self.call("GET", "/services?type=identity").json()["services"][0]["id"]
+        for interface in ("public", "internal", "admin"):
+            endpoint = {"service_id": service, "interface": interface, "region_id": region, "url": self.url}
+            self.call("POST", "/endpoints", {"endpoint": endpoint})
+
     def service_user(self) -> Account:
         """Spyglass's own service user, as an operator would make it: project `service`, roles
         `service` (for service tokens' checks) and `reader` on the system (to read projects)."""

@@ -103,8 +103,8 @@ def _keystone(settings: Settings) -> tuple[KeystoneAuthenticator, KeystoneDirect
     if settings.identity != "keystone":
         return None
     options = settings.keystone_authtoken
-    session = service_session(options)
-    return KeystoneAuthenticator(options, session), KeystoneDirectory(session, options.auth_url)
+    directory = KeystoneDirectory(service_session(options, system_scope=True), options.auth_url)
+    return KeystoneAuthenticator(options, service_session(options)), directory
 
 
 def _warn_if_projects_unreadable(settings: Settings, directory: KeystoneDirectory) -> None:

@@ -51,15 +51,20 @@ def v3_url(auth_url: str) -> str:
     return url if url.endswith("/v3") else url + "/v3"
 
 
-def service_session(options: KeystoneAuthtoken) -> ks_session.Session:
-    """The service user's keystoneauth1 session: it gets, caches and renews its own token."""
+def service_session(options: KeystoneAuthtoken, *, system_scope: bool = False) -> ks_session.Session:
+    """The service user's keystoneauth1 session: it gets, caches and renews its own token.
+
+    Scoped to the service project (validating tokens needs the `service` role there), or with
+    `system_scope` to the whole system (reading projects needs `reader` on the system: Keystone's
+    default policy gives a project-scoped token no project but its own)."""
     auth = v3.Password(
         auth_url=v3_url(options.auth_url),
         username=options.username,
         password=options.password,
-        project_name=options.project_name,
         user_domain_name=options.user_domain_name,
-        project_domain_name=options.project_domain_name,
+        system_scope="all" if system_scope else None,
+        project_name=None if system_scope else options.project_name,
+        project_domain_name=None if system_scope else options.project_domain_name,
     )
     return ks_session.Session(auth=auth, timeout=options.http_connect_timeout)
 

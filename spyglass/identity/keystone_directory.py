@@ -57,6 +57,9 @@ class KeystoneDirectory:
             response = self.session.request(
                 self.base + path, method, json=body, raise_exc=False, authenticated=True
             )
+        except ks_exceptions.Unauthorized as exc:
+            # The caller's own login failed: for the service user, most likely no role on the system.
+            raise KeystoneUnavailable(f"Keystone refused the login of the caller ({exc}) (403)") from exc
         except ks_exceptions.ClientException as exc:
             raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code == 404:
