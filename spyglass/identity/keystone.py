@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
@@ -40,8 +41,8 @@ RETRY_AFTER_SECONDS = 5
 class KeystoneUnavailable(Unavailable):
     """Keystone did not answer in time, or answered with an error: the token is neither good nor bad."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(UNAVAILABLE, RETRY_AFTER_SECONDS)
+    def __init__(self, reason: str, message: str = UNAVAILABLE) -> None:
+        super().__init__(message, RETRY_AFTER_SECONDS)
         self.detail = reason
 
 
@@ -77,8 +78,6 @@ class ValidatedToken:
 
 
 def _epoch(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 

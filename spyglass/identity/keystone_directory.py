@@ -29,6 +29,7 @@ NO_PROJECT_READ = (
     "(openstack role add --user USER --system all reader)"
 )
 INTERFACES = ("public", "internal", "admin")
+UNASKED = "The identity service (Keystone) could not be asked about projects; try again later."
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,16 @@ class KeystoneDirectory:
             )
         except ks_exceptions.Unauthorized as exc:
             # The caller's own login failed: for the service user, most likely no role on the system.
-            raise KeystoneUnavailable(f"Keystone refused the login of the caller ({exc}) (403)") from exc
+            refused = f"Keystone refused the login of the caller ({exc}) (403)"
+            raise KeystoneUnavailable(refused, UNASKED) from exc
         except ks_exceptions.ClientException as exc:
-            raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}", UNASKED) from exc
         if response.status_code == 404:
             return None
         if response.status_code == 403:
-            raise KeystoneUnavailable(f"Keystone refused {method} {path} (403)")
+            raise KeystoneUnavailable(f"Keystone refused {method} {path} (403)", UNASKED)
         if response.status_code >= 300:
-            raise KeystoneUnavailable(f"Keystone answered {response.status_code} to {method} {path}")
+            raise KeystoneUnavailable(f"Keystone answered {response.status_code} to {method} {path}", UNASKED)
         return response.json() if response.content else {}
 
     # ---- projects ---------------------------------------------------------------------------------
