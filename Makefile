@@ -10,7 +10,7 @@ CKSUM := $(shell cat pyproject.toml osc-plugin/pyproject.toml | cksum | cut -d' 
 SERVE_STAMP := $(VENV)/.serve-$(CKSUM)
 STAMP := $(VENV)/.installed-$(CKSUM)
 
-.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots
+.PHONY: run test lint typecheck unit unit-postgres venv serve-venv screenshots tempest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ PYTEST = $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 # go through the same SQL as the in-process tests, which run there whole.
 POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 	test_images_glanceclient.py test_restart.py test_crash_recovery.py test_upload_failures.py \
-	test_smoke_cli.py)
+	test_smoke_cli.py test_nova_cinder_glanceclient.py)
 
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
@@ -61,7 +61,7 @@ unit: venv
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
-POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit
+POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit tests/metadefs
 unit-postgres: venv
 	SPYGLASS_TEST_POSTGRES=$$(scripts/ensure-postgres.sh) $(PYTEST) $(POSTGRES_TESTS) $(POSTGRES_E2E)
 
@@ -71,3 +71,14 @@ test: lint typecheck unit unit-postgres
 screenshots: venv
 	scripts/ensure-chromium.sh >/dev/null
 	$(VENV)/bin/python scripts/dashboard_screenshots.py
+
+# The conformance suite's image tests (Tempest from PyPI, in its own virtualenv) against a fresh
+# `spyglass serve` with pre-provisioned accounts; run by hand, not part of `make test`.
+TEMPEST_VENV ?= .venv-tempest
+$(TEMPEST_VENV)/bin/tempest:
+	test -x $(TEMPEST_VENV)/bin/python || $(PYTHON) -m venv $(TEMPEST_VENV)
+	$(TEMPEST_VENV)/bin/pip install -q tempest
+
+tempest: venv $(TEMPEST_VENV)/bin/tempest
+	scripts/ensure-qemu-img.sh >/dev/null
+	$(VENV)/bin/python scripts/tempest.py --tempest $(TEMPEST_VENV)/bin/tempest

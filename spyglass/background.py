@@ -1,6 +1,7 @@
 """The work a server does in the background, each kind in rounds on its own schedule: purging the
 recycle bin and expired tasks, delivering the webhook outbox, ending (and warning of) shares that
-expire, and the deprecation schedule. spyglass.api.app starts them in its lifespan and stops them at shutdown.
+expire, the deprecation schedule, and filling and tidying this node's image cache. spyglass.api.app
+starts them in its lifespan and stops them at shutdown.
 
 A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
 progress to end, so that none of them still uses the database once the application is gone.
@@ -17,7 +18,9 @@ from anyio import to_thread
 
 from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
+from spyglass.data import cache as image_cache
 from spyglass.data import tasks
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.images import deletion, deprecation_schedule
 from spyglass.settings import Settings
@@ -62,9 +65,18 @@ class Schedule:
         return True
 
 
-def start(db: Database, stores: StoreSet, settings: Settings) -> Schedule:
+def start(db: Database, stores: StoreSet, settings: Settings, cache: ImageCache | None = None) -> Schedule:
     """Start the background rounds; the caller awaits `stop()` at shutdown."""
     schedule = Schedule()
+    if cache is not None:
+        prefetch = functools.partial(image_cache.prefetch, cache, db, stores)
+        schedule.every(CACHE_PREFETCH_SECONDS, "image cache prefetch", prefetch)
+        schedule.every(
+            CACHE_RECONCILE_SECONDS,
+            "image cache reconcile",
+            functools.partial(image_cache.reconcile, cache, db),
+            first_after=CACHE_RECONCILE_SECONDS,
+        )
     schedule.every(
         settings.purge_interval_seconds,
         "recycle bin purge",
@@ -94,6 +106,12 @@ def start(db: Database, stores: StoreSet, settings: Settings) -> Schedule:
     )
     return schedule
 
+
+# How often this node looks at its cache queue (a queued image starts within a second or so), and
+# how often it drops the cached files of images deleted on other nodes (the files are never served
+# meanwhile: every download checks the image first).
+CACHE_PREFETCH_SECONDS = 1.0
+CACHE_RECONCILE_SECONDS = 60.0
 
 # The query planner's statistics are refreshed this often (spyglass.db.engine).
 STATISTICS_INTERVAL_SECONDS = 600

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from spyglass import keystone_commands, keystone_settings
+from spyglass import keystone_commands, keystone_settings, request_ids
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
@@ -22,6 +22,8 @@ from spyglass.db.migrate import schema_differences, upgrade
 from spyglass.file_modes import tighten_dir
 from spyglass.identity.bootstrap import Credentials, bootstrap
 from spyglass.images.deletion import purge_expired
+from spyglass.images.policy import use_policy_file
+from spyglass.metadefs.loader import LoadOptions, load_directory
 from spyglass.secret_box import SecretBox, SecretKeyError
 from spyglass.settings import Settings, SettingsError, load_settings
 
@@ -137,6 +139,9 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
     print(f"Spyglass listening on {settings.base_url} (identity: {identity})", flush=True)
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def app_from_environment() -> Any:
     """uvicorn factory for `--workers N`: each worker reads the settings from SPYGLASS_* variables."""
     from spyglass.api.app import create_app
@@ -149,6 +154,8 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
 
     from spyglass.api.app import create_app
 
+    # A policy file that cannot be used stops the start before anything else happens.
+    use_policy_file(settings.policy_path)
     creds = prepare(settings)
     _announce(settings, creds, write_clouds_yaml(settings, creds))
     common: dict[str, Any] = {
@@ -158,11 +165,20 @@ def serve(settings: Settings, config_file: Path | None = None) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        "log_config": request_ids.log_config(settings.log_level),
     }
     if settings.workers > 1:
         for name, value in _as_environment(settings, config_file).items():
             os.environ[name] = value
-        uvicorn.run("spyglass.cli:app_from_environment", factory=True, workers=settings.workers, **common)
+        uvicorn.run(
+            "spyglass.cli:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            # uvicorn kills a worker that does not answer its supervisor's ping in time (5 s by
+            # default): on a saturated machine a worker still importing at start-up can take longer.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **common,
+        )
     else:
         uvicorn.run(create_app(settings), **common)
 
@@ -182,6 +198,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "password_check_concurrency",
         "password_check_queue",
         "workers",
+        "threads",
         "image_member_quota",
         "image_size_cap",
         "max_request_body_bytes",
@@ -189,6 +206,7 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "max_request_header_line_bytes",
         "max_request_header_bytes",
         "hashing_algorithm",
+        "policy_file",
         "limit_param_default",
         "api_limit_max",
         "protect_consumers",
@@ -208,6 +226,10 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "show_multiple_locations",
         "identity",
         "validate_member_ids",
+        "do_secure_hash",
+        "image_cache",
+        "image_cache_dir",
+        "image_cache_max_size",
     )
     environment = {f"SPYGLASS_{k.upper()}": _environment_value(getattr(settings, k)) for k in keys}
     if config_file is not None:
@@ -240,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--public-url", dest="public_url")
-    run.add_argument("--workers", type=int)
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--threads", type=int, help="threads (and database connections) per worker")
     run.add_argument(
         "--demo", action="store_true", default=None, help="create two demo projects and clouds.yaml"
     )
@@ -259,17 +282,64 @@ def _parser() -> argparse.ArgumentParser:
     )
     projects = sub.add_parser("projects", help='identity = "keystone": follow Keystone\'s projects')
     projects.add_argument("action", choices=["sync"])
+    metadefs = sub.add_parser("metadefs", help="metadata definitions")
+    metadefs_sub = metadefs.add_subparsers(dest="action", required=True)
+    load = metadefs_sub.add_parser("load", help="load definition files in Glance's metadef JSON format")
+    load.add_argument("directory", type=Path, help="directory of *.json definition files")
+    load.add_argument("--merge", action="store_true", help="add what an existing namespace lacks")
+    load.add_argument(
+        "--prefer-new",
+        dest="prefer_new",
+        action="store_true",
+        help="with --merge: also replace what an existing namespace has with the file's version",
+    )
+    load.add_argument(
+        "--overwrite", action="store_true", help="with --merge: drop existing namespaces and load them again"
+    )
     return parser
+
+
+def _load_metadefs(database: Database, args: argparse.Namespace) -> int:
+    if (args.prefer_new or args.overwrite) and not args.merge:
+        print("spyglass: --prefer-new and --overwrite need --merge", file=sys.stderr)
+        return 2
+    options = LoadOptions(merge=args.merge, prefer_new=args.prefer_new, overwrite=args.overwrite)
+    # An operator may load definitions before the first `serve`, which would create the tables.
+    upgrade(database)
+    try:
+        report = load_directory(database, args.directory, options)
+    except FileNotFoundError as exc:
+        print(f"spyglass: {exc}", file=sys.stderr)
+        return 2
+    for outcome in ("created", "merged", "replaced", "skipped"):
+        names = getattr(report, outcome)
+        if names:
+            print(f"{outcome}: {', '.join(names)}")
+    for file_name, reason in report.failed.items():
+        print(f"not loaded: {file_name}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _stores(settings: Settings) -> registry.StoreSet:
     return registry.build(settings.store_specs, settings.default_store_name)
 
 
+# Command-line arguments that are not settings.
+_NOT_SETTINGS: tuple[str, ...] = (
+    "config",
+    "command",
+    "action",
+    "directory",
+    "merge",
+    "prefer_new",
+    "overwrite",
+)
+_NOT_SETTINGS += ("register_url", "register_region", "os_cloud")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    local = ("config", "command", "action", "register_url", "register_region", "os_cloud")
-    overrides = {k: v for k, v in vars(args).items() if k not in local}
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
@@ -281,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             serve(settings, config)
-        except SecretKeyError as exc:
+        except (SecretKeyError, SettingsError) as exc:
             print(f"spyglass: {exc}", file=sys.stderr)
             return 2
         return 0
@@ -296,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             stores = list(_stores(settings).values())
             _report(recover(database, stores, staging_store(settings), time_to_live(settings)))
             return 0
+        if args.command == "metadefs":
+            return _load_metadefs(database, args)
         if args.command == "purge":
             purged = purge_expired(database, _stores(settings))
             print(f"purged {purged} image(s) from the recycle bin")

@@ -4,7 +4,7 @@ of what establishes it from a token."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,9 @@ class RequestContext:
     user_name: str = ""
     project_name: str = ""
     domain_id: str | None = None
+    # The roles of the X-Service-Token that came with the user's token (Nova and Cinder send one):
+    # the service acting for the user. Only the rules that say so look at them, as Glance's.
+    service_roles: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -28,6 +31,11 @@ class RequestContext:
     def can_read(self) -> bool:
         return bool(self.roles & {"reader", "member", "admin"})
 
+    @property
+    def is_service(self) -> bool:
+        """Glance's `service_api` rule: the token's own roles include service (or admin)."""
+        return "service" in self.roles or self.is_admin
+
 
 class Authenticator(Protocol):
     """Turns an X-Auth-Token into the caller: the embedded identity service's implementation is
@@ -39,3 +47,11 @@ class Authenticator(Protocol):
     `service_token` is the request's X-Service-Token, if any."""
 
     def authenticate(self, token: str, service_token: str | None = None) -> RequestContext: ...
+
+
+@runtime_checkable
+class RememberingAuthenticator(Authenticator, Protocol):
+    """An authenticator that can answer some tokens from memory, without blocking: the API asks it
+    on the event loop first and runs `authenticate` in a worker thread only when it says None."""
+
+    def remembered(self, token: str) -> RequestContext | None: ...

@@ -69,5 +69,13 @@ class Busy(TryLater):
     """The server has too much of this kind of work in hand."""
 
 
+class QuotaExceeded(TooLarge):
+    """The project would go over one of its limits (spyglass.images.quotas): 413, as in Glance."""
+
+
+class RateLimited(TryLater):
+    """The project sent more requests of one kind than its rate allows (spyglass.images.rates)."""
+
+
 class Unavailable(TryLater):
     """A service this one depends on (an external Keystone) does not answer, or not in time."""

@@ -79,7 +79,11 @@ class Settings:
     # random bytes in base64. Empty: data_dir/secret.key, created on first start. Nodes that share
     # one database must share the key: point every node at a copy of the same file.
     secret_key_file: str = ""
-    workers: int = 1
+    # Worker processes: one per core by default. Each runs its blocking work (SQL, file reads) in at
+    # most `threads` threads, and keeps that many database connections (and two more) open: a thread
+    # never waits for a connection, and no connection is opened and closed per request.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = 16
     log_level: str = "info"
     # Sharing safety (README "Making sharing safe"); the defaults keep Glance's behaviour.
     # Refuse to cut off recent consumers of images whose owner did not set spyglass_protect_consumers.
@@ -113,6 +117,34 @@ class Settings:
     # Show the data's locations on images, as Glance's options of the same names do.
     show_image_direct_url: bool = False
     show_multiple_locations: bool = False
+    # Image signatures (spyglass.data.signatures): the signing certificates, as `<uuid>.pem` files in
+    # this directory, and/or from a key manager through castellan, configured by this oslo.config
+    # file (its `[key_manager]` and `[barbican]` sections, as in glance-api.conf). Neither set: a
+    # signed image's data is refused, as Glance refuses it without a key manager.
+    signature_certificate_dir: str = ""
+    key_manager_config_file: str = ""
+    # Glance's option: a location added through the locations API (v2.17) is read in the background
+    # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
+    do_secure_hash: bool = True
+    # An oslo.policy file (YAML or JSON) whose rules override the default policy by name, as
+    # Glance's policy.yaml does (spyglass.images.policy). Empty: the defaults alone.
+    policy_file: str = ""
+    # The local cache of image data held in remote stores (Swift, S3) on each node (spyglass.data.cache,
+    # Glance's image cache and its API 2.14). Off, as in Glance; the directory, empty:
+    # data_dir/image-cache; the most bytes of image data it keeps, least recently used out first.
+    image_cache: bool = False
+    image_cache_dir: str = ""
+    image_cache_max_size: int = 10 * 1024**3
+    # Quotas (README "Quotas"): Glance's four resources, limited by the unified limits of the image
+    # service. A resource with no registered limit is unlimited; false: limits are kept, not enforced.
+    quota_enforcement: bool = True
+    # Per-project request rates, shared by every node of the database: at most this many requests of
+    # the kind per window (0: no limit), beyond which 429 with Retry-After.
+    rate_limit_window_seconds: int = 60
+    rate_limit_image_creates: int = 0
+    rate_limit_uploads: int = 0
+    rate_limit_imports: int = 0
+    rate_limit_member_adds: int = 0
     # Who issues tokens: "embedded" (this service's own identity API at /identity) or "keystone" (an
     # existing Keystone, with the [keystone_authtoken] options; spyglass.identity.keystone).
     identity: str = "embedded"
@@ -124,6 +156,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def policy_path(self) -> Path | None:
+        return Path(self.policy_file).expanduser() if self.policy_file else None
 
     @property
     def blob_dir(self) -> Path:
@@ -142,6 +178,15 @@ class Settings:
     def staging_dir(self) -> Path:
         """Where `PUT /v2/images/{id}/stage` keeps data until the import call."""
         return self.data_dir / "staging"
+
+    @property
+    def image_cache_path(self) -> Path | None:
+        """Where this node caches image data, or None when the cache is off."""
+        if not self.image_cache:
+            return None
+        if self.image_cache_dir:
+            return Path(self.image_cache_dir).expanduser()
+        return self.data_dir / "image-cache"
 
     @property
     def base_url(self) -> str:
@@ -163,18 +208,33 @@ class Settings:
             raise SettingsError("hashing_algorithm must be one of sha256, sha384, sha512")
         self._validate_sharing_safety()
         self._validate_logins()
+        self._at_least(1, "rate_limit_window_seconds")
+        self._at_least(
+            0,
+            "rate_limit_image_creates",
+            "rate_limit_uploads",
+            "rate_limit_imports",
+            "rate_limit_member_adds",
+        )
         self._validate_stores()
         self._validate_identity()
-        if self.workers < 1:
-            raise SettingsError("workers must be at least 1")
+        self._at_least(1, "workers", "threads")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
+        self._validate_signature_sources()
         for network in self.web_download_allowed_networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError as exc:
                 raise SettingsError(f"web_download_allowed_networks: {network!r} is not a network") from exc
         return self
+
+    def _validate_signature_sources(self) -> None:
+        directory, config = self.signature_certificate_dir, self.key_manager_config_file
+        if directory and not Path(directory).is_dir():
+            raise SettingsError(f"signature_certificate_dir {directory!r} is not a directory")
+        if config and not Path(config).is_file():
+            raise SettingsError(f"key_manager_config_file {config!r} is not a file")
 
     def _validate_logins(self) -> None:
         if self.login_failure_window_seconds < 1:
@@ -192,6 +252,11 @@ class Settings:
             if getattr(self, name) < minimum:
                 wanted = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
                 raise SettingsError(f"{name} {wanted}")
+
+    @property
+    def database_connections(self) -> int:
+        """The connection pool of a worker: one per thread, and two for good measure."""
+        return self.threads + 2
 
     @property
     def password_checks_at_once(self) -> int:
@@ -232,6 +297,7 @@ class Settings:
             "member_expiry_warning_days",
             "deprecation_warning_days",
         )
+        self._at_least(1, "image_cache_max_size")
         self._at_least(
             1,
             "purge_interval_seconds",

@@ -4,7 +4,7 @@ by AuthenticationMiddleware), JSON bodies, JSON responses, URLs."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import orjson
@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spyglass.api.render import StoreRendering
 from spyglass.blobs.registry import StoreSet
-from spyglass.context import Authenticator, RequestContext
+from spyglass.context import Authenticator, RememberingAuthenticator, RequestContext
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.errors import Invalid, TooLarge, TryLater, Unauthorized
 from spyglass.identity.keystone_directory import KeystoneDirectory
@@ -42,6 +43,8 @@ class AppState:
     store_rendering: StoreRendering
     secret_box: SecretBox
     password_checks: CheckSlots
+    # This node's cache of remote image data; None when the cache is off.
+    image_cache: ImageCache | None = None
     # identity = "keystone": Keystone's projects (member id validation); None with the embedded one.
     keystone: KeystoneDirectory | None = None
 
@@ -72,6 +75,10 @@ class AuthenticationMiddleware:
     def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
         self.authenticator = authenticator
+        # A caller validated moments ago costs no thread hop and no statement.
+        self.remembered = (
+            authenticator.remembered if isinstance(authenticator, RememberingAuthenticator) else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -83,17 +90,38 @@ class AuthenticationMiddleware:
 
     async def _authenticate(self, scope: Scope, token: str, service_token: str | None) -> None:
         try:
-            if service_token:
-                ctx = await run_in_threadpool(self.authenticator.authenticate, token, service_token)
-            else:
-                ctx = await run_in_threadpool(self.authenticator.authenticate, token)
-        except Unauthorized:
-            return
+            ctx = await self._caller(token, service_token)
         except TryLater as exc:
             # Raised by `caller`, inside the routes, so the error table answers it (503).
             scope.setdefault("state", {})[_AUTH_ERROR] = exc
             return
+        if ctx is None:
+            return
+        if service_token:
+            ctx = replace(ctx, service_roles=await self._service_roles(service_token))
         scope.setdefault("state", {})[_CALLER] = ctx
+
+    async def _caller(self, token: str, service_token: str | None = None) -> RequestContext | None:
+        """The caller of a token, or None when it is not valid now. With a service token, an
+        authenticator that validates it (spyglass.identity.keystone) may accept an expired token."""
+        ctx = self.remembered(token) if self.remembered is not None else None
+        if ctx is None:
+            try:
+                if service_token:
+                    ctx = await run_in_threadpool(self.authenticator.authenticate, token, service_token)
+                else:
+                    ctx = await run_in_threadpool(self.authenticator.authenticate, token)
+            except Unauthorized:
+                return None
+        return ctx
+
+    async def _service_roles(self, token: str) -> frozenset[str]:
+        # As keystonemiddleware with delay_auth_decision: a bad service token only adds no roles.
+        try:
+            service = await self._caller(token)
+        except TryLater:
+            return frozenset()
+        return frozenset() if service is None else service.roles
 
 
 def act_as(request: Request, ctx: RequestContext) -> None:

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"SPYGLASS_LOGIN_FAILURE_WINDOW_SECONDS": "0"}, "login_failure_window_seconds must be at least 1"),
         ({"SPYGLASS_LOGIN_FAILURES_PER_ADDRESS": "-1"}, "login_failures_per_address must not be negative"),
         ({"SPYGLASS_PASSWORD_CHECK_QUEUE": "-1"}, "password_check_queue must not be negative"),
+        ({"SPYGLASS_IMAGE_CACHE_MAX_SIZE": "0"}, "image_cache_max_size must be at least 1"),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(environ: dict[str, str], message: str) -> None:
@@ -66,6 +68,9 @@ def test_worker_processes_get_the_data_path_settings() -> None:
         "login_failures_per_user_address": 3,
         "password_check_concurrency": 2,
         "workers": 4,
+        "image_cache": True,
+        "image_cache_dir": "/var/cache/spyglass",
+        "image_cache_max_size": 123456,
     }
     settings = load_settings(environ={}, overrides=dict(chosen))
     assert {k: getattr(settings, k) for k in chosen} == chosen
@@ -108,3 +113,30 @@ def test_login_limits_from_toml_and_environment(tmp_path: Path) -> None:
 def test_request_limits_must_leave_room_for_real_requests(name: str, value: int) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(environ={f"SPYGLASS_{name.upper()}": str(value)})
+
+
+def test_image_cache_is_off_by_default_and_lives_under_the_data_dir(tmp_path: Path) -> None:
+    assert load_settings(environ={}).image_cache_path is None
+    on = load_settings(environ={"SPYGLASS_IMAGE_CACHE": "true", "SPYGLASS_DATA_DIR": str(tmp_path)})
+    assert on.image_cache_path == tmp_path / "image-cache"
+    assert on.image_cache_max_size == 10 * 1024**3
+    elsewhere = load_settings(environ={"SPYGLASS_IMAGE_CACHE": "1", "SPYGLASS_IMAGE_CACHE_DIR": "/srv/c"})
+    assert elsewhere.image_cache_path == Path("/srv/c")
+
+
+def test_signature_certificate_sources_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"signature_certificate_dir .* is not a directory"):
+        load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match=r"key_manager_config_file .* is not a file"):
+        load_settings(environ={"SPYGLASS_KEY_MANAGER_CONFIG_FILE": str(tmp_path)})
+    loaded = load_settings(environ={"SPYGLASS_SIGNATURE_CERTIFICATE_DIR": str(tmp_path)})
+    assert loaded.signature_certificate_dir == str(tmp_path)
+
+
+def test_one_worker_per_core_and_a_pool_as_large_as_the_threads_by_default() -> None:
+    settings = load_settings(environ={})
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.database_connections == settings.threads + 2
+    assert load_settings(environ={"SPYGLASS_THREADS": "4"}).database_connections == 6
+    with pytest.raises(SettingsError, match="threads must be at least 1"):
+        load_settings(environ={"SPYGLASS_THREADS": "0"})

@@ -44,6 +44,11 @@ class SpyglassClient:
         rows: list[dict[str, Any]] = self._call("GET", f"/v2/images/{image_id}/usage")["usage"]
         return rows
 
+    def quota_usage(self) -> dict[str, dict[str, int]]:
+        """GET /v2/info/usage: each quota's limit (-1: none) and usage for the caller's project."""
+        found: dict[str, dict[str, int]] = self._call("GET", "/v2/info/usage")["usage"]
+        return found
+
     def events(self, image_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Every event the caller may read, following the pages."""
         rows: list[dict[str, Any]] = []

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spyglass import background
+from spyglass import background, request_ids
+from spyglass.api import cache as cache_api
 from spyglass.api import dashboard, render
 from spyglass.api import deprecation as deprecation_api
 from spyglass.api import extensions as extension_api
 from spyglass.api import identity as identity_api
 from spyglass.api import images as image_api
+from spyglass.api import locations as location_api
 from spyglass.api import member_extensions as member_extension_api
 from spyglass.api import members as member_api
+from spyglass.api import metadefs as metadef_api
 from spyglass.api import stores as store_api
 from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
@@ -32,12 +36,15 @@ from spyglass.audit import events, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.context import Authenticator
+from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
 from spyglass.identity.keystone import KeystoneAuthenticator, KeystoneUnavailable, service_session
 from spyglass.identity.keystone_directory import NO_PROJECT_READ, KeystoneDirectory
 from spyglass.identity.passwords import CheckSlots
+from spyglass.images.policy import use_policy_file
+from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 from spyglass.sharing import domain_shares, members, trust
@@ -49,7 +56,9 @@ log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
-    """Every response carries x-openstack-request-id, as OpenStack services do."""
+    """Every response carries x-openstack-request-id, as OpenStack services do: the caller's
+    global id when it sent a well-formed one, else Spyglass's own (spyglass.request_ids). Both are
+    on every log line of the request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -58,19 +67,24 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"req-{uuid.uuid4()}".encode()
+        ids = RequestIds.of(Headers(scope=scope).get("x-openstack-request-id"))
+        answered = ids.answered.encode()
         # The 500 handler runs outside this middleware; it finds the id here.
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        scope.setdefault("state", {})["request_id"] = ids.answered
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"x-openstack-request-id", request_id),
+                    (b"x-openstack-request-id", answered),
                 ]
             await send(message)
 
+        token = request_ids.current.set(ids)
         await self.app(scope, receive, send_with_id)
+        # Left set when the request fails: the server logs the traceback after this middleware,
+        # in the request's own task (a context of its own), and the line names the ids too.
+        request_ids.current.reset(token)
 
 
 def connect_project_lifecycle() -> None:
@@ -139,7 +153,8 @@ def create_app(
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
     connect_project_lifecycle()
-    database = db or Database(settings.database)
+    use_policy_file(settings.policy_path)
+    database = db or Database(settings.database, connections=settings.database_connections)
     keystone = _keystone(settings)
     if stores is None:
         stores = (
@@ -148,12 +163,17 @@ def create_app(
             else build(settings.store_specs, settings.default_store_name)
         )
     store_set = stores
+    cache_dir = settings.image_cache_path
+    image_cache = ImageCache(cache_dir, settings.image_cache_max_size) if cache_dir is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if keystone is not None:
             await run_in_threadpool(_warn_if_projects_unreadable, settings, keystone[1])
-        schedule = background.start(database, store_set, settings)
+        # Every blocking call (run_in_threadpool, to_thread) takes one of these threads; the
+        # database pool holds as many connections, so none is opened and closed under load.
+        to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        schedule = background.start(database, store_set, settings, image_cache)
         yield
         await schedule.stop()
         if db is None:
@@ -161,6 +181,7 @@ def create_app(
 
     image_routes = [
         *image_api.routes,
+        *location_api.routes,
         *store_api.routes,
         *task_api.routes,
         *member_api.routes,
@@ -169,6 +190,8 @@ def create_app(
         *webhook_api.routes,
         *trust_api.routes,
         *deprecation_api.routes,
+        *cache_api.routes,
+        *metadef_api.routes,
     ]
     # With an external Keystone, its API is the only identity API: /identity is not served.
     embedded = settings.identity == "embedded"
@@ -180,11 +203,14 @@ def create_app(
         # The dashboard logs in through the embedded identity API, so it needs that API.
         *(dashboard.routes if settings.dashboard and embedded else []),
         *([Mount("/identity", routes=identity_api.routes)] * embedded),
-        Mount("/image", routes=image_routes),
+        Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    # As Glance: a path with a trailing slash or an empty id (GET or DELETE /v2/images/,
+    # /v2/images/{id}/members/) names no resource and is 404, not a redirect to another route.
+    app.router.redirect_slashes = False
     app.state.spyglass = AppState(
         settings=settings,
         db=database,
@@ -197,6 +223,7 @@ def create_app(
         ),
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
+        image_cache=image_cache,
         keystone=keystone[1] if keystone is not None else None,
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.

@@ -31,6 +31,7 @@ STATUS: dict[type[errors.SpyglassError], int] = {
     errors.UnsupportedMediaType: 415,
     errors.RangeNotSatisfiable: 416,
     errors.Throttled: 429,
+    errors.RateLimited: 429,
     errors.Busy: 503,
     errors.Unavailable: 503,
 }

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import render
+from spyglass.api import quotas, render
 from spyglass.errors import Invalid
 from spyglass.images import history as audit
 from spyglass.images import project_copy as copies
@@ -71,8 +71,9 @@ async def copy(request: Request) -> Response:
     ctx = caller(request)
     body = await optional_json_body(request, at_most=OPTIONAL_BODY_MAX)
     state = app_state(request)
+    image_id = request.path_params["image_id"]
     record = await run_in_threadpool(
-        copies.copy_image, state.db, ctx, request.path_params["image_id"], body, state.stores.default.name
+        copies.copy_image, state.db, ctx, image_id, body, state.stores.default.name, quotas.rules(request)
     )
     headers = {"Location": f"{base_url(request)}/v2/images/{record.id}"}
     return JSONResponse(_image(request, record), status_code=201, headers=headers)

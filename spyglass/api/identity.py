@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from spyglass.api.identity_admin import BODY_MAX
 from spyglass.api.identity_admin import routes as admin_routes
+from spyglass.api.identity_limits import routes as limit_routes
 from spyglass.errors import NotFound, Unauthorized
 from spyglass.identity import token_info, tokens
 from spyglass.identity.policy import Action, Target, authorize
@@ -130,4 +131,5 @@ routes = [
     Route("/v3/auth/tokens", revoke, methods=["DELETE"]),
     Route("/v3/auth/catalog", catalog, methods=["GET"]),
     *admin_routes,
+    *limit_routes,
 ]

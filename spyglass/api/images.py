@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from spyglass.api import image_list, imports, render
+from spyglass.api import image_list, imports, quotas, render
 from spyglass.api.extensions import safeguards
 from spyglass.api.local_file import LocalFileResponse
 from spyglass.api.stores import STORE_HEADER
 from spyglass.blobs import BlobStore
+from spyglass.data import cache as image_cache
 from spyglass.data import transfer as image_data
+from spyglass.data.cache import ImageCache
 from spyglass.errors import NotFound, UnsupportedMediaType
 from spyglass.images import catalog as images
+from spyglass.images import rates
 from spyglass.images.schemas import NAMES as SCHEMA_NAMES
 from spyglass.images.schemas import schema
 from spyglass.sharing import usage
@@ -58,10 +63,17 @@ def _render(request: Request, record: Any) -> dict[str, Any]:
     return render.image(record, app_state(request).store_rendering)
 
 
+# Glance offers these two besides the others where its image cache is on.
+CACHE_VERSIONS = {"v2.15": (("v2.16", "SUPPORTED"), ("v2.15", "SUPPORTED"), ("v2.14", "SUPPORTED"))}
+
+
 def _versions(request: Request) -> dict[str, Any]:
     href = f"{base_url(request)}/v2/"
     links = [{"rel": "self", "href": href}]
-    return {"versions": [{"id": v, "status": status, "links": links} for v, status in VERSIONS]}
+    offered: tuple[tuple[str, str], ...] = VERSIONS
+    if app_state(request).image_cache is not None:
+        offered = tuple(v for version in VERSIONS for v in CACHE_VERSIONS.get(version[0], (version,)))
+    return {"versions": [{"id": v, "status": status, "links": links} for v, status in offered]}
 
 
 async def versions_root(request: Request) -> Response:
@@ -75,8 +87,11 @@ async def versions(request: Request) -> Response:
 
 async def create(request: Request) -> Response:
     ctx = caller(request)
+    await quotas.admit(request, rates.IMAGE_CREATES)
     body = await json_body(request)
-    record = await run_in_threadpool(images.create_image, app_state(request).db, ctx, body)
+    record = await run_in_threadpool(
+        images.create_image, app_state(request).db, ctx, body, quotas.rules(request)
+    )
     headers = {"Location": f"{base_url(request)}/v2/images/{record.id}", **_image_headers(request)}
     return JSONResponse(_render(request, record), status_code=201, headers=headers)
 
@@ -125,6 +140,7 @@ async def delete(request: Request) -> Response:
     image_id = request.path_params["image_id"]
     await run_in_threadpool(images.delete_image, state.db, state.stores, ctx, image_id, safeguards(request))
     await imports.discard_staged(request, image_id)
+    await run_in_threadpool(image_cache.forget, state.image_cache, image_id)
     return Response(status_code=204)
 
 
@@ -161,6 +177,7 @@ async def upload(request: Request) -> Response:
     ctx = caller(request)
     state = app_state(request)
     imports.require_octet_stream(request)
+    await quotas.admit(request, rates.UPLOADS)
     await image_data.upload(
         state.db,
         state.stores.choose(request.headers.get(STORE_HEADER)),
@@ -169,6 +186,8 @@ async def upload(request: Request) -> Response:
         request.stream(),
         content_length=imports.content_length(request),
         settings=state.settings,
+        token=request.headers.get("x-auth-token"),
+        quotas=quotas.rules(request),
     )
     return Response(status_code=204)
 
@@ -184,12 +203,17 @@ async def download(request: Request) -> Response:
             ctx,
             request.path_params["image_id"],
             request.headers.get("range"),
+            state.image_cache.lookup if state.image_cache is not None else None,
         )
         if found is None:
             return Response(status_code=204)
         try:
             response = await run_in_threadpool(
-                _data_response, found.store or state.stores.default, found, request.method == "HEAD"
+                _data_response,
+                found.store or state.stores.default,
+                state.image_cache,
+                found,
+                request.method == "HEAD",
             )
             break
         except FileNotFoundError:
@@ -210,9 +234,12 @@ async def download(request: Request) -> Response:
     return response
 
 
-def _data_response(store: BlobStore, found: image_data.Download, head: bool) -> Response:
-    """The whole data or the chosen range: from an open file where the store is local, else a
-    stream of the store's reads (for HEAD, only the headers)."""
+def _data_response(
+    store: BlobStore, cache: ImageCache | None, found: image_data.Download, head: bool
+) -> Response:
+    """The whole data or the chosen range: from an open file where the store is local or the
+    image is in this node's cache, else a stream of the store's reads (for HEAD, only the headers);
+    a whole download of an uncached image fills the cache on the way."""
     part = found.part
     start, end = (0, found.size) if part is None else (part.start, part.end)
     status = 200 if part is None else 206
@@ -221,19 +248,38 @@ def _data_response(store: BlobStore, found: image_data.Download, head: bool) -> 
         headers["Content-MD5"] = found.record.checksum
     if part is not None:
         headers["Content-Range"] = part.content_range(found.size)
-    path = store.local_path(found.key)
+    path = found.cached or store.local_path(found.key)
     if path is not None:
         return LocalFileResponse.open(str(path), start, end, status, headers)
     headers["Accept-Ranges"] = "bytes"
     headers["Content-Length"] = str(end - start)
     if head:
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    chunks = store.read(found.key, start, end)
+    body = _filling(cache, found.record, chunks) if cache is not None and part is None else chunks
     return StreamingResponse(
-        store.read(found.key, start, end),
+        body,
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+async def _filling(cache: ImageCache, record: Any, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The store's chunks, written into the cache on the way unless another download fills it."""
+    fill = await run_in_threadpool(cache.filler, record)
+    if fill is None:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+        return
+    try:
+        async for chunk in iterate_in_threadpool(fill.tee(chunks)):
+            yield chunk
+    finally:
+        # The client went away, or the store failed: nothing half-written stays (a no-op once
+        # installed). Each read ran to its end in its thread before we got here.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(fill.abort)
 
 
 async def get_schema(request: Request) -> Response:
@@ -260,6 +306,7 @@ routes = [
     Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
     Route("/v2/schemas/{name}", get_schema, methods=["GET"]),
     Route("/v2/info/import", imports.info_import, methods=["GET"]),
+    Route("/v2/info/usage", quotas.usage, methods=["GET"]),
     Route("/v2", versions, methods=["GET"]),
     Route("/v2/", versions, methods=["GET"]),
     Route("/versions", versions, methods=["GET"]),

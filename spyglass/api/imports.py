@@ -8,10 +8,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from spyglass.api import quotas
 from spyglass.api.stores import STORE_HEADER
 from spyglass.context import RequestContext
 from spyglass.data import imports, store_copies
 from spyglass.errors import Invalid, UnsupportedMediaType
+from spyglass.images import rates
 from spyglass.web import JSONResponse, app_state, caller, json_body
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
@@ -41,6 +43,7 @@ def require_octet_stream(request: Request) -> None:
 async def stage(request: Request) -> Response:
     ctx = caller(request)
     require_octet_stream(request)
+    await quotas.admit(request, rates.UPLOADS)
     state = app_state(request)
     header = request.headers.get(STORE_HEADER)
     store_name = state.stores.choose(header).name if header else None
@@ -53,12 +56,14 @@ async def stage(request: Request) -> Response:
         content_length=content_length(request),
         settings=state.settings,
         store_name=store_name,
+        quotas=quotas.rules(request),
     )
     return Response(status_code=204)
 
 
 async def import_image(request: Request) -> Response:
     ctx = caller(request)
+    await quotas.admit(request, rates.IMPORTS)
     body = await json_body(request)
     state = app_state(request)
     header = request.headers.get(STORE_HEADER)
@@ -75,6 +80,8 @@ async def import_image(request: Request) -> Response:
         state.stores,
         header,
         request_id=request_id(request),
+        token=request.headers.get("x-auth-token"),
+        quotas=quotas.rules(request),
     )
     imports.start(job, state.db, state.stores, imports.staging_store(state.settings), state.settings)
     return Response(status_code=202)
@@ -102,7 +109,8 @@ async def _copy_image(
         body,
         request_id(request),
     )
-    imports.start_copy(job, state.db, state.stores, state.settings)
+    if job is not None:
+        imports.start_copy(job, state.db, state.stores, state.settings)
 
 
 async def discard_staged(request: Request, image_id: str) -> None:

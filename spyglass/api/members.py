@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import render
+from spyglass.api import quotas, render
 from spyglass.api.extensions import safeguards
+from spyglass.images import rates
 from spyglass.sharing import members, project_sync
 from spyglass.sharing.domain_shares import DOMAIN_PREFIX
 from spyglass.web import JSONResponse, app_state, call, caller, json_body
@@ -16,6 +17,7 @@ from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 async def create(request: Request) -> Response:
     ctx = caller(request)
+    await quotas.admit(request, rates.MEMBER_ADDS)
     body = await json_body(request)
     settings = app_state(request).settings
     await _refresh_from_keystone(request, body)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.blobs.registry import StoreSet
+from spyglass.data import cache as image_cache
 from spyglass.data import stores as image_stores
 from spyglass.web import JSONResponse, app_state, caller
 
@@ -38,6 +39,9 @@ async def delete_from_store(request: Request) -> Response:
         p["store_id"],
         p["image_id"],
     )
+    # The image's data is the same in its other stores; its cached copy goes all the same, so that
+    # the next download reads it again from a store that still holds it.
+    await run_in_threadpool(image_cache.forget, app_state(request).image_cache, p["image_id"])
     return Response(status_code=204)
 
 

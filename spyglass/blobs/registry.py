@@ -60,6 +60,15 @@ class StoreSet(Mapping[str, BlobStore]):
         store = self._stores.get(store_name)
         return location_url(store, key) if store is not None else f"{store_name}://{key}"
 
+    def locate(self, url: str) -> tuple[str, str] | None:
+        """The store and key of a location URL written in one of these stores' formats (the
+        inverse of `url`); None when the URL names no configured store."""
+        for name, store in self._stores.items():
+            key = key_in(store, url)
+            if key:
+                return name, key
+        return None
+
     def description(self, name: str) -> str:
         spec = self.specs.get(name)
         return spec.description if spec is not None else ""
@@ -86,6 +95,23 @@ def open_store(spec: StoreSpec) -> BlobStore:
 
         return S3Store(config)
     return MemoryStore(name=spec.name)
+
+
+def key_in(store: BlobStore, url: str) -> str | None:
+    """The blob key a location URL names in this store, if it names one."""
+    if isinstance(store, FilesystemStore):
+        prefix = Path(store.root).resolve().as_uri() + "/"
+    else:
+        prefix = location_url(store, "")
+    if not url.startswith(prefix):
+        return None
+    key = url[len(prefix) :]
+    return key if _plain_key(key) else None
+
+
+def _plain_key(key: str) -> bool:
+    # Keys are single path segments (spyglass.data.transfer.new_blob_key): nothing that walks.
+    return bool(key) and "/" not in key and "%" not in key and not key.startswith(".") and key.isprintable()
 
 
 def location_url(store: BlobStore, key: str) -> str:

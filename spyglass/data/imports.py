@@ -7,6 +7,9 @@ moves it to `importing`, and a background task copies the staged data into the b
 activates the image. web-download: `POST /import` moves a queued image to `importing`, and a
 background task fetches the URL (spyglass.web_download) straight into the blob store, hashed and
 inspected on the way. Either way a refusal or a failure returns the image to `queued` without data.
+A signed image (spyglass.data.signatures) is verified by its import, as Glance verifies it:
+web-download in its one pass over the data, glance-direct by reading the staged data once more
+before it goes into the store (staging does not verify: the properties may change until the import).
 
 The bookkeeping properties are Glance's `os_glance_*` (spyglass.data.import_state: the import lock,
 the stores importing, the stores failed). Glance's `os_glance_stage_host` is not used: every API
@@ -34,16 +37,18 @@ from sqlalchemy import Connection
 from spyglass.blobs import BlobStore, FilesystemStore, copy_blob
 from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
-from spyglass.data import import_state, ingest, store_copies, tasks, transfer, web_download
+from spyglass.data import import_state, ingest, signatures, store_copies, tasks, transfer, web_download
 from spyglass.data import queries as dq
 from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import blob_refs, states
+from spyglass.images import quotas as quota
 from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action
 from spyglass.images.queries import ImageRecord, set_status
+from spyglass.images.quotas import ENFORCED, Quotas
 from spyglass.settings import Settings
 
 GLANCE_DIRECT = "glance-direct"
@@ -72,14 +77,29 @@ async def stage(
     content_length: int | None,
     settings: Settings,
     store_name: str | None = None,
+    quotas: Quotas = ENFORCED,
 ) -> None:
     """Stage the data; `store_name` (X-Image-Meta-Store) is the store the import will write to."""
     staging_in = transfer.Receiving(
-        states.UPLOADING, staging, partial(_staged, store_name), requeue={"store": None, **dq.NO_DATA}
+        states.UPLOADING,
+        staging,
+        partial(_staged, store_name),
+        quota.IMAGE_STAGE_TOTAL,
+        requeue={"store": None, **dq.NO_DATA},
+        # The import verifies a signed image (its properties may still change until then).
+        verify_signature=False,
     )
     # The staged data's key is the image id: the import finds it there.
     await transfer.receive(
-        staging_in, db, ctx, image_id, image_id, body, content_length=content_length, settings=settings
+        staging_in,
+        db,
+        ctx,
+        image_id,
+        image_id,
+        body,
+        content_length=content_length,
+        settings=settings,
+        quotas=quotas,
     )
 
 
@@ -125,6 +145,10 @@ class ImportJob:
     # The stores to write to, the first one first (spyglass.store_copies copies to the others).
     stores: tuple[str, ...] = ()
     all_must_succeed: bool = True
+    # Who asked: a key manager may hold a signed image's certificate for them.
+    project_id: str | None = None
+    token: str | None = None
+    quotas: Quotas = ENFORCED
 
 
 def begin_import(
@@ -138,6 +162,8 @@ def begin_import(
     *,
     request_id: str | None = None,
     task_id: str | None = None,
+    token: str | None = None,
+    quotas: Quotas = ENFORCED,
 ) -> ImportJob:
     """Check the request, take the import lock and move the image to `importing` (blocking).
 
@@ -155,6 +181,7 @@ def begin_import(
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
         _check_importable(record, request.method)
+        _claim_import(conn, quotas, record, request.method)
         if not set_status(conn, image_id, record.status, states.IMPORTING):
             raise Conflict("The image status changed during the request; try again.")
         import_state.take(conn, record, task_id, targets)
@@ -163,7 +190,27 @@ def begin_import(
             kind = tasks.API_IMAGE_IMPORT
             tasks.record(conn, ctx, task_id, kind, task_input, image_id=image_id, request_id=request_id)
     must_succeed = body.get("all_stores_must_succeed", True)
-    return ImportJob(image_id, task_id, request.method, request.uri, record, tuple(targets), must_succeed)
+    return ImportJob(
+        image_id,
+        task_id,
+        request.method,
+        request.uri,
+        record,
+        tuple(targets),
+        must_succeed,
+        project_id=ctx.project_id,
+        token=token,
+        quotas=quotas,
+    )
+
+
+def _claim_import(conn: Connection, quotas: Quotas, record: ImageRecord, method: str) -> None:
+    """A web-download is one more transfer in flight, of a size known at its end; staged data is
+    counted among the uploads already, and its size is held in the store's quota until imported."""
+    if method == WEB_DOWNLOAD:
+        quota.claim(conn, quotas, record.owner, {quota.IMAGE_COUNT_UPLOADING: 1, quota.IMAGE_SIZE_TOTAL: 0})
+    else:
+        quota.reserve(conn, quotas, record.owner, record.id, quota.IMAGE_SIZE_TOTAL, record.size or 0)
 
 
 def _check_importable(record: ImageRecord, method: str) -> None:
@@ -234,7 +281,7 @@ async def _run(
     """Import into `store`; None when the image is active with the data there, else why not."""
     key = new_blob_key()
     try:
-        columns = await _bring_data(job, store, staging, key, settings)
+        columns = await _bring_data(job, db, store, staging, key, settings)
         finished = await to_thread.run_sync(_finish_import, db, job, key, columns, store.name)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
@@ -258,11 +305,17 @@ async def _run(
 
 
 async def _bring_data(
-    job: ImportJob, store: BlobStore, staging: BlobStore, key: str, settings: Settings
+    job: ImportJob, db: Database, store: BlobStore, staging: BlobStore, key: str, settings: Settings
 ) -> dict[str, Any]:
     """Put the data into the store under `key`; the image columns it sets."""
+    check = await to_thread.run_sync(
+        transfer.signature_check, job.record, settings, job.project_id, job.token
+    )
     if job.method == GLANCE_DIRECT:
-        # Hashed and inspected when it was staged: the image already holds its digests.
+        # Hashed and inspected when it was staged: the image already holds its digests. A signed
+        # image's staged data is read once more, for its signature, before it goes into the store.
+        if check is not None:
+            await to_thread.run_sync(_verify_staged, staging, job.image_id, check)
         await to_thread.run_sync(copy_blob, staging, job.image_id, store, key)
         return {}
     assert job.uri is not None
@@ -271,17 +324,32 @@ async def _bring_data(
     try:
         with anyio.fail_after(limit):
             async with web_download.fetch(job.uri, policy) as fetched:
-                expect = ingest.Expectations.of(job.record, settings, fetched.content_length)
-                digest = await ingest.receive(store, key, fetched.body, expect)
+                expect = ingest.Expectations.of(job.record, settings, fetched.content_length, check)
+                grow = partial(
+                    quota.extend, db, job.quotas, job.record.owner, job.image_id, quota.IMAGE_SIZE_TOTAL
+                )
+                body = transfer.metered(fetched.body, 0, grow) if job.quotas.enabled else fetched.body
+                digest = await ingest.receive(store, key, body, expect)
     except TimeoutError as exc:
         raise OutboundError(f"The download took longer than {limit} seconds.") from exc
     return digest.columns()
 
 
+def _verify_staged(staging: BlobStore, image_id: str, check: signatures.SignatureCheck) -> None:
+    hasher = check.hasher()
+    for chunk in staging.read(image_id):
+        hasher.update(chunk)
+    check.verify(hasher)
+
+
 def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, Any], store_name: str) -> bool:
     with db.write() as conn:
         record = import_state.held(conn, job.image_id, job.task_id)
-        if record is None or not set_status(
+        if record is None:
+            return False
+        size = columns.get("size", record.size) or 0
+        quota.settle(conn, job.quotas, record.owner, job.image_id, quota.IMAGE_SIZE_TOTAL, size)
+        if not set_status(
             conn, job.image_id, states.IMPORTING, states.ACTIVE, blob_key=key, store=store_name, **columns
         ):
             return False
@@ -291,6 +359,7 @@ def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, An
 
 def _fail_import(db: Database, job: ImportJob, store_name: str) -> None:
     with db.write() as conn:
+        quota.release(conn, job.image_id)
         record = import_state.held(conn, job.image_id, job.task_id)
         if record is None or not set_status(
             conn, job.image_id, states.IMPORTING, states.QUEUED, blob_key=None, store=None, **dq.NO_DATA

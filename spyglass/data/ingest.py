@@ -4,14 +4,15 @@ Every byte of an upload (`PUT /file`), a stage (`PUT /stage`) and a web-download
 `receive` exactly once. The event loop copies the body into a small ring of buffers that is
 reused for the whole transfer. Each consumer of the data runs in its own thread and works through
 the filled buffers in order, at its own pace: md5 (`checksum`), the multihash (`os_hash_value`),
-sha256 when the image declares `owner_specified.openstack.sha256`, the disk format inspector, and
-the blob writer. hashlib and file writes release the GIL, so on two cores the hashes run side by
-side while the disk writes; a consumer that is briefly slower (a disk flush, say) does not stall
-the others until the ring is full. Memory per transfer is the ring (BUFFER_COUNT x BUFFER_SIZE)
+sha256 when the image declares `owner_specified.openstack.sha256`, the image signature's hash when
+the image is signed (spyglass.data.signatures), the disk format inspector, and the blob writer.
+hashlib and file writes release the GIL, so on two cores the hashes run side by side while the
+disk writes; a consumer that is briefly slower (a disk flush, say) does not stall the others until
+the ring is full. Memory per transfer is the ring (BUFFER_COUNT x BUFFER_SIZE)
 plus what the inspector holds (about 1 MiB at most), whatever the size.
 
-Nothing is kept unless every check passed: the size cap, the announced length, the digests the
-client declared, and the format inspection (spyglass.inspect.check against the declared
+Nothing is kept unless every check passed: the size cap, the announced length, the signature, the
+digests the client declared, and the format inspection (spyglass.inspect.check against the declared
 disk_format). Otherwise the blob is aborted and the caller gets the domain error.
 
 A blob writer must not keep the memoryview it is given once `write` returns: the buffer is reused.
@@ -33,6 +34,7 @@ import anyio
 from anyio import to_thread
 
 from spyglass.blobs import BlobStore, BlobStoreFull
+from spyglass.data.signatures import SignatureCheck
 from spyglass.errors import Invalid, TooLarge
 from spyglass.images.queries import ImageRecord
 from spyglass.inspect import Detected, FormatInspector, InspectionError, check, virtual_size
@@ -59,9 +61,17 @@ class Expectations:
     length: int | None = None
     md5: str | None = None
     sha256: str | None = None
+    # The image's signature (spyglass.data.signatures), when it carries one.
+    signature: SignatureCheck | None = None
 
     @classmethod
-    def of(cls, record: ImageRecord, settings: Settings, length: int | None) -> Expectations:
+    def of(
+        cls,
+        record: ImageRecord,
+        settings: Settings,
+        length: int | None,
+        signature: SignatureCheck | None = None,
+    ) -> Expectations:
         if length is not None and length > settings.image_size_cap:
             raise TooLarge(
                 f"Image exceeds the storage quota: {length} bytes > {settings.image_size_cap} bytes."
@@ -74,6 +84,7 @@ class Expectations:
             length=length,
             md5=(record.properties.get(DECLARED_MD5) or "").lower() or None,
             sha256=(record.properties.get(DECLARED_SHA256) or "").lower() or None,
+            signature=signature,
         )
 
 
@@ -105,6 +116,7 @@ class _Consumers:
         self.multi = hashlib.new(expect.algorithm)
         self.sha256 = hashlib.sha256() if expect.sha256 and expect.algorithm != "sha256" else None
         self.inspector = FormatInspector() if expect.inspect else None
+        self.signed = self._signature_hasher(expect.signature)
         self.refusal: InspectionError | None = None
 
     def all(self, write: Consumer) -> list[Consumer]:
@@ -113,7 +125,20 @@ class _Consumers:
             consumers.append(self.sha256.update)
         if self.inspector is not None:
             consumers.append(self._inspect)
+        if self.signed is not None and self.signed not in (self.multi, self.sha256):
+            consumers.append(self.signed.update)
         return consumers
+
+    def _signature_hasher(self, signature: SignatureCheck | None) -> hashlib._Hash | None:
+        """The hash the signature is checked against: the multihash (or the declared sha256's) when
+        it is the same algorithm, as SHA-512 is with the default sha512, so the data is hashed once."""
+        if signature is None:
+            return None
+        if signature.algorithm.name == self.expect.algorithm:
+            return self.multi
+        if signature.algorithm.name == "sha256" and self.sha256 is not None:
+            return self.sha256
+        return signature.hasher()
 
     def _inspect(self, data: memoryview) -> None:
         assert self.inspector is not None
@@ -127,6 +152,8 @@ class _Consumers:
         expect = self.expect
         if expect.length is not None and size != expect.length:
             raise Invalid(f"Received {size} bytes but Content-Length announced {expect.length}.")
+        if expect.signature is not None and self.signed is not None:
+            expect.signature.verify(self.signed)
         checksum = self.md5.hexdigest()
         _check_declared("md5", expect.md5, checksum)
         sha256 = self.sha256 or (self.multi if expect.algorithm == "sha256" else None)

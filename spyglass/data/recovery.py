@@ -6,10 +6,10 @@ stage leaves it in `uploading` with data in the staging area; an import (a backg
 server) leaves it in `importing`. `recover` puts all of them back to `queued` without data (a retry
 then succeeds; an interrupted import is recorded in `os_glance_failed_import`, as a failed one
 is, and its task ends in failure), deletes blobs that no image refers to (in every configured
-store), and empties the staging area. A stage that was complete but not yet imported is lost
-too: the client stages again. It must run while no upload is in
-progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover` runs it by
-hand (stop every API node first).
+store), empties the staging area, and frees the quota every interrupted transfer reserved. A stage
+that was complete but not yet imported is lost too: the client stages again. It must run while no
+upload is in progress: `spyglass serve` runs it before it accepts requests, and `spyglass recover`
+runs it by hand (stop every API node first).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from spyglass.blobs import BlobStore
 from spyglass.data import import_state, tasks
 from spyglass.data import queries as dq
 from spyglass.db.engine import Database
-from spyglass.images import blob_refs, states
+from spyglass.images import blob_refs, quotas, states
 from spyglass.images import queries as q
 
 
@@ -48,6 +48,8 @@ def recover(
         requeued += _requeue_imports(conn, stores[0].name)
         _end_interrupted_copies(conn)
         tasks.end_interrupted(conn, task_ttl)
+        # No transfer runs now: what the interrupted ones reserved is free again.
+        quotas.release_all(conn)
         referenced = dq.referenced_blob_keys(conn)
         # Shared blobs: realign reference counts with the images that refer to them.
         blob_refs.reconcile(conn)

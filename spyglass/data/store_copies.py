@@ -31,8 +31,8 @@ from spyglass.data import import_state, tasks
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Invalid
 from spyglass.images import locations, states
-from spyglass.images.catalog import load_authorized
-from spyglass.images.policy import Action
+from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.policy import Action, authorize
 from spyglass.images.queries import ImageRecord, Location
 
 COPY_IMAGE = "copy-image"
@@ -79,23 +79,28 @@ def begin_copy(
     default: str,
     body: dict[str, Any],
     request_id: str | None = None,
-) -> CopyJob:
+) -> CopyJob | None:
     """Check a copy-image request, take the import lock and record the copy as an
-    `api_image_import` task (blocking)."""
+    `api_image_import` task (blocking); None when every store asked for (all_stores) already
+    holds the image."""
     must_succeed = bool(body.get("all_stores_must_succeed", True))
     all_stores = bool(body.get("all_stores", False))
     with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_STORES, lock=True)
+        record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE, lock=True)
         if record.status != states.ACTIVE:
             raise Conflict(f"Image needs to be in 'active' state to use '{COPY_IMAGE}' method")
+        # As Glance: the image's status first, then the copy_image rule (admins only by default).
+        authorize(ctx, Action.COPY_IMAGE_TO_STORES, target_of(record), image_id=image_id)
         import_state.check_free(record)
         held = set(locations.store_names(record, default))
         new = [name for name in wanted if name not in held]
         if not all_stores and len(new) < len(wanted):
             present = next(name for name in wanted if name in held)
-            raise Conflict(f"Image {image_id} already present at store {present}")
+            raise Invalid(f"Image is already present at store '{present}'")
         if not new:
-            raise Conflict(f"Image {image_id} is already present in every store.")
+            # As Glance: all_stores skips the stores that hold the image; with none left the
+            # request is accepted and there is nothing to do.
+            return None
         task_id = str(uuid.uuid4())
         import_state.take(conn, record, task_id, new)
         task_input = {"image_id": image_id, "import_req": body, "backend": new}

@@ -32,6 +32,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import Invalid, SpyglassError
 from spyglass.images import catalog
 from spyglass.images.policy import Action, authorize
+from spyglass.images.quotas import Quotas
 from spyglass.images.schemas import validator
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
@@ -117,16 +118,18 @@ async def _run(task: TaskRecord, ctx: RequestContext, server: Server) -> None:
 async def _import(task: TaskRecord, ctx: RequestContext, server: Server) -> tuple[str | None, str | None]:
     """Create the image and import into it: (the image id if one was created, the failure or None)."""
     task_input = task.input or {}
+    rules = Quotas.of(server.settings)
     for key in REQUIRED_INPUT:
         if key not in task_input:
             return None, f"Input does not contain '{key}' field"
     try:
-        image = await to_thread.run_sync(catalog.create_image, server.db, ctx, task_input["image_properties"])
+        properties = task_input["image_properties"]
+        image = await to_thread.run_sync(catalog.create_image, server.db, ctx, properties, rules)
     except SpyglassError as exc:
         return None, f"The image could not be created: {exc.message}"
     await to_thread.run_sync(tasks.attach_image, server.db, task.id, image.id)
     body = {"method": {"name": imports.WEB_DOWNLOAD, "uri": task_input["import_from"]}}
-    begin = partial(imports.begin_import, request_id=task.request_id, task_id=task.id)
+    begin = partial(imports.begin_import, request_id=task.request_id, task_id=task.id, quotas=rules)
     try:
         job = await to_thread.run_sync(begin, server.db, ctx, image.id, body, server.settings, server.stores)
     except SpyglassError as exc:

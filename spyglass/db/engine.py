@@ -26,12 +26,23 @@ from spyglass.file_modes import private_file, tighten_file
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+# Connections a Database keeps open: the default settings' threads (Settings.database_connections).
+DEFAULT_CONNECTIONS = 18
+# Beyond the pool, connections opened for a moment rather than waiting (none with a pool as large
+# as the threads that can hold one).
+OVERFLOW = 8
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connections: int = DEFAULT_CONNECTIONS) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, connections)
+        # Write transactions this process committed: a cache of what the database said
+        # (spyglass.identity.token_cache) learns from it that this process changed something.
+        self.commits = 0
+        self._commits_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -44,7 +55,7 @@ class Database:
     @contextmanager
     def read_one_statement(self) -> Iterator[Connection]:
         """A connection for a single read, which is consistent by itself: SQLite gets no BEGIN, a
-        round trip that token validation on every request can do without."""
+        round trip that token validation and showing an image can do without."""
         with self.engine.connect() as conn:
             yield conn
             conn.rollback()
@@ -55,6 +66,7 @@ class Database:
         if self._write_lock is None:
             with self.engine.begin() as conn:
                 yield conn
+            self._committed()
             return
         with self._write_lock, self.engine.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -64,6 +76,11 @@ class Database:
                 conn.rollback()
                 raise
             conn.commit()
+            self._committed()
+
+    def _committed(self) -> None:
+        with self._commits_lock:
+            self.commits += 1
 
     def refresh_statistics(self) -> None:
         """Let the query planner know the table sizes.
@@ -79,12 +96,16 @@ class Database:
         self.engine.dispose()
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, connections: int) -> Engine:
     if not url.startswith("sqlite"):
         # Explicit, whatever the server's default: each statement sees what committed before it,
         # which spyglass.blob_refs relies on once it holds its content lock.
         return create_engine(
-            url, pool_size=10, max_overflow=20, pool_pre_ping=True, isolation_level="READ COMMITTED"
+            url,
+            pool_size=connections,
+            max_overflow=OVERFLOW,
+            pool_pre_ping=True,
+            isolation_level="READ COMMITTED",
         )
     connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if url in ("sqlite://", "sqlite:///:memory:"):
@@ -93,7 +114,7 @@ def _make_engine(url: str) -> Engine:
     else:
         _private_sqlite_files(url)
         engine = create_engine(
-            url, poolclass=QueuePool, pool_size=8, max_overflow=32, connect_args=connect_args
+            url, poolclass=QueuePool, pool_size=connections, max_overflow=OVERFLOW, connect_args=connect_args
         )
 
     @event.listens_for(engine, "connect")

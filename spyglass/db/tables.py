@@ -114,6 +114,17 @@ tokens = Table(
     Index(None, "expires_at"),
 )
 
+# One row (id 1): a counter that triggers (migration 0011) move on, in the same transaction, with
+# every change that can refuse a token or change its caller (a token revoked; a user, project, domain
+# or role changed or deleted; a role assignment or implication added or removed). API nodes trust a
+# cached token validation only while it has not moved (spyglass.identity.token_cache).
+identity_generation = Table(
+    "identity_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
 # Failed password logins, one row each, for throttling (spyglass.identity.throttle). `subject`
 # is a SHA-256 of the user named, so the table never holds what an attacker typed.
 login_failures = Table(
@@ -156,6 +167,8 @@ images = Table(
     # written before there were several stores). While data is staged: the store it is meant for.
     Column("store", String(64), nullable=True),
     Index(None, "owner", "created_at"),
+    # Quotas count a project's images by status (spyglass.images.quota_queries) from this index alone.
+    Index(None, "owner", "status"),
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),
@@ -413,4 +426,160 @@ tasks = Table(
     Index(None, "image_id"),
     Index(None, "expires_at"),
     Index(None, "created_at", "id"),
+)
+
+# ---- metadata definitions ----------------------------------------------------------------------
+
+# Metadata definitions (spyglass.metadefs): namespaces of property descriptions that dashboards use
+# to offer property editors. Names are unique where Glance makes them unique: a namespace name
+# across the deployment, an object, property or tag name within its namespace (tags case-blind,
+# through `name_key`), a resource type name across the deployment. The contents go with their
+# namespace.
+metadef_namespaces = Table(
+    "metadef_namespaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(80), nullable=False, unique=True),
+    Column("display_name", String(80), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("visibility", String(32), nullable=False),
+    Column("protected", Boolean, nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    Index(None, "owner"),
+)
+
+metadef_objects = Table(
+    "metadef_objects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("required", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+metadef_properties = Table(
+    "metadef_properties",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    # The property's JSON Schema fragment (title, type, enum, ...), without its name.
+    Column("json_schema", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+metadef_tags = Table(
+    "metadef_tags",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    # The name in lower case: Glance's tag names are unique regardless of case.
+    Column("name_key", String(80), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    UniqueConstraint("namespace_id", "name_key"),
+)
+
+metadef_resource_types = Table(
+    "metadef_resource_types",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False, unique=True),
+    # Loaded from definition files (`spyglass metadefs load`) rather than made by an association.
+    Column("protected", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+)
+
+metadef_namespace_resource_types = Table(
+    "metadef_namespace_resource_types",
+    metadata,
+    Column(
+        "namespace_id",
+        Integer,
+        ForeignKey("metadef_namespaces.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "resource_type_id",
+        Integer,
+        ForeignKey("metadef_resource_types.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("prefix", String(80), nullable=True),
+    Column("properties_target", String(80), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=True),
+    Index(None, "resource_type_id"),
+)
+
+
+# ---- quotas --------------------------------------------------------------------------------------
+
+# Keystone's unified limits (spyglass.identity.limits). A registered limit is the default of one
+# resource of one service (and optionally region); a limit overrides it for one project or domain.
+# `service_id` is an id of the built-in catalog (spyglass.identity.services); no foreign key, as
+# that catalog is not a table.
+registered_limits = Table(
+    "registered_limits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=True),
+    Column("resource_name", String(255), nullable=False),
+    Column("default_limit", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Index(None, "service_id", "resource_name"),
+)
+
+# Exactly one of project_id and domain_id is set. A registered limit with limits cannot be deleted
+# (Keystone's rule), hence no cascade.
+project_limits = Table(
+    "project_limits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("registered_limit_id", String(64), ForeignKey("registered_limits.id"), nullable=False),
+    Column("project_id", String(64), nullable=True),
+    Column("domain_id", String(64), nullable=True),
+    Column("resource_limit", Integer, nullable=False),
+    Column("description", Text, nullable=True),
+    Index(None, "project_id"),
+    Index(None, "registered_limit_id"),
+)
+
+# Quota held by data in flight (spyglass.images.quotas): bytes an upload or a stage may still
+# write, or an import is about to store, before the image's own row shows them. Written in the same
+# transaction as the check, so concurrent transfers never promise the same headroom twice; removed
+# in the transaction that records the data, when the transfer fails, and by start-up recovery.
+quota_reservations = Table(
+    "quota_reservations",
+    metadata,
+    Column("image_id", String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_name", String(64), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "project_id", "resource_name"),
+)
+
+# Per-project request rates (spyglass.images.rates): requests of one kind in one fixed window, one
+# UPSERT per request, shared by every API node of the database.
+request_counts = Table(
+    "request_counts",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("action", String(32), primary_key=True),
+    Column("window_start", DateTime, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Index(None, "window_start"),
 )

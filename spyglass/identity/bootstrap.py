@@ -16,7 +16,8 @@ from spyglass.identity.passwords import hash_password
 from spyglass.identity.queries import id_by_name, insert_row, new_id
 
 DEFAULT_DOMAIN_ID = "default"
-ROLE_NAMES = ("admin", "member", "reader")
+# Keystone's bootstrap makes the same: `service` is the role of the users Nova and Cinder call as.
+ROLE_NAMES = ("admin", "member", "reader", "service")
 ADMIN_USER = "admin"
 ADMIN_PROJECT = "admin"
 DEMO_DOMAIN = "partners"

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Forbidden, Invalid, Unauthorized
-from spyglass.identity import queries
+from spyglass.identity import limits, queries
 from spyglass.identity.bootstrap import DEFAULT_DOMAIN_ID
 from spyglass.identity.inputs import Row, read_body, read_changes, unchanged
 from spyglass.identity.passwords import hash_password, verify_password
@@ -125,6 +125,7 @@ def delete_domain(db: Database, ctx: RequestContext, domain_id: str) -> None:
             _remove_project(conn, project_id)
         for user_id in queries.user_ids_in(conn, domain_id):
             _remove_user(conn, user_id)
+        limits.forget_domain(conn, domain_id)
         queries.drop_scope(conn, "domain", domain_id)
 
 
@@ -188,6 +189,7 @@ def delete_project(db: Database, ctx: RequestContext, project_id: str) -> None:
 def _remove_project(conn: Connection, project_id: str) -> None:
     for hook in project_deleted_hooks:
         hook(conn, project_id)
+    limits.forget_project(conn, project_id)
     queries.clear_default_project(conn, project_id)
     queries.drop_scope(conn, "project", project_id)
 

@@ -53,6 +53,21 @@ class Action(enum.StrEnum):
     VALIDATE_TOKEN = "identity:validate_token"
     CHECK_TOKEN = "identity:check_token"
     REVOKE_TOKEN = "identity:revoke_token"
+    LIST_SERVICES = "identity:list_services"
+    GET_SERVICE = "identity:get_service"
+    LIST_REGIONS = "identity:list_regions"
+    GET_REGION = "identity:get_region"
+    LIST_REGISTERED_LIMITS = "identity:list_registered_limits"
+    GET_REGISTERED_LIMIT = "identity:get_registered_limit"
+    CREATE_REGISTERED_LIMITS = "identity:create_registered_limits"
+    UPDATE_REGISTERED_LIMIT = "identity:update_registered_limit"
+    DELETE_REGISTERED_LIMIT = "identity:delete_registered_limit"
+    LIST_LIMITS = "identity:list_limits"
+    GET_LIMIT = "identity:get_limit"
+    GET_LIMIT_MODEL = "identity:get_limit_model"
+    CREATE_LIMITS = "identity:create_limits"
+    UPDATE_LIMIT = "identity:update_limit"
+    DELETE_LIMIT = "identity:delete_limit"
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,15 @@ _SELF_SERVICE: dict[Action, Rule] = {
     Action.VALIDATE_TOKEN: _admin_or_self,
     Action.CHECK_TOKEN: _admin_or_self,
     Action.REVOKE_TOKEN: _admin_or_self,
+    # As Keystone: anyone reads regions, registered limits and the enforcement model; a project reads
+    # its own limits (list_limits filters them; get_limit checks the limit's project).
+    Action.LIST_REGIONS: _anyone,
+    Action.GET_REGION: _anyone,
+    Action.LIST_REGISTERED_LIMITS: _anyone,
+    Action.GET_REGISTERED_LIMIT: _anyone,
+    Action.GET_LIMIT_MODEL: _anyone,
+    Action.LIST_LIMITS: _anyone,
+    Action.GET_LIMIT: _admin_or_token_project,
 }
 # Every other action, reads of other people's entities included, is for admins.
 RULES: dict[Action, Rule] = {action: _SELF_SERVICE.get(action, _admin) for action in Action}

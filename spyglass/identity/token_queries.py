@@ -15,6 +15,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from spyglass.db.tables import (
     domains,
+    identity_generation,
     login_failures,
     projects,
     role_assignments,
@@ -97,6 +98,8 @@ class TokenRows:
     project_domain: Row | None
     domain: Row | None
     roles: list[dict[str, str]]
+    # The identity generation these rows were read at (spyglass.identity.token_cache).
+    generation: int
 
 
 def token_rows(conn: Connection, token_hash: str) -> TokenRows | None:
@@ -113,7 +116,13 @@ def token_rows(conn: Connection, token_hash: str) -> TokenRows | None:
         project_domain=_part(first, _PROJECT_DOMAIN),
         domain=_part(first, _SCOPE_DOMAIN),
         roles=[{"id": r.role_id, "name": r.role_name} for r in rows if r.role_id is not None],
+        generation=int(first["identity_generation"]),
     )
+
+
+def generation(conn: Connection) -> int:
+    """The identity generation: triggers move it on with every change that can refuse a token."""
+    return int(conn.execute(_GENERATION_STATEMENT).scalar_one())
 
 
 def _part(row: Any, table: NamedFromClause[Any]) -> Row | None:
@@ -133,9 +142,8 @@ def _token_statement() -> Select[Any]:
 
     The token, its user and the user's domain, the scope (project and its domain, or a domain) and
     the effective roles, one row per role: the role ids granted on the scope, closed over the implied
-    roles by a recursive query. Nothing is cached between requests, so a revoked token, a disabled
-    user, project or domain and a removed assignment or implication count on the next request on
-    every node.
+    roles by a recursive query; and the identity generation, read in the same snapshot, which tells
+    spyglass.identity.token_cache how long what it read stays true.
     """
     tokens = tokens_table
     granted = (
@@ -173,6 +181,7 @@ def _token_statement() -> Select[Any]:
             *_labelled(_SCOPE_DOMAIN),
             roles.c.id.label("role_id"),
             roles.c.name.label("role_name"),
+            _GENERATION_STATEMENT.scalar_subquery().label("identity_generation"),
         )
         .select_from(joined)
         .where(tokens.c.token_hash == bindparam("token_hash"))
@@ -180,6 +189,7 @@ def _token_statement() -> Select[Any]:
     )
 
 
+_GENERATION_STATEMENT = select(identity_generation.c.value).where(identity_generation.c.id == 1)
 _USER = users.alias("user")
 _USER_DOMAIN = domains.alias("user_domain")
 _PROJECT = projects.alias("project")

@@ -29,6 +29,7 @@ from spyglass.images.list_queries import ListQuery, list_page
 from spyglass.images.patch import WRITABLE_COLUMNS
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
+from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, confirm
 from spyglass.images.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 
@@ -155,7 +156,7 @@ def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[st
 # ---- create ----------------------------------------------------------------------------------------
 
 
-def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
+def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = ENFORCED) -> ImageRecord:
     authorize(ctx, Action.ADD_IMAGE)
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.")
@@ -178,6 +179,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any) -> ImageRecord:
         q.replace_properties(conn, image_id, {}, props)
         q.replace_tags(conn, image_id, [], tags)
         record = q.fetch_image(conn, image_id, ctx.project_id)
+        confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
     assert record is not None
     return record
 
@@ -197,7 +199,8 @@ def _new_image_id(given: Any) -> str:
 
 
 def get_image(db: Database, ctx: RequestContext, image_id: str) -> ImageRecord:
-    with db.read() as conn:
+    # One statement (queries.fetch_image), consistent by itself: no transaction to open.
+    with db.read_one_statement() as conn:
         return load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
 
 

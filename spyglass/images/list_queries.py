@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, o
 from spyglass.context import RequestContext
 from spyglass.db.tables import image_properties, image_tags, images
 from spyglass.images import states
-from spyglass.images.queries import ImageRecord, ImageRow, load_extras, load_locations
+from spyglass.images.queries import ImageRecord, ImageRow, load_all_extras
 from spyglass.images.visibility import list_branches, list_condition
 
 
@@ -75,8 +75,7 @@ def list_page(
     branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
     rows = page(conn, conditions, sort, query.limit, branches)
     ids = [r["id"] for r in rows]
-    props, tags = load_extras(conn, ids)
-    extra = load_locations(conn, ids)
+    props, tags, extra = load_all_extras(conn, ids)
     return [
         ImageRecord.of(
             r,
@@ -172,10 +171,13 @@ def page(
     if not branches:
         stmt = select(images).where(*conditions).order_by(*_order(sort)).limit(limit)
         return [dict(r) for r in conn.execute(stmt).mappings()]
+    # The branches carry only the id and the sort keys: SQLAlchemy builds a proxy of every column a
+    # subquery selects, on every call, and that cost more than the query itself for whole rows.
+    keys = [images.c.id, *(images.c[k] for k, _ in sort if k != "id")]
     parts = [
-        select(images).where(branch, *conditions).order_by(*_order(sort)).limit(limit).subquery()
+        select(*keys).where(branch, *conditions).order_by(*_order(sort)).limit(limit).subquery()
         for branch in branches
     ]
     merged = union(*(select(part) for part in parts)).subquery()
-    stmt = select(merged).order_by(*_order(sort, merged.c)).limit(limit)
+    stmt = select(images).join(merged, merged.c.id == images.c.id).order_by(*_order(sort)).limit(limit)
     return [dict(r) for r in conn.execute(stmt).mappings()]

@@ -28,6 +28,7 @@ from spyglass.images import queries as q
 from spyglass.images.catalog import NUL_MESSAGE, has_nul, load_authorized
 from spyglass.images.policy import Action
 from spyglass.images.queries import ImageRecord
+from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, IMAGE_SIZE_TOTAL, Quotas, claim
 from spyglass.timeutil import isotime, utcnow
 
 PREFIX = "spyglass_"
@@ -47,14 +48,24 @@ COPIED_COLUMNS = (
 )
 
 
-def copy_image(db: Database, ctx: RequestContext, image_id: str, body: Any, store_name: str) -> ImageRecord:
+def copy_image(
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    body: Any,
+    store_name: str,
+    quotas: Quotas = ENFORCED,
+) -> ImageRecord:
     name_given, name = _parse(body)
     if not ctx.project_id:
         raise Invalid("A copy belongs to a project: use a project-scoped token.")
     with db.write() as conn:
-        source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE, lock=True)
+        source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_PROJECT, lock=True)
         if source.status != states.ACTIVE or not source.blob_key:
             raise Conflict(f"Only active images can be copied; image {image_id} is {source.status}.")
+        # The copier owns the copy's whole logical size, though its bytes are shared (README "Quotas").
+        stored = (source.size or 0) * (1 + len(source.extra_locations))
+        claim(conn, quotas, ctx.project_id, {IMAGE_COUNT_TOTAL: 1, IMAGE_SIZE_TOTAL: stored})
         copy_id = str(uuid.uuid4())
         now = utcnow()
         row = {

@@ -10,10 +10,21 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
     Connection,
+    DateTime,
+    Select,
+    Subquery,
+    Text,
+    bindparam,
     delete,
     insert,
+    literal_column,
+    null,
     select,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -98,32 +109,127 @@ class ImageRecord(ImageRow):
 def fetch_image(
     conn: Connection, image_id: str, project_id: str | None, *, lock: bool = False
 ) -> ImageRecord | None:
-    member = (
-        select(image_members.c.status)
-        .where(image_members.c.image_id == images.c.id, image_members.c.member_id == (project_id or ""))
-        .scalar_subquery()
-    )
-    stmt = select(images, member.label("member_status"), owner_suspended().label("owner_suspended")).where(
-        images.c.id == image_id
-    )
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=images)
-    found = conn.execute(stmt).mappings().first()
-    if found is None:
+    """The image with its properties, tags and further locations and the caller's member status, in
+    one statement (one row per property, tag and location, ordered by kind)."""
+    stmt = _ONE_IMAGE_LOCKED if lock and conn.dialect.name == "postgresql" else _ONE_IMAGE
+    rows = conn.execute(stmt, {"image_id": image_id, "project_id": project_id or ""}).all()
+    if not rows:
         return None
-    row = dict(found)
-    member_status = row.pop("member_status")
-    suspended = bool(row.pop("owner_suspended"))
-    props, tags = load_extras(conn, [image_id])
-    extra = load_locations(conn, [image_id]).get(image_id, [])
+    properties: dict[str, str] = {}
+    tags: list[str] = []
+    extra: list[Location] = []
+    for row in rows:
+        kind, first, second = row.extra_kind, row.extra_first, row.extra_second
+        if kind == "p":
+            properties[first] = second
+        elif kind == "t":
+            tags.append(first)
+        elif kind == "l":
+            extra.append(Location(first, second))
+    head: Mapping[str, Any] = rows[0]._mapping  # type: ignore[assignment]
     return ImageRecord.of(
-        row,
-        properties=props.get(image_id, {}),
-        tags=tags.get(image_id, []),
-        member_status=member_status,
-        owner_suspended=suspended,
+        head,
+        properties=properties,
+        tags=tags,
+        member_status=head["member_status"],
+        owner_suspended=bool(head["owner_suspended"]),
         extra_locations=extra,
     )
+
+
+def load_all_extras(
+    conn: Connection, image_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], dict[str, list[Location]]]:
+    """What load_extras and load_locations give, in one statement."""
+    props: dict[str, dict[str, str]] = {}
+    tags: dict[str, list[str]] = {}
+    found: dict[str, list[Location]] = {}
+    if not image_ids:
+        return props, tags, found
+    rows = conn.execute(_PAGE_EXTRAS, {"image_ids": list(image_ids)})
+    for image_id, kind, first, second, _at in rows:
+        if kind == "p":
+            props.setdefault(image_id, {})[first] = second
+        elif kind == "t":
+            tags.setdefault(image_id, []).append(first)
+        else:
+            found.setdefault(image_id, []).append(Location(first, second))
+    return props, tags, found
+
+
+def _extras(*where: ColumnElement[bool]) -> Subquery:
+    """The properties, tags and further locations of the images the three conditions (on
+    image_properties, image_tags and image_locations) pick, as one union: image_id, kind ("p", "t",
+    "l"), first (name, value, store), second (value, -, blob key) and at (a location's time)."""
+    no_time = null().cast(DateTime)
+    on_properties, on_tags, on_locations = where
+    return union_all(
+        select(
+            image_properties.c.image_id.label("image_id"),
+            literal_column("'p'").label("kind"),
+            image_properties.c.name.label("first"),
+            image_properties.c.value.label("second"),
+            no_time.label("at"),
+        ).where(on_properties),
+        select(
+            image_tags.c.image_id, literal_column("'t'"), image_tags.c.value, null().cast(Text), no_time
+        ).where(on_tags),
+        select(
+            image_locations.c.image_id,
+            literal_column("'l'"),
+            image_locations.c.store,
+            image_locations.c.blob_key,
+            image_locations.c.created_at,
+        ).where(on_locations),
+    ).subquery("extras")
+
+
+def _one_image() -> Select[Any]:
+    """fetch_image's statement, built once: the image row outer-joined to the union of its extras.
+
+    Each kind of extra keeps the order load_extras and load_locations give it: properties by name,
+    tags by value, locations by creation time then store.
+    """
+    image_id: BindParameter[str] = bindparam("image_id")
+    extras = _extras(
+        image_properties.c.image_id == image_id,
+        image_tags.c.image_id == image_id,
+        image_locations.c.image_id == image_id,
+    )
+    member = (
+        select(image_members.c.status)
+        .where(image_members.c.image_id == images.c.id, image_members.c.member_id == bindparam("project_id"))
+        .scalar_subquery()
+    )
+    return (
+        select(
+            images,
+            member.label("member_status"),
+            owner_suspended().label("owner_suspended"),
+            extras.c.kind.label("extra_kind"),
+            extras.c.first.label("extra_first"),
+            extras.c.second.label("extra_second"),
+        )
+        .select_from(images.outerjoin(extras, true()))
+        .where(images.c.id == image_id)
+        .order_by(extras.c.kind, extras.c.at, extras.c.first)
+    )
+
+
+def _page_extras() -> Select[Any]:
+    """load_all_extras' statement, built once (the ids are one expanding parameter)."""
+    ids: BindParameter[list[str]] = bindparam("image_ids", expanding=True)
+    extras = _extras(
+        image_properties.c.image_id.in_(ids),
+        image_tags.c.image_id.in_(ids),
+        image_locations.c.image_id.in_(ids),
+    )
+    return select(extras).order_by(extras.c.image_id, extras.c.kind, extras.c.at, extras.c.first)
+
+
+_PAGE_EXTRAS = _page_extras()
+_ONE_IMAGE = _one_image()
+_ONE_IMAGE_LOCKED = _ONE_IMAGE.with_for_update(of=images)
 
 
 def insert_image(conn: Connection, row: dict[str, Any]) -> bool:

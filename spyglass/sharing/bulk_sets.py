@@ -24,7 +24,7 @@ from spyglass.identity.queries import projects_enabled
 from spyglass.images import impact
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.impact import Safeguards
-from spyglass.images.policy import Action, permits
+from spyglass.images.policy import Action, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.sharing import domain_shares, expiry, members, queries, trust_queries
 from spyglass.sharing import domain_shares_queries as domain_queries
@@ -139,9 +139,10 @@ def remove(
     guard: Safeguards,
 ) -> list[Outcome]:
     """Remove the members from the image; one outcome per member (None: removed)."""
-    record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
+    record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
     if record.visibility != "shared":
         raise Forbidden(members.ONLY_SHARED)
+    authorize(ctx, Action.GET_MEMBER, target_of(record), image_id=image_id)
     if not _removes_in_sets(ctx, record, guard):
         return [single(member_id) for member_id in member_ids]
     rows = queries.members_among(conn, image_id, member_ids)

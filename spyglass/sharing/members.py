@@ -119,9 +119,10 @@ def add_member_in(
 
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[MemberRow]:
     with db.read() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.GET_MEMBERS)
+        record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
         if record.visibility != "shared":
             raise Forbidden(ONLY_SHARED)
+        authorize(ctx, Action.GET_MEMBERS, target_of(record), image_id=image_id)
         everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
         if not everyone and not _is_member(record):
             raise NotFound(f"No image found with ID {image_id}")
@@ -134,9 +135,10 @@ def _visible_member(
 ) -> tuple[ImageRecord, MemberRow]:
     """The image and the member row, if the caller may see that row (404 otherwise). As Glance, an
     image that is not shared has no members: 403 to whoever can see the image, before any row."""
-    record = load_authorized(conn, ctx, image_id, Action.GET_MEMBER)
+    record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
     if record.visibility != "shared":
         raise Forbidden(ONLY_SHARED)
+    authorize(ctx, Action.GET_MEMBER, target_of(record), image_id=image_id)
     everyone = permits(ctx, Action.GET_ALL_MEMBERS, target_of(record))
     if not everyone and (member_id != ctx.project_id or not _is_member(record)):
         raise not_found(image_id, member_id)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
 from spyglass.db.tables import recycle_bin
 from spyglass.images import queries as q
+from spyglass.images.policy import use_policy_file
 from spyglass.settings import Settings
 from spyglass.timeutil import utcnow
 from tests.api.helpers import OCTET, create
@@ -140,7 +142,7 @@ def _copy(caller: Caller, image_id: str, **body: Any) -> Any:
 
 def test_copy_image_to_all_stores_then_remove_one(api: Callers, stores: StoreSet) -> None:
     image_id = _upload(api, "fs")
-    assert _copy(api.alice, image_id, all_stores=True).status_code == 202
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
     image = _copied(api, image_id)
     assert image["stores"] == "fs,mem"
     assert image["os_glance_importing_to_stores"] == "" and image["os_glance_failed_import"] == ""
@@ -156,7 +158,7 @@ def test_copy_image_to_all_stores_then_remove_one(api: Callers, stores: StoreSet
 
 def test_download_falls_back_to_the_next_store(api: Callers, stores: StoreSet) -> None:
     image_id = _upload(api, "mem")
-    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 202
+    assert _copy(api.admin, image_id, stores=["fs"]).status_code == 202
     assert _copied(api, image_id)["stores"] == "mem,fs"
     (key,) = _keys(stores)["mem"]
     stores["mem"].delete(key)  # lost behind the service's back
@@ -165,7 +167,7 @@ def test_download_falls_back_to_the_next_store(api: Callers, stores: StoreSet) -
 
 def test_deleting_the_image_frees_every_store(api: Callers, stores: StoreSet) -> None:
     image_id = _upload(api, "mem")
-    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 202
+    assert _copy(api.admin, image_id, stores=["fs"]).status_code == 202
     assert _copied(api, image_id)["stores"] == "mem,fs"
     assert api.alice.delete(f"/v2/images/{image_id}").status_code == 204
     assert _keys(stores) == {"fs": [], "mem": []}
@@ -176,7 +178,7 @@ def test_copy_into_my_project_shares_every_location(api: Callers, stores: StoreS
     api.alice.patch(
         f"/v2/images/{image_id}", [{"op": "replace", "path": "/visibility", "value": "community"}]
     )
-    assert _copy(api.alice, image_id, all_stores=True).status_code == 202
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
     _copied(api, image_id)
     copy = api.bob.post(f"/v2/images/{image_id}/actions/copy", json={})
     assert copy.status_code in (200, 201), copy.text
@@ -189,14 +191,53 @@ def test_copy_into_my_project_shares_every_location(api: Callers, stores: StoreS
 
 
 def test_copy_image_refusals(api: Callers) -> None:
+    """Glance 33's copy_image default is admin-only (glance/policies/image.py: base.ADMIN): the
+    image's owner gets 403 with Glance's message, after the image's status is checked."""
     image_id = _upload(api, "fs")
     assert _copy(api.bob, image_id, stores=["mem"]).status_code == 404
     assert _copy(api.rita, image_id, stores=["mem"]).status_code == 403
-    assert _copy(api.alice, image_id, stores=["fs"]).status_code == 409
-    assert _copy(api.alice, image_id, stores=["nowhere"]).status_code == 409
-    assert _copy(api.alice, image_id, stores=["mem"], all_stores=True).status_code == 400
+    refused = _copy(api.alice, image_id, stores=["mem"])
+    assert refused.status_code == 403
+    assert "You are not authorized to complete copy_image action." in refused.text
+    queued = str(create(api.alice)["id"])
+    assert _copy(api.alice, queued, stores=["mem"]).status_code == 409
+    # Glance's images.py import_image: a named store that holds the image is 400.
+    present = _copy(api.admin, image_id, stores=["fs"])
+    assert present.status_code == 400 and "Image is already present at store 'fs'" in present.text
+    assert _copy(api.admin, image_id, stores=["nowhere"]).status_code == 409
+    assert _copy(api.admin, image_id, stores=["mem"], all_stores=True).status_code == 400
     assert _copy(api.admin, image_id, stores=["mem"]).status_code == 202
     assert _copied(api, image_id)["stores"] == "fs,mem"
+
+
+def test_copy_to_all_stores_when_every_store_has_it_is_accepted(api: Callers, stores: StoreSet) -> None:
+    """Glance skips the stores that hold the image and, with none left, answers 202 doing nothing
+    (images.py import_image, "Exiting copying workflow"; Tempest's test_image_copy_image_import)."""
+    image_id = _upload(api, "fs")
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
+    assert _copied(api, image_id)["stores"] == "fs,mem"
+    keys = _keys(stores)
+    assert _copy(api.admin, image_id, all_stores=True).status_code == 202
+    image = _copied(api, image_id)
+    assert image["stores"] == "fs,mem" and "os_glance_import_task" not in image
+    assert _keys(stores) == keys
+
+
+def test_a_policy_file_lets_owners_copy_to_stores(
+    settings: Settings, db: Database, world: World, stores: StoreSet, tmp_path: Path
+) -> None:
+    """The README's override of Glance's copy_image rule: the image's owner project copies too."""
+    path = tmp_path / "policy.yaml"
+    path.write_text('"copy_image": "rule:context_is_admin or (role:member and project_id:%(project_id)s)"\n')
+    try:
+        for api in _callers(replace(settings, policy_file=str(path)), db, world, stores):
+            image_id = _upload(api, "fs")
+            assert _copy(api.bob, image_id, stores=["mem"]).status_code == 404
+            assert _copy(api.rita, image_id, stores=["mem"]).status_code == 403
+            assert _copy(api.alice, image_id, stores=["mem"]).status_code == 202
+            assert _copied(api, image_id)["stores"] == "fs,mem"
+    finally:
+        use_policy_file(None)
 
 
 def test_import_to_several_stores(api: Callers, stores: StoreSet) -> None:
@@ -224,7 +265,7 @@ def test_stage_header_chooses_the_import_store(api: Callers, stores: StoreSet) -
 
 def test_locations_of_a_copied_image(shown_api: Callers, stores: StoreSet) -> None:
     image_id = _upload(shown_api, "fs")
-    assert _copy(shown_api.alice, image_id, all_stores=True).status_code == 202
+    assert _copy(shown_api.admin, image_id, all_stores=True).status_code == 202
     image = _copied(shown_api, image_id)
     (mem_key,) = _keys(stores)["mem"]
     assert [loc["metadata"]["store"] for loc in image["locations"]] == ["fs", "mem"]
@@ -236,7 +277,7 @@ def test_recovery_sweeps_every_store_and_ends_cut_off_copies(
     api: Callers, stores: StoreSet, db: Database
 ) -> None:
     image_id = _upload(api, "fs")
-    assert _copy(api.alice, image_id, stores=["mem"]).status_code == 202
+    assert _copy(api.admin, image_id, stores=["mem"]).status_code == 202
     _copied(api, image_id)
     for name, store in stores.items():
         writer = store.writer(f"orphan-{name}")
@@ -277,13 +318,14 @@ def test_the_scheduled_purge_empties_every_store(
 
 
 def test_copy_image_is_an_import_task_of_the_image(api: Callers) -> None:
-    """Glance records copy-image as an api_image_import task whose input names the stores."""
+    """Glance records copy-image as an api_image_import task whose input names the stores. (An
+    admin's import, by Glance's copy_image default; the task is the admin project's.)"""
     image_id = _upload(api, "fs")
     body = {"stores": ["mem"], "all_stores_must_succeed": False}
-    assert _copy(api.alice, image_id, **body).status_code == 202
+    assert _copy(api.admin, image_id, **body).status_code == 202
     deadline = time.monotonic() + 30
     while True:
-        [task] = api.alice.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+        [task] = api.admin.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
         if task["status"] in ("success", "failure") or time.monotonic() > deadline:
             break
         time.sleep(0.02)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,6 @@ from spyglass.data import tasks
 from spyglass.data.recovery import recover
 from spyglass.db.engine import Database
 from spyglass.images import policy
-from spyglass.images.policy import Action
 from spyglass.settings import Settings
 from tests.api.helpers import create, md5, message
 from tests.conftest import Caller, Callers, World, reconfigure
@@ -378,13 +378,23 @@ def test_bad_list_queries_are_400(api: Callers, query: str, text: str) -> None:
     assert text in message(response)
 
 
+@pytest.fixture
+def tasks_for_readers(tmp_path: Path) -> Iterator[None]:
+    """A policy file that opens tasks_api_access to readers; the defaults again afterwards. (Asked
+    for after `api`: the application it starts makes the settings' policy file the process's.)"""
+    path = tmp_path / "policy.yaml"
+    path.write_text('"tasks_api_access": "role:reader"\n')
+    policy.use_policy_file(path)
+    yield
+    policy.use_policy_file(None)
+
+
 def test_a_project_allowed_the_api_sees_only_its_own_tasks(
-    api: Callers, db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+    api: Callers, db: Database, world: World, tasks_for_readers: None
 ) -> None:
     """With tasks_api_access opened to readers, a project lists and shows its own tasks only
     (Glance's owner filter); another project's task is 404 here (Glance: 403)."""
     mine, theirs = _recorded(db, world, "alpha"), _recorded(db, world, "beta")
-    monkeypatch.setitem(policy.RULES, Action.TASKS_API_ACCESS, lambda ctx, target: ctx.can_read)
     assert [t["id"] for t in api.alice.get("/v2/tasks").json()["tasks"]] == [mine]
     assert api.alice.get(f"/v2/tasks/{mine}").status_code == 200
     assert api.alice.get(f"/v2/tasks/{theirs}").status_code == 404

@@ -5,6 +5,7 @@ not by calling the policy code, so the test checks the implementation against th
 
 - A caller sees an image if it is admin, owns it, the image is public or community, or the image
   is shared and the caller's project is a member in any status. Otherwise every operation is 404.
+- Downloading needs the member role (or admin): a reader sees the image but gets 403 on its data.
 - Writes on the image (patch, tag, deactivate, reactivate, delete, add member) need the owner's
   project with the member role, or admin; otherwise 403. Members are only added to shared images.
 - An image that is not shared has no members: every member call is 403 ("Only shared images have
@@ -79,8 +80,12 @@ class Cell:
             return 404
         writer = self.role in ("member", "admin")
         may_write = admin or (owner and writer)
-        if op in ("show", "download"):
+        if op == "show":
             return 200
+        if op == "download":
+            # Glance 33's download_image default (glance/policies/base.py,
+            # ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE) needs the member role: readers get 403.
+            return 200 if self.role in ("member", "admin") else 403
         if op in ("tag", "deactivate", "reactivate", "delete"):
             return 204 if may_write else 403
         if op == "patch":

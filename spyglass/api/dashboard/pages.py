@@ -25,6 +25,7 @@ from spyglass.api.dashboard.session import Session
 from spyglass.api.errors import status_of
 from spyglass.api.extensions import safeguards
 from spyglass.api.image_list import parse as parse_list
+from spyglass.data import cache as image_cache
 from spyglass.egress import AddressPolicy
 from spyglass.errors import Invalid, SpyglassError
 from spyglass.identity import directory
@@ -317,6 +318,7 @@ async def delete(request: Request, session: Session) -> Response:
         await run_in_threadpool(catalog.delete_image, state.db, state.stores, session.ctx, image_id, guard)
     except ImpactConflict as exc:
         return await _confirm(request, session, image_id, "delete", exc)
+    await run_in_threadpool(image_cache.forget, state.image_cache, image_id)
     return _redirect("/dashboard/images?" + urlencode({"view": "mine"}))
 
 

@@ -1,0 +1,149 @@
+"""The SQL of image quotas: a project's usage of Glance's four resources in one statement, the
+per-project lock that makes check and reservation one step, and the reservations of data in flight.
+
+Usage is read from the images themselves (what is stored, staged, owned, in flight) plus the
+reservations of transfers still running, so nothing can drift out of step with the catalog.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, delete, func, select
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+
+from spyglass.db import upsert
+from spyglass.db.tables import image_locations, image_properties, images, quota_reservations
+from spyglass.images import states
+
+IMAGE_SIZE_TOTAL = "image_size_total"
+IMAGE_STAGE_TOTAL = "image_stage_total"
+IMAGE_COUNT_TOTAL = "image_count_total"
+IMAGE_COUNT_UPLOADING = "image_count_uploading"
+RESOURCES = (IMAGE_SIZE_TOTAL, IMAGE_STAGE_TOTAL, IMAGE_COUNT_TOTAL, IMAGE_COUNT_UPLOADING)
+# Glance's import bookkeeping: an active image copying its data to more stores.
+_IMPORTING_TO = "os_glance_importing_to_stores"
+# The first key of PostgreSQL's two-key advisory locks that Spyglass takes for quotas.
+_LOCK_CLASS = 0x51_07A5
+
+
+def lock_project(conn: Connection, project_id: str) -> None:
+    """Hold the project's quota lock until commit. SQLite writers are serialized already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
+
+
+_PROJECT: BindParameter[str] = bindparam("project_id")
+
+
+def _reserved(resource: str) -> ColumnElement[int]:
+    r = quota_reservations.c
+    stmt = select(func.coalesce(func.sum(r.amount), 0)).where(
+        r.project_id == _PROJECT, r.resource_name == resource
+    )
+    return stmt.scalar_subquery()
+
+
+def _stored() -> ColumnElement[int]:
+    """Bytes of data the project's images hold, counted once per location (Glance's rule)."""
+    copies = (
+        select(func.count()).select_from(image_locations).where(image_locations.c.image_id == images.c.id)
+    ).scalar_subquery()
+    total = func.sum(images.c.size * (1 + copies))
+    stmt = select(func.coalesce(total, 0)).where(
+        images.c.owner == _PROJECT,
+        images.c.blob_key.is_not(None),
+        images.c.status.not_in((states.KILLED, states.DELETED)),
+    )
+    return stmt.scalar_subquery()
+
+
+def _staged() -> ColumnElement[int]:
+    """Bytes in the staging area: staged and not yet imported into a store."""
+    stmt = select(func.coalesce(func.sum(images.c.size), 0)).where(
+        images.c.owner == _PROJECT,
+        images.c.status.in_((states.UPLOADING, states.IMPORTING)),
+        images.c.blob_key.is_(None),
+    )
+    return stmt.scalar_subquery()
+
+
+def _owned() -> ColumnElement[int]:
+    # Answered from the (owner, status) index alone.
+    stmt = select(func.count()).where(
+        images.c.owner == _PROJECT, images.c.status.not_in((states.KILLED, states.DELETED))
+    )
+    return stmt.scalar_subquery()
+
+
+def _in_flight() -> ColumnElement[int]:
+    """Uploads, stages and imports running, and copies to more stores (Glance's rule)."""
+    p = image_properties.c
+    copying = (
+        select(p.image_id).where(p.image_id == images.c.id, p.name == _IMPORTING_TO, p.value != "").exists()
+    )
+    transferring = images.c.status.in_((states.SAVING, states.UPLOADING, states.IMPORTING))
+    stmt = select(func.count()).where(
+        images.c.owner == _PROJECT, transferring | ((images.c.status == states.ACTIVE) & copying)
+    )
+    return stmt.scalar_subquery()
+
+
+_MEASURES = {
+    IMAGE_SIZE_TOTAL: lambda: _stored() + _reserved(IMAGE_SIZE_TOTAL),
+    IMAGE_STAGE_TOTAL: lambda: _staged() + _reserved(IMAGE_STAGE_TOTAL),
+    IMAGE_COUNT_TOTAL: _owned,
+    IMAGE_COUNT_UPLOADING: _in_flight,
+}
+
+
+@functools.cache
+def _usage_statement(resources: tuple[str, ...]) -> Select[Any]:
+    # Built once per set of resources: a quota check runs on every create and upload.
+    columns: list[Any] = [_MEASURES[r]().label(r) for r in resources]
+    stmt: Select[Any] = select(*columns)
+    return stmt
+
+
+def usage(conn: Connection, project_id: str, resources: Iterable[str]) -> dict[str, int]:
+    """The project's usage of each resource asked for (bytes for sizes), read in one statement so
+    that a transfer which swaps its reservation for its image's size is seen on one side only."""
+    wanted = tuple(resources)
+    if not wanted:
+        return {}
+    row = conn.execute(_usage_statement(wanted), {"project_id": project_id}).one()
+    return {r: int(row._mapping[r] or 0) for r in wanted}
+
+
+def reserved(conn: Connection, image_id: str, resource: str) -> int:
+    r = quota_reservations.c
+    found = conn.execute(select(r.amount).where(r.image_id == image_id, r.resource_name == resource)).scalar()
+    return int(found or 0)
+
+
+def set_reservation(
+    conn: Connection, image_id: str, resource: str, project_id: str, amount: int, now: datetime
+) -> None:
+    stmt = upsert.insert(conn.dialect.name, quota_reservations).values(
+        image_id=image_id, resource_name=resource, project_id=project_id, amount=amount, created_at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["image_id", "resource_name"], set_={"amount": stmt.excluded.amount}
+        )
+    )
+
+
+def release(conn: Connection, image_id: str, resource: str | None = None) -> None:
+    stmt = delete(quota_reservations).where(quota_reservations.c.image_id == image_id)
+    if resource is not None:
+        stmt = stmt.where(quota_reservations.c.resource_name == resource)
+    conn.execute(stmt)
+
+
+def release_all(conn: Connection) -> int:
+    """Every reservation: start-up recovery, when no transfer is running."""
+    return int(conn.execute(delete(quota_reservations)).rowcount or 0)

@@ -1,0 +1,220 @@
+"""Image quotas: Glance's four resources, limited by Keystone's unified limits of the image service.
+
+- `image_size_total`: MiB of image data a project owns (each location counted, as Glance counts
+  it), plus what its running uploads and imports reserved;
+- `image_stage_total`: MiB staged and not yet imported, plus what running stages reserved;
+- `image_count_total`: images the project owns, in any status but deleted (and killed);
+- `image_count_uploading`: uploads, stages and imports in flight.
+
+A resource with no registered limit is unlimited, and so is a limit of -1. `Quotas.enabled` (the
+`quota_enforcement` setting) turns enforcement off. The owner of the image pays: a copy into my
+project counts its full logical size for me, however many images share its blob.
+
+Unlike Glance, which checks the usage before an operation and so lets a project end one upload past
+its limit, a check here includes what the operation adds, and the check and the accounting are one
+step: `claim`, `confirm` and `reserve` hold the project's lock (spyglass.images.quota_queries) in
+the caller's write transaction, and data in flight is covered by a reservation row. An upload of
+unknown length reserves as it goes (`extend`), so parallel uploads never promise the same headroom
+twice; one that would cross the limit mid-stream is refused and leaves nothing behind. Recovery
+drops every reservation at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from spyglass.context import RequestContext
+from spyglass.db.engine import Database
+from spyglass.errors import Conflict, QuotaExceeded
+from spyglass.identity import limits
+from spyglass.identity.services import IMAGE
+from spyglass.images import quota_queries as qq
+from spyglass.images.policy import Action, authorize
+from spyglass.images.quota_queries import (
+    IMAGE_COUNT_TOTAL,
+    IMAGE_COUNT_UPLOADING,
+    IMAGE_SIZE_TOTAL,
+    IMAGE_STAGE_TOTAL,
+    RESOURCES,
+)
+from spyglass.settings import Settings
+from spyglass.timeutil import utcnow
+
+__all__ = [
+    "ENFORCED",
+    "IMAGE_COUNT_TOTAL",
+    "IMAGE_COUNT_UPLOADING",
+    "IMAGE_SIZE_TOTAL",
+    "IMAGE_STAGE_TOTAL",
+    "OFF",
+    "Quotas",
+]
+
+MIB = 1024 * 1024
+SIZES = frozenset({IMAGE_SIZE_TOTAL, IMAGE_STAGE_TOTAL})
+# How far ahead an upload of unknown length reserves: one database write per this many bytes.
+RESERVE_STEP = 64 * MIB
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """How quotas apply to a deployment: on or off, and the region whose limits count."""
+
+    enabled: bool = True
+    region: str = "RegionOne"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Quotas:
+        return cls(enabled=settings.quota_enforcement, region=settings.region)
+
+
+OFF = Quotas(enabled=False)
+# What a service function applies when its caller says nothing: enforced, in the default region.
+ENFORCED = Quotas()
+
+
+def _unit(resource: str) -> int:
+    return MIB if resource in SIZES else 1
+
+
+def _shown(resource: str, amount: int, *, up: bool = False) -> int:
+    """An amount in the resource's unit: MiB for sizes (a delta rounds up, a usage down)."""
+    unit = _unit(resource)
+    return -(-amount // unit) if up else amount // unit
+
+
+def limits_of(conn: Connection, quotas: Quotas, project_id: str) -> dict[str, int]:
+    """The project's limit of each limited resource, in the resource's unit; {} when off."""
+    if not quotas.enabled:
+        return {}
+    found = limits.effective(conn, IMAGE.id, quotas.region, project_id)
+    return {r: v for r, v in found.items() if r in RESOURCES}
+
+
+def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int]) -> None:
+    """Refuse (QuotaExceeded) unless the project may add `deltas` (bytes for sizes) to its usage.
+
+    Takes the project's quota lock, held to the end of the caller's write transaction: what the
+    caller then writes (an image row, a status, a reservation) is counted by the next check."""
+    _check(conn, quotas, project_id, deltas, written=False)
+
+
+def confirm(conn: Connection, quotas: Quotas, project_id: str | None, added: Mapping[str, int]) -> None:
+    """`claim` for what the caller's transaction has written already (an image row): refuse unless
+    the usage, which now includes it, is within the limits. Called just before the commit, so that
+    the project's lock is held for one statement, and concurrent creates of a project do their
+    writes side by side."""
+    _check(conn, quotas, project_id, added, written=True)
+
+
+def _check(
+    conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int], *, written: bool
+) -> None:
+    if project_id is None:
+        return
+    limited = limits_of(conn, quotas, project_id)
+    wanted = {r: d for r, d in deltas.items() if r in limited}
+    if not wanted:
+        return
+    qq.lock_project(conn, project_id)
+    # Read after the lock is held: every transfer or create that checked before has committed.
+    used = qq.usage(conn, project_id, wanted)
+    if written:
+        used = {r: used[r] - d for r, d in wanted.items()}
+    # A delta of 0 (a size not known yet) is refused only when the project is over already.
+    over = [r for r, d in wanted.items() if used[r] + d > limited[r] * _unit(r)]
+    if over:
+        raise _exceeded(project_id, [(r, limited[r], used[r], wanted[r]) for r in over])
+
+
+def _exceeded(project_id: str, over: list[tuple[str, int, int, int]]) -> QuotaExceeded:
+    """oslo.limit's text, which Glance answers with its 413."""
+    parts = [
+        f"Resource {r} is over limit of {limit} due to current usage {_shown(r, used)} "
+        f"and delta {_shown(r, delta, up=True)}"
+        for r, limit, used, delta in over
+    ]
+    return QuotaExceeded(f"Project {project_id} is over a limit for [{', '.join(parts)}]")
+
+
+def reserve(
+    conn: Connection, quotas: Quotas, project_id: str | None, image_id: str, resource: str, amount: int
+) -> bool:
+    """Hold `amount` bytes of `resource` for the image's transfer, checked as one step; False (and
+    nothing held) when the resource is not limited."""
+    if project_id is None or resource not in limits_of(conn, quotas, project_id):
+        return False
+    held = qq.reserved(conn, image_id, resource)
+    claim(conn, quotas, project_id, {resource: amount - held})
+    qq.set_reservation(conn, image_id, resource, project_id, amount, utcnow())
+    return True
+
+
+def extend(
+    db: Database, quotas: Quotas, project_id: str | None, image_id: str, resource: str, needed: int
+) -> int:
+    """Grow the transfer's reservation to at least `needed` bytes (refused past the limit) and, room
+    permitting, a step further; the bytes now held (`needed` and more when not limited)."""
+    with db.write() as conn:
+        if project_id is None or resource not in limits_of(conn, quotas, project_id):
+            return needed + RESERVE_STEP
+        limit = limits_of(conn, quotas, project_id)[resource] * MIB
+        qq.lock_project(conn, project_id)
+        used = qq.usage(conn, project_id, [resource])[resource]
+        held = qq.reserved(conn, image_id, resource)
+        if used - held + needed > limit:
+            raise _exceeded(project_id, [(resource, limit // MIB, used, needed - held)])
+        # A step ahead while there is room for it; near the limit only what has come, so that
+        # concurrent transfers are not refused for room another holds but may never use.
+        ahead = needed + RESERVE_STEP
+        granted = ahead if used - held + ahead <= limit else needed
+        try:
+            qq.set_reservation(conn, image_id, resource, project_id, granted, utcnow())
+        except IntegrityError as exc:
+            # The image was deleted while its data was coming (its reservation went with it).
+            raise Conflict(f"Image {image_id} was deleted or changed during the upload.") from exc
+        return granted
+
+
+def settle(
+    conn: Connection, quotas: Quotas, project_id: str | None, image_id: str, resource: str, size: int
+) -> None:
+    """The transfer is done and `size` bytes are about to be recorded on the image, in this
+    transaction: its reservation goes, and the size is checked once more (the limit may have been
+    lowered, or the size was not known before)."""
+    qq.release(conn, image_id, resource)
+    claim(conn, quotas, project_id, {resource: size})
+
+
+def release(conn: Connection, image_id: str) -> None:
+    """The transfer failed: what it held is free again."""
+    qq.release(conn, image_id)
+
+
+def release_all(conn: Connection) -> int:
+    return qq.release_all(conn)
+
+
+# ---- GET /v2/info/usage --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    limit: int
+    usage: int
+
+
+def usage_of(db: Database, ctx: RequestContext, quotas: Quotas) -> dict[str, Usage]:
+    """The caller's project's limit (-1: unlimited) and usage of each resource, in their units;
+    {} when quotas are off, as Glance answers when it does not use Keystone's limits."""
+    authorize(ctx, Action.GET_QUOTA_USAGE)
+    if not quotas.enabled or not ctx.project_id:
+        return {}
+    with db.read() as conn:
+        limited = limits_of(conn, quotas, ctx.project_id)
+        used = qq.usage(conn, ctx.project_id, RESOURCES)
+    return {r: Usage(limited.get(r, -1), _shown(r, used[r])) for r in RESOURCES}
