@@ -142,6 +142,12 @@ class KeystoneAuthenticator:
         self.cache = TokenCache(options.token_cache_size, clock)
         self.tokens_url = v3_url(options.auth_url) + "/auth/tokens"
 
+    def remembered(self, token: str) -> RequestContext | None:
+        """The caller of a token validated within token_cache_time, without blocking; else None."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self.cache.get(key)
+        return cached.context if cached is not None and cached.expires_at > self.clock() else None
+
     def authenticate(self, token: str, service_token: str | None = None) -> RequestContext:
         allow_expired = False
         if service_token:
