@@ -19,6 +19,9 @@ from tests.keystone import ADMIN_PASSWORD, Account, Keystone, keystone
 
 __all__ = ["keystone"]
 
+# Every CLI call here also asks the real Keystone for a token (about a second on a loaded machine).
+pytestmark = pytest.mark.timeout(900)
+
 
 def _cloud(keystone: Keystone, account: Account, region: str) -> dict[str, object]:
     return {
