@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from spyglass import request_ids
+from spyglass import keystone_commands, keystone_settings, request_ids
 from spyglass.audit.outbox import seal_clear_secrets
 from spyglass.blobs import registry
 from spyglass.blobs import specs as store_settings
@@ -36,7 +36,13 @@ def prepare(settings: Settings) -> Credentials:
     try:
         upgrade(db)
         seal_clear_secrets(db, box)
-        creds = bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+        # With an external Keystone, users and projects live there: nothing to create here.
+        embedded = settings.identity == "embedded"
+        creds = (
+            bootstrap(db, admin_password=settings.admin_password, demo=settings.demo)
+            if embedded
+            else Credentials()
+        )
         if db.is_sqlite:
             # Embedded mode: this process is the only writer, so whatever is mid-upload was cut
             # off by a crash. Several nodes sharing a server database cannot know that at start;
@@ -125,10 +131,12 @@ def _announce(settings: Settings, creds: Credentials, clouds: Path | None) -> No
         print("Use it with the openstack client:")
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_file}")
         print("  openstack --os-cloud spyglass-a image list")
-    print(
-        f"Spyglass listening on {settings.base_url} (identity: {settings.base_url}/identity)",
-        flush=True,
+    identity = (
+        f"{settings.base_url}/identity"
+        if settings.identity == "embedded"
+        else f"Keystone at {settings.keystone_authtoken.authenticate_uri}"
     )
+    print(f"Spyglass listening on {settings.base_url} (identity: {identity})", flush=True)
 
 
 WORKER_HEALTHCHECK_SECONDS = 30
@@ -216,6 +224,8 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
         "default_store",
         "show_image_direct_url",
         "show_multiple_locations",
+        "identity",
+        "validate_member_ids",
         "do_secure_hash",
         "image_cache",
         "image_cache_dir",
@@ -229,6 +239,9 @@ def _as_environment(settings: Settings, config_file: Path | None = None) -> dict
     else:
         # The stores travel as JSON (their options are tables, not strings).
         environment["SPYGLASS_STORES"] = store_settings.to_json(settings.stores)
+        for name in keystone_settings.OPTIONS:
+            value = getattr(settings.keystone_authtoken, name)
+            environment[f"SPYGLASS_KEYSTONE_AUTHTOKEN_{name.upper()}"] = _environment_value(value)
     return environment
 
 
@@ -258,6 +271,17 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "check"])
     sub.add_parser("recover", help="after a crash: re-queue interrupted uploads, remove orphan blobs")
     sub.add_parser("purge", help="remove the images whose recycle bin retention has ended")
+    keystone = sub.add_parser("keystone", help='identity = "keystone": the Keystone catalog')
+    keystone.add_argument("action", choices=["register"])
+    keystone.add_argument("--public-url", dest="register_url", required=True, help="Spyglass's URL")
+    keystone.add_argument("--region", dest="register_region", default=None, help="default: region")
+    keystone.add_argument(
+        "--os-cloud",
+        dest="os_cloud",
+        help="an admin cloud of clouds.yaml (default: OS_* variables, else the service user)",
+    )
+    projects = sub.add_parser("projects", help='identity = "keystone": follow Keystone\'s projects')
+    projects.add_argument("action", choices=["sync"])
     metadefs = sub.add_parser("metadefs", help="metadata definitions")
     metadefs_sub = metadefs.add_subparsers(dest="action", required=True)
     load = metadefs_sub.add_parser("load", help="load definition files in Glance's metadef JSON format")
@@ -301,7 +325,16 @@ def _stores(settings: Settings) -> registry.StoreSet:
 
 
 # Command-line arguments that are not settings.
-_NOT_SETTINGS = ("config", "command", "action", "directory", "merge", "prefer_new", "overwrite")
+_NOT_SETTINGS: tuple[str, ...] = (
+    "config",
+    "command",
+    "action",
+    "directory",
+    "merge",
+    "prefer_new",
+    "overwrite",
+)
+_NOT_SETTINGS += ("register_url", "register_region", "os_cloud")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,9 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"spyglass: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "keystone":
+        return keystone_commands.register(settings, args.register_url, args.register_region, args.os_cloud)
     tighten_dir(settings.data_dir)
     database = Database(settings.database)
     try:
+        if args.command == "projects":
+            return keystone_commands.sync(settings, database)
         if args.command == "recover":
             stores = list(_stores(settings).values())
             _report(recover(database, stores, staging_store(settings), time_to_live(settings)))

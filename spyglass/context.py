@@ -42,9 +42,11 @@ class Authenticator(Protocol):
     spyglass.identity.authn; a validator for an external Keystone would be another.
 
     Called in a worker thread, so it may block. Raises spyglass.errors.Unauthorized for a token
-    that is unknown, expired, revoked, or whose user or scope is disabled."""
+    that is unknown, expired, revoked, or whose user or scope is disabled, and
+    spyglass.errors.TryLater when it cannot tell (the identity service does not answer).
+    `service_token` is the request's X-Service-Token, if any."""
 
-    def authenticate(self, token: str) -> RequestContext: ...
+    def authenticate(self, token: str, service_token: str | None = None) -> RequestContext: ...
 
 
 @runtime_checkable

@@ -75,3 +75,7 @@ class QuotaExceeded(TooLarge):
 
 class RateLimited(TryLater):
     """The project sent more requests of one kind than its rate allows (spyglass.images.rates)."""
+
+
+class Unavailable(TryLater):
+    """A service this one depends on (an external Keystone) does not answer, or not in time."""

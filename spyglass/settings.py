@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spyglass import keystone_settings
 from spyglass.blobs import specs as store_settings
 from spyglass.blobs.specs import StoreSettingsError, StoreSpec
+from spyglass.keystone_settings import KeystoneAuthtoken, KeystoneSettingsError
 
 ENV_PREFIX = "SPYGLASS_"
 
@@ -143,6 +145,10 @@ class Settings:
     rate_limit_uploads: int = 0
     rate_limit_imports: int = 0
     rate_limit_member_adds: int = 0
+    # Who issues tokens: "embedded" (this service's own identity API at /identity) or "keystone" (an
+    # existing Keystone, with the [keystone_authtoken] options; spyglass.identity.keystone).
+    identity: str = "embedded"
+    keystone_authtoken: KeystoneAuthtoken = field(default_factory=KeystoneAuthtoken)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +217,7 @@ class Settings:
             "rate_limit_member_adds",
         )
         self._validate_stores()
+        self._validate_identity()
         self._at_least(1, "workers", "threads")
         if self.web_download_timeout_seconds < 1:
             raise SettingsError("web_download_timeout_seconds must be at least 1")
@@ -265,6 +272,15 @@ class Settings:
                 "max_request_header_line_bytes must be at least 1024 and at most max_request_header_bytes"
             )
 
+    def _validate_identity(self) -> None:
+        if self.identity not in ("embedded", "keystone"):
+            raise SettingsError('identity must be "embedded" or "keystone"')
+        if self.identity == "keystone":
+            try:
+                self.keystone_authtoken.validate()
+            except KeystoneSettingsError as exc:
+                raise SettingsError(str(exc)) from exc
+
     def _validate_stores(self) -> None:
         names = [spec.name for spec in self.store_specs]
         if len(set(names)) != len(names):
@@ -296,7 +312,7 @@ class Settings:
             raise SettingsError("member_expiry_poll_seconds must be between 1 and 60")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("extra", "keystone_authtoken")}
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -336,6 +352,7 @@ def load_settings(
     """Merge the layers into one validated Settings."""
     environ = dict(os.environ) if environ is None else environ
     values: dict[str, Any] = {}
+    authtoken: dict[str, Any] = {}
     config_file = config_file or (
         Path(environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in environ else None
     )
@@ -348,10 +365,16 @@ def load_settings(
         if section is not data and "stores" in data:
             # `[stores.NAME]` tables beside a `[spyglass]` section.
             section = {**section, "stores": data["stores"]}
+        authtoken = data.get("keystone_authtoken", section.get("keystone_authtoken", {}))
+        section = {key: raw for key, raw in section.items() if key != "keystone_authtoken"}
         for key, raw in section.items():
             if key not in _FIELDS:
                 raise SettingsError(f"unknown setting {key!r} in {config_file}")
             values[key] = _coerce(key, raw)
+    try:
+        values["keystone_authtoken"] = keystone_settings.parse(authtoken, environ, ENV_PREFIX)
+    except KeystoneSettingsError as exc:
+        raise SettingsError(str(exc)) from exc
     for name in _FIELDS:
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ:

@@ -19,13 +19,16 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.context import Authenticator, RememberingAuthenticator, RequestContext
 from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
-from spyglass.errors import Invalid, TooLarge, Unauthorized
+from spyglass.errors import Invalid, TooLarge, TryLater, Unauthorized
+from spyglass.identity.keystone_directory import KeystoneDirectory
 from spyglass.identity.passwords import CheckSlots
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
 
 # Where AuthenticationMiddleware leaves the caller, in the request's state.
 _CALLER = "spyglass.caller"
+# ... or why the token could not be checked (an external identity service that did not answer).
+_AUTH_ERROR = "spyglass.authentication_error"
 
 T = TypeVar("T")
 
@@ -42,6 +45,8 @@ class AppState:
     password_checks: CheckSlots
     # This node's cache of remote image data; None when the cache is off.
     image_cache: ImageCache | None = None
+    # identity = "keystone": Keystone's projects (member id validation); None with the embedded one.
+    keystone: KeystoneDirectory | None = None
 
 
 def app_state(request: Request) -> AppState:
@@ -84,26 +89,38 @@ class AuthenticationMiddleware:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope, token: str, service_token: str | None) -> None:
-        ctx = await self._caller(token)
+        try:
+            ctx = await self._caller(token, service_token)
+        except TryLater as exc:
+            # Raised by `caller`, inside the routes, so the error table answers it (503).
+            scope.setdefault("state", {})[_AUTH_ERROR] = exc
+            return
         if ctx is None:
             return
         if service_token:
             ctx = replace(ctx, service_roles=await self._service_roles(service_token))
         scope.setdefault("state", {})[_CALLER] = ctx
 
-    async def _caller(self, token: str) -> RequestContext | None:
-        """The caller of a token, or None when it is not valid now."""
+    async def _caller(self, token: str, service_token: str | None = None) -> RequestContext | None:
+        """The caller of a token, or None when it is not valid now. With a service token, an
+        authenticator that validates it (spyglass.identity.keystone) may accept an expired token."""
         ctx = self.remembered(token) if self.remembered is not None else None
         if ctx is None:
             try:
-                ctx = await run_in_threadpool(self.authenticator.authenticate, token)
+                if service_token:
+                    ctx = await run_in_threadpool(self.authenticator.authenticate, token, service_token)
+                else:
+                    ctx = await run_in_threadpool(self.authenticator.authenticate, token)
             except Unauthorized:
                 return None
         return ctx
 
     async def _service_roles(self, token: str) -> frozenset[str]:
         # As keystonemiddleware with delay_auth_decision: a bad service token only adds no roles.
-        service = await self._caller(token)
+        try:
+            service = await self._caller(token)
+        except TryLater:
+            return frozenset()
         return frozenset() if service is None else service.roles
 
 
@@ -115,8 +132,11 @@ def act_as(request: Request, ctx: RequestContext) -> None:
 
 def caller(request: Request) -> RequestContext:
     """The authenticated caller; 401 when the request carried no valid X-Auth-Token."""
-    ctx = request.scope.get("state", {}).get(_CALLER)
+    state = request.scope.get("state", {})
+    ctx = state.get(_CALLER)
     if not isinstance(ctx, RequestContext):
+        if isinstance(state.get(_AUTH_ERROR), TryLater):
+            raise state[_AUTH_ERROR]
         raise Unauthorized("The request you have made requires authentication.")
     return ctx
 

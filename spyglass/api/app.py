@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +40,8 @@ from spyglass.data.cache import ImageCache
 from spyglass.db.engine import Database
 from spyglass.identity import directory as identity_directory
 from spyglass.identity.authn import EmbeddedAuthenticator
+from spyglass.identity.keystone import KeystoneAuthenticator, KeystoneUnavailable, service_session
+from spyglass.identity.keystone_directory import NO_PROJECT_READ, KeystoneDirectory
 from spyglass.identity.passwords import CheckSlots
 from spyglass.images.policy import use_policy_file
 from spyglass.request_ids import RequestIds
@@ -47,6 +51,8 @@ from spyglass.sharing import domain_shares, members, trust
 from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -81,7 +87,7 @@ class RequestIdMiddleware:
         request_ids.current.reset(token)
 
 
-def _connect_project_lifecycle() -> None:
+def connect_project_lifecycle() -> None:
     """The image side reacts when the identity side creates, deletes or disables a project."""
     for hooks, handler in (
         # The sharing-safety hooks first: they read the member rows that members' hook removes.
@@ -106,6 +112,34 @@ def _under(prefix: str, endpoint: Endpoint) -> Endpoint:
     return handler
 
 
+def _keystone(settings: Settings) -> tuple[KeystoneAuthenticator, KeystoneDirectory] | None:
+    """With identity = "keystone": the token validator and the project reader, sharing one session."""
+    if settings.identity != "keystone":
+        return None
+    options = settings.keystone_authtoken
+    directory = KeystoneDirectory(service_session(options, system_scope=True), options.auth_url)
+    return KeystoneAuthenticator(options, service_session(options)), directory
+
+
+def _warn_if_projects_unreadable(settings: Settings, directory: KeystoneDirectory) -> None:
+    """validate_member_ids asks Keystone for each new member's project: say at start-up when the
+    service user may not, rather than let every share fail later without a word."""
+    if not settings.validate_member_ids:
+        return
+    try:
+        readable = directory.can_read_projects()
+    except KeystoneUnavailable as exc:
+        log.warning(
+            "Keystone cannot be reached at start-up (%s); member ids are checked once it is", exc.detail
+        )
+        return
+    if not readable:
+        log.warning(
+            "%s. Until then every new image member is refused with 503 (validate_member_ids is on).",
+            NO_PROJECT_READ,
+        )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -118,9 +152,10 @@ def create_app(
 
     The blob stores are `stores`, or the one `store`, or else those the settings configure. Tokens
     are checked by `authenticator`, by default the embedded identity service's."""
-    _connect_project_lifecycle()
+    connect_project_lifecycle()
     use_policy_file(settings.policy_path)
     database = db or Database(settings.database, connections=settings.database_connections)
+    keystone = _keystone(settings)
     if stores is None:
         stores = (
             StoreSet.single(store)
@@ -133,6 +168,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if keystone is not None:
+            await run_in_threadpool(_warn_if_projects_unreadable, settings, keystone[1])
         # Every blocking call (run_in_threadpool, to_thread) takes one of these threads; the
         # database pool holds as many connections, so none is opened and closed under load.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
@@ -156,13 +193,16 @@ def create_app(
         *cache_api.routes,
         *metadef_api.routes,
     ]
+    # With an external Keystone, its API is the only identity API: /identity is not served.
+    embedded = settings.identity == "embedded"
     routes = [
         # The bare prefixes answer directly instead of redirecting to a trailing slash: clients
         # start their version discovery there.
-        Route("/identity", _under("/identity", identity_api.versions), methods=["GET"]),
+        *([Route("/identity", _under("/identity", identity_api.versions), methods=["GET"])] * embedded),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
-        *(dashboard.routes if settings.dashboard else []),
-        Mount("/identity", routes=identity_api.routes),
+        # The dashboard logs in through the embedded identity API, so it needs that API.
+        *(dashboard.routes if settings.dashboard and embedded else []),
+        *([Mount("/identity", routes=identity_api.routes)] * embedded),
         Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
         *image_routes,
@@ -184,9 +224,10 @@ def create_app(
         secret_box=SecretBox.of(settings),
         password_checks=CheckSlots(settings.password_checks_at_once, settings.password_check_queue),
         image_cache=image_cache,
+        keystone=keystone[1] if keystone is not None else None,
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
-    app.state.authenticator = authenticator or EmbeddedAuthenticator(database)
+    app.state.authenticator = authenticator or (keystone[0] if keystone else EmbeddedAuthenticator(database))
     app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from spyglass import errors
+from spyglass.settings import Settings
 from spyglass.web import app_state
 
 STATUS: dict[type[errors.SpyglassError], int] = {
@@ -32,7 +33,15 @@ STATUS: dict[type[errors.SpyglassError], int] = {
     errors.Throttled: 429,
     errors.RateLimited: 429,
     errors.Busy: 503,
+    errors.Unavailable: 503,
 }
+
+
+def identity_uri(settings: Settings) -> str:
+    """Where a client gets a token: the embedded identity API, or the external Keystone's."""
+    if settings.identity == "keystone":
+        return settings.keystone_authtoken.authenticate_uri
+    return f"{settings.base_url}/identity"
 
 
 def status_of(exc: errors.SpyglassError) -> int:
@@ -68,7 +77,7 @@ def error_response(
     headers = dict(headers or {})
     phrase = HTTPStatus(status).phrase
     if status == 401:
-        headers["WWW-Authenticate"] = f'Keystone uri="{app_state(request).settings.base_url}/identity"'
+        headers["WWW-Authenticate"] = f'Keystone uri="{identity_uri(app_state(request).settings)}"'
     if status == 401 or request.url.path.startswith("/identity"):
         body = {"error": {"code": status, "message": message, "title": phrase}}
         return Response(json.dumps(body), status, headers, media_type="application/json")

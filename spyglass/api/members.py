@@ -10,7 +10,8 @@ from starlette.routing import Route
 from spyglass.api import quotas, render
 from spyglass.api.extensions import safeguards
 from spyglass.images import rates
-from spyglass.sharing import members
+from spyglass.sharing import members, project_sync
+from spyglass.sharing.domain_shares import DOMAIN_PREFIX
 from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 
@@ -19,6 +20,7 @@ async def create(request: Request) -> Response:
     await quotas.admit(request, rates.MEMBER_ADDS)
     body = await json_body(request)
     settings = app_state(request).settings
+    await _refresh_from_keystone(request, body)
     row = await run_in_threadpool(
         members.add_member,
         app_state(request).db,
@@ -30,6 +32,16 @@ async def create(request: Request) -> Response:
     )
     # Glance answers 200, not 201, to a new member.
     return JSONResponse(render.member(row))
+
+
+async def _refresh_from_keystone(request: Request, body: object) -> None:
+    """With an external Keystone, the member's project is read from it before the check."""
+    state = app_state(request)
+    member = body.get("member") if isinstance(body, dict) else None
+    if state.keystone is not None and state.settings.validate_member_ids and isinstance(member, str):
+        if member.startswith(DOMAIN_PREFIX):
+            return
+        await run_in_threadpool(project_sync.refresh_projects, state.db, state.keystone, [member])
 
 
 async def index(request: Request) -> Response:

@@ -18,5 +18,6 @@ class EmbeddedAuthenticator:
     def remembered(self, token: str) -> RequestContext | None:
         return self.cache.remembered(token)
 
-    def authenticate(self, token: str) -> RequestContext:
+    def authenticate(self, token: str, service_token: str | None = None) -> RequestContext:
+        # This service issues no service tokens: the user's token alone decides.
         return self.cache.authenticate(token)

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Make sure a real Keystone (OpenStack Identity, from PyPI) answers on a loopback port, for the tests
+# of `identity = "keystone"`: install it in its own virtualenv, configure it (one process, SQLite,
+# fernet tokens), bootstrap an admin, start it, and print its URL (http://127.0.0.1:PORT/v3).
+# Idempotent: a running Keystone is reused. `scripts/ensure-keystone.sh stop` stops it.
+#
+# The admin is `admin` / $KEYSTONE_ADMIN_PASSWORD in project `admin`, domain Default, region
+# RegionOne. Tokens last $KEYSTONE_TOKEN_EXPIRATION seconds (short by default, so that the tests can
+# see one expire).
+set -euo pipefail
+CACHE=${SPYGLASS_CACHE:-$HOME/.cache/spyglass}
+VENV=${KEYSTONE_VENV:-$CACHE/keystone-venv}
+STATE=${KEYSTONE_STATE_DIR:-$CACHE/keystone}
+RELEASE=${KEYSTONE_RELEASE:-30.0.0}
+ADMIN_PASSWORD=${KEYSTONE_ADMIN_PASSWORD:-spyglass-keystone-admin}
+EXPIRATION=${KEYSTONE_TOKEN_EXPIRATION:-60}
+PID_FILE=$STATE/keystone.pid
+PORT_FILE=$STATE/port
+LOG=$STATE/keystone.log
+
+say() { echo "ensure-keystone: $*" >&2; }
+
+# One run at a time (parallel test workers all ask for the same Keystone).
+mkdir -p "$CACHE" "$STATE"
+exec 9>"$CACHE/keystone.lock"
+flock 9
+
+running() {
+  [ -f "$PID_FILE" ] && [ -f "$PORT_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
+}
+
+answers() {
+  "$VENV/bin/python" - "$1" <<'EOF' 2>/dev/null
+import sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v3", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+EOF
+}
+
+stop() {
+  if running; then
+    kill "$(cat "$PID_FILE")"
+    for _ in $(seq 1 50); do kill -0 "$(cat "$PID_FILE")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$PID_FILE"
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop
+  exit 0
+fi
+
+if running && answers "$(cat "$PORT_FILE")"; then
+  echo "http://127.0.0.1:$(cat "$PORT_FILE")/v3"
+  exit 0
+fi
+
+started=$(date +%s)
+if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null)" != "$RELEASE" ]; then
+  say "installing Keystone $RELEASE in $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >&2
+  "$VENV/bin/pip" install -q "keystone==$RELEASE" waitress >&2
+  echo "$RELEASE" >"$VENV/.release"
+  say "installed in $(($(date +%s) - started)) s"
+fi
+
+if [ ! -f "$STATE/initialized" ]; then
+  rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"
+  cat >"$STATE/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $LOG
+[database]
+connection = sqlite:///$STATE/keystone.db
+[token]
+provider = fernet
+expiration = $EXPIRATION
+[fernet_tokens]
+key_repository = $STATE/fernet-keys
+[fernet_receipts]
+key_repository = $STATE/fernet-keys
+[credential]
+key_repository = $STATE/credential-keys
+EOF
+  manage() { "$VENV/bin/keystone-manage" --config-file "$STATE/keystone.conf" "$@" >&2; }
+  manage db_sync
+  manage fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+  manage credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+  rm -f "$STATE/bootstrapped"
+  touch "$STATE/initialized"
+fi
+
+stop
+free_port() {
+  "$VENV/bin/python" - "$@" <<'EOF'
+import socket, sys
+for port in [*sys.argv[1:], "0"]:
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", int(port)))
+            print(s.getsockname()[1])
+            break
+    except OSError:
+        pass
+EOF
+}
+# The last port again when it is free, so that the endpoints bootstrap wrote stay right.
+PORT=$(free_port $(cat "$PORT_FILE" 2>/dev/null))
+echo "$PORT" >"$PORT_FILE"
+URL="http://127.0.0.1:$PORT/v3"
+
+if [ "$(cat "$STATE/bootstrapped" 2>/dev/null)" != "$URL" ]; then
+  # The admin, its project, the roles and region, and Keystone's own endpoints (at this port).
+  "$VENV/bin/keystone-manage" --config-file "$STATE/keystone.conf" bootstrap \
+    --bootstrap-password "$ADMIN_PASSWORD" --bootstrap-region-id RegionOne \
+    --bootstrap-admin-url "$URL" --bootstrap-internal-url "$URL" --bootstrap-public-url "$URL" >&2
+  echo "$URL" >"$STATE/bootstrapped"
+fi
+
+# Keystone's configuration reads the command line, so the server is started from Python with none.
+OS_KEYSTONE_CONFIG_FILES="$STATE/keystone.conf" setsid "$VENV/bin/python" -c '
+import sys
+port = int(sys.argv[1])
+sys.argv = sys.argv[:1]
+import waitress
+from keystone.server.wsgi import initialize_public_application
+waitress.serve(initialize_public_application(), host="127.0.0.1", port=port, threads=8)
+' "$PORT" >>"$LOG" 2>&1 </dev/null 9>&- &
+echo $! >"$PID_FILE"
+for _ in $(seq 1 120); do
+  answers "$PORT" && break
+  kill -0 "$(cat "$PID_FILE")" 2>/dev/null || break
+  sleep 0.25
+done
+if ! answers "$PORT"; then
+  say "Keystone did not start; the end of $LOG:"
+  tail -n 30 "$LOG" >&2
+  exit 1
+fi
+say "ready in $(($(date +%s) - started)) s"
+echo "$URL"

@@ -1,0 +1,79 @@
+"""`spyglass projects sync`: apply an external Keystone's project deletions and disablings to the
+image side, by the same rules as the embedded identity's hooks (spyglass.identity.directory's
+project_deleted_hooks and project_disabled_hooks, wired by spyglass.api.app): a deleted project's
+memberships go and its images become private (data kept); a disabled owner's shares are suspended
+until it is enabled again.
+
+Safe to run from cron: each change is applied once, and a run with nothing new changes nothing.
+Keystone's answer must list projects, or nothing is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spyglass.db.engine import Database
+from spyglass.identity import directory
+from spyglass.identity.keystone_directory import KeystoneDirectory, KeystoneProject
+from spyglass.sharing import project_sync_queries as q
+
+
+class EmptyProjectList(RuntimeError):
+    """Keystone listed no project at all: more likely a wrong scope than a cloud without projects."""
+
+
+@dataclass
+class SyncReport:
+    deleted: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    added: int = 0
+
+
+def sync_projects(db: Database, keystone: KeystoneDirectory) -> SyncReport:
+    listed = keystone.projects()
+    if not listed:
+        raise EmptyProjectList("Keystone listed no projects; nothing was changed")
+    domains = keystone.domains()
+    return apply(db, listed, domains)
+
+
+def refresh_projects(db: Database, keystone: KeystoneDirectory, project_ids: list[str]) -> None:
+    """Bring the local copy of these projects up to date from Keystone before they are checked
+    (validate_member_ids): a project Keystone does not have is dropped from the copy, so the
+    check refuses it as it refuses an unknown project of the embedded identity."""
+    found = {project_id: keystone.project(project_id) for project_id in project_ids}
+    with db.write() as conn:
+        for project_id, project in found.items():
+            if project is None:
+                q.drop_project(conn, project_id)
+                continue
+            q.put_domain(conn, project.domain_id, project.domain_id, True, only_new=True)
+            q.put_project(conn, project.id, project.name, project.domain_id, project.enabled)
+
+
+def apply(db: Database, listed: list[KeystoneProject], domains: list[dict[str, object]]) -> SyncReport:
+    report = SyncReport()
+    current = {p.id: p for p in listed}
+    with db.write() as conn:
+        for domain in domains:
+            q.put_domain(conn, str(domain["id"]), str(domain["name"]), bool(domain.get("enabled", True)))
+        mirrored = q.mirrored_projects(conn)
+        gone = (set(mirrored) | q.referenced_projects(conn)) - set(current)
+        for project_id in sorted(gone):
+            for hook in directory.project_deleted_hooks:
+                hook(conn, project_id)
+            q.drop_project(conn, project_id)
+            report.deleted.append(project_id)
+        for project in listed:
+            was = mirrored.get(project.id)
+            if was is None:
+                report.added += 1
+            if not project.enabled and was is not False:
+                for hook in directory.project_disabled_hooks:
+                    hook(conn, project.id)
+                report.disabled.append(project.id)
+            elif project.enabled and was is False:
+                report.enabled.append(project.id)
+            q.put_project(conn, project.id, project.name, project.domain_id, project.enabled)
+    return report

@@ -1,0 +1,71 @@
+"""validate_member_ids with identity = "keystone": projects are read from the real Keystone, and a
+service user that may not read them is said at start-up and refused with 503, never a pass."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+from starlette.testclient import TestClient
+
+from spyglass.api.app import create_app
+from spyglass.blobs import FilesystemStore
+from spyglass.db.engine import Database
+from spyglass.keystone_settings import KeystoneAuthtoken
+from spyglass.settings import Settings
+from tests.keystone import Keystone
+
+
+def _app(settings: Settings, db: Database, options: dict[str, object]) -> TestClient:
+    configured = dataclasses.replace(
+        settings, identity="keystone", keystone_authtoken=KeystoneAuthtoken(**options)
+    )  # type: ignore[arg-type]
+    return TestClient(create_app(configured, db=db, store=FilesystemStore(settings.blob_dir)))
+
+
+def _shared_image(client: TestClient, token: str) -> str:
+    body = {"name": "s", "disk_format": "raw", "container_format": "bare", "visibility": "shared"}
+    created = client.post("/v2/images", json=body, headers={"X-Auth-Token": token})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_members_are_checked_in_keystone(settings: Settings, db: Database, keystone: Keystone) -> None:
+    owner = keystone.account("owner")
+    other = keystone.account("other")
+    with _app(settings, db, keystone.authtoken_options()) as client:
+        token = keystone.account_token(owner)
+        image = _shared_image(client, token)
+        headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        added = client.post(f"/v2/images/{image}/members", json={"member": other.project_id}, headers=headers)
+        assert added.status_code == 200, added.text
+        unknown = client.post(f"/v2/images/{image}/members", json={"member": "0" * 32}, headers=headers)
+        assert unknown.status_code == 400 and "does not exist" in unknown.text
+        third = keystone.account("third")
+        keystone.set_project_enabled(third.project_id, False)
+        disabled = client.post(
+            f"/v2/images/{image}/members", json={"member": third.project_id}, headers=headers
+        )
+        assert disabled.status_code == 400 and "is disabled" in disabled.text
+
+
+def test_a_service_user_that_cannot_read_projects_is_warned_and_refused(
+    settings: Settings, db: Database, keystone: Keystone, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A service user with the `service` role on its project, but no role on the system.
+    blind = keystone.account("blind-service", role="service")
+    options = keystone.authtoken_options(
+        username=blind.user_name, password=blind.password, project_name=blind.project_name
+    )
+    owner = keystone.account("owner")
+    with caplog.at_level(logging.WARNING), _app(settings, db, options) as client:
+        assert "give it the role 'reader' on the system" in caplog.text
+        token = keystone.account_token(owner)
+        image = _shared_image(client, token)
+        headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        refused = client.post(
+            f"/v2/images/{image}/members", json={"member": owner.project_id}, headers=headers
+        )
+        assert refused.status_code == 503, refused.text
+        assert "could not be asked about projects" in refused.json()["message"]
