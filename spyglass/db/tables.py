@@ -172,6 +172,8 @@ images = Table(
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),
     Index(None, "status"),
+    # Glance's `name` filter is an exact match: the dashboard's search by name, `openstack image show NAME`.
+    Index(None, "name"),
     # Blobs are shared by copies and identical uploads: "who else uses this blob" is a lookup.
     Index(None, "blob_key"),
 )
