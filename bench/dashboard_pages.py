@@ -47,8 +47,10 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp), database_url=url, validate_member_ids=False)
         app = create_app(settings, db=db, store=MemoryStore())
         with TestClient(app, follow_redirects=False) as client:
+            login_page = client.get("/dashboard/login").text
+            csrf = re.findall(r'name="csrf_token" value="([0-9a-f]+)"', login_page)[0]
             form = {"username": "bencher", "password": PASSWORD, "domain": "bench", "project": "p0"}
-            assert client.post("/dashboard/login", data=form).status_code == 303
+            assert client.post("/dashboard/login", data={**form, "csrf_token": csrf}).status_code == 303
             user = {"name": "bencher", "domain": {"name": "bench"}, "password": PASSWORD}
             identity = {"methods": ["password"], "password": {"user": user}}
             auth = {"auth": {"identity": identity, "scope": {"project": {"id": caller_project}}}}
