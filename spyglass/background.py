@@ -1,6 +1,7 @@
 """The work a server does in the background, each kind in rounds on its own schedule: purging the
 recycle bin and expired tasks, delivering the webhook outbox, ending (and warning of) shares that
-expire, and the deprecation schedule. spyglass.api.app starts them in its lifespan and stops them at shutdown.
+expire, the deprecation schedule, and sending Glance's notifications to the message bus.
+spyglass.api.app starts them in its lifespan and stops them at shutdown.
 
 A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
 progress to end, so that none of them still uses the database once the application is gone.
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from anyio import to_thread
 
+from spyglass.audit import bus as audit_bus
 from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
 from spyglass.data import tasks
@@ -34,13 +36,20 @@ class Schedule:
     def __init__(self) -> None:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], object]] = []
 
     def every(self, seconds: float, name: str, work: Round, *, first_after: float = 0) -> None:
         self._tasks.append(asyncio.create_task(self._repeat(seconds, name, work, first_after)))
 
+    def on_stop(self, close: Callable[[], object]) -> None:
+        """Run `close` once the rounds have ended (a connection a round used)."""
+        self._closers.append(close)
+
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in self._closers:
+            await to_thread.run_sync(close)
 
     async def _repeat(self, seconds: float, name: str, work: Round, first_after: float) -> None:
         if await self._stopped_within(first_after):
@@ -86,6 +95,10 @@ def start(db: Database, stores: StoreSet, settings: Settings) -> Schedule:
         schedule.every(
             poll, "webhook delivery round", delivery.delivery_round(db, settings), first_after=poll
         )
+    if settings.notifications_transport_url:
+        send, bus = audit_bus.sending_round(db, settings)
+        schedule.every(settings.notifications_poll_seconds, "notification round", send)
+        schedule.on_stop(bus.close)
     schedule.every(
         STATISTICS_INTERVAL_SECONDS,
         "statistics",

@@ -114,6 +114,15 @@ class Settings:
     # Glance's option: a location added through the locations API (v2.17) is read in the background
     # for its checksum and os_hash_value. Off: the caller's validation_data is taken as it is.
     do_secure_hash: bool = True
+    # Glance's notifications on the cloud's message bus (spyglass.audit.bus), through oslo.messaging:
+    # the transport URL (empty: none sent), the exchange (Glance's control_exchange), the topics
+    # (Glance's [oslo_messaging_notifications] topics), the publisher id (empty: image.<host name>)
+    # and how often each node sends what the outbox holds.
+    notifications_transport_url: str = ""
+    notifications_exchange: str = "glance"
+    notifications_topics: tuple[str, ...] = ("notifications",)
+    notifications_publisher_id: str = ""
+    notifications_poll_seconds: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -228,6 +237,10 @@ class Settings:
         )
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")
+        if self.notifications_poll_seconds < 1:
+            raise SettingsError("notifications_poll_seconds must be at least 1")
+        if self.notifications_transport_url and not self.notifications_topics:
+            raise SettingsError("notifications_topics must name at least one topic")
         # At most a minute: an expired share must end within a minute of its date.
         if not 1 <= self.member_expiry_poll_seconds <= 60:
             raise SettingsError("member_expiry_poll_seconds must be between 1 and 60")
