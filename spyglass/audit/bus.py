@@ -21,16 +21,16 @@ the row sends that message again, with the same message_id.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import socket
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import oslo_messaging
-from oslo_config import cfg
 
 from spyglass.audit import queries
 from spyglass.audit.queries import Notification
@@ -56,11 +56,25 @@ def publisher_id(settings: Settings) -> str:
     return settings.notifications_publisher_id or f"image.{socket.gethostname()}"
 
 
+def _oslo_messaging() -> Any:
+    """oslo.messaging, imported when a server has a bus: it imports eventlet, which warns on import
+    that it is deprecated (a plain Warning; Spyglass runs none of it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module("oslo_messaging")
+
+
+# Imported with this module (on the main thread: eventlet's greenlet state made in the event loop's
+# thread keeps that thread from ending).
+oslo_messaging = _oslo_messaging()
+
+
 class Bus:
     """An oslo.messaging notification transport and what Glance sends on it."""
 
     def __init__(self, settings: Settings) -> None:
-        conf = cfg.ConfigOpts()
+        self._target = oslo_messaging.Target
+        conf = importlib.import_module("oslo_config.cfg").ConfigOpts()
         conf([], project="spyglass", default_config_files=[], default_config_dirs=[])
         # What glance.notifier.set_defaults does: Glance's exchange, `glance` unless configured.
         oslo_messaging.set_transport_defaults(settings.notifications_exchange)
@@ -84,7 +98,7 @@ class Bus:
     def publish(self, row: Notification) -> None:
         message = self.message(row)
         for topic in self.topics:
-            target = oslo_messaging.Target(topic=f"{topic}.{row.priority.lower()}")
+            target = self._target(topic=f"{topic}.{row.priority.lower()}")
             # The messagingv2 driver's call (version 2.0: the oslo.message envelope), which raises.
             self.transport._send_notification(target, {}, message, version=2.0, retry=SEND_RETRIES)
 
