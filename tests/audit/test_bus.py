@@ -89,7 +89,9 @@ class Consumer:
         self.queue = self.connection.SimpleQueue(queue)
         self.received: list[dict[str, Any]] = []
 
-    def drain(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30) -> list[dict[str, Any]]:
+    def drain(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while not until(self.received) and time.monotonic() < deadline:
             try:
@@ -159,7 +161,12 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
     alpha, beta = world.projects["alpha"], world.projects["beta"]
     image = active(node.alice, b"x" * 1000, name="bus", disk_format="raw", container_format="bare")
     image_id = image["id"]
-    assert node.alice.patch(f"/v2/images/{image_id}", [{"op": "add", "path": "/flavour", "value": "mint"}]).status_code == 200
+    assert (
+        node.alice.patch(
+            f"/v2/images/{image_id}", [{"op": "add", "path": "/flavour", "value": "mint"}]
+        ).status_code
+        == 200
+    )
     assert node.alice.put(f"/v2/images/{image_id}/tags/green").status_code == 204
     download(node.alice, image_id)
     got = consumer.drain(has("image.create", "image.prepare", "image.upload", "image.activate", "image.send"))
@@ -170,7 +177,12 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
         uuid.UUID(message["message_id"])
     create_ = only(got, "image.create")["payload"]
     assert set(create_) == IMAGE_FIELDS
-    assert (create_["id"], create_["status"], create_["owner"], create_["name"]) == (image_id, "queued", alpha, "bus")
+    assert (create_["id"], create_["status"], create_["owner"], create_["name"]) == (
+        image_id,
+        "queued",
+        alpha,
+        "bus",
+    )
     assert create_["is_public"] is False and create_["deleted"] is False and create_["deleted_at"] is None
     prepare = only(got, "image.prepare")["payload"]
     assert set(prepare) == IMAGE_FIELDS | IMPORT_FIELDS | {"backend"}
@@ -192,15 +204,15 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
     assert updates[0]["properties"] == {"flavour": "mint"}
     assert updates[-1]["tags"] == ["green"]
 
-    # Sharing: image.update for the visibility (and Spyglass's own event), then the member events.
-    shared = [{"op": "replace", "path": "/visibility", "value": "shared"}]
-    assert node.alice.patch(f"/v2/images/{image_id}", shared).status_code == 200
+    # Sharing (new images are `shared`, as in Glance): the member events, and Spyglass's own.
     assert node.alice.post(f"/v2/images/{image_id}/members", json={"member": beta}).status_code == 200
     accepted = node.bob.put(f"/v2/images/{image_id}/members/{beta}", json={"status": "accepted"})
     assert accepted.status_code == 200
     assert node.alice.delete(f"/v2/images/{image_id}/members/{beta}").status_code == 204
     assert node.alice.delete(f"/v2/images/{image_id}").status_code == 204
-    got = consumer.drain(has("image.member.create", "image.member.update", "image.member.delete", "image.delete"))
+    got = consumer.drain(
+        has("image.member.create", "image.member.update", "image.member.delete", "image.delete")
+    )
     created = only(got, "image.member.create")["payload"]
     assert set(created) == MEMBER_FIELDS
     assert (created["image_id"], created["member_id"], created["status"]) == (image_id, beta, "pending")
@@ -212,20 +224,23 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
     assert (deleted["id"], deleted["status"], deleted["deleted"]) == (image_id, "deleted", True)
     assert deleted["deleted_at"] is not None
     # Spyglass's own events go out beside them, under spyglass.*.
-    visibility = only(got, "spyglass.image.visibility_changed")["payload"]
-    assert (visibility["image_id"], visibility["after"]) == (image_id, {"visibility": "shared"})
-    assert "spyglass.member.added" in types_of(got) and "spyglass.image.deleted" in types_of(got)
+    added = only(got, "spyglass.member.added")["payload"]
+    assert (added["image_id"], added["member_id"], added["owner"]) == (image_id, beta, alpha)
+    assert "spyglass.member.removed" in types_of(got) and "spyglass.image.deleted" in types_of(got)
 
 
 def test_tasks_reach_the_bus(
     settings: Settings, db: Database, world: World, vhost_url: str, consumer: Consumer
 ) -> None:
-    with http_source() as source, _app(
-        settings,
-        db,
-        notifications_transport_url=vhost_url,
-        web_download_allowed_networks=("127.0.0.1/32",),
-    ) as client:
+    with (
+        http_source() as source,
+        _app(
+            settings,
+            db,
+            notifications_transport_url=vhost_url,
+            web_download_allowed_networks=("127.0.0.1/32",),
+        ) as client,
+    ):
         api = Callers(client, world)
         created = import_task(api.admin, source.serve("/disk.raw", b"task data " * 100))
         assert created.status_code == 201, created.text
@@ -239,7 +254,11 @@ def test_tasks_reach_the_bus(
     for message in tasks:
         payload = message["payload"]
         assert set(payload) == TASK_FIELDS
-        assert (payload["id"], payload["type"], payload["owner"]) == (task_id, "import", world.projects["admin"])
+        assert (payload["id"], payload["type"], payload["owner"]) == (
+            task_id,
+            "import",
+            world.projects["admin"],
+        )
         assert payload["result"] is None and payload["message"] is None  # never the input or result
     assert tasks[-1]["payload"]["status"] == "success" and tasks[-1]["payload"]["expires_at"]
     assert "image.activate" in types_of(got)
