@@ -56,6 +56,7 @@ unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
 	scripts/ensure-chromium.sh >/dev/null
 	scripts/ensure-axe.sh >/dev/null
+	scripts/ensure-rabbitmq.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
