@@ -58,6 +58,7 @@ unit: venv
 	scripts/ensure-axe.sh >/dev/null
 	# The real Keystone of the identity = "keystone" tests, installed and started before they run.
 	scripts/ensure-keystone.sh >/dev/null
+	scripts/ensure-rabbitmq.sh >/dev/null
 	scripts/with-swift.sh $(PYTEST)
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.

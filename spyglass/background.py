@@ -1,7 +1,8 @@
 """The work a server does in the background, each kind in rounds on its own schedule: purging the
 recycle bin and expired tasks, delivering the webhook outbox, ending (and warning of) shares that
-expire, the deprecation schedule, and filling and tidying this node's image cache. spyglass.api.app
-starts them in its lifespan and stops them at shutdown.
+expire, the deprecation schedule, filling and tidying this node's image cache, and sending Glance's
+notifications to the message bus. spyglass.api.app starts them in its lifespan and stops them at
+shutdown.
 
 A round runs in a worker thread, which cannot be interrupted: stopping waits for the rounds in
 progress to end, so that none of them still uses the database once the application is gone.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from anyio import to_thread
 
+from spyglass.audit import bus as audit_bus
 from spyglass.audit import delivery
 from spyglass.blobs.registry import StoreSet
 from spyglass.data import cache as image_cache
@@ -37,13 +39,20 @@ class Schedule:
     def __init__(self) -> None:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], object]] = []
 
     def every(self, seconds: float, name: str, work: Round, *, first_after: float = 0) -> None:
         self._tasks.append(asyncio.create_task(self._repeat(seconds, name, work, first_after)))
 
+    def on_stop(self, close: Callable[[], object]) -> None:
+        """Run `close` once the rounds have ended (a connection a round used)."""
+        self._closers.append(close)
+
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in self._closers:
+            await to_thread.run_sync(close)
 
     async def _repeat(self, seconds: float, name: str, work: Round, first_after: float) -> None:
         if await self._stopped_within(first_after):
@@ -98,6 +107,10 @@ def start(db: Database, stores: StoreSet, settings: Settings, cache: ImageCache 
         schedule.every(
             poll, "webhook delivery round", delivery.delivery_round(db, settings), first_after=poll
         )
+    if settings.notifications_transport_url:
+        send, bus = audit_bus.sending_round(db, settings)
+        schedule.every(settings.notifications_poll_seconds, "notification round", send)
+        schedule.on_stop(bus.close)
     schedule.every(
         STATISTICS_INTERVAL_SECONDS,
         "statistics",

@@ -149,6 +149,15 @@ class Settings:
     # existing Keystone, with the [keystone_authtoken] options; spyglass.identity.keystone).
     identity: str = "embedded"
     keystone_authtoken: KeystoneAuthtoken = field(default_factory=KeystoneAuthtoken)
+    # Glance's notifications on the cloud's message bus (spyglass.audit.bus), through oslo.messaging:
+    # the transport URL (empty: none sent), the exchange (Glance's control_exchange), the topics
+    # (Glance's [oslo_messaging_notifications] topics), the publisher id (empty: image.<host name>)
+    # and how often each node sends what the outbox holds.
+    notifications_transport_url: str = ""
+    notifications_exchange: str = "glance"
+    notifications_topics: tuple[str, ...] = ("notifications",)
+    notifications_publisher_id: str = ""
+    notifications_poll_seconds: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -307,6 +316,10 @@ class Settings:
         )
         if self.webhook_poll_seconds < 0:
             raise SettingsError("webhook_poll_seconds must not be negative")
+        if self.notifications_poll_seconds < 1:
+            raise SettingsError("notifications_poll_seconds must be at least 1")
+        if self.notifications_transport_url and not self.notifications_topics:
+            raise SettingsError("notifications_topics must name at least one topic")
         # At most a minute: an expired share must end within a minute of its date.
         if not 1 <= self.member_expiry_poll_seconds <= 60:
             raise SettingsError("member_expiry_poll_seconds must be between 1 and 60")

@@ -32,7 +32,7 @@ from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
 from spyglass.api.errors import HANDLERS
 from spyglass.api.request_guard import RequestGuardMiddleware
-from spyglass.audit import events, outbox
+from spyglass.audit import events, notifications, outbox
 from spyglass.blobs import BlobStore
 from spyglass.blobs.registry import StoreSet, build
 from spyglass.context import Authenticator
@@ -156,6 +156,9 @@ def create_app(
     use_policy_file(settings.policy_path)
     database = db or Database(settings.database, connections=settings.database_connections)
     keystone = _keystone(settings)
+    if settings.notifications_transport_url:
+        # Changes queue Glance's notifications from now on; the background rounds send them.
+        notifications.enable(database.engine)
     if stores is None:
         stores = (
             StoreSet.single(store)

@@ -226,7 +226,7 @@ async def download(request: Request) -> Response:
         # The headers of the data, not a download: nothing read, nothing counted.
         return response
     try:
-        await usage.record_download(state.db, ctx, found)
+        await usage.record_download(state.db, ctx, found, request.client.host if request.client else None)
     except BaseException:
         if isinstance(response, LocalFileResponse):
             response.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from spyglass.audit import outbox, queries
+from spyglass.audit import notifications, outbox, queries
 from spyglass.context import RequestContext
 from spyglass.timeutil import isotime, utcnow
 
@@ -96,6 +96,7 @@ def record(
     event_id = queries.insert_event(conn, values)
     event = document({**values, "id": event_id})
     outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
+    _announce(conn, [event])
     return event_id
 
 
@@ -119,6 +120,7 @@ def record_member_events(
     documents = [document({**row, "id": i}) for row, i in zip(rows, ids, strict=True)]
     concerned = [owners | ({m} if m else set()) for m in members]
     outbox.enqueue_many(conn, list(zip(documents, concerned, strict=True)))
+    _announce(conn, documents)
 
 
 def document(row: Any) -> dict[str, Any]:
@@ -134,6 +136,53 @@ def document(row: Any) -> dict[str, Any]:
         "before": row["before"],
         "after": row["after"],
     }
+
+
+# The events that are also Glance's image.member.* notifications.
+GLANCE_MEMBER_NOTIFICATIONS = {
+    MEMBER_ADDED: "image.member.create",
+    MEMBER_STATUS_CHANGED: "image.member.update",
+    MEMBER_REMOVED: "image.member.delete",
+    MEMBER_LEFT: "image.member.delete",
+    MEMBER_EXPIRED: "image.member.delete",
+}
+
+
+def _announce(conn: Connection, documents: list[dict[str, Any]]) -> None:
+    """The events on the message bus: each as `spyglass.<type>`, and a membership change also as
+    Glance's image.member.* notification."""
+    if not notifications.enabled(conn):
+        return
+    notes: list[tuple[str, dict[str, Any]]] = []
+    for event in documents:
+        glance_type = GLANCE_MEMBER_NOTIFICATIONS.get(event["type"])
+        if glance_type is not None and event["member_id"] is not None:
+            notes.append((glance_type, _member_payload(conn, event)))
+        notes.append(("spyglass." + event["type"], event))
+    notifications.emit_many(conn, notes)
+
+
+def _member_payload(conn: Connection, event: dict[str, Any]) -> dict[str, Any]:
+    """Glance's format_image_member_notification, from the event and the membership row (the row is
+    still there when a membership ends: events are recorded before the row goes)."""
+    times = queries.member_times(conn, event["image_id"], event["member_id"])
+    created_at, updated_at = (isotime(times[0]), isotime(times[1])) if times else (None, None)
+    ended = event["type"] in GLANCE_MEMBER_ENDED
+    state = (event["before"] if ended else event["after"]) or {}
+    if event["type"] != MEMBER_ADDED:
+        updated_at = event["created_at"]  # the change's time
+    return {
+        "image_id": event["image_id"],
+        "member_id": event["member_id"],
+        "status": state.get("status"),
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "deleted": ended,
+        "deleted_at": event["created_at"] if ended else None,
+    }
+
+
+GLANCE_MEMBER_ENDED = frozenset({MEMBER_REMOVED, MEMBER_LEFT, MEMBER_EXPIRED})
 
 
 def _concerned(conn: Connection, image_id: str, owner: str | None, member_id: str | None) -> set[str]:

@@ -13,7 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from spyglass.db.tables import image_events, image_members, images, webhook_deliveries, webhooks
+from spyglass.db.tables import (
+    image_events,
+    image_members,
+    images,
+    notification_outbox,
+    webhook_deliveries,
+    webhooks,
+)
 
 # ---- events -----------------------------------------------------------------------------------------
 
@@ -170,3 +177,79 @@ def update_delivery(conn: Connection, delivery_id: int, **values: Any) -> None:
 
 def delete_delivery(conn: Connection, delivery_id: int) -> None:
     conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id))
+
+
+# ---- the message bus outbox ------------------------------------------------------------------------
+
+
+def insert_notifications(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(notification_outbox), rows)
+
+
+def member_times(conn: Connection, image_id: str, member_id: str) -> tuple[datetime, datetime] | None:
+    """A membership's created_at and updated_at, if the row exists."""
+    m = image_members.c
+    found = conn.execute(
+        select(m.created_at, m.updated_at).where(m.image_id == image_id, m.member_id == member_id)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    message_id: str
+    event_type: str
+    priority: str
+    payload: str
+    created_at: datetime
+    attempts: int
+
+
+def claim_notifications(conn: Connection, token: str, now: datetime, until: datetime, limit: int) -> None:
+    """Claim up to `limit` of the oldest rows nobody holds (or whose hold ran out) for `token`."""
+    n = notification_outbox.c
+    free = (n.claimed_until.is_(None)) | (n.claimed_until < now)
+    oldest = select(n.id).where(free).order_by(n.id).limit(limit).scalar_subquery()
+    # The hold is compare-and-set: a row another node claimed in between no longer matches `free`.
+    conn.execute(
+        update(notification_outbox)
+        .where(n.id.in_(oldest), free)
+        .values(claimed_by=token, claimed_until=until)
+    )
+
+
+def claimed_notifications(conn: Connection, token: str) -> list[Notification]:
+    n = notification_outbox.c
+    rows = conn.execute(
+        select(n.id, n.message_id, n.event_type, n.priority, n.payload, n.created_at, n.attempts)
+        .where(n.claimed_by == token)
+        .order_by(n.id)
+    )
+    return [Notification(*row) for row in rows]
+
+
+def delete_notification(conn: Connection, notification_id: int, token: str) -> None:
+    n = notification_outbox.c
+    conn.execute(delete(notification_outbox).where(n.id == notification_id, n.claimed_by == token))
+
+
+def release_notifications(
+    conn: Connection, token: str, error: str | None, until: datetime | None, failed_id: int | None
+) -> None:
+    """Give back the rows `token` still holds, free again at `until` (None: now); the failed row
+    counts an attempt and keeps its error."""
+    n = notification_outbox.c
+    conn.execute(
+        update(notification_outbox).where(n.claimed_by == token).values(claimed_by=None, claimed_until=until)
+    )
+    if failed_id is not None:
+        conn.execute(
+            update(notification_outbox)
+            .where(n.id == failed_id)
+            .values(attempts=n.attempts + 1, last_error=error)
+        )
+
+
+def pending_notifications(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(notification_outbox)).scalar_one())

@@ -43,7 +43,7 @@ from spyglass.data.transfer import new_blob_key
 from spyglass.db.engine import Database
 from spyglass.egress import AddressPolicy, OutboundError
 from spyglass.errors import Conflict, Invalid
-from spyglass.images import blob_refs, states
+from spyglass.images import blob_refs, notify, states
 from spyglass.images import quotas as quota
 from spyglass.images.catalog import load_authorized
 from spyglass.images.policy import Action
@@ -354,6 +354,7 @@ def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, An
         ):
             return False
         import_state.first_part_ended(conn, record, store_name, job.stores[1:], failed=False)
+        notify.data_received(conn, job.image_id, store_name, activated=True)
         return True
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from spyglass.audit import notifications
 from spyglass.context import RequestContext
 from spyglass.data import task_queries as tq
 from spyglass.data.task_queries import FAILURE, PENDING, PROCESSING, SUCCESS, TaskRecord
@@ -30,7 +31,7 @@ from spyglass.errors import Invalid, NotFound
 from spyglass.images.catalog import is_uuid, load_authorized
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.settings import Settings
-from spyglass.timeutil import utcnow
+from spyglass.timeutil import isotime, utcnow
 
 API_IMAGE_IMPORT = "api_image_import"
 IMPORT = "import"
@@ -73,11 +74,13 @@ def record(
         "expires_at": None,
     }
     tq.insert_task(conn, row)
+    _announce(conn, task_id, "task.create")
 
 
 def begin_processing(db: Database, task_id: str) -> None:
     with db.write() as conn:
-        tq.change_status(conn, task_id, [PENDING], status=PROCESSING, now=utcnow())
+        if tq.change_status(conn, task_id, [PENDING], status=PROCESSING, now=utcnow()):
+            _announce(conn, task_id, "task.run", "task.processing")
 
 
 def end(
@@ -90,7 +93,34 @@ def end(
             values: dict[str, Any] = {"status": SUCCESS, "result": result}
         else:
             values = {"status": FAILURE, "message": failure}
-        tq.change_status(conn, task_id, tq.UNFINISHED, now=now, expires_at=now + ttl, **values)
+        if tq.change_status(conn, task_id, tq.UNFINISHED, now=now, expires_at=now + ttl, **values):
+            _announce(conn, task_id, "task.success" if failure is None else "task.failure")
+
+
+def notification(task: TaskRecord) -> dict[str, Any]:
+    """Glance's format_task_notification: never the input (it may hold credentials), nor the
+    result and message."""
+    return {
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "result": None,
+        "owner": task.owner,
+        "message": None,
+        "expires_at": isotime(task.expires_at),
+        "created_at": isotime(task.created_at),
+        "updated_at": isotime(task.updated_at),
+        "deleted": False,
+        "deleted_at": None,
+    }
+
+
+def _announce(conn: Connection, task_id: str, *event_types: str) -> None:
+    if not notifications.enabled(conn):
+        return
+    task = tq.fetch_task(conn, task_id, utcnow())
+    if task is not None:
+        notifications.emit_many(conn, [(kind, notification(task)) for kind in event_types])
 
 
 def attach_image(db: Database, task_id: str, image_id: str) -> None:

@@ -33,7 +33,7 @@ from spyglass.data import ranges as byte_ranges
 from spyglass.data.ranges import ByteRange
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden
-from spyglass.images import blob_refs, deprecation, locations, states
+from spyglass.images import blob_refs, deprecation, locations, notify, states
 from spyglass.images import quotas as quota
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.policy import Action, permits
@@ -142,6 +142,8 @@ def _begin(
             quota.reserve(conn, quotas, record.owner, image_id, how.resource, length)
         if not set_status(conn, image_id, states.QUEUED, how.status):
             raise Conflict("Another upload to this image is in progress.")
+        if how.status == states.SAVING:
+            notify.preparing(conn, record, how.store.name)
         return record
 
 
@@ -197,9 +199,12 @@ async def upload(
 
 
 def _activate(store_name: str, conn: Connection, image_id: str, key: str, digest: ingest.Digest) -> bool:
-    return set_status(
+    done = set_status(
         conn, image_id, states.SAVING, states.ACTIVE, blob_key=key, store=store_name, **digest.columns()
     )
+    if done:
+        notify.data_received(conn, image_id, store_name, activated=True)
+    return done
 
 
 @dataclass(frozen=True)

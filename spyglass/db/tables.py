@@ -327,6 +327,25 @@ webhook_deliveries = Table(
     Index(None, "status", "webhook_id", "id"),
 )
 
+# The message bus outbox (spyglass.audit.notifications): one row per notification, written in the
+# transaction of the change it reports, deleted once the broker took it (spyglass.audit.bus). A node
+# sending a row holds it until `claimed_until` (its `claimed_by` token); a failed send leaves the row
+# for the next round.
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("claimed_by", String(36), nullable=True),
+    Column("claimed_until", DateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+)
+
 # Trusted owners: a consumer project (`project_id`) lets shares from one owner project, or from
 # every project of one domain, start `accepted` (spyglass.sharing.trust). Exactly one of `owner`
 # and `owner_domain` is set; duplicates are refused by the service, in the rule's transaction.

@@ -21,7 +21,7 @@ from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.images import deletion as recycle
 from spyglass.images import impact as safeguards
-from spyglass.images import locations, states
+from spyglass.images import locations, notify, states
 from spyglass.images import patch as image_patch
 from spyglass.images import queries as q
 from spyglass.images.impact import GLANCE, Safeguards
@@ -180,6 +180,8 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
         q.replace_tags(conn, image_id, [], tags)
         record = q.fetch_image(conn, image_id, ctx.project_id)
         confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
+        if record is not None:
+            notify.announce(conn, notify.CREATE, record)
     assert record is not None
     return record
 
@@ -252,6 +254,8 @@ def update_image(
             q.replace_properties(conn, image_id, record.properties, props)
             q.replace_tags(conn, image_id, record.tags, tags)
         fresh = q.fetch_image(conn, image_id, ctx.project_id)
+        if fresh is not None:
+            notify.announce(conn, notify.UPDATE, fresh)
     assert fresh is not None
     return fresh
 
@@ -282,6 +286,7 @@ def add_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
             raise TooLarge("Maximum number of tags per image (128) exceeded.")
         q.replace_tags(conn, image_id, record.tags, [*record.tags, tag])
         q.update_columns(conn, image_id)
+        notify.image(conn, notify.UPDATE, image_id)
 
 
 def delete_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> None:
@@ -291,6 +296,7 @@ def delete_tag(db: Database, ctx: RequestContext, image_id: str, tag: str) -> No
             raise NotFound(f"Tag {tag} not found on image {image_id}.")
         q.replace_tags(conn, image_id, record.tags, [t for t in record.tags if t != tag])
         q.update_columns(conn, image_id)
+        notify.image(conn, notify.UPDATE, image_id)
 
 
 # ---- status changes ------------------------------------------------------------------------------------
@@ -330,6 +336,7 @@ def _switch(
         before(conn, record)
         if not q.set_status(conn, image_id, current, target):
             raise Conflict(q.STATUS_RACE)
+        notify.image(conn, notify.UPDATE, image_id)
 
 
 def delete_image(

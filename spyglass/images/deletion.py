@@ -22,7 +22,7 @@ from spyglass.blobs.registry import StoreSet
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict
-from spyglass.images import locations, states
+from spyglass.images import locations, notify, states
 from spyglass.images import queries as q
 from spyglass.images.impact import Safeguards, check_impact
 from spyglass.images.locations import Location
@@ -56,6 +56,9 @@ def _remove(conn: Connection, ctx: RequestContext | None, record: ImageRecord, k
     its reference back."""
     before, after = {"status": record.status}, {"status": states.DELETED}
     events.record(conn, ctx, record.id, record.owner, kind, before=before, after=after)
+    if kind == events.IMAGE_DELETED:
+        # A purge from the recycle bin says nothing more to Glance's consumers: they had image.delete.
+        notify.deleted(conn, record, states.DELETED)
     q.delete_row(conn, record.id)
     return locations.release_all(conn, record)
 
@@ -67,6 +70,7 @@ def _into_bin(conn: Connection, ctx: RequestContext, record: ImageRecord, days: 
         raise Conflict(q.STATUS_RACE)
     purge_after = now + timedelta(days=days)
     q.put_in_bin(conn, record.id, current, now, purge_after, (ctx.user_id, ctx.project_id))
+    notify.deleted(conn, record, states.PENDING_DELETE)
     events.record(
         conn,
         ctx,

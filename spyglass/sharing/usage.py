@@ -13,6 +13,7 @@ project that can see the image reads its own.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
@@ -21,8 +22,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from spyglass.context import RequestContext
 from spyglass.data.transfer import Download
 from spyglass.db.engine import Database
+from spyglass.images import notify
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.policy import Action, permits
+from spyglass.images.queries import ImageRecord
 from spyglass.sharing import queries
 from spyglass.sharing.queries import Usage
 from spyglass.timeutil import isotime, utcnow
@@ -30,11 +33,13 @@ from spyglass.timeutil import isotime, utcnow
 log = logging.getLogger(__name__)
 
 
-def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
-    """Count one download of `nbytes` by the project."""
+def record(db: Database, project_id: str, image_id: str, nbytes: int, sent: SendNotice | None = None) -> None:
+    """Count one download of `nbytes` by the project (and queue Glance's image.send for it)."""
     try:
         with db.write() as conn:
             queries.count_download(conn, image_id, project_id, nbytes, utcnow())
+            if sent is not None:
+                notify.sent(conn, sent.record, nbytes, project_id, sent.user_id, sent.destination_ip)
     except IntegrityError:
         # The image row is gone (foreign key): deleted after the download looked it up.
         log.debug("image %s was deleted during its download by %s; not counted", image_id, project_id)
@@ -43,12 +48,24 @@ def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
         log.warning("could not record a download of image %s by %s", image_id, project_id, exc_info=True)
 
 
-async def record_download(db: Database, ctx: RequestContext, found: Download) -> None:
+@dataclass(frozen=True)
+class SendNotice:
+    """What image.send says beyond the count: the image, the receiving user and address."""
+
+    record: ImageRecord
+    user_id: str
+    destination_ip: str | None
+
+
+async def record_download(
+    db: Database, ctx: RequestContext, found: Download, destination_ip: str | None = None
+) -> None:
     """The download handler's call, once its response is prepared: the whole data, or the range."""
     if ctx.project_id:
         part = found.part
         nbytes = found.size if part is None else part.end - part.start
-        await to_thread.run_sync(record, db, ctx.project_id, found.record.id, nbytes)
+        notice = SendNotice(found.record, ctx.user_id, destination_ip)
+        await to_thread.run_sync(record, db, ctx.project_id, found.record.id, nbytes, notice)
 
 
 def list_usage(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
