@@ -51,6 +51,11 @@ POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 	test_images_glanceclient.py test_restart.py test_crash_recovery.py test_upload_failures.py \
 	test_smoke_cli.py test_nova_cinder_glanceclient.py)
 
+# The longest modules go first: one worker starts on them at once while the others share the rest
+# (and take work back from it), instead of one worker running them alone at the end.
+SLOW_FIRST = tests/e2e/test_keystone_cli.py tests/identity/test_keystone_service_tokens.py \
+	tests/e2e/test_readme_quickstart.py tests/e2e/test_dashboard_browser.py
+
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
 	scripts/ensure-qemu-img.sh >/dev/null
@@ -59,7 +64,7 @@ unit: venv
 	# The real Keystone of the identity = "keystone" tests, installed and started before they run.
 	scripts/ensure-keystone.sh >/dev/null
 	scripts/ensure-rabbitmq.sh >/dev/null
-	scripts/with-swift.sh $(PYTEST)
+	scripts/with-swift.sh $(PYTEST) $(SLOW_FIRST) tests
 
 # ...and every test that reaches the database, and POSTGRES_E2E, again on a real PostgreSQL server.
 POSTGRES_TESTS = tests/api tests/identity tests/images tests/data tests/sharing tests/audit tests/metadefs

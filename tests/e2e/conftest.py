@@ -16,7 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,26 @@ def database_env(data_dir: Path) -> dict[str, str]:
     return {
         "SPYGLASS_DATABASE_URL": make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
     }
+
+
+@contextmanager
+def shared_database(prefix: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database, dropped afterwards, for several nodes to share: on the
+    server SPYGLASS_TEST_POSTGRES names, or the one scripts/ensure-postgres.sh provides (the
+    multi-node tests run in the SQLite pass too)."""
+    root = Path(__file__).resolve().parents[2]
+    ensure = [str(root / "scripts" / "ensure-postgres.sh")]
+    server = POSTGRES or subprocess.run(ensure, capture_output=True, text=True, check=True).stdout.strip()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -121,10 +143,19 @@ class Server:
 
     def create_image(self, cloud: str, name: str, *options: str) -> dict[str, Any]:
         """`openstack image create` of a raw, bare image, with more options (`--file PATH`, ...)."""
-        image: dict[str, Any] = self.openstack_json(
-            cloud, "image", "create", "--disk-format", "raw", "--container-format", "bare", *options, name
-        )
+        image: dict[str, Any] = self.openstack_json(cloud, *self._create(name, *options))
         return image
+
+    def refused_create(self, cloud: str, name: str, *options: str) -> subprocess.CompletedProcess[str]:
+        """`openstack image create` as create_image runs it, expected to fail: its exit status and
+        what it printed, for the test to check."""
+        result = self.openstack(cloud, *self._create(name, *options), check=False)
+        assert result.returncode != 0, result.stdout
+        return result
+
+    @staticmethod
+    def _create(name: str, *options: str) -> tuple[str, ...]:
+        return ("image", "create", "--disk-format", "raw", "--container-format", "bare", *options, name)
 
 
 def start_server(

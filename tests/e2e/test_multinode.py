@@ -15,30 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.pool import NullPool
 
-from tests.e2e.conftest import Server, start_server, stop_server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import Server, shared_database, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    server = (
-        os.environ.get("SPYGLASS_TEST_POSTGRES")
-        or subprocess.run(
-            [str(ROOT / "scripts" / "ensure-postgres.sh")], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    name = f"spyglass_nodes_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with shared_database("spyglass_nodes") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,37 +5,19 @@ create|set`) through one API node take effect at once on another node over the s
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.pool import NullPool
 
-from tests.e2e.conftest import Server, start_server, stop_server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import Server, shared_database, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    server = (
-        os.environ.get("SPYGLASS_TEST_POSTGRES")
-        or subprocess.run(
-            [str(ROOT / "scripts" / "ensure-postgres.sh")], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    name = f"spyglass_quotas_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with shared_database("spyglass_quotas") as url:
+        yield url
 
 
 def _pointed_at(node: Server, clouds: Path, directory: Path) -> Server:
@@ -84,18 +66,7 @@ def test_limits_set_with_the_cli_apply_at_once_on_every_node(nodes: tuple[Server
     # Node 2 enforces what was set through node 1, without a restart.
     second.create_image("spyglass-a", "q1")
     second.create_image("spyglass-a", "q2")
-    refused = second.openstack(
-        "spyglass-a",
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "q3",
-        check=False,
-    )
-    assert refused.returncode != 0
+    refused = second.refused_create("spyglass-a", "q3")
     assert "over a limit" in refused.stderr and "image_count_total" in refused.stderr
     assert _quota(second, "spyglass-a")["image_count_total"] == (2, 2)
     # demo-b has the default.
@@ -128,12 +99,6 @@ def test_an_upload_past_image_size_total_is_refused_with_the_cli(
     small.write_bytes(os.urandom(512 * 1024))
     large.write_bytes(os.urandom(1024 * 1024))
     second.create_image("spyglass-b", "fits", "--file", str(small))
-    refused = first.openstack(
-        "spyglass-b",
-        "image", "create", "--disk-format", "raw", "--container-format", "bare",
-        "--file", str(large), "too-big",
-        check=False,
-    )  # fmt: skip
-    assert refused.returncode != 0
+    refused = first.refused_create("spyglass-b", "too-big", "--file", str(large))
     assert "image_size_total" in refused.stderr
     assert _quota(second, "spyglass-b")["image_size_total"] == (1, 0)

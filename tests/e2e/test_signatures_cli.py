@@ -46,21 +46,7 @@ def test_cli_tampered_upload_is_refused(signing: tuple[Server, Path], tmp_path: 
     server, certs = signing
     path = random_file(tmp_path / "tampered.raw", 1024 * 1024)
     signed = signer(certs, "ECC_SECP384R1").properties(path.read_bytes() + b"!", "SHA-384")
-    result = server.openstack(
-        "spyglass-a",
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        str(path),
-        *properties(signed),
-        "tampered",
-        check=False,
-    )
-    assert result.returncode != 0
+    result = server.refused_create("spyglass-a", "tampered", "--file", str(path), *properties(signed))
     assert "400" in result.stderr and "Signature verification failed" in result.stderr
     for image in server.openstack_json("spyglass-a", "image", "list", "--name", "tampered"):
         shown = server.openstack_json("spyglass-a", "image", "show", image["id"])
