@@ -13,6 +13,7 @@ and prints the pass / fail / skip counts with the reason of each failure and ski
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -55,6 +56,27 @@ description = "Second store"
 """
 
 
+# A metadata definition of this script's own, loaded as an operator loads theirs: Tempest's metadef
+# tests need at least one resource type (a Glance deployment has those of its definition files).
+DEFINITION = {
+    "namespace": "Spyglass::Tempest",
+    "display_name": "Tempest fixture",
+    "description": "Loaded by scripts/tempest.py so that resource types exist.",
+    "visibility": "public",
+    "protected": True,
+    "resource_type_associations": [{"name": "OS::Glance::Image"}, {"name": "OS::Cinder::Volume"}],
+    "properties": {"spyglass_tempest": {"title": "Tempest", "type": "string"}},
+}
+
+
+def load_definitions(work: Path, spyglass: Path, config: Path, data: str) -> None:
+    definitions = work / "metadefs"
+    definitions.mkdir(exist_ok=True)
+    (definitions / "spyglass-tempest.json").write_text(json.dumps(DEFINITION))
+    load = [str(spyglass), "--config", str(config), "--data-dir", data, "metadefs", "load", str(definitions)]
+    subprocess.run(load, check=True, capture_output=True)
+
+
 def start(work: Path, port: int, admin_password: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPYGLASS_ADMIN_PASSWORD": admin_password}
     spyglass = Path(sys.executable).parent / "spyglass"
@@ -71,6 +93,7 @@ def start(work: Path, port: int, admin_password: str) -> subprocess.Popen[bytes]
             raise SystemExit(f"spyglass serve exited:\n{(work / 'spyglass.log').read_text()}")
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            load_definitions(work, spyglass, config, data)
             return process
         except httpx.TransportError:
             time.sleep(0.2)
