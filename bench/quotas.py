@@ -35,6 +35,9 @@ import yaml
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 
+sys.path.insert(0, str(Path(__file__).parent))
+from data_path import token_for
+
 ADMIN_PASSWORD = "bench-admin-password"
 RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
 POST_SCRIPT = """
@@ -93,27 +96,8 @@ class Server:
         raise RuntimeError(f"spyglass serve did not start:\n{log.read_text()}")
 
     def token(self, cloud: str) -> str:
-        auth = yaml.safe_load((self.data_dir / "clouds.yaml").read_text())["clouds"][cloud]["auth"]
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": auth["username"],
-                            "domain": {"name": auth["user_domain_name"]},
-                            "password": auth["password"],
-                        }
-                    },
-                },
-                "scope": {
-                    "project": {"name": auth["project_name"], "domain": {"name": auth["project_domain_name"]}}
-                },
-            }
-        }
-        response = httpx.post(f"{self.url}/identity/v3/auth/tokens", json=body)
-        response.raise_for_status()
-        return response.headers["X-Subject-Token"]
+        clouds = yaml.safe_load((self.data_dir / "clouds.yaml").read_text())
+        return token_for(self.url, clouds, cloud)
 
     def stop(self) -> None:
         self.process.terminate()
