@@ -176,7 +176,8 @@ def start_server(
         env=full_env,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: on a loaded 2-core machine several servers (and their workers) may start at once.
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"spyglass serve exited early:\n{log.read_text()}")
