@@ -19,7 +19,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from spyglass.api import images as image_api
-from spyglass.api import render
+from spyglass.api import members as member_api
+from spyglass.api import quotas, render
 from spyglass.api.dashboard import logins, streamed_form
 from spyglass.api.dashboard import session as sessions
 from spyglass.api.dashboard.session import Session
@@ -31,7 +32,7 @@ from spyglass.data import cache as image_cache
 from spyglass.egress import AddressPolicy
 from spyglass.errors import Invalid, SpyglassError
 from spyglass.identity.keystone_login import Credentials
-from spyglass.images import catalog, history, project_copy, recycle_bin
+from spyglass.images import catalog, history, project_copy, rates, recycle_bin
 from spyglass.images.impact import ImpactConflict
 from spyglass.sharing import invitations, members, usage, webhooks
 from spyglass.web import act_as, app_state
@@ -288,7 +289,6 @@ async def add_member(request: Request, session: Session) -> Response:
         if found is None:
             raise Invalid(f"No project named {member!r} in domain {domain!r}.")
         member = found
-    settings = app_state(request).settings
     record = await _service(request, session, catalog.get_image, image_id)
     if record.visibility != "shared":
         ops = [{"op": "replace", "path": "/visibility", "value": "shared"}]
@@ -300,15 +300,10 @@ async def add_member(request: Request, session: Session) -> Response:
             ops,
             "application/openstack-images-v2.1-json-patch",
         )
-    await run_in_threadpool(
-        members.add_member,
-        app_state(request).db,
-        session.ctx,
-        image_id,
-        {"member": member},
-        quota=settings.image_member_quota,
-        validate=settings.validate_member_ids,
-    )
+    # The API's own path: its rate, an external Keystone's project refreshed, quota and validation.
+    act_as(request, session.ctx)
+    await quotas.admit(request, rates.MEMBER_ADDS)
+    await member_api.add(request, session.ctx, image_id, {"member": member})
     return _redirect(f"/dashboard/images/{image_id}?" + urlencode({"notice": f"Shared with {member}."}))
 
 
