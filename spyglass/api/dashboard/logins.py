@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from spyglass.api.dashboard.session import Session
 from spyglass.api.identity import login_attempt
+from spyglass.errors import Unauthorized
 from spyglass.identity import directory, token_info, tokens
 from spyglass.identity.keystone import KeystoneAuthenticator, KeystoneUnavailable
 from spyglass.identity.keystone_login import Credentials, KeystoneLogins, UserProject
@@ -126,9 +127,10 @@ class KeystoneBackend:
     async def projects(self, request: Request, session: Session) -> list[UserProject]:
         try:
             return await run_in_threadpool(self.keystone.projects, session.token)
-        except KeystoneUnavailable as exc:
-            # Pages still work on a token validated before Keystone went away: offer no switch.
-            log.warning("No project list for the dashboard: %s", exc.detail)
+        except (KeystoneUnavailable, Unauthorized) as exc:
+            # Pages still work on a token validated before Keystone went away (or revoked it within
+            # token_cache_time, as for the API): offer no switch then.
+            log.warning("No project list for the dashboard: %s", getattr(exc, "detail", exc.message))
             return [UserProject(session.ctx.project_id or "", session.ctx.project_name)]
 
     async def log_out(self, request: Request, session: Session) -> None:
