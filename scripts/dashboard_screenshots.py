@@ -75,8 +75,8 @@ def log_in(browser: Any, url: str, auth: dict[str, str]) -> Any:
     page.goto(f"{url}/dashboard/login")
     page.get_by_label("User name").fill(auth["username"])
     page.get_by_label("Password").fill(auth["password"])
-    page.get_by_label("Domain").fill(auth["user_domain_name"])
-    page.get_by_label("Project").fill(auth["project_name"])
+    page.get_by_label("Domain", exact=True).fill(auth["user_domain_name"])
+    page.get_by_label("Project", exact=True).fill(auth["project_name"])
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/dashboard/images")
     return page

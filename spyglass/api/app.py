@@ -30,6 +30,7 @@ from spyglass.api import stores as store_api
 from spyglass.api import tasks as task_api
 from spyglass.api import trust as trust_api
 from spyglass.api import webhooks as webhook_api
+from spyglass.api.dashboard import logins as dashboard_logins
 from spyglass.api.errors import HANDLERS
 from spyglass.api.request_guard import RequestGuardMiddleware
 from spyglass.audit import events, notifications, outbox
@@ -203,8 +204,8 @@ def create_app(
         # start their version discovery there.
         *([Route("/identity", _under("/identity", identity_api.versions), methods=["GET"])] * embedded),
         Route("/image", _under("/image", image_api.versions_root), methods=["GET"]),
-        # The dashboard logs in through the embedded identity API, so it needs that API.
-        *(dashboard.routes if settings.dashboard and embedded else []),
+        # The dashboard logs in through whichever identity is configured (spyglass.api.dashboard.logins).
+        *(dashboard.routes if settings.dashboard else []),
         *([Mount("/identity", routes=identity_api.routes)] * embedded),
         Mount("/image", app=Router(image_routes, redirect_slashes=False)),
         # Glance clients configured with a bare endpoint (http://host:9292) find the API at the root.
@@ -231,6 +232,7 @@ def create_app(
     )
     # The dashboard's session establishes its caller with the same authenticator as the API.
     app.state.authenticator = authenticator or (keystone[0] if keystone else EmbeddedAuthenticator(database))
+    app.state.dashboard_logins = dashboard_logins.for_settings(settings, app.state.authenticator)
     app.add_middleware(AuthenticationMiddleware, authenticator=app.state.authenticator)
     # Added first, so it runs inside RequestIdMiddleware: a 431 carries a request id too.
     app.add_middleware(RequestGuardMiddleware, settings=settings)

@@ -174,22 +174,42 @@ async def reactivate(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
+    caller(request)  # 401 before any complaint about the body
+    imports.require_octet_stream(request)
+    await receive_file(
+        request,
+        request.path_params["image_id"],
+        request.stream(),
+        content_length=imports.content_length(request),
+        token=request.headers.get("x-auth-token"),
+    )
+    return Response(status_code=204)
+
+
+async def receive_file(
+    request: Request,
+    image_id: str,
+    body: AsyncIterator[bytes],
+    *,
+    content_length: int | None,
+    token: str | None,
+) -> None:
+    """PUT /file's upload of `body` as the request's caller: the same rate, quotas, size caps,
+    hashing and status steps. The dashboard's upload form without JavaScript streams its file here."""
     ctx = caller(request)
     state = app_state(request)
-    imports.require_octet_stream(request)
     await quotas.admit(request, rates.UPLOADS)
     await image_data.upload(
         state.db,
         state.stores.choose(request.headers.get(STORE_HEADER)),
         ctx,
-        request.path_params["image_id"],
-        request.stream(),
-        content_length=imports.content_length(request),
+        image_id,
+        body,
+        content_length=content_length,
         settings=state.settings,
-        token=request.headers.get("x-auth-token"),
+        token=token,
         quotas=quotas.rules(request),
     )
-    return Response(status_code=204)
 
 
 async def download(request: Request) -> Response:

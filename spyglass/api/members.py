@@ -9,9 +9,11 @@ from starlette.routing import Route
 
 from spyglass.api import quotas, render
 from spyglass.api.extensions import safeguards
+from spyglass.context import RequestContext
 from spyglass.images import rates
 from spyglass.sharing import members, project_sync
 from spyglass.sharing.domain_shares import DOMAIN_PREFIX
+from spyglass.sharing.queries import MemberRow
 from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
 
@@ -19,19 +21,26 @@ async def create(request: Request) -> Response:
     ctx = caller(request)
     await quotas.admit(request, rates.MEMBER_ADDS)
     body = await json_body(request)
+    row = await add(request, ctx, request.path_params["image_id"], body)
+    # Glance answers 200, not 201, to a new member.
+    return JSONResponse(render.member(row))
+
+
+async def add(request: Request, ctx: RequestContext, image_id: str, body: object) -> MemberRow:
+    """POST /members once the rate is admitted: the member's project refreshed from an external
+    Keystone, then the service function with the deployment's quota and validation. The
+    dashboard's share form adds members through here too."""
     settings = app_state(request).settings
     await _refresh_from_keystone(request, body)
-    row = await run_in_threadpool(
+    return await run_in_threadpool(
         members.add_member,
         app_state(request).db,
         ctx,
-        request.path_params["image_id"],
+        image_id,
         body,
         quota=settings.image_member_quota,
         validate=settings.validate_member_ids,
     )
-    # Glance answers 200, not 201, to a new member.
-    return JSONResponse(render.member(row))
 
 
 async def _refresh_from_keystone(request: Request, body: object) -> None:

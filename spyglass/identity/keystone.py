@@ -123,6 +123,10 @@ class TokenCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -147,6 +151,13 @@ class KeystoneAuthenticator:
         key = hashlib.sha256(token.encode()).hexdigest()
         cached = self.cache.get(key)
         return cached.context if cached is not None and cached.expires_at > self.clock() else None
+
+    def forget(self, token: str) -> None:
+        """Trust this token no longer, cached or not: it was revoked through this node (the
+        dashboard's logout). Other nodes keep their entry up to token_cache_time, as for any revoke."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        self.cache.discard(key)
+        self.cache.discard("expired-ok:" + key)
 
     def authenticate(self, token: str, service_token: str | None = None) -> RequestContext:
         allow_expired = False

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import yaml
 from keystoneauth1 import exceptions as ks_exceptions
@@ -90,6 +90,15 @@ class KeystoneDirectory:
             for p in listed
             if not p.get("is_domain")
         ]
+
+    def project_id_named(self, project_name: str, domain_name: str) -> str | None:
+        """The id of the project so named in the domain so named (sharing by name), or None."""
+        domains = self._call("GET", "/domains?" + urlencode({"name": domain_name}))["domains"]
+        if not domains:
+            return None
+        query = urlencode({"name": project_name, "domain_id": domains[0]["id"]})
+        projects = self._call("GET", "/projects?" + query)["projects"]
+        return str(projects[0]["id"]) if projects else None
 
     def domains(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("GET", "/domains")["domains"]

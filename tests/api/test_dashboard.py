@@ -3,7 +3,9 @@ cookie, CSRF, and that a page never shows or does more than the API lets the sam
 
 from __future__ import annotations
 
+import hashlib
 import re
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -166,3 +168,80 @@ def test_a_login_form_posted_from_elsewhere_logs_nobody_in(client: TestClient) -
     for extra in ({}, {"csrf_token": "0" * 64}, login_form(other)):
         answer = stranger.post("/dashboard/login", data={**form, **extra})
         assert answer.status_code == 403 and COOKIE not in answer.headers.get("set-cookie", "")
+
+
+# ---- uploading without JavaScript: the file comes with the form, streamed into the API's upload ----
+
+BOUNDARY = "spyglass-form-boundary"
+NO_JS_DATA = hashlib.sha512(b"no javascript").digest() * 2048  # 128 KiB
+
+
+def multipart(
+    fields: list[tuple[str, str]],
+    data: bytes,
+    *,
+    file_name: str = "disk.raw",
+    file_first: bool = False,
+    cut: int = 0,
+) -> bytes:
+    """A form body as a browser sends it (fields in the form's order, the file last unless
+    `file_first`; file name "" for an empty file input), cut short by `cut` bytes when asked."""
+
+    def part(name: str, value: bytes, file_name: str | None = None) -> bytes:
+        disposition = f'form-data; name="{name}"'
+        if file_name is not None:
+            disposition += f'; filename="{file_name}"'
+        kind = "Content-Type: application/octet-stream\r\n" if file_name is not None else ""
+        return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n{kind}\r\n".encode() + value + b"\r\n"
+
+    parts = [part(name, value.encode()) for name, value in fields]
+    file_part = part("file", data, file_name)
+    parts = [file_part, *parts] if file_first else [*parts, file_part]
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    return body[: len(body) - cut] if cut else body
+
+
+def post_form(session: TestClient, body: bytes) -> Any:
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    return session.post("/dashboard/images", content=body, headers=headers)
+
+
+def test_an_upload_without_javascript_sends_the_file_into_the_image(client: TestClient, api: Callers) -> None:
+    alice = log_in(client, "alice")
+    fields = [("csrf_token", csrf(alice)), ("name", "no-js"), ("disk_format", "raw")]
+    answer = post_form(alice, multipart(fields, NO_JS_DATA))
+    assert answer.status_code == 303 and answer.headers["location"].endswith("?notice=Uploaded."), answer.text
+    page = alice.get(answer.headers["location"]).text
+    assert hashlib.md5(NO_JS_DATA).hexdigest() in page
+    assert hashlib.sha512(NO_JS_DATA).hexdigest() in page
+    image_id = answer.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    assert api.alice.get(f"/v2/images/{image_id}/file").content == NO_JS_DATA
+    # The form with its file input left empty only creates the image, as before.
+    empty = post_form(alice, multipart([*fields[:1], ("name", "no-file")], b"", file_name=""))
+    assert empty.status_code == 303 and "notice" not in empty.headers["location"]
+    assert api.alice.get("/v2/images?name=no-file").json()["images"][0]["status"] == "queued"
+
+
+def test_an_upload_form_without_its_csrf_token_before_the_file_is_refused(
+    client: TestClient, api: Callers
+) -> None:
+    alice = log_in(client, "alice")
+    for fields in ([], [("csrf_token", "0" * 64)], [("csrf_token", csrf(log_in(client, "bob")))]):
+        refused = post_form(alice, multipart([*fields, ("name", "forged")], NO_JS_DATA))
+        assert refused.status_code == 403
+    # The right token after the file comes too late: the file would have to be read to find it.
+    late = multipart([("csrf_token", csrf(alice)), ("name", "forged")], NO_JS_DATA, file_first=True)
+    assert post_form(alice, late).status_code == 403
+    assert api.alice.get("/v2/images?name=forged").json()["images"] == []
+
+
+def test_a_truncated_upload_leaves_no_active_image(client: TestClient, api: Callers) -> None:
+    alice = log_in(client, "alice")
+    fields = [("csrf_token", csrf(alice)), ("name", "cut-short")]
+    # The body stops in the middle of the file: no closing boundary ever comes.
+    answer = post_form(alice, multipart(fields, NO_JS_DATA, cut=len(NO_JS_DATA) // 2))
+    assert answer.status_code == 400 and "ended before the whole file arrived" in answer.text
+    [image] = api.alice.get("/v2/images?name=cut-short").json()["images"]
+    assert image["status"] == "queued" and image["size"] is None and image["checksum"] is None
+    garbled = post_form(alice, b"--" + BOUNDARY.encode() + b"\r\nno headers at all")
+    assert garbled.status_code == 400

@@ -19,17 +19,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from spyglass.api import images as image_api
-from spyglass.api import render
+from spyglass.api import members as member_api
+from spyglass.api import quotas, render
+from spyglass.api.dashboard import logins, streamed_form
 from spyglass.api.dashboard import session as sessions
 from spyglass.api.dashboard.session import Session
+from spyglass.api.dashboard.streamed_form import StreamedForm
 from spyglass.api.errors import status_of
 from spyglass.api.extensions import safeguards
 from spyglass.api.image_list import parse as parse_list
 from spyglass.data import cache as image_cache
 from spyglass.egress import AddressPolicy
 from spyglass.errors import Invalid, SpyglassError
-from spyglass.identity import directory
-from spyglass.images import catalog, history, project_copy, recycle_bin
+from spyglass.identity.keystone_login import Credentials
+from spyglass.images import catalog, history, project_copy, rates, recycle_bin
 from spyglass.images.impact import ImpactConflict
 from spyglass.sharing import invitations, members, usage, webhooks
 from spyglass.web import act_as, app_state
@@ -63,7 +66,7 @@ async def _page(request: Request, session: Session, name: str, code: int = 200, 
     pending = await _service(
         request, session, invitations.list_invitations, "pending", state.settings.member_expiry_warning_days
     )
-    projects = await _service(request, session, directory.auth_projects)
+    projects = await logins.of(request).projects(request, session)
     values.update(
         session=session,
         ctx=session.ctx,
@@ -87,7 +90,10 @@ def logged_in(page: Page) -> Callable[[Request], Awaitable[Response]]:
             target = "/dashboard/login?" + urlencode({"next": request.url.path})
             return _redirect(target) if request.method == "GET" else _forbidden_post()
         if request.method == "POST":
-            form = await request.form()
+            try:
+                form = await _read_form(request)
+            except Invalid as exc:
+                return Response(exc.message, 400, _NO_STORE)
             if not sessions.csrf_ok(session, form.get("csrf_token")):
                 return _forbidden_post()
             request.state.form = form
@@ -99,6 +105,16 @@ def logged_in(page: Page) -> Callable[[Request], Awaitable[Response]]:
             return await _error_page(request, session, exc)
 
     return endpoint
+
+
+async def _read_form(request: Request) -> FormData:
+    """The posted form. With a file (the upload form without JavaScript), only the fields before
+    it: its bytes are left to stream from `request.state.upload` once the CSRF token is checked."""
+    if not streamed_form.is_multipart(request):
+        return await request.form()
+    streamed = await streamed_form.read(request)
+    request.state.upload = streamed
+    return streamed.fields
 
 
 def _forbidden_post() -> Response:
@@ -136,22 +152,20 @@ async def login(request: Request) -> Response:
         return _login_page(
             request, {"next": form.get("next"), "error": "The login form expired: try again."}, 403
         )
-    fields = {k: str(form.get(k) or "") for k in ("username", "password", "domain", "project")}
-    domain = {"name": fields["domain"] or "Default"}
-    auth = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": fields["username"], "domain": domain, "password": fields["password"]}
-                },
-            },
-            "scope": {"project": {"name": fields["project"], "domain": domain}},
-        }
-    }
+    names = ("username", "password", "domain", "project", "project_domain")
+    fields = {k: str(form.get(k) or "").strip() for k in names}
+    user_domain = fields["domain"] or "Default"
+    given = Credentials(
+        user_name=fields["username"],
+        password=str(form.get("password") or ""),
+        user_domain=user_domain,
+        project_name=fields["project"],
+        project_domain=fields["project_domain"] or user_domain,
+    )
     try:
-        token = await sessions.log_in(request, auth)
+        token = await logins.of(request).log_in(request, given)
     except SpyglassError as exc:
+        del fields["password"]
         values = {"next": form.get("next"), "error": exc.message, "fields": fields}
         return _login_page(request, values, status_of(exc))
     response = _redirect(_local(str(form.get("next") or "")))
@@ -165,7 +179,7 @@ def _local(target: str) -> str:
 
 
 async def logout(request: Request, session: Session) -> Response:
-    await sessions.log_out(request, session)
+    await logins.of(request).log_out(request, session)
     response = _redirect("/dashboard/login")
     sessions.forget(response)
     return response
@@ -173,13 +187,7 @@ async def logout(request: Request, session: Session) -> Response:
 
 async def switch_project(request: Request, session: Session) -> Response:
     project_id = str(_form(request).get("project_id") or "")
-    auth = {
-        "auth": {
-            "identity": {"methods": ["token"], "token": {"id": session.token}},
-            "scope": {"project": {"id": project_id}},
-        }
-    }
-    token = await sessions.log_in(request, auth)
+    token = await logins.of(request).switch(request, session, project_id)
     response = _redirect("/dashboard/images")
     sessions.keep(request, response, token)
     return response
@@ -259,7 +267,13 @@ async def create(request: Request, session: Session) -> Response:
         "visibility": str(form.get("visibility") or "private"),
     }
     record = await _service(request, session, catalog.create_image, body)
-    return _redirect(f"/dashboard/images/{record.id}")
+    upload: StreamedForm | None = getattr(request.state, "upload", None)
+    if upload is None or not upload.file_name:
+        return _redirect(f"/dashboard/images/{record.id}")
+    # Without JavaScript the file came with the form: its bytes go on into the API's own upload.
+    act_as(request, session.ctx)
+    await image_api.receive_file(request, record.id, upload.file, content_length=None, token=session.token)
+    return _redirect(f"/dashboard/images/{record.id}?" + urlencode({"notice": "Uploaded."}))
 
 
 # ---- sharing -----------------------------------------------------------------------------------
@@ -271,11 +285,10 @@ async def add_member(request: Request, session: Session) -> Response:
     member = str(form.get("member") or "").strip()
     domain = str(form.get("domain") or "").strip()
     if domain:
-        found = await run_in_threadpool(directory.project_id_named, app_state(request).db, member, domain)
+        found = await logins.of(request).project_id_named(request, member, domain)
         if found is None:
             raise Invalid(f"No project named {member!r} in domain {domain!r}.")
         member = found
-    settings = app_state(request).settings
     record = await _service(request, session, catalog.get_image, image_id)
     if record.visibility != "shared":
         ops = [{"op": "replace", "path": "/visibility", "value": "shared"}]
@@ -287,15 +300,10 @@ async def add_member(request: Request, session: Session) -> Response:
             ops,
             "application/openstack-images-v2.1-json-patch",
         )
-    await run_in_threadpool(
-        members.add_member,
-        app_state(request).db,
-        session.ctx,
-        image_id,
-        {"member": member},
-        quota=settings.image_member_quota,
-        validate=settings.validate_member_ids,
-    )
+    # The API's own path: its rate, an external Keystone's project refreshed, quota and validation.
+    act_as(request, session.ctx)
+    await quotas.admit(request, rates.MEMBER_ADDS)
+    await member_api.add(request, session.ctx, image_id, {"member": member})
     return _redirect(f"/dashboard/images/{image_id}?" + urlencode({"notice": f"Shared with {member}."}))
 
 

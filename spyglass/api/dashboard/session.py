@@ -19,10 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spyglass.api.identity import login_attempt
 from spyglass.context import Authenticator, RequestContext
 from spyglass.errors import Unauthorized
-from spyglass.identity import token_info, tokens
 from spyglass.secret_box import SecretBox, SecretKeyError, is_sealed
 from spyglass.web import app_state
 
@@ -92,27 +90,6 @@ async def current(request: Request) -> Session | None:
     except Unauthorized:
         return None
     return Session(token, ctx)
-
-
-async def log_in(request: Request, auth: dict[str, Any]) -> str:
-    """A new project-scoped token for the `auth` document of POST /v3/auth/tokens."""
-    state = app_state(request)
-    attempt = login_attempt(request)
-    slot = state.password_checks.slot() if tokens.uses_password(auth) else None
-    if slot is None:
-        secret, _info = await run_in_threadpool(
-            tokens.issue_token, state.db, auth, state.settings.token_ttl_seconds, attempt
-        )
-        return secret
-    async with slot:
-        secret, _info = await run_in_threadpool(
-            tokens.issue_token, state.db, auth, state.settings.token_ttl_seconds, attempt
-        )
-    return secret
-
-
-async def log_out(request: Request, session: Session) -> None:
-    await run_in_threadpool(token_info.revoke_token, app_state(request).db, session.token)
 
 
 def keep(request: Request, response: Response, token: str) -> None:
