@@ -166,6 +166,9 @@ def start_server(
     full_env = {
         **os.environ,
         "SPYGLASS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # One process per server unless a test asks for more (`--workers 2`): the suite starts
+        # dozens of servers, and each extra worker imports the whole application again.
+        "SPYGLASS_WORKERS": "1",
         **database_env(data_dir),
         **(env or {}),
     }
