@@ -93,10 +93,13 @@ def record(
 ) -> int:
     """Append one event (ctx None: done by Spyglass itself, e.g. the purge) and queue its webhooks."""
     values = _row(ctx, image_id, owner, event_type, (member_id, before, after), utcnow())
-    event_id = queries.insert_event(conn, values)
-    event = document({**values, "id": event_id})
-    outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
-    _announce(conn, [event])
+    concerned = _concerned(conn, image_id, owner, member_id)
+    event_id, hooked = queries.insert_event(conn, values, concerned)
+    if hooked or notifications.enabled(conn):
+        event = document({**values, "id": event_id})
+        if hooked:
+            outbox.enqueue(conn, event, concerned)
+        _announce(conn, [event])
     return event_id
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 
 from spyglass.db.tables import (
     image_events,
@@ -25,10 +25,18 @@ from spyglass.db.tables import (
 # ---- events -----------------------------------------------------------------------------------------
 
 
-def insert_event(conn: Connection, values: dict[str, Any]) -> int:
-    """Append one event row; its id."""
-    inserted = insert(image_events).values(**values).returning(image_events.c.id)
-    return int(conn.execute(inserted).scalar_one())
+# Built once: a statement built per call costs more Python than the database takes to run it.
+_INSERT_EVENT = insert(image_events).returning(
+    image_events.c.id,
+    exists().where(webhooks.c.project_id.in_(bindparam("concerned", expanding=True))).label("hooked"),
+)
+
+
+def insert_event(conn: Connection, values: dict[str, Any], concerned: Iterable[str]) -> tuple[int, bool]:
+    """Append one event row: its id, and whether any of the concerned projects has a webhook (in
+    the same statement, so that an event nobody listens to costs one round trip)."""
+    row = conn.execute(_INSERT_EVENT, {**values, "concerned": sorted(concerned)}).one()
+    return int(row.id), bool(row.hooked)
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
