@@ -81,9 +81,11 @@ def measure(backend: str, trees: dict[str, Path], args: argparse.Namespace, work
         for pair in pairs.values():
             for _ in range(10):  # warm-up: pools, caches
                 pair.once()
+        order = list(pairs)
         for _ in range(args.rounds * args.pairs):
-            for name, pair in pairs.items():
-                taken[name].append(pair.once())
+            order.reverse()  # old then new, new then old: whichever goes second is not always the same
+            for name in order:
+                taken[name].append(pairs[name].once())
         p50 = {name: statistics.median(times) for name, times in taken.items()}
         for name, times in taken.items():
             p90 = statistics.quantiles(times, n=10)[-1]

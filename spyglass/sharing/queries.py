@@ -55,6 +55,7 @@ def _one_member(image_id: str, member_id: str) -> Any:
 # more Python than SQLite takes to run it.
 _MEMBER_ROW = select(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
 _INSERT_MEMBER = insert(image_members)
+_DELETE_MEMBER = delete(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
 
 
 def member_row(conn: Connection, image_id: str, member_id: str) -> MemberRow | None:
@@ -120,7 +121,7 @@ def set_member_status(conn: Connection, image_id: str, member_id: str, status: s
 
 
 def delete_member(conn: Connection, image_id: str, member_id: str) -> None:
-    conn.execute(delete(image_members).where(_one_member(image_id, member_id)))
+    conn.execute(_DELETE_MEMBER, {"image_id": image_id, "member_id": member_id})
 
 
 def end_project_sharing(conn: Connection, project_id: str, now: datetime) -> None:
