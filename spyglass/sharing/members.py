@@ -133,6 +133,16 @@ def _visible_member(
 ) -> tuple[ImageRecord, MemberRow]:
     """The image and the member row, if the caller may see that row (404 otherwise). As Glance, an
     image that is not shared has no members: 403 to whoever can see the image, before any row."""
+    record = _member_image(conn, ctx, image_id, member_id)
+    row = queries.member_row(conn, image_id, member_id)
+    if row is None:
+        raise not_found(image_id, member_id)
+    _authorize_on_row(ctx, record, member_id, action)
+    return record, row
+
+
+def _member_image(conn: Connection, ctx: RequestContext, image_id: str, member_id: str) -> ImageRecord:
+    """The checks of `_visible_member` that come before the row."""
     record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
     if record.visibility != "shared":
         raise Forbidden(ONLY_SHARED)
@@ -142,12 +152,12 @@ def _visible_member(
         raise not_found(image_id, member_id)
     if has_control(member_id):
         raise not_found(image_id, member_id)
-    row = queries.member_row(conn, image_id, member_id)
-    if row is None:
-        raise not_found(image_id, member_id)
+    return record
+
+
+def _authorize_on_row(ctx: RequestContext, record: ImageRecord, member_id: str, action: Action) -> None:
     target = target_of(record)
-    authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=image_id)
-    return record, row
+    authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=record.id)
 
 
 def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> MemberRow:
@@ -180,10 +190,15 @@ def delete_member_in(
     conn: Connection, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
 ) -> None:
     """delete_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
-    record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+    record = _member_image(conn, ctx, image_id, member_id)
+    # The row goes at once (the read and the delete in one statement): a refusal below rolls the
+    # transaction (or bulk's savepoint) back, and the row with it.
+    row = queries.take_member(conn, image_id, member_id)
+    if row is None:
+        raise not_found(image_id, member_id)
+    _authorize_on_row(ctx, record, member_id, Action.DELETE_MEMBER)
     safeguards.member_removing(conn, ctx, record, row, guard)
     domain_shares.member_removing(conn, ctx, record, member_id, guard)
-    queries.delete_member(conn, image_id, member_id)
 
 
 # ---- project lifecycle -------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def _one_member(image_id: str, member_id: str) -> Any:
 _MEMBER_ROW = select(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
 _INSERT_MEMBER = insert(image_members)
 _DELETE_MEMBER = delete(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
+_TAKE_MEMBER = _DELETE_MEMBER.returning(*image_members.c)
 
 
 def member_row(conn: Connection, image_id: str, member_id: str) -> MemberRow | None:
@@ -122,6 +123,12 @@ def set_member_status(conn: Connection, image_id: str, member_id: str, status: s
 
 def delete_member(conn: Connection, image_id: str, member_id: str) -> None:
     conn.execute(_DELETE_MEMBER, {"image_id": image_id, "member_id": member_id})
+
+
+def take_member(conn: Connection, image_id: str, member_id: str) -> MemberRow | None:
+    """Delete the member row; what it was (None: there was none)."""
+    row = conn.execute(_TAKE_MEMBER, {"image_id": image_id, "member_id": member_id}).first()
+    return _member(row) if row else None
 
 
 def end_project_sharing(conn: Connection, project_id: str, now: datetime) -> None:

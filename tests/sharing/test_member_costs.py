@@ -19,8 +19,8 @@ from tests.conftest import Callers, World
 # need (origin, duplicate, project, quota count, trust), the row, the event (which also says
 # whether a webhook listens).
 ADD = ["images", "admission", "insert member", "insert event"]
-# The image, the row, the event, the delete.
-REMOVE = ["images", "member row", "insert event", "delete"]
+# The image, the row deleted (returning what it was; a refusal rolls it back), the event.
+REMOVE = ["images", "delete returning the row", "insert event"]
 QUOTA = 128
 
 
@@ -36,7 +36,7 @@ def _alice(world: World) -> RequestContext:
     return RequestContext(world.users["alice"], world.projects["alpha"], frozenset({"member"}))
 
 
-def test_a_member_add_and_remove_run_four_statements_each(api: Callers, db: Database, world: World) -> None:
+def test_a_member_add_runs_four_statements_and_a_remove_three(api: Callers, db: Database, world: World) -> None:
     image_id = create(api.alice, visibility="shared")["id"]
     beta, alice = world.projects["beta"], _alice(world)
     for _ in range(2):  # the second time round, the first remove's row is gone with its expiry
