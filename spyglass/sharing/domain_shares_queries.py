@@ -98,7 +98,7 @@ def entry_count(conn: Connection, image_id: str) -> int:
     return int(conn.execute(entries(image_id)).scalar_one())
 
 
-def entries(image_id: Any) -> Select[tuple[int]]:
+def entries(image_id: Any) -> Select[Any]:
     """The SQL of `entry_count` (a value or a bind parameter)."""
     marked = select(image_member_origins.c.member_id).where(image_member_origins.c.image_id == image_id)
     return select(func.count()).where(
@@ -106,7 +106,7 @@ def entries(image_id: Any) -> Select[tuple[int]]:
     )
 
 
-def origin_of(image_id: Any, member_id: Any) -> Select[tuple[str]]:
+def origin_of(image_id: Any, member_id: Any) -> Select[Any]:
     """The SQL of `origin`."""
     return select(image_member_origins.c.via_domain).where(
         image_member_origins.c.image_id == image_id, image_member_origins.c.member_id == member_id

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-from sqlalchemy import Connection, Select, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, String, bindparam, delete, exists, func, insert, select, update
 
 from spyglass.db import upsert
 from spyglass.db.tables import image_members, image_usage, images, projects, webhooks
@@ -44,7 +44,8 @@ def _member(row: Any) -> MemberRow:
     )
 
 
-def _one_member(image_id: str, member_id: str) -> Any:
+def _one_member(image_id: Any, member_id: Any) -> Any:
+    """The row of one member (values or bind parameters)."""
     return (image_members.c.image_id == image_id) & (image_members.c.member_id == member_id)
 
 
@@ -76,7 +77,9 @@ class Admission:
 
 
 def _admission() -> Any:
-    image_id, member_id, owner = bindparam("image_id"), bindparam("member_id"), bindparam("owner")
+    image_id, member_id, owner = (
+        bindparam(name, type_=String) for name in ("image_id", "member_id", "owner")
+    )
     return select(
         origin_of(image_id, member_id).scalar_subquery().label("via_domain"),
         exists().where(_one_member(image_id, member_id)).label("taken"),
