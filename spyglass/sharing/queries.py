@@ -1,7 +1,8 @@
 """The sharing package's SQL: member rows, the consumer inbox, download usage and webhook registrations.
 
 Services open the transaction and pass the Connection; these functions build and run the statements
-and return typed values. The identity side's tables are read through spyglass.identity.queries.
+and return typed values. The identity side's tables are read through spyglass.identity.queries,
+but for a project's `enabled` in `admission`, the one statement of a member add's checks.
 """
 
 from __future__ import annotations
