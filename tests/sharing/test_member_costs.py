@@ -36,7 +36,9 @@ def _alice(world: World) -> RequestContext:
     return RequestContext(world.users["alice"], world.projects["alpha"], frozenset({"member"}))
 
 
-def test_a_member_add_runs_four_statements_and_a_remove_three(api: Callers, db: Database, world: World) -> None:
+def test_a_member_add_runs_four_statements_and_a_remove_three(
+    api: Callers, db: Database, world: World
+) -> None:
     image_id = create(api.alice, visibility="shared")["id"]
     beta, alice = world.projects["beta"], _alice(world)
     for _ in range(2):  # the second time round, the first remove's row is gone with its expiry
