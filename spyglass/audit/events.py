@@ -90,13 +90,19 @@ def record(
     member_id: str | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    member_since: datetime | None = None,
 ) -> int:
-    """Append one event (ctx None: done by Spyglass itself, e.g. the purge) and queue its webhooks."""
+    """Append one event (ctx None: done by Spyglass itself, e.g. the purge) and queue its webhooks.
+
+    `member_since`: the membership's created_at, for an event recorded once its row is gone."""
     values = _row(ctx, image_id, owner, event_type, (member_id, before, after), utcnow())
-    event_id = queries.insert_event(conn, values)
-    event = document({**values, "id": event_id})
-    outbox.enqueue(conn, event, _concerned(conn, image_id, owner, member_id))
-    _announce(conn, [event])
+    concerned = _concerned(conn, image_id, owner, member_id)
+    event_id, hooked = queries.insert_event(conn, values, concerned)
+    if hooked or notifications.enabled(conn):
+        event = document({**values, "id": event_id})
+        if hooked:
+            outbox.enqueue(conn, event, concerned)
+        _announce(conn, [event], member_since)
     return event_id
 
 
@@ -148,7 +154,9 @@ GLANCE_MEMBER_NOTIFICATIONS = {
 }
 
 
-def _announce(conn: Connection, documents: list[dict[str, Any]]) -> None:
+def _announce(
+    conn: Connection, documents: list[dict[str, Any]], member_since: datetime | None = None
+) -> None:
     """The events on the message bus: each as `spyglass.<type>`, and a membership change also as
     Glance's image.member.* notification."""
     if not notifications.enabled(conn):
@@ -157,15 +165,18 @@ def _announce(conn: Connection, documents: list[dict[str, Any]]) -> None:
     for event in documents:
         glance_type = GLANCE_MEMBER_NOTIFICATIONS.get(event["type"])
         if glance_type is not None and event["member_id"] is not None:
-            notes.append((glance_type, _member_payload(conn, event)))
+            notes.append((glance_type, _member_payload(conn, event, member_since)))
         notes.append(("spyglass." + event["type"], event))
     notifications.emit_many(conn, notes)
 
 
-def _member_payload(conn: Connection, event: dict[str, Any]) -> dict[str, Any]:
-    """Glance's format_image_member_notification, from the event and the membership row (the row is
-    still there when a membership ends: events are recorded before the row goes)."""
-    times = queries.member_times(conn, event["image_id"], event["member_id"])
+def _member_payload(conn: Connection, event: dict[str, Any], member_since: datetime | None) -> dict[str, Any]:
+    """Glance's format_image_member_notification, from the event and the membership row (read here
+    unless the caller, which removed the row already, says when it was made)."""
+    if member_since is not None:
+        times: tuple[datetime, datetime] | None = (member_since, member_since)
+    else:
+        times = queries.member_times(conn, event["image_id"], event["member_id"])
     created_at, updated_at = (isotime(times[0]), isotime(times[1])) if times else (None, None)
     ended = event["type"] in GLANCE_MEMBER_ENDED
     state = (event["before"] if ended else event["after"]) or {}

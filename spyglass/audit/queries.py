@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 
 from spyglass.db.tables import (
     image_events,
@@ -25,10 +25,25 @@ from spyglass.db.tables import (
 # ---- events -----------------------------------------------------------------------------------------
 
 
-def insert_event(conn: Connection, values: dict[str, Any]) -> int:
-    """Append one event row; its id."""
-    inserted = insert(image_events).values(**values).returning(image_events.c.id)
-    return int(conn.execute(inserted).scalar_one())
+def _insert_event(hooked: Any) -> Any:
+    return insert(image_events).returning(image_events.c.id, exists().where(hooked).label("hooked"))
+
+
+# Built once: a statement built per call costs more Python than the database takes to run it. An
+# event concerns the owner and one member (two parameters), or the owner and every member.
+_INSERT_EVENT_FOR_TWO = _insert_event(webhooks.c.project_id.in_([bindparam("a"), bindparam("b")]))
+_INSERT_EVENT_FOR_MANY = _insert_event(webhooks.c.project_id.in_(bindparam("concerned", expanding=True)))
+
+
+def insert_event(conn: Connection, values: dict[str, Any], concerned: Iterable[str]) -> tuple[int, bool]:
+    """Append one event row: its id, and whether any of the concerned projects has a webhook (in
+    the same statement, so that an event nobody listens to costs one round trip)."""
+    projects = sorted(concerned)
+    if 1 <= len(projects) <= 2:
+        row = conn.execute(_INSERT_EVENT_FOR_TWO, {**values, "a": projects[0], "b": projects[-1]}).one()
+    else:
+        row = conn.execute(_INSERT_EVENT_FOR_MANY, {**values, "concerned": projects}).one()
+    return int(row.id), bool(row.hooked)
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:

@@ -167,5 +167,12 @@ def member_removing(
     check_impact(conn, record, guard, f"remove member {member_id} from", only=member_id)
     before = {"status": row["status"]}
     events.record(
-        conn, ctx, record.id, record.owner, events.MEMBER_REMOVED, member_id=member_id, before=before
+        conn,
+        ctx,
+        record.id,
+        record.owner,
+        events.MEMBER_REMOVED,
+        member_id=member_id,
+        before=before,
+        member_since=row["created_at"],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select
 
 from spyglass.db.tables import domains, image_member_origins, image_members, images, projects
 
@@ -81,10 +81,7 @@ def delete_rows_made_by(conn: Connection, image_id: str, domain_id: str) -> None
 
 def origin(conn: Connection, image_id: str, member_id: str) -> str | None:
     """The domain whose share made this member row; None for a direct row (or no row)."""
-    stmt = select(image_member_origins.c.via_domain).where(
-        image_member_origins.c.image_id == image_id, image_member_origins.c.member_id == member_id
-    )
-    found = conn.execute(stmt).scalar()
+    found = conn.execute(origin_of(image_id, member_id)).scalar()
     return None if found is None else str(found)
 
 
@@ -98,11 +95,22 @@ def unmark(conn: Connection, image_id: str, member_id: str) -> None:
 
 def entry_count(conn: Connection, image_id: str) -> int:
     """The image's member entries as the quota counts them: rows made by a domain share are not."""
+    return int(conn.execute(entries(image_id)).scalar_one())
+
+
+def entries(image_id: Any) -> Select[Any]:
+    """The SQL of `entry_count` (a value or a bind parameter)."""
     marked = select(image_member_origins.c.member_id).where(image_member_origins.c.image_id == image_id)
-    stmt = select(func.count()).where(
+    return select(func.count()).where(
         image_members.c.image_id == image_id, image_members.c.member_id.not_in(marked)
     )
-    return int(conn.execute(stmt).scalar_one())
+
+
+def origin_of(image_id: Any, member_id: Any) -> Select[Any]:
+    """The SQL of `origin`."""
+    return select(image_member_origins.c.via_domain).where(
+        image_member_origins.c.image_id == image_id, image_member_origins.c.member_id == member_id
+    )
 
 
 def shares_with(conn: Connection, member_id: str) -> list[tuple[str, str | None]]:

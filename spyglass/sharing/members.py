@@ -14,7 +14,6 @@ from sqlalchemy import Connection
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from spyglass.identity.queries import project_enabled
 from spyglass.images import impact as safeguards
 from spyglass.images.catalog import load_authorized, target_of
 from spyglass.images.impact import GLANCE, Safeguards
@@ -22,7 +21,6 @@ from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
 from spyglass.images.visibility import MEMBER_STATUSES
 from spyglass.sharing import domain_shares, expiry, queries, trust
-from spyglass.sharing.domain_shares_queries import entry_count
 from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
 
@@ -41,12 +39,6 @@ def has_control(member_id: str) -> bool:
 
 def not_found(image_id: str, member_id: str) -> NotFound:
     return NotFound(f"Member {member_id} not found for image {image_id}.")
-
-
-def _check_member_project(conn: Connection, member_id: str) -> None:
-    refused = project_refusal(member_id, project_enabled(conn, member_id))
-    if refused is not None:
-        raise refused
 
 
 def project_refusal(member_id: str, enabled: bool | None) -> Invalid | None:
@@ -97,24 +89,30 @@ def add_member_in(
         if isinstance(body, dict) and body.get("expires_at") is not None:
             raise Invalid("A share with a whole domain cannot have an expiry; give each project its own.")
         return domain_shares.add(conn, ctx, record, member_id, quota=quota)
-    made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
-    if made_direct is not None:
-        expiry.on_member_added(conn, made_direct, body)
-        return expiry.with_expiry(conn, made_direct)
-    if queries.member_row(conn, image_id, member_id) is not None:
+    # Whatever the checks below read, in one statement (made after the image's lock).
+    facts = queries.admission(conn, image_id, member_id, record.owner)
+    if facts.via_domain is not None:
+        made_direct = domain_shares.make_direct(conn, ctx, record, member_id, quota=quota)
+        if made_direct is not None:
+            expiry.on_member_added(conn, made_direct, body)
+            return expiry.with_expiry(conn, made_direct)
+        # The row went meanwhile (removing a member does not take the image's lock): read again.
+        facts = queries.admission(conn, image_id, member_id, record.owner)
+    if facts.taken:
         raise duplicated(image_id, member_id)
-    if validate:
-        _check_member_project(conn, member_id)
-    count = entry_count(conn, image_id)
-    if count >= quota:
-        raise over_quota(count, quota)
+    refused = project_refusal(member_id, facts.project_enabled) if validate else None
+    if refused is not None:
+        raise refused
+    if facts.entries >= quota:
+        raise over_quota(facts.entries, quota)
     now = utcnow()
-    status = trust.initial_status(conn, record.owner, member_id)
+    status = trust.status_for(record.owner, member_id, trusted=facts.trusted)
     row = MemberRow(image_id=image_id, member_id=member_id, status=status, created_at=now, updated_at=now)
     queries.insert_member(conn, row)
     safeguards.member_added(conn, ctx, record, member_id, status)
+    # A new row has no expiry but the one the body gives (an old row's went with it: the cascade).
     expiry.on_member_added(conn, row, body)
-    return expiry.with_expiry(conn, row)
+    return row
 
 
 def list_members(db: Database, ctx: RequestContext, image_id: str) -> list[MemberRow]:
@@ -135,6 +133,16 @@ def _visible_member(
 ) -> tuple[ImageRecord, MemberRow]:
     """The image and the member row, if the caller may see that row (404 otherwise). As Glance, an
     image that is not shared has no members: 403 to whoever can see the image, before any row."""
+    record = _member_image(conn, ctx, image_id, member_id)
+    row = queries.member_row(conn, image_id, member_id)
+    if row is None:
+        raise not_found(image_id, member_id)
+    _authorize_on_row(ctx, record, member_id, action)
+    return record, row
+
+
+def _member_image(conn: Connection, ctx: RequestContext, image_id: str, member_id: str) -> ImageRecord:
+    """The checks of `_visible_member` that come before the row."""
     record = load_authorized(conn, ctx, image_id, Action.GET_IMAGE)
     if record.visibility != "shared":
         raise Forbidden(ONLY_SHARED)
@@ -144,12 +152,12 @@ def _visible_member(
         raise not_found(image_id, member_id)
     if has_control(member_id):
         raise not_found(image_id, member_id)
-    row = queries.member_row(conn, image_id, member_id)
-    if row is None:
-        raise not_found(image_id, member_id)
+    return record
+
+
+def _authorize_on_row(ctx: RequestContext, record: ImageRecord, member_id: str, action: Action) -> None:
     target = target_of(record)
-    authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=image_id)
-    return record, row
+    authorize(ctx, action, Target(**{**target.__dict__, "member_id": member_id}), image_id=record.id)
 
 
 def get_member(db: Database, ctx: RequestContext, image_id: str, member_id: str) -> MemberRow:
@@ -182,10 +190,15 @@ def delete_member_in(
     conn: Connection, ctx: RequestContext, image_id: str, member_id: str, guard: Safeguards = GLANCE
 ) -> None:
     """delete_member in the caller's transaction (spyglass.sharing.bulk runs many in one)."""
-    record, row = _visible_member(conn, ctx, image_id, member_id, Action.DELETE_MEMBER)
+    record = _member_image(conn, ctx, image_id, member_id)
+    # The row goes at once (the read and the delete in one statement): a refusal below rolls the
+    # transaction (or bulk's savepoint) back, and the row with it.
+    row = queries.take_member(conn, image_id, member_id)
+    if row is None:
+        raise not_found(image_id, member_id)
+    _authorize_on_row(ctx, record, member_id, Action.DELETE_MEMBER)
     safeguards.member_removing(conn, ctx, record, row, guard)
     domain_shares.member_removing(conn, ctx, record, member_id, guard)
-    queries.delete_member(conn, image_id, member_id)
 
 
 # ---- project lifecycle -------------------------------------------------------------------------------

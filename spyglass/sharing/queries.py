@@ -1,7 +1,8 @@
 """The sharing package's SQL: member rows, the consumer inbox, download usage and webhook registrations.
 
 Services open the transaction and pass the Connection; these functions build and run the statements
-and return typed values. The identity side's tables are read through spyglass.identity.queries.
+and return typed values. The identity side's tables are read through spyglass.identity.queries,
+but for a project's `enabled` in `admission`, the one statement of a member add's checks.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, String, bindparam, delete, exists, func, insert, select, update
 
 from spyglass.db import upsert
-from spyglass.db.tables import image_members, image_usage, images, webhooks
+from spyglass.db.tables import image_members, image_usage, images, projects, webhooks
 from spyglass.images import states
 from spyglass.images.visibility import owner_suspended
+from spyglass.sharing.domain_shares_queries import entries, origin_of
+from spyglass.sharing.trust_queries import trusted
 
 
 class MemberRow(TypedDict):
@@ -42,16 +45,61 @@ def _member(row: Any) -> MemberRow:
     )
 
 
-def _one_member(image_id: str, member_id: str) -> Any:
+def _one_member(image_id: Any, member_id: Any) -> Any:
+    """The row of one member (values or bind parameters)."""
     return (image_members.c.image_id == image_id) & (image_members.c.member_id == member_id)
 
 
 # ---- members ----------------------------------------------------------------------------------------
 
 
+# The statements of adding and removing one member, built once: building a statement per call costs
+# more Python than SQLite takes to run it.
+_MEMBER_ROW = select(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
+_INSERT_MEMBER = insert(image_members)
+_DELETE_MEMBER = delete(image_members).where(_one_member(bindparam("image_id"), bindparam("member_id")))
+_TAKE_MEMBER = _DELETE_MEMBER.returning(*image_members.c)
+
+
 def member_row(conn: Connection, image_id: str, member_id: str) -> MemberRow | None:
-    row = conn.execute(select(image_members).where(_one_member(image_id, member_id))).first()
+    row = conn.execute(_MEMBER_ROW, {"image_id": image_id, "member_id": member_id}).first()
     return _member(row) if row else None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What adding a project as a member of an image depends on (spyglass.sharing.members)."""
+
+    via_domain: str | None  # the domain share that made the project's row, if one did
+    taken: bool  # the project has a member row already
+    project_enabled: bool | None  # None: no such project
+    entries: int  # the member entries the quota counts
+    trusted: bool  # the project trusts the owner (spyglass.sharing.trust)
+
+
+def _admission() -> Any:
+    image_id, member_id, owner = (
+        bindparam(name, type_=String) for name in ("image_id", "member_id", "owner")
+    )
+    return select(
+        origin_of(image_id, member_id).scalar_subquery().label("via_domain"),
+        exists().where(_one_member(image_id, member_id)).label("taken"),
+        select(projects.c.enabled).where(projects.c.id == member_id).scalar_subquery().label("enabled"),
+        entries(image_id).scalar_subquery().label("entries"),
+        trusted(member_id, owner).label("trusted"),
+    )
+
+
+_ADMISSION = _admission()
+
+
+def admission(conn: Connection, image_id: str, member_id: str, owner: str | None) -> Admission:
+    """Everything `Admission` says, in one statement."""
+    params = {"image_id": image_id, "member_id": member_id, "owner": owner or ""}
+    row = conn.execute(_ADMISSION, params).one()
+    enabled = None if row.enabled is None else bool(row.enabled)
+    via = None if row.via_domain is None else str(row.via_domain)
+    return Admission(via, bool(row.taken), enabled, int(row.entries), bool(row.trusted))
 
 
 def count_members(conn: Connection, image_id: str) -> int:
@@ -59,7 +107,7 @@ def count_members(conn: Connection, image_id: str) -> int:
 
 
 def insert_member(conn: Connection, row: MemberRow) -> None:
-    conn.execute(insert(image_members).values(**row))
+    conn.execute(_INSERT_MEMBER, dict(row))
 
 
 def members_of(conn: Connection, image_id: str, only: str | None = None) -> list[MemberRow]:
@@ -78,7 +126,13 @@ def set_member_status(conn: Connection, image_id: str, member_id: str, status: s
 
 
 def delete_member(conn: Connection, image_id: str, member_id: str) -> None:
-    conn.execute(delete(image_members).where(_one_member(image_id, member_id)))
+    conn.execute(_DELETE_MEMBER, {"image_id": image_id, "member_id": member_id})
+
+
+def take_member(conn: Connection, image_id: str, member_id: str) -> MemberRow | None:
+    """Delete the member row; what it was (None: there was none)."""
+    row = conn.execute(_TAKE_MEMBER, {"image_id": image_id, "member_id": member_id}).first()
+    return _member(row) if row else None
 
 
 def end_project_sharing(conn: Connection, project_id: str, now: datetime) -> None:

@@ -30,9 +30,19 @@ BODY_MESSAGE = 'The body must be a JSON object {"owner": <project id>} or {"owne
 
 def initial_status(conn: Connection, owner_project_id: str | None, member_project_id: str) -> str:
     """The status a new member row starts with: `accepted` when the member trusts the owner."""
+    trusted = (
+        owner_project_id is not None
+        and owner_project_id != member_project_id
+        and q.trusts(conn, member_project_id, owner_project_id)
+    )
+    return status_for(owner_project_id, member_project_id, trusted=trusted)
+
+
+def status_for(owner_project_id: str | None, member_project_id: str, *, trusted: bool) -> str:
+    """`initial_status`, once whether the member trusts the owner (q.trusted) is known."""
     if owner_project_id is None or owner_project_id == member_project_id:
         return "pending"
-    return "accepted" if q.trusts(conn, member_project_id, owner_project_id) else "pending"
+    return "accepted" if trusted else "pending"
 
 
 def _project(ctx: RequestContext) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select
+from sqlalchemy import Connection, Exists, delete, exists, func, insert, or_, select
 
 from spyglass.db.tables import domains, projects, trusted_owners
 
@@ -61,12 +61,16 @@ def delete_rule(conn: Connection, project_id: str, rule_id: str) -> bool:
 
 def trusts(conn: Connection, member_id: str, owner: str) -> bool:
     """Does the member project trust the owner project, by id or by the owner's domain?"""
+    return bool(conn.execute(select(trusted(member_id, owner))).scalar())
+
+
+def trusted(member_id: Any, owner: Any) -> Exists:
+    """The SQL of `trusts`, for a statement that asks more at once (values or bind parameters)."""
     owner_domain = select(projects.c.domain_id).where(projects.c.id == owner).scalar_subquery()
-    stmt = select(trusted_owners.c.id).where(
+    return exists().where(
         trusted_owners.c.project_id == member_id,
         or_(trusted_owners.c.owner == owner, trusted_owners.c.owner_domain == owner_domain),
     )
-    return conn.execute(stmt.limit(1)).first() is not None
 
 
 def delete_rules_of_project(conn: Connection, project_id: str) -> None:

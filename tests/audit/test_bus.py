@@ -219,6 +219,8 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
     assert only(got, "image.member.update")["payload"]["status"] == "accepted"
     removed = only(got, "image.member.delete")["payload"]
     assert (removed["status"], removed["deleted"]) == ("accepted", True) and removed["deleted_at"]
+    # The row is gone when the removal is recorded: its time of creation comes with the event.
+    assert removed["created_at"] == created["created_at"] is not None
     deleted = only(got, "image.delete")["payload"]
     assert set(deleted) == IMAGE_FIELDS
     assert (deleted["id"], deleted["status"], deleted["deleted"]) == (image_id, "deleted", True)
