@@ -13,12 +13,13 @@ its -wal and -shm files the database file's mode), and an existing one is tighte
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from spyglass.file_modes import private_file, tighten_file
@@ -31,6 +32,9 @@ DEFAULT_CONNECTIONS = 18
 # Beyond the pool, connections opened for a moment rather than waiting (none with a pool as large
 # as the threads that can hold one).
 OVERFLOW = 8
+# A PostgreSQL connection back in the pool for longer than this is checked (an empty statement)
+# before it is handed out again; one in steady use is not: a round trip per request saved.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class Database:
@@ -54,9 +58,13 @@ class Database:
 
     @contextmanager
     def read_one_statement(self) -> Iterator[Connection]:
-        """A connection for a single read, which is consistent by itself: SQLite gets no BEGIN, a
-        round trip that token validation and showing an image can do without."""
+        """A connection for a single read, which is consistent by itself: no BEGIN and no ROLLBACK,
+        round trips that token validation and showing an image can do without (SQLite's driver
+        opens no transaction for a SELECT; PostgreSQL's connection is in autocommit meanwhile, and
+        back in READ COMMITTED transactions when it returns to the pool)."""
         with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
             conn.rollback()
 
@@ -100,13 +108,11 @@ def _make_engine(url: str, connections: int) -> Engine:
     if not url.startswith("sqlite"):
         # Explicit, whatever the server's default: each statement sees what committed before it,
         # which spyglass.blob_refs relies on once it holds its content lock.
-        return create_engine(
-            url,
-            pool_size=connections,
-            max_overflow=OVERFLOW,
-            pool_pre_ping=True,
-            isolation_level="READ COMMITTED",
+        engine = create_engine(
+            url, pool_size=connections, max_overflow=OVERFLOW, isolation_level="READ COMMITTED"
         )
+        _ping_when_idle(engine)
+        return engine
     connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One shared connection, or every checkout would see a different empty database.
@@ -129,6 +135,28 @@ def _make_engine(url: str, connections: int) -> Engine:
         cur.close()
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pool_pre_ping, but only for a connection that sat in the pool for a while: one
+    that came back a moment ago was answering then. A connection the server dropped in between
+    (a restart) fails its statement once, and SQLAlchemy then discards every pooled connection
+    older than that failure."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["returned"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned")
+        if returned is None or time.monotonic() - returned <= PING_AFTER_IDLE_SECONDS:
+            return  # just opened, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool retries with a new connection, and drops the others opened before this.
+            raise exc.InvalidatePoolError(f"connection check failed: {error}") from error
 
 
 def _private_sqlite_files(url: str) -> None:

@@ -1,0 +1,77 @@
+"""The database handle's connections: single reads without a transaction, transactions after them,
+and pooled PostgreSQL connections checked only when they sat idle."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from spyglass.db import engine as engine_module
+from spyglass.db.engine import Database
+
+
+def _in_transaction(db: Database) -> list[bool]:
+    """Whether a statement of read_one_statement, then of read, ran inside a transaction."""
+    seen = []
+    for opened in (db.read_one_statement, db.read):
+        with opened() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            dbapi = conn.connection.dbapi_connection
+            if db.is_sqlite:
+                seen.append(bool(dbapi.in_transaction))  # type: ignore[union-attr]
+            else:
+                seen.append(dbapi.info.transaction_status != 0)  # type: ignore[union-attr]  # 0: IDLE
+    return seen
+
+
+def test_a_single_read_opens_no_transaction_and_a_read_after_it_does(db: Database) -> None:
+    assert _in_transaction(db) == [False, True]
+    # Twice: the connection the single read used went back to the pool in transaction mode.
+    assert _in_transaction(db) == [False, True]
+    if not db.is_sqlite:
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "read committed"
+
+
+def _backend(db: Database) -> int:
+    with db.read() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL connections only")
+    db.engine.dispose()
+    first = _backend(db)
+    assert _backend(db) == first  # one pooled connection, used again
+    admin = create_engine(db.url, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+    admin.dispose()
+    # "Idle for a while" is any time at all here: the checkout finds the dead connection.
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    second = _backend(db)
+    assert second != first
+    with db.read_one_statement() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_only_a_connection_that_sat_idle_is_checked(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL connections only")
+    pings: list[object] = []
+    ping = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda dbapi: pings.append(dbapi) or ping(dbapi))
+    db.engine.dispose()
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    first = _backend(db)  # opened just now: not checked
+    assert _backend(db) == first  # back in the pool for less than the idle time: not checked
+    assert pings == []
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert _backend(db) == first  # idle longer than that: checked, alive, used
+    assert len(pings) == 1
