@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
+
 from spyglass.db.engine import Database
 from spyglass.identity import directory
 from spyglass.identity.keystone_directory import KeystoneDirectory, KeystoneProject
@@ -61,19 +63,42 @@ def apply(db: Database, listed: list[KeystoneProject], domains: list[dict[str, o
         mirrored = q.mirrored_projects(conn)
         gone = (set(mirrored) | q.referenced_projects(conn)) - set(current)
         for project_id in sorted(gone):
-            for hook in directory.project_deleted_hooks:
-                hook(conn, project_id)
-            q.drop_project(conn, project_id)
-            report.deleted.append(project_id)
+            _gone(conn, project_id, report)
         for project in listed:
-            was = mirrored.get(project.id)
-            if was is None:
-                report.added += 1
-            if not project.enabled and was is not False:
-                for hook in directory.project_disabled_hooks:
-                    hook(conn, project.id)
-                report.disabled.append(project.id)
-            elif project.enabled and was is False:
-                report.enabled.append(project.id)
-            q.put_project(conn, project.id, project.name, project.domain_id, project.enabled)
+            _present(conn, project, mirrored.get(project.id), report)
     return report
+
+
+def apply_one(db: Database, project_id: str, found: KeystoneProject | None) -> SyncReport:
+    """The rules of `apply` for one project, as Keystone has it now (`found`; None: Keystone has no
+    such project): what a notification from Keystone's message bus leads to
+    (spyglass.sharing.project_events). Applying it again changes nothing."""
+    report = SyncReport()
+    with db.write() as conn:
+        if found is None:
+            if q.is_known(conn, project_id):
+                _gone(conn, project_id, report)
+            return report
+        q.put_domain(conn, found.domain_id, found.domain_id, True, only_new=True)
+        _present(conn, found, q.mirrored_project(conn, found.id), report)
+    return report
+
+
+def _gone(conn: Connection, project_id: str, report: SyncReport) -> None:
+    for hook in directory.project_deleted_hooks:
+        hook(conn, project_id)
+    q.drop_project(conn, project_id)
+    report.deleted.append(project_id)
+
+
+def _present(conn: Connection, project: KeystoneProject, was: bool | None, report: SyncReport) -> None:
+    """`was`: enabled in the local copy before (None: not copied yet)."""
+    if was is None:
+        report.added += 1
+    if not project.enabled and was is not False:
+        for hook in directory.project_disabled_hooks:
+            hook(conn, project.id)
+        report.disabled.append(project.id)
+    elif project.enabled and was is False:
+        report.enabled.append(project.id)
+    q.put_project(conn, project.id, project.name, project.domain_id, project.enabled)
