@@ -9,13 +9,11 @@ each other's messages. The consumer reads with kombu, as Ceilometer's listener d
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import kombu
@@ -34,8 +32,10 @@ from tests.api.safety import download
 from tests.conftest import Callers, World
 from tests.data.test_tasks import ended, import_task
 from tests.http_source import HttpSource, http_source
+from tests.rabbitmq import broker, vhost_url
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["broker", "vhost_url"]
+
 UNREACHABLE = "rabbit://guest:guest@127.0.0.1:1/"
 
 # The payload fields of Glance 33 (glance/notifier.py).
@@ -53,29 +53,6 @@ TASK_FIELDS = {
 SEND_FIELDS = {
     "bytes_sent", "image_id", "owner_id", "receiver_tenant_id", "receiver_user_id", "destination_ip",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def broker() -> str:
-    """The broker's URL (the default virtual host), started or installed when absent."""
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "ensure-rabbitmq.sh")], check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def vhost_url(broker: str) -> Iterator[str]:
-    """A transport URL on a virtual host of this test's own."""
-    name = f"spyglass-test-{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", name)
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield broker.rstrip("/") + "/" + name
-    _rabbitmqctl("delete_vhost", name)
 
 
 class Consumer:
