@@ -19,6 +19,9 @@ from spyglass.identity import directory
 from spyglass.identity.keystone_directory import KeystoneDirectory, KeystoneProject
 from spyglass.sharing import project_sync_queries as q
 
+# More new members than this in one call: their projects are read from Keystone's list of projects.
+LIST_ABOVE = 10
+
 
 class EmptyProjectList(RuntimeError):
     """Keystone listed no project at all: more likely a wrong scope than a cloud without projects."""
@@ -43,8 +46,14 @@ def sync_projects(db: Database, keystone: KeystoneDirectory) -> SyncReport:
 def refresh_projects(db: Database, keystone: KeystoneDirectory, project_ids: list[str]) -> None:
     """Bring the local copy of these projects up to date from Keystone before they are checked
     (validate_member_ids): a project Keystone does not have is dropped from the copy, so the
-    check refuses it as it refuses an unknown project of the embedded identity."""
-    found = {project_id: keystone.project(project_id) for project_id in project_ids}
+    check refuses it as it refuses an unknown project of the embedded identity. Many projects at
+    once (shares in bulk) are read from one list of Keystone's projects rather than one by one."""
+    wanted = sorted(set(project_ids))
+    if len(wanted) > LIST_ABOVE:
+        listed = {project.id: project for project in keystone.projects()}
+        found = {project_id: listed.get(project_id) for project_id in wanted}
+    else:
+        found = {project_id: keystone.project(project_id) for project_id in wanted}
     with db.write() as conn:
         for project_id, project in found.items():
             if project is None:
