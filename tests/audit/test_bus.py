@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import kombu
 import pytest
 from sqlalchemy import func, select
@@ -334,3 +335,65 @@ def test_publisher_id_is_glances(settings: Settings) -> None:
 def source() -> Iterator[HttpSource]:
     with http_source() as running:
         yield running
+
+
+# ---- image.send: the bytes that went out ----------------------------------------------------------
+
+
+def test_image_send_carries_the_bytes_of_a_range(node: Callers, consumer: Consumer, world: World) -> None:
+    image_id = active(node.alice, b"r" * 1000)["id"]
+    assert download(node.alice, image_id, headers={"Range": "bytes=100-349"}) == b"r" * 250
+    send = only(consumer.drain(has("image.send")), "image.send")
+    assert send["priority"] == "INFO"
+    assert send["payload"]["bytes_sent"] == 250
+    assert send["payload"]["receiver_tenant_id"] == world.projects["alpha"]
+    assert send["payload"]["receiver_user_id"] == world.users["alice"]
+    assert send["payload"]["owner_id"] == world.projects["alpha"]
+
+
+def test_a_download_the_client_left_sends_what_went_out_as_an_error(
+    settings: Settings, db: Database, world: World
+) -> None:
+    size = 8 * 1024 * 1024
+    configured = replace(settings, notifications_transport_url=UNREACHABLE)
+    app = create_app(configured, db=db, store=FilesystemStore(settings.blob_dir))
+    with TestClient(app, base_url="http://127.0.0.1:9292") as client:
+        image_id = active(Callers(client, world).alice, b"d" * size)["id"]
+    token = world.tokens["alice"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/v2/images/{image_id}/file",
+        "raw_path": f"/v2/images/{image_id}/file".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"x-auth-token", token)],
+        "client": ("192.0.2.7", 40000),
+        "server": ("127.0.0.1", 9292),
+        "state": {},
+    }
+    received: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}  # the client is gone at once
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            received.append(len(message.get("body", b"")))
+
+    anyio.run(app, scope, receive, send)
+    notifications.disable(db.engine)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(notification_outbox.c.priority, notification_outbox.c.payload).where(
+                notification_outbox.c.event_type == "image.send"
+            )
+        ).all()
+    [(priority, payload)] = rows
+    sent = json.loads(payload)
+    assert sent["bytes_sent"] == sum(received) < size
+    assert priority == "ERROR"
+    assert (sent["image_id"], sent["destination_ip"]) == (image_id, "192.0.2.7")
