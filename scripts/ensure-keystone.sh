@@ -7,6 +7,11 @@
 # The admin is `admin` / $KEYSTONE_ADMIN_PASSWORD in project `admin`, domain Default, region
 # RegionOne. Tokens last $KEYSTONE_TOKEN_EXPIRATION seconds (short by default, so that the tests can
 # see one expire).
+#
+# A test that needs a Keystone of its own runs this with KEYSTONE_STATE_DIR set to its own directory
+# (and `stop` with the same variable at the end). KEYSTONE_NOTIFICATIONS_URL (a transport URL) turns
+# Keystone's notifications on, sent there through oslo.messaging (driver messagingv2), in the format
+# of KEYSTONE_NOTIFICATION_FORMAT (cadf, Keystone's default, or basic).
 set -euo pipefail
 CACHE=${SPYGLASS_CACHE:-$HOME/.cache/spyglass}
 VENV=${KEYSTONE_VENV:-$CACHE/keystone-venv}
@@ -14,6 +19,8 @@ STATE=${KEYSTONE_STATE_DIR:-$CACHE/keystone}
 RELEASE=${KEYSTONE_RELEASE:-30.0.0}
 ADMIN_PASSWORD=${KEYSTONE_ADMIN_PASSWORD:-spyglass-keystone-admin}
 EXPIRATION=${KEYSTONE_TOKEN_EXPIRATION:-60}
+NOTIFICATIONS_URL=${KEYSTONE_NOTIFICATIONS_URL:-}
+NOTIFICATION_FORMAT=${KEYSTONE_NOTIFICATION_FORMAT:-cadf}
 PID_FILE=$STATE/keystone.pid
 PORT_FILE=$STATE/port
 LOG=$STATE/keystone.log
@@ -66,11 +73,11 @@ if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null
   say "installed in $(($(date +%s) - started)) s"
 fi
 
-if [ ! -f "$STATE/initialized" ]; then
-  rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"
+write_config() {
   cat >"$STATE/keystone.conf" <<EOF
 [DEFAULT]
 log_file = $LOG
+notification_format = $NOTIFICATION_FORMAT
 [database]
 connection = sqlite:///$STATE/keystone.db
 [token]
@@ -83,6 +90,20 @@ key_repository = $STATE/fernet-keys
 [credential]
 key_repository = $STATE/credential-keys
 EOF
+  if [ -n "$NOTIFICATIONS_URL" ]; then
+    # A bounded retry: with the broker down, a change in Keystone waits at most a few seconds.
+    cat >>"$STATE/keystone.conf" <<EOF
+[oslo_messaging_notifications]
+driver = messagingv2
+transport_url = $NOTIFICATIONS_URL
+retry = 3
+EOF
+  fi
+}
+
+write_config
+if [ ! -f "$STATE/initialized" ]; then
+  rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"
   manage() { "$VENV/bin/keystone-manage" --config-file "$STATE/keystone.conf" "$@" >&2; }
   manage db_sync
   manage fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
