@@ -1,11 +1,13 @@
 """Requests per second of an authenticated `GET /v2/images/{id}` with 8 keep-alive clients (wrk):
 the embedded identity against `identity = "keystone"` with a warm token cache and with the cache
 off (token_cache_time = 0: every request asks Keystone), same run; and the added latency of a cache
-miss (one request at a time, median of sequential requests, cache off minus cache warm).
+miss (one request at a time, median of sequential requests, cache off minus cache warm). The three
+servers run side by side and are measured in interleaved rounds (the machine is shared and noisy);
+the ratios are each round's, their median printed.
 
 Keystone is the real one of scripts/ensure-keystone.sh (one process on this machine):
 
-    .venv/bin/python bench/keystone_auth.py [--seconds 10]
+    .venv/bin/python bench/keystone_auth.py [--seconds 10] [--rounds 3]
 
 Prints numbers, asserts nothing.
 """
@@ -48,9 +50,11 @@ class KeystoneServer(Server):
         finally:
             del os.environ["SPYGLASS_CONFIG"]
         self.keystone = keystone
+        self.account = keystone.account("bench")
 
     def token(self) -> str:
-        return self.keystone.account_token(self.keystone.account("bench"))
+        # A new token of the same user each round: the test Keystone's tokens last a minute.
+        return self.keystone.account_token(self.account)
 
 
 def wrk(url: str, token: str, seconds: int) -> tuple[float, str]:
@@ -66,7 +70,8 @@ def wrk(url: str, token: str, seconds: int) -> tuple[float, str]:
 
 
 def sequential_ms(url: str, token: str, count: int) -> float:
-    with httpx.Client(headers={"X-Auth-Token": token}) as client:
+    # As long as wrk waits: with the cache off, each request waits for Keystone (slow on a busy machine).
+    with httpx.Client(headers={"X-Auth-Token": token}, timeout=30) as client:
         times = []
         for _ in range(count):
             started = time.perf_counter()
@@ -75,15 +80,10 @@ def sequential_ms(url: str, token: str, count: int) -> float:
     return statistics.median(times)
 
 
-def measure(server: Server, seconds: int) -> tuple[float, str, float]:
-    try:
-        token = server.token()
-        url = server.image_url(token)
-        wrk(url, token, 2)
-        rate, latency = wrk(url, token, seconds)
-        return rate, latency, sequential_ms(url, token, 20)
-    finally:
-        server.stop()
+def measure(server: Server, url: str, seconds: int) -> tuple[float, str, float]:
+    token = server.token()
+    rate, latency = wrk(url, token, seconds)
+    return rate, latency, sequential_ms(url, token, 20)
 
 
 def main() -> None:
@@ -91,25 +91,40 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     keystone = Keystone(start_keystone())
-    results: dict[str, tuple[float, str, float]] = {}
+    rounds: list[dict[str, tuple[float, str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-keystone-") as tmp:
         work = Path(tmp)
-        runs = {
-            "embedded": lambda: Server(ROOT, work / "embedded", ""),
-            "keystone, cache warm": lambda: KeystoneServer(work / "warm", keystone, 300),
-            "keystone, cache off": lambda: KeystoneServer(work / "off", keystone, 0),
-        }
-        for label, start in runs.items():
-            results[label] = measure(start(), args.seconds)
-            rate, latency, one = results[label]
-            print(f"{label:22} {rate:8.0f} req/s  (wrk mean latency {latency}; one at a time {one:.2f} ms)")
-    base = results["embedded"][0]
-    for label, (rate, _, _) in results.items():
-        print(f"{label:22} {rate / base:5.2f}x embedded")
-    miss = results["keystone, cache off"][2] - results["keystone, cache warm"][2]
-    print(f"added latency of a cache miss (one request at a time): {miss:.2f} ms")
+        servers: dict[str, Server] = {}
+        try:
+            servers["embedded"] = Server(ROOT, work / "embedded", "")
+            servers["keystone, cache warm"] = KeystoneServer(work / "warm", keystone, 300)
+            servers["keystone, cache off"] = KeystoneServer(work / "off", keystone, 0)
+            urls = {}
+            for label, server in servers.items():
+                token = server.token()
+                urls[label] = server.image_url(token)
+                wrk(urls[label], token, 2)
+            for number in range(1, args.rounds + 1):
+                results = {
+                    label: measure(server, urls[label], args.seconds) for label, server in servers.items()
+                }
+                rounds.append(results)
+                for label, (rate, latency, one) in results.items():
+                    print(
+                        f"round {number} {label:22} {rate:8.0f} req/s  "
+                        f"(wrk mean latency {latency}; one at a time {one:.2f} ms)"
+                    )
+        finally:
+            for server in servers.values():
+                server.stop()
+    for label in rounds[0]:
+        ratio = statistics.median(r[label][0] / r["embedded"][0] for r in rounds)
+        print(f"{label:22} {ratio:5.2f}x embedded (median of {len(rounds)} rounds)")
+    miss = statistics.median(r["keystone, cache off"][2] - r["keystone, cache warm"][2] for r in rounds)
+    print(f"added latency of a cache miss (one request at a time, median): {miss:.2f} ms")
 
 
 if __name__ == "__main__":

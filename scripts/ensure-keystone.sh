@@ -7,6 +7,11 @@
 # The admin is `admin` / $KEYSTONE_ADMIN_PASSWORD in project `admin`, domain Default, region
 # RegionOne. Tokens last $KEYSTONE_TOKEN_EXPIRATION seconds (short by default, so that the tests can
 # see one expire).
+#
+# A test that needs a Keystone of its own runs this with KEYSTONE_STATE_DIR set to its own directory
+# (and `stop` with the same variable at the end). KEYSTONE_NOTIFICATIONS_URL (a transport URL) turns
+# Keystone's notifications on, sent there through oslo.messaging (driver messagingv2), in the format
+# of KEYSTONE_NOTIFICATION_FORMAT (cadf, Keystone's default, or basic).
 set -euo pipefail
 CACHE=${SPYGLASS_CACHE:-$HOME/.cache/spyglass}
 VENV=${KEYSTONE_VENV:-$CACHE/keystone-venv}
@@ -14,6 +19,8 @@ STATE=${KEYSTONE_STATE_DIR:-$CACHE/keystone}
 RELEASE=${KEYSTONE_RELEASE:-30.0.0}
 ADMIN_PASSWORD=${KEYSTONE_ADMIN_PASSWORD:-spyglass-keystone-admin}
 EXPIRATION=${KEYSTONE_TOKEN_EXPIRATION:-60}
+NOTIFICATIONS_URL=${KEYSTONE_NOTIFICATIONS_URL:-}
+NOTIFICATION_FORMAT=${KEYSTONE_NOTIFICATION_FORMAT:-cadf}
 PID_FILE=$STATE/keystone.pid
 PORT_FILE=$STATE/port
 LOG=$STATE/keystone.log
@@ -50,22 +57,6 @@ if [ "${1:-}" = "stop" ]; then
   exit 0
 fi
 
-if running && answers "$(cat "$PORT_FILE")"; then
-  echo "http://127.0.0.1:$(cat "$PORT_FILE")/v3"
-  exit 0
-fi
-
-started=$(date +%s)
-if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null)" != "$RELEASE" ]; then
-  say "installing Keystone $RELEASE in $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip >&2
-  "$VENV/bin/pip" install -q "keystone==$RELEASE" waitress >&2
-  echo "$RELEASE" >"$VENV/.release"
-  say "installed in $(($(date +%s) - started)) s"
-fi
-
 # The configuration is written on every run; a changed one starts from a fresh database, so that
 # every setting (the password hash cost above all) applies to the bootstrapped admin too.
 # Test-deployment choices: bcrypt at its lowest cost (4 rounds: Keystone's default of 12 takes
@@ -75,6 +66,7 @@ fi
 CONF=$(cat <<EOF
 [DEFAULT]
 log_file = $LOG
+notification_format = $NOTIFICATION_FORMAT
 [database]
 connection = sqlite:///$STATE/keystone.db
 [identity]
@@ -93,6 +85,31 @@ key_repository = $STATE/fernet-keys
 key_repository = $STATE/credential-keys
 EOF
 )
+if [ -n "$NOTIFICATIONS_URL" ]; then
+  # A bounded retry: with the broker down, a change in Keystone waits at most a few seconds.
+  CONF="$CONF
+[oslo_messaging_notifications]
+driver = messagingv2
+transport_url = $NOTIFICATIONS_URL
+retry = 3"
+fi
+# A running Keystone is reused when it runs this configuration.
+if running && answers "$(cat "$PORT_FILE")" && [ "$(cat "$STATE/initialized" 2>/dev/null)" = "$(echo "$CONF" | cksum)" ]; then
+  echo "http://127.0.0.1:$(cat "$PORT_FILE")/v3"
+  exit 0
+fi
+
+started=$(date +%s)
+if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null)" != "$RELEASE" ]; then
+  say "installing Keystone $RELEASE in $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >&2
+  "$VENV/bin/pip" install -q "keystone==$RELEASE" waitress >&2
+  echo "$RELEASE" >"$VENV/.release"
+  say "installed in $(($(date +%s) - started)) s"
+fi
+
 if [ "$(cat "$STATE/initialized" 2>/dev/null)" != "$(echo "$CONF" | cksum)" ]; then
   stop
   rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"

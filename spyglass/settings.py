@@ -158,6 +158,15 @@ class Settings:
     notifications_topics: tuple[str, ...] = ("notifications",)
     notifications_publisher_id: str = ""
     notifications_poll_seconds: int = 1
+    # Keystone's notifications, with identity = "keystone" (spyglass.sharing.project_events): deleted
+    # and disabled projects applied as `spyglass projects sync` applies them. The transport (empty:
+    # notifications_transport_url), Keystone's exchange (its control_exchange) and topic (its
+    # [oslo_messaging_notifications] topics), and the listener pool: the nodes of one pool share one
+    # queue, so that each message is handled by one of them.
+    keystone_notifications_transport_url: str = ""
+    keystone_notifications_exchange: str = "keystone"
+    keystone_notifications_topic: str = "notifications"
+    keystone_notifications_pool: str = "spyglass"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +174,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'spyglass.db').resolve()}"
+
+    @property
+    def keystone_listener_url(self) -> str:
+        """Where Keystone's notifications are read; empty: they are not."""
+        if self.identity != "keystone":
+            return ""
+        return self.keystone_notifications_transport_url or self.notifications_transport_url
 
     @property
     def policy_path(self) -> Path | None:
@@ -289,6 +305,13 @@ class Settings:
                 self.keystone_authtoken.validate()
             except KeystoneSettingsError as exc:
                 raise SettingsError(str(exc)) from exc
+        for name in ("keystone_notifications_exchange", "keystone_notifications_topic"):
+            if not getattr(self, name).strip():
+                raise SettingsError(f"{name} must not be empty")
+        if not self.keystone_notifications_pool.strip():
+            # Without a pool the listener would read Keystone's own `notifications.info` queue and
+            # take the messages other consumers (Ceilometer) wait for.
+            raise SettingsError("keystone_notifications_pool must not be empty")
 
     def _validate_stores(self) -> None:
         names = [spec.name for spec in self.store_specs]

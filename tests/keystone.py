@@ -8,6 +8,7 @@ Every test makes its own domains, projects and users, with names unique to it.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -170,14 +171,30 @@ class Keystone:
         }
 
 
-def start_keystone() -> str:
-    """Keystone's URL, started by the project's own script; a failure fails the tests."""
+def start_keystone(**env: str) -> str:
+    """Keystone's URL, started by the project's own script; a failure fails the tests. `env`: the
+    script's variables, for a Keystone of a test's own (KEYSTONE_STATE_DIR, ...)."""
     result = subprocess.run(
-        [str(ROOT / "scripts" / "ensure-keystone.sh")], capture_output=True, text=True, timeout=1500
+        [str(ROOT / "scripts" / "ensure-keystone.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, **env},
     )
     if result.returncode != 0:
         pytest.fail(f"scripts/ensure-keystone.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def stop_keystone(state_dir: Path) -> None:
+    """Stop the Keystone of a test's own (started with KEYSTONE_STATE_DIR=state_dir)."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "ensure-keystone.sh"), "stop"],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "KEYSTONE_STATE_DIR": str(state_dir)},
+        check=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -64,3 +64,30 @@ def test_unknown_options_are_refused(tmp_path: Path) -> None:
     config.write_text(TABLE + 'memcached_servers = "127.0.0.1:11211"\n')
     with pytest.raises(SettingsError, match="unknown option 'memcached_servers'"):
         load_settings(config, environ={})
+
+
+def test_keystone_notifications_are_read_with_identity_keystone_only(tmp_path: Path) -> None:
+    config = tmp_path / "spyglass.toml"
+    config.write_text('notifications_transport_url = "rabbit://guest:guest@127.0.0.1:5672/"\n' + TABLE)
+    # Keystone's messages come from the bus Glance's notifications go to, unless told otherwise.
+    settings = load_settings(config, environ={})
+    assert settings.keystone_listener_url == "rabbit://guest:guest@127.0.0.1:5672/"
+    assert (settings.keystone_notifications_exchange, settings.keystone_notifications_topic) == (
+        "keystone",
+        "notifications",
+    )
+    assert settings.keystone_notifications_pool == "spyglass"
+    apart = {"SPYGLASS_KEYSTONE_NOTIFICATIONS_TRANSPORT_URL": "rabbit://guest:guest@10.0.0.2:5672/keystone"}
+    assert load_settings(config, environ=apart).keystone_listener_url.endswith("/keystone")
+    embedded = {"SPYGLASS_NOTIFICATIONS_TRANSPORT_URL": "rabbit://guest:guest@127.0.0.1:5672/"}
+    assert load_settings(environ=embedded).keystone_listener_url == ""
+
+
+@pytest.mark.parametrize(
+    "name", ["KEYSTONE_NOTIFICATIONS_POOL", "KEYSTONE_NOTIFICATIONS_TOPIC", "KEYSTONE_NOTIFICATIONS_EXCHANGE"]
+)
+def test_keystone_notifications_need_a_pool_topic_and_exchange(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "spyglass.toml"
+    config.write_text(TABLE)
+    with pytest.raises(SettingsError, match=f"{name.lower()} must not be empty"):
+        load_settings(config, environ={f"SPYGLASS_{name}": " "})

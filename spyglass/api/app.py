@@ -48,7 +48,7 @@ from spyglass.images.policy import use_policy_file
 from spyglass.request_ids import RequestIds
 from spyglass.secret_box import SecretBox
 from spyglass.settings import Settings
-from spyglass.sharing import domain_shares, members, trust
+from spyglass.sharing import domain_shares, members, project_events, trust
 from spyglass.web import AppState, AuthenticationMiddleware
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -141,6 +141,17 @@ def _warn_if_projects_unreadable(settings: Settings, directory: KeystoneDirector
         )
 
 
+def _keystone_listener(
+    settings: Settings, db: Database, keystone: tuple[KeystoneAuthenticator, KeystoneDirectory] | None
+) -> project_events.Listener | None:
+    """With identity = "keystone" and a bus: Keystone's project notifications, read in the background."""
+    if keystone is None or not settings.keystone_listener_url:
+        return None
+    listener = project_events.Listener(db, keystone[1], settings)
+    listener.start()
+    return listener
+
+
 def create_app(
     settings: Settings,
     *,
@@ -178,7 +189,10 @@ def create_app(
         # database pool holds as many connections, so none is opened and closed under load.
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         schedule = background.start(database, store_set, settings, image_cache)
+        listener = _keystone_listener(settings, database, keystone)
         yield
+        if listener is not None:
+            await run_in_threadpool(listener.stop)
         await schedule.stop()
         if db is None:
             database.dispose()

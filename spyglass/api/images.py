@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from spyglass.api import image_list, imports, quotas, render
 from spyglass.api.extensions import safeguards
 from spyglass.api.local_file import LocalFileResponse
+from spyglass.api.sent_bytes import CountingResponse
 from spyglass.api.stores import STORE_HEADER
 from spyglass.blobs import BlobStore
 from spyglass.data import cache as image_cache
@@ -246,11 +248,15 @@ async def download(request: Request) -> Response:
         # The headers of the data, not a download: nothing read, nothing counted.
         return response
     try:
-        await usage.record_download(state.db, ctx, found, request.client.host if request.client else None)
+        await usage.record_download(state.db, ctx, found)
     except BaseException:
         if isinstance(response, LocalFileResponse):
             response.close()
         raise
+    notice = usage.send_notice(ctx, found, request.client.host if request.client else None)
+    if state.settings.notifications_transport_url and notice is not None:
+        # image.send once the bytes went out, with how many did.
+        return CountingResponse(response, functools.partial(usage.notify_sent, state.db, notice))
     return response
 
 

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from spyglass.api import render
 from spyglass.api.errors import status_of
 from spyglass.api.extensions import safeguards
+from spyglass.api.members import refresh_from_keystone
 from spyglass.sharing import bulk, expiry
 from spyglass.web import JSONResponse, app_state, caller, json_body
 
@@ -26,6 +27,9 @@ async def share_in_bulk(request: Request) -> Response:
     ctx = caller(request)
     body = await json_body(request)
     state = app_state(request)
+    if isinstance(body, dict) and body.get("action") == "add" and isinstance(body.get("members"), list):
+        # As for a single new member: each project as Keystone has it now, not as last copied.
+        await refresh_from_keystone(request, body["members"])
     outcome = await run_in_threadpool(
         bulk.share_in_bulk,
         state.db,

@@ -44,13 +44,19 @@ async def add(request: Request, ctx: RequestContext, image_id: str, body: object
 
 
 async def _refresh_from_keystone(request: Request, body: object) -> None:
-    """With an external Keystone, the member's project is read from it before the check."""
-    state = app_state(request)
     member = body.get("member") if isinstance(body, dict) else None
-    if state.keystone is not None and state.settings.validate_member_ids and isinstance(member, str):
-        if member.startswith(DOMAIN_PREFIX):
-            return
-        await run_in_threadpool(project_sync.refresh_projects, state.db, state.keystone, [member])
+    await refresh_from_keystone(request, [member])
+
+
+async def refresh_from_keystone(request: Request, candidates: list[object]) -> None:
+    """With an external Keystone, new members' projects are read from it before they are checked
+    (one by one, or in one list of Keystone's projects when there are many)."""
+    state = app_state(request)
+    if state.keystone is None or not state.settings.validate_member_ids:
+        return
+    project_ids = [c for c in candidates if isinstance(c, str) and c and not c.startswith(DOMAIN_PREFIX)]
+    if project_ids:
+        await run_in_threadpool(project_sync.refresh_projects, state.db, state.keystone, project_ids)
 
 
 async def index(request: Request) -> Response:

@@ -105,8 +105,9 @@ def sent(
     project_id: str | None,
     user_id: str | None,
     destination_ip: str | None,
+    priority: str = notifications.INFO,
 ) -> None:
-    """image.send: data sent to a project."""
+    """image.send: data sent to a project (ERROR priority when not all of it went out)."""
     notifications.emit(
         conn,
         SEND,
@@ -118,4 +119,5 @@ def sent(
             "receiver_user_id": user_id,
             "destination_ip": destination_ip,
         },
+        priority,
     )

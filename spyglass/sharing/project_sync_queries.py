@@ -25,6 +25,21 @@ def referenced_projects(conn: Connection) -> set[str]:
     return {str(row[0]) for row in conn.execute(members.union(owners))}
 
 
+def mirrored_project(conn: Connection, project_id: str) -> bool | None:
+    """One project's enabled flag as last copied; None when it is not copied."""
+    found = conn.execute(select(projects.c.enabled).where(projects.c.id == project_id)).first()
+    return None if found is None else bool(found[0])
+
+
+def is_known(conn: Connection, project_id: str) -> bool:
+    """Whether one project is copied or referenced (what `referenced_projects` lists, for one id)."""
+    copied = select(projects.c.id).where(projects.c.id == project_id)
+    member = select(image_members.c.member_id).where(image_members.c.member_id == project_id)
+    reachable = ("public", "community", "shared")
+    owner = select(images.c.owner).where(images.c.owner == project_id, images.c.visibility.in_(reachable))
+    return any(conn.execute(query.limit(1)).first() is not None for query in (copied, member, owner))
+
+
 def put_domain(conn: Connection, domain_id: str, name: str, enabled: bool, *, only_new: bool = False) -> None:
     """Copy a domain; `only_new`: only when missing (a project's domain, name not known yet)."""
     found = conn.execute(select(domains.c.id).where(domains.c.id == domain_id)).first()

@@ -2,7 +2,8 @@
 
 Each download adds one to the project's count and its bytes and moves its last time, with one
 UPSERT (INSERT ... ON CONFLICT DO UPDATE) issued when the download response has been prepared,
-never while the bytes stream. A range request counts the bytes of its range. Recording is best
+never while the bytes stream. A range request counts the bytes of its range. Glance's image.send
+goes to the message bus once the bytes went out, with how many did. Recording is best
 effort: a download never fails because its accounting could not be written. An image deleted
 while its bytes went out is the normal end of that race (a debug line); any other failure is logged.
 
@@ -19,6 +20,7 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from spyglass.audit import notifications
 from spyglass.context import RequestContext
 from spyglass.data.transfer import Download
 from spyglass.db.engine import Database
@@ -33,13 +35,11 @@ from spyglass.timeutil import isotime, utcnow
 log = logging.getLogger(__name__)
 
 
-def record(db: Database, project_id: str, image_id: str, nbytes: int, sent: SendNotice | None = None) -> None:
-    """Count one download of `nbytes` by the project (and queue Glance's image.send for it)."""
+def record(db: Database, project_id: str, image_id: str, nbytes: int) -> None:
+    """Count one download of `nbytes` by the project."""
     try:
         with db.write() as conn:
             queries.count_download(conn, image_id, project_id, nbytes, utcnow())
-            if sent is not None:
-                notify.sent(conn, sent.record, nbytes, project_id, sent.user_id, sent.destination_ip)
     except IntegrityError:
         # The image row is gone (foreign key): deleted after the download looked it up.
         log.debug("image %s was deleted during its download by %s; not counted", image_id, project_id)
@@ -48,24 +48,45 @@ def record(db: Database, project_id: str, image_id: str, nbytes: int, sent: Send
         log.warning("could not record a download of image %s by %s", image_id, project_id, exc_info=True)
 
 
-@dataclass(frozen=True)
-class SendNotice:
-    """What image.send says beyond the count: the image, the receiving user and address."""
-
-    record: ImageRecord
-    user_id: str
-    destination_ip: str | None
+def _planned(found: Download) -> int:
+    part = found.part
+    return found.size if part is None else part.end - part.start
 
 
-async def record_download(
-    db: Database, ctx: RequestContext, found: Download, destination_ip: str | None = None
-) -> None:
+async def record_download(db: Database, ctx: RequestContext, found: Download) -> None:
     """The download handler's call, once its response is prepared: the whole data, or the range."""
     if ctx.project_id:
-        part = found.part
-        nbytes = found.size if part is None else part.end - part.start
-        notice = SendNotice(found.record, ctx.user_id, destination_ip)
-        await to_thread.run_sync(record, db, ctx.project_id, found.record.id, nbytes, notice)
+        await to_thread.run_sync(record, db, ctx.project_id, found.record.id, _planned(found))
+
+
+@dataclass(frozen=True)
+class SendNotice:
+    """What Glance's image.send says of a download besides the bytes sent."""
+
+    record: ImageRecord
+    project_id: str
+    user_id: str
+    destination_ip: str | None
+    planned: int
+
+
+def send_notice(ctx: RequestContext, found: Download, destination_ip: str | None) -> SendNotice | None:
+    if not ctx.project_id:
+        return None
+    return SendNotice(found.record, ctx.project_id, ctx.user_id, destination_ip, _planned(found))
+
+
+def notify_sent(db: Database, notice: SendNotice, sent: int) -> None:
+    """Queue image.send once the data went out, with the bytes the server took: fewer than planned
+    when the client went away or the store failed, and then at ERROR priority, as Glance does."""
+    priority = notifications.INFO if sent == notice.planned else notifications.ERROR
+    try:
+        with db.write() as conn:
+            notify.sent(
+                conn, notice.record, sent, notice.project_id, notice.user_id, notice.destination_ip, priority
+            )
+    except SQLAlchemyError:
+        log.warning("could not queue image.send of image %s", notice.record.id, exc_info=True)
 
 
 def list_usage(db: Database, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:

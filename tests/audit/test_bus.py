@@ -9,15 +9,14 @@ each other's messages. The consumer reads with kombu, as Ceilometer's listener d
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+import anyio
 import kombu
 import pytest
 from sqlalchemy import func, select
@@ -34,8 +33,10 @@ from tests.api.safety import download
 from tests.conftest import Callers, World
 from tests.data.test_tasks import ended, import_task
 from tests.http_source import HttpSource, http_source
+from tests.rabbitmq import broker, vhost_url
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["broker", "vhost_url"]
+
 UNREACHABLE = "rabbit://guest:guest@127.0.0.1:1/"
 
 # The payload fields of Glance 33 (glance/notifier.py).
@@ -53,29 +54,6 @@ TASK_FIELDS = {
 SEND_FIELDS = {
     "bytes_sent", "image_id", "owner_id", "receiver_tenant_id", "receiver_user_id", "destination_ip",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def broker() -> str:
-    """The broker's URL (the default virtual host), started or installed when absent."""
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "ensure-rabbitmq.sh")], check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def vhost_url(broker: str) -> Iterator[str]:
-    """A transport URL on a virtual host of this test's own."""
-    name = f"spyglass-test-{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", name)
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield broker.rstrip("/") + "/" + name
-    _rabbitmqctl("delete_vhost", name)
 
 
 class Consumer:
@@ -359,3 +337,65 @@ def test_publisher_id_is_glances(settings: Settings) -> None:
 def source() -> Iterator[HttpSource]:
     with http_source() as running:
         yield running
+
+
+# ---- image.send: the bytes that went out ----------------------------------------------------------
+
+
+def test_image_send_carries_the_bytes_of_a_range(node: Callers, consumer: Consumer, world: World) -> None:
+    image_id = active(node.alice, b"r" * 1000)["id"]
+    assert download(node.alice, image_id, headers={"Range": "bytes=100-349"}) == b"r" * 250
+    send = only(consumer.drain(has("image.send")), "image.send")
+    assert send["priority"] == "INFO"
+    assert send["payload"]["bytes_sent"] == 250
+    assert send["payload"]["receiver_tenant_id"] == world.projects["alpha"]
+    assert send["payload"]["receiver_user_id"] == world.users["alice"]
+    assert send["payload"]["owner_id"] == world.projects["alpha"]
+
+
+def test_a_download_the_client_left_sends_what_went_out_as_an_error(
+    settings: Settings, db: Database, world: World
+) -> None:
+    size = 8 * 1024 * 1024
+    configured = replace(settings, notifications_transport_url=UNREACHABLE)
+    app = create_app(configured, db=db, store=FilesystemStore(settings.blob_dir))
+    with TestClient(app, base_url="http://127.0.0.1:9292") as client:
+        image_id = active(Callers(client, world).alice, b"d" * size)["id"]
+    token = world.tokens["alice"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/v2/images/{image_id}/file",
+        "raw_path": f"/v2/images/{image_id}/file".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"x-auth-token", token)],
+        "client": ("192.0.2.7", 40000),
+        "server": ("127.0.0.1", 9292),
+        "state": {},
+    }
+    received: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}  # the client is gone at once
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            received.append(len(message.get("body", b"")))
+
+    anyio.run(app, scope, receive, send)
+    notifications.disable(db.engine)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(notification_outbox.c.priority, notification_outbox.c.payload).where(
+                notification_outbox.c.event_type == "image.send"
+            )
+        ).all()
+    [(priority, payload)] = rows
+    sent = json.loads(payload)
+    assert sent["bytes_sent"] == sum(received) < size
+    assert priority == "ERROR"
+    assert (sent["image_id"], sent["destination_ip"]) == (image_id, "192.0.2.7")

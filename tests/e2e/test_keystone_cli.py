@@ -56,6 +56,12 @@ class Cloud:
         }
         server.clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
 
+    def add_cloud(self, name: str, account: Account) -> None:
+        """One more cloud in clouds.yaml, acting as `account`."""
+        clouds = yaml.safe_load(self.server.clouds_yaml.read_text())
+        clouds["clouds"][name] = _cloud(self.keystone, account, self.region)
+        self.server.clouds_yaml.write_text(yaml.safe_dump(clouds))
+
     def spyglass(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
@@ -161,9 +167,7 @@ def test_projects_sync_applies_deleted_and_disabled_projects(cloud: Cloud) -> No
     with_gamma = server.create_image("a", "for-gamma", "--shared")["id"]
     server.openstack("a", "image", "add", "project", with_gamma, gamma.project_id)
     # An image owned by `owner`, shared with B and accepted: B sees it until `owner` is disabled.
-    clouds = yaml.safe_load(server.clouds_yaml.read_text())
-    clouds["clouds"]["owner"] = _cloud(keystone, owner, cloud.region)
-    server.clouds_yaml.write_text(yaml.safe_dump(clouds))
+    cloud.add_cloud("owner", owner)
     owned = server.create_image("owner", "owned", "--shared")["id"]
     server.openstack("owner", "image", "add", "project", owned, cloud.b.project_id)
     server.openstack("b", "image", "set", "--accept", owned)

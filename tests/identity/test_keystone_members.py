@@ -69,3 +69,32 @@ def test_a_service_user_that_cannot_read_projects_is_warned_and_refused(
         )
         assert refused.status_code == 503, refused.text
         assert "could not be asked about projects" in refused.json()["message"]
+
+
+@pytest.mark.parametrize("others", [0, 11], ids=["one-by-one", "from-the-project-list"])
+def test_shares_in_bulk_are_checked_in_keystone_now(
+    settings: Settings, db: Database, keystone: Keystone, others: int
+) -> None:
+    owner = keystone.account("owner")
+    live, later_disabled, later_deleted = (keystone.create_project(p)["id"] for p in ("live", "off", "gone"))
+    # More live projects: past 10 members, the projects are read from Keystone's list in one call.
+    extra = [keystone.create_project("many")["id"] for _ in range(others)]
+    with _app(settings, db, keystone.authtoken_options(http_connect_timeout=30)) as client:
+        token = keystone.account_token(owner)
+        headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        first = _shared_image(client, token)
+        # Single adds copy the projects as Keystone has them then: enabled and present.
+        for project_id in (later_disabled, later_deleted):
+            added = client.post(f"/v2/images/{first}/members", json={"member": project_id}, headers=headers)
+            assert added.status_code == 200, added.text
+        keystone.set_project_enabled(later_disabled, False)
+        keystone.delete_project(later_deleted)
+        second = _shared_image(client, token)
+        body = {"action": "add", "images": [second], "members": [live, later_disabled, later_deleted, *extra]}
+        answered = client.post("/v2/shared-images/bulk", json=body, headers=headers)
+        assert answered.status_code == 200, answered.text
+        results = {r["member_id"]: r for r in answered.json()["results"]}
+        assert results[live]["status"] == 200
+        assert all(results[project_id]["status"] == 200 for project_id in extra)
+        assert results[later_disabled]["status"] == 400 and "is disabled" in results[later_disabled]["error"]
+        assert results[later_deleted]["status"] == 400 and "does not exist" in results[later_deleted]["error"]
