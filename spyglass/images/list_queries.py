@@ -1,8 +1,10 @@
 """Image lists in SQL: the filters of GET /v2/images, keyset pagination over a total order, and a
-page read branch by branch (the visibility rule's SQL twin, spyglass.images.visibility, gives them).
+page read part by part (the visibility rule's parts, spyglass.images.visibility, give them), with
+each image's properties, tags and locations, in one statement.
 
 The API parses the query string into a ListQuery (spyglass.api.image_list); only this module turns
-it into SQL.
+it into SQL. The statement is built once per shape of list and reused with the request's values as
+bound parameters (`page_statement`).
 """
 
 from __future__ import annotations
