@@ -11,7 +11,13 @@ def utcnow() -> datetime:
 
 def isotime(value: datetime | None) -> str | None:
     """2026-11-27T02:40:51Z, the Images API format."""
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value is None:
+        return None
+    if value.tzinfo is None and value.year >= 1000:
+        # The same text, twice as fast (a page of 1,000 images renders 2,000 of them); strftime
+        # writes years before 1000 without padding and leaves an offset out.
+        return value.isoformat(timespec="seconds") + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def isotime_micro(value: datetime) -> str:

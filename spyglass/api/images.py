@@ -104,8 +104,9 @@ async def index(request: Request) -> Response:
     records, more = await run_in_threadpool(images.list_images, app_state(request).db, ctx, query)
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
     first = "/v2/images" + (f"?{urlencode(params)}" if params else "")
+    stores = app_state(request).store_rendering
     body: dict[str, Any] = {
-        "images": [_render(request, r) for r in records],
+        "images": [render.image(r, stores) for r in records],
         "first": first,
         "schema": "/v2/schemas/images",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ _CORE_ORDER = (
     "os_hash_value",
     "id",
 )
+_core_values = operator.attrgetter(*_CORE_ORDER)
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,12 @@ class StoreRendering:
     show_locations: bool = False
 
     def add_to(self, doc: dict[str, Any], record: ImageRecord) -> None:
-        found = [Location(loc.store or self.default, loc.key) for loc in locations.of(record)]
         # Glance hides the locations, and so the stores, of a deactivated image
         # (51-list-images-owner.http).
-        if not found or record.status != states.ACTIVE:
+        if record.status != states.ACTIVE:
+            return
+        found = [Location(loc.store or self.default, loc.key) for loc in locations.of(record)]
+        if not found:
             return
         doc["stores"] = ",".join(location.store for location in found)
         if self.show_direct_url:
@@ -54,14 +58,12 @@ class StoreRendering:
 
 
 def image(record: ImageRecord, stores: StoreRendering | str | None = None) -> dict[str, Any]:
-    row = record.columns()
     # Extra properties come first, as Glance renders them.
     doc: dict[str, Any] = dict(record.properties)
-    for key in _CORE_ORDER:
-        doc[key] = row[key]
-    image_id = row["id"]
-    doc["created_at"] = isotime(row["created_at"])
-    doc["updated_at"] = isotime(row["updated_at"])
+    doc.update(zip(_CORE_ORDER, _core_values(record), strict=True))
+    image_id = record.id
+    doc["created_at"] = isotime(record.created_at)
+    doc["updated_at"] = isotime(record.updated_at)
     doc["tags"] = list(record.tags)
     doc["self"] = f"/v2/images/{image_id}"
     doc["file"] = f"/v2/images/{image_id}/file"

@@ -212,12 +212,15 @@ def list_images(db: Database, ctx: RequestContext, query: ListQuery) -> tuple[li
     sort = list(query.sort)
     if "id" not in [k for k, _ in sort]:
         sort.append(("id", sort[-1][1] if sort else "desc"))
+    if query.marker is None:
+        # The page is one statement, consistent by itself: no transaction to open.
+        with db.read_one_statement() as conn:
+            records = list_page(conn, ctx, query, sort, None)
+        return records, len(records) == query.limit
     with db.read() as conn:
-        marker = None
-        if query.marker is not None:
-            marker = q.fetch_image(conn, query.marker, ctx.project_id) if is_uuid(query.marker) else None
-            if marker is None or not _marker_visible(ctx, marker):
-                raise Invalid(f"No image found with ID {query.marker}")
+        marker = q.fetch_image(conn, query.marker, ctx.project_id) if is_uuid(query.marker) else None
+        if marker is None or not _marker_visible(ctx, marker):
+            raise Invalid(f"No image found with ID {query.marker}")
         records = list_page(conn, ctx, query, sort, marker)
     return records, len(records) == query.limit
 

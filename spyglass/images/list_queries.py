@@ -1,8 +1,10 @@
 """Image lists in SQL: the filters of GET /v2/images, keyset pagination over a total order, and a
-page read branch by branch (the visibility rule's SQL twin, spyglass.images.visibility, gives them).
+page read part by part (the visibility rule's parts, spyglass.images.visibility, give them), with
+each image's properties, tags and locations, in one statement.
 
 The API parses the query string into a ListQuery (spyglass.api.image_list); only this module turns
-it into SQL.
+it into SQL. The statement is built once per shape of list and reused with the request's values as
+bound parameters (`page_statement`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, or_, select, union
+import orjson
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    String,
+    Subquery,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from spyglass.context import RequestContext
-from spyglass.db.tables import image_properties, image_tags, images
+from spyglass.db.tables import image_locations, image_properties, image_tags, images
 from spyglass.images import states
-from spyglass.images.queries import ImageRecord, ImageRow, load_all_extras
-from spyglass.images.visibility import list_branches, list_condition
+from spyglass.images.queries import COLUMNS, ImageRecord, ImageRow, Location
+from spyglass.images.visibility import list_parts
 
 
 class Filter(NamedTuple):
@@ -63,43 +87,201 @@ def list_page(
     marker: ImageRow | None,
 ) -> list[ImageRecord]:
     """The page of images the caller may list that `query` asks for, in the `sort` order (a total
-    one), after the `marker` image, with their properties, tags and locations."""
-    conditions = [
-        list_condition(ctx, visibility_filter=query.visibility, member_filter=query.member_status),
-        images.c.os_hidden == query.os_hidden,
-        images.c.status.not_in((states.DELETED, states.PENDING_DELETE)),
-        *_conditions(query),
-    ]
-    if marker is not None:
-        conditions.append(_after_marker(sort, marker.columns()))
-    branches = list_branches(ctx, visibility_filter=query.visibility, member_filter=query.member_status)
-    rows = page(conn, conditions, sort, query.limit, branches)
-    ids = [r["id"] for r in rows]
-    props, tags, extra = load_all_extras(conn, ids)
-    return [
-        ImageRecord.of(
-            r,
-            properties=props.get(r["id"], {}),
-            tags=tags.get(r["id"], []),
-            extra_locations=extra.get(r["id"], []),
+    one), after the `marker` image, with their properties, tags and locations: one statement."""
+    shape = Shape.of(conn.dialect.name, ctx, query, sort, marker is not None)
+    rows = conn.execute(page_statement(shape), _values(ctx, query, sort, marker)).all()
+    return [_record(row) for row in rows]
+
+
+class Shape(NamedTuple):
+    """What the list statement's SQL depends on; the values (the caller's project, the filters'
+    values, the marker's, the limit) are bound parameters, so that one statement serves them all."""
+
+    dialect: str
+    admin: bool
+    # "none", "empty" or "set": the visibility rule tells these callers apart.
+    project: str
+    visibility: str | None
+    member_status: str
+    sort: tuple[tuple[str, str], ...]
+    marker: bool
+    filters: tuple[tuple[str, str], ...]
+    tags: int
+    properties: int
+
+    @classmethod
+    def of(
+        cls,
+        dialect: str,
+        ctx: RequestContext,
+        query: ListQuery,
+        sort: Sequence[tuple[str, str]],
+        marker: bool,
+    ) -> Shape:
+        project = "none" if ctx.project_id is None else ("set" if ctx.project_id else "empty")
+        return cls(
+            dialect,
+            ctx.is_admin,
+            project,
+            query.visibility,
+            query.member_status,
+            tuple(sort),
+            marker,
+            tuple((f.column, f.op) for f in query.filters),
+            len(query.tags),
+            len(query.properties),
         )
-        for r in rows
+
+    def caller(self) -> RequestContext:
+        """A caller of this kind, for the visibility rule (its project id is never read)."""
+        project = {"none": None, "empty": "", "set": "?"}[self.project]
+        return RequestContext(
+            user_id="", project_id=project, roles=frozenset({"admin"} if self.admin else ())
+        )
+
+
+# Shapes seen by this process: a few for the usual lists, more for clients that vary their filters.
+_STATEMENTS: dict[Shape, Select[Any]] = {}
+_MOST_STATEMENTS = 512
+
+
+def page_statement(shape: Shape) -> Select[Any]:
+    """The list statement of this shape, built once: SQLAlchemy then finds its compiled form by the
+    statement's memoized cache key, and PostgreSQL prepares it after a few uses on a connection."""
+    stmt = _STATEMENTS.get(shape)
+    if stmt is None:
+        stmt = _build(shape)
+        if len(_STATEMENTS) >= _MOST_STATEMENTS:
+            _STATEMENTS.clear()
+        _STATEMENTS[shape] = stmt
+    return stmt
+
+
+# Constants in the text, not parameters: PostgreSQL plans with them.
+_HIDDEN: list[ColumnElement[str]] = [
+    literal_column(f"'{status}'") for status in (states.DELETED, states.PENDING_DELETE)
+]
+
+
+def _build(shape: Shape) -> Select[Any]:
+    """The page: each part of the visibility rule read through its own index, sorted and cut to the
+    page size, the few rows merged, sorted and cut again, each with its extras as JSON arrays."""
+    conditions = [
+        images.c.os_hidden == bindparam("os_hidden", type_=Boolean),
+        images.c.status.not_in(_HIDDEN),
+        *(_tag_filter(bindparam(f"tag_{i}")) for i in range(shape.tags)),
+        *(_column_filter(column, op, f"filter_{i}") for i, (column, op) in enumerate(shape.filters)),
+        *(property_filter(bindparam(f"name_{i}"), bindparam(f"value_{i}")) for i in range(shape.properties)),
     ]
+    if shape.marker:
+        conditions.append(_after_marker(shape.sort, {k: bindparam(f"marker_{k}") for k, _ in shape.sort}))
+    parts = list_parts(
+        shape.caller(),
+        project=bindparam("project_id", type_=String),
+        visibility_filter=shape.visibility,
+        member_filter=shape.member_status,
+    )
+    parts = parts or [false()]  # a caller without a project asking for shared or private images
+    limit = bindparam("limit", type_=Integer)
+    order = _order(shape.sort)
+    columns = [*(images.c[name] for name in COLUMNS), *extras_columns(shape.dialect)]
+    if len(parts) == 1:
+        return select(*columns).where(parts[0], *conditions).order_by(*order).limit(limit)
+    keys = [images.c.id, *(images.c[k] for k, _ in shape.sort if k != "id")]
+    branches = [
+        select(*keys).where(part, *conditions).order_by(*order).limit(limit).subquery() for part in parts
+    ]
+    merged = union(*(select(branch) for branch in branches)).subquery()
+    return select(*columns).join(merged, merged.c.id == images.c.id).order_by(*order).limit(limit)
 
 
-def _conditions(query: ListQuery) -> list[ColumnElement[bool]]:
+def extras_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """An image's properties (an object, by name), tags (an array, by value) and further locations
+    (an array of [store, key], by creation time then store) in JSON text, in the order fetch_image
+    gives them. PostgreSQL orders within the aggregate; SQLite (before 3.44) aggregates an ordered
+    subquery, whose order it keeps for an aggregate other than count, min and max."""
+    p, t, loc = image_properties, image_tags, image_locations
+    if dialect == "postgresql":
+        aggregates = [
+            (p, func.json_object_agg(p.c.name, aggregate_order_by(p.c.value, p.c.name))),
+            (t, func.json_agg(aggregate_order_by(t.c.value, t.c.value))),
+            (
+                loc,
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_array(loc.c.store, loc.c.blob_key), loc.c.created_at, loc.c.store
+                    )
+                ),
+            ),
+        ]
+        return [
+            select(cast(aggregate, Text)).where(table.c.image_id == images.c.id).scalar_subquery()
+            for table, aggregate in aggregates
+        ]
+    properties = _ordered(select(p.c.name, p.c.value).where(p.c.image_id == images.c.id).order_by(p.c.name))
+    tags = _ordered(select(t.c.value).where(t.c.image_id == images.c.id).order_by(t.c.value))
+    locations = _ordered(
+        select(loc.c.store, loc.c.blob_key)
+        .where(loc.c.image_id == images.c.id)
+        .order_by(loc.c.created_at, loc.c.store)
+    )
+    # An array made in the subquery would reach the aggregate as a string: build it outside.
     return [
-        *(_tag_filter(tag) for tag in query.tags),
-        *(_column_filter(f) for f in query.filters),
-        *(property_filter(name, value) for name, value in query.properties),
+        select(func.json_group_object(properties.c.name, properties.c.value)).scalar_subquery(),
+        select(func.json_group_array(tags.c.value)).scalar_subquery(),
+        select(
+            func.json_group_array(func.json_array(locations.c.store, locations.c.blob_key))
+        ).scalar_subquery(),
     ]
 
 
-def _column_filter(f: Filter) -> ColumnElement[bool]:
-    column = images.c[f.column]
-    if f.op == "in":
-        return column.in_(f.value)
-    condition: ColumnElement[bool] = COMPARISONS[f.op](column, f.value)
+def _ordered(stmt: Select[Any]) -> Subquery:
+    return stmt.correlate(images).subquery()
+
+
+def _values(
+    ctx: RequestContext, query: ListQuery, sort: Sequence[tuple[str, str]], marker: ImageRow | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "project_id": ctx.project_id or "",
+        "os_hidden": query.os_hidden,
+        "limit": query.limit,
+    }
+    for i, tag in enumerate(query.tags):
+        values[f"tag_{i}"] = tag
+    for i, f in enumerate(query.filters):
+        values[f"filter_{i}"] = f.value
+    for i, (name, value) in enumerate(query.properties):
+        values[f"name_{i}"] = name
+        values[f"value_{i}"] = value
+    if marker is not None:
+        row = marker.columns()
+        for key, _ in sort:
+            values[f"marker_{key}"] = _marker_value(row, key)
+    return values
+
+
+def _record(row: Any) -> ImageRecord:
+    properties, tags, extra = row[_EXTRAS:]
+    return _new_record(
+        *row[:_EXTRAS],
+        properties=orjson.loads(properties) if properties else {},
+        tags=orjson.loads(tags) if tags else [],
+        extra_locations=[Location(*found) for found in orjson.loads(extra)] if extra else [],
+    )
+
+
+_EXTRAS = len(COLUMNS)
+# The statement selects the columns in the order of the record's first fields: positional
+# arguments, which mypy cannot count, build it faster than a dict of them.
+_new_record: Callable[..., ImageRecord] = ImageRecord
+
+
+def _column_filter(name: str, op: str, parameter: str) -> ColumnElement[bool]:
+    column = images.c[name]
+    if op == "in":
+        return column.in_(bindparam(parameter, expanding=True))
+    condition: ColumnElement[bool] = COMPARISONS[op](column, bindparam(parameter))
     return condition
 
 
@@ -134,7 +316,8 @@ def _marker_value(marker: dict[str, Any], key: str) -> Any:
     return value
 
 
-def property_filter(name: str, value: str) -> ColumnElement[bool]:
+def property_filter(name: Any, value: Any) -> ColumnElement[bool]:
+    """Has the image this extra property with this value (strings, or bound parameters)?"""
     return exists(
         select(1).where(
             image_properties.c.image_id == images.c.id,
@@ -144,7 +327,7 @@ def property_filter(name: str, value: str) -> ColumnElement[bool]:
     )
 
 
-def _tag_filter(tag: str) -> ColumnElement[bool]:
+def _tag_filter(tag: Any) -> ColumnElement[bool]:
     return exists(select(1).where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag))
 
 

@@ -1,6 +1,7 @@
 """Queries on the image tables: fetch one image with the caller's membership, insert, update and
 delete image rows (every status change through the compare-and-set `set_status`), and load the
-properties, tags and locations of a page in one round trip each. Lists: spyglass.images.list_queries."""
+properties, tags and locations of images. A page of a list, with its images' extras in the same
+statement: spyglass.images.list_queries."""
 
 from __future__ import annotations
 
@@ -142,26 +143,6 @@ def fetch_image(
     )
 
 
-def load_all_extras(
-    conn: Connection, image_ids: Sequence[str]
-) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], dict[str, list[Location]]]:
-    """What load_extras and load_locations give, in one statement."""
-    props: dict[str, dict[str, str]] = {}
-    tags: dict[str, list[str]] = {}
-    found: dict[str, list[Location]] = {}
-    if not image_ids:
-        return props, tags, found
-    rows = conn.execute(_PAGE_EXTRAS, {"image_ids": list(image_ids)})
-    for image_id, kind, first, second, _at in rows:
-        if kind == "p":
-            props.setdefault(image_id, {})[first] = second
-        elif kind == "t":
-            tags.setdefault(image_id, []).append(first)
-        else:
-            found.setdefault(image_id, []).append(Location(first, second))
-    return props, tags, found
-
-
 def _extras(*where: ColumnElement[bool]) -> Subquery:
     """The properties, tags and further locations of the images the three conditions (on
     image_properties, image_tags and image_locations) pick, as one union: image_id, kind ("p", "t",
@@ -221,18 +202,6 @@ def _one_image() -> Select[Any]:
     )
 
 
-def _page_extras() -> Select[Any]:
-    """load_all_extras' statement, built once (the ids are one expanding parameter)."""
-    ids: BindParameter[list[str]] = bindparam("image_ids", expanding=True)
-    extras = _extras(
-        image_properties.c.image_id.in_(ids),
-        image_tags.c.image_id.in_(ids),
-        image_locations.c.image_id.in_(ids),
-    )
-    return select(extras).order_by(extras.c.image_id, extras.c.kind, extras.c.at, extras.c.first)
-
-
-_PAGE_EXTRAS = _page_extras()
 _ONE_IMAGE = _one_image()
 _LOCK_IMAGE = select(images.c.id).where(images.c.id == bindparam("image_id")).with_for_update()
 

@@ -1,7 +1,8 @@
 """Who can see which image: one rule, in two forms that must agree.
 
-`can_show` and `is_listed` are the Python predicates; `list_condition` is their SQL twin used by
-the image list. tests/test_visibility.py proves with hypothesis that the two forms agree over every
+`can_show` and `is_listed` are the Python predicates; `list_condition` is their SQL twin, and
+`list_parts` the same rule cut into index-friendly parts for the image list. tests/test_visibility.py
+proves with hypothesis that the two forms agree over every
 visibility x caller relation x member status x role x filter combination.
 
 A member row only grants anything while the image's visibility is `shared`: turning an image
@@ -12,6 +13,8 @@ other project (shared, community and public alike) until it is enabled again; on
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
@@ -124,6 +127,48 @@ def list_branches(
             mine.append(image_members.c.status == member_filter)
         branches.append(images.c.id.in_(select(image_members.c.image_id).where(*mine)))
     return branches
+
+
+def list_parts(
+    ctx: RequestContext,
+    *,
+    project: ColumnElement[Any],
+    visibility_filter: str | None,
+    member_filter: str,
+) -> list[ColumnElement[bool]]:
+    """`list_condition` as parts whose union admits exactly what it admits, each part read through
+    its own index (the caller's own images, the public ones, the community ones, the caller's member
+    rows); one part, the plain filter, for admins.
+
+    Only the kind of caller is read from `ctx` (admin or not, with a project or not): the project's
+    id is `project`, a bound parameter, so that one statement built from the parts serves every
+    caller of that kind. Each part is simpler than `list_condition` under it: the caller's own
+    images need no other test, and the images of other projects need the owner not suspended.
+    """
+    if ctx.is_admin:
+        if visibility_filter is None:
+            owned = images.c.owner == project if ctx.project_id else false()
+            return [or_(images.c.visibility != "community", owned)]
+        return [true() if visibility_filter == "all" else images.c.visibility == visibility_filter]
+    parts: list[ColumnElement[bool]] = []
+    if ctx.project_id:
+        owned = images.c.owner == project
+        if visibility_filter not in (None, "all"):
+            owned = and_(owned, images.c.visibility == visibility_filter)
+        parts.append(owned)
+    not_suspended = ~owner_suspended()
+    if visibility_filter in (None, "public", "all"):
+        parts.append(and_(images.c.visibility == "public", not_suspended))
+    if visibility_filter in ("community", "all"):
+        parts.append(and_(images.c.visibility == "community", not_suspended))
+    # As list_condition: a project id of None matches no member row (an empty one would).
+    if ctx.project_id is not None and visibility_filter in (None, "shared", "all"):
+        mine = [image_members.c.member_id == project]
+        if member_filter != "all":
+            mine.append(image_members.c.status == member_filter)
+        member_of = images.c.id.in_(select(image_members.c.image_id).where(*mine))
+        parts.append(and_(images.c.visibility == "shared", member_of, not_suspended))
+    return parts
 
 
 def owner_suspended() -> ColumnElement[bool]:

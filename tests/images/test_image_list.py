@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from spyglass.db.engine import Database
-from spyglass.db.tables import images
+from spyglass.db.tables import image_locations, images
 from tests.api.helpers import active, create, message
 from tests.conftest import Caller, Callers, World, reconfigure
 from tests.disk_images import iso, qcow2
@@ -124,6 +124,31 @@ def test_list_links_keep_every_parameter_but_the_marker(api: Callers) -> None:
         ("sort", "name:asc"),
         ("marker", body["images"][0]["id"]),
     ]
+
+
+def test_a_listed_image_is_the_shown_image_with_its_extras_in_the_same_order(
+    api: Callers, db: Database
+) -> None:
+    """Properties, tags and further locations come with the page in one statement: in the order
+    show gives them (JSON keys, tags, stores), on either database."""
+    names = {"zeta": "1", "Alpha": "2", "_under": "3", "beta_2": "4", "beta": "5", "\u00e9t\u00e9": "6"}
+    image = active(api.alice, tags=["t-z", "T-a", "t-b"], **names)
+    bare = create(api.alice, name="bare")
+    at = datetime(2026, 1, 1)
+    with db.write() as conn:
+        for store, key, when in (("zz", "k1", at), ("mm", "k2", at + timedelta(seconds=1)), ("aa", "k3", at)):
+            conn.execute(
+                insert(image_locations).values(
+                    image_id=image["id"], store=store, blob_key=key, created_at=when
+                )
+            )
+    shown = api.alice.get(f"/v2/images/{image['id']}").json()
+    assert shown["stores"].split(",")[1:] == ["aa", "zz", "mm"]
+    for query in ("", "?limit=1&sort=created_at:asc", "?sort=name:desc"):
+        listed = {i["id"]: i for i in api.alice.get(f"/v2/images{query}").json()["images"]}
+        assert list(listed[image["id"]].items()) == list(shown.items())
+        if bare["id"] in listed:
+            assert listed[bare["id"]] == bare and bare["tags"] == []
 
 
 def test_list_only_what_the_caller_may_see(api: Callers) -> None:

@@ -8,6 +8,7 @@ members on the same images) to check the same agreement where rows interact.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Connection, bindparam, insert, or_, select
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -30,6 +31,7 @@ from spyglass.images.visibility import (
     is_listed,
     list_branches,
     list_condition,
+    list_parts,
 )
 from spyglass.timeutil import utcnow
 
@@ -120,6 +122,36 @@ def _check(db: Database, stored: dict[str, Spec]) -> None:
             if branches:
                 covered = set(conn.execute(select(images.c.id).where(condition, or_(*branches))).scalars())
                 assert covered == expected, ("branches miss rows", role, vis_filter, member_filter)
+            _check_parts(conn, ctx, vis_filter, member_filter, expected)
+            # A caller without a project: its own images and member rows are none.
+            unscoped = dataclasses.replace(ctx, project_id=None)
+            expected = {
+                image_id
+                for image_id, s in stored.items()
+                if is_listed(
+                    unscoped,
+                    s.visibility,
+                    s.owner,
+                    None,
+                    visibility_filter=vis_filter,
+                    member_filter=member_filter,
+                    owner_suspended=s.owner == SUSPENDED,
+                )
+            }
+            _check_parts(conn, unscoped, vis_filter, member_filter, expected)
+
+
+def _check_parts(
+    conn: Connection, ctx: RequestContext, vis_filter: str | None, member_filter: str, expected: set[str]
+) -> None:
+    """The parts the list reads one by one admit together exactly what the predicate lists (and
+    what list_condition admits, checked above)."""
+    project = bindparam("project_id", ctx.project_id or "")
+    parts = list_parts(ctx, project=project, visibility_filter=vis_filter, member_filter=member_filter)
+    found = set()
+    for part in parts:
+        found |= set(conn.execute(select(images.c.id).where(part)).scalars())
+    assert found == expected, ("parts", ctx.roles, ctx.project_id, vis_filter, member_filter)
 
 
 @pytest.fixture(scope="module")
