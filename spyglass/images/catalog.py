@@ -170,6 +170,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
         raise Forbidden(f"You are not permitted to create images owned by '{columns['owner']}'.")
     new = Target(owner=columns["owner"], visibility="private")
     _check_visibility_change(ctx, new, columns["visibility"], image_id)
+    quotas.read_ahead(columns["owner"])
     now = utcnow()
     with db.write() as conn:
         row = {"id": image_id, "status": states.QUEUED, "created_at": now, "updated_at": now, **columns}

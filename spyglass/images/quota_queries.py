@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, select
+from sqlalchemy import Connection, Select, String, bindparam, delete, func, select
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from spyglass.db import upsert
@@ -34,6 +34,16 @@ def lock_project(conn: Connection, project_id: str) -> None:
     """Hold the project's quota lock until commit. SQLite writers are serialized already."""
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
+
+
+def needs_lock(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def lock_column() -> ColumnElement[Any]:
+    """`lock_project` as a column of another statement (PostgreSQL): the lock of :project_id,
+    taken when the statement yields a row, in the round trip of that statement."""
+    return func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("project_id", type_=String)))
 
 
 _PROJECT: BindParameter[str] = bindparam("project_id")
