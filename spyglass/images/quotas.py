@@ -184,6 +184,18 @@ def _compare(
         raise _exceeded(project_id, [(r, limited[r], used[r], wanted[r]) for r in over])
 
 
+def change_owner(conn: Connection, quotas: Quotas, image_id: str, new_owner: str | None) -> None:
+    """The image now belongs to `new_owner`, in the caller's transaction, just written: it counts
+    against the new owner's limits (refused past them, as a create is), and so do its transfers
+    in flight. The previous owner's usage drops by the same amount, with no check needed."""
+    qq.move_reservations(conn, image_id, new_owner or "")
+    if new_owner is None:
+        return
+    limited = _limits_locked(conn, quotas, new_owner, RESOURCES)
+    if limited:
+        _compare(conn, new_owner, limited, qq.image_usage(conn, image_id, limited), written=True)
+
+
 def _exceeded(project_id: str, over: list[tuple[str, int, int, int]]) -> QuotaExceeded:
     """oslo.limit's text, which Glance answers with its 413."""
     parts = [
