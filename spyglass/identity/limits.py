@@ -11,7 +11,7 @@ The model is Keystone's `flat`: a domain limit is the domain's own and does not 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -308,10 +308,10 @@ def effective(
     return {k: v for k, v in found.items() if v >= 0}
 
 
-def effective_with(*extra: ColumnElement[Any]) -> Select[Any]:
-    """The statement of `effective` with the caller's `extra` columns, evaluated once per
-    registered limit that applies (build it once)."""
-    return lq.effective_statement(*extra)
+def effective_with(extra: Callable[[ColumnElement[str]], ColumnElement[Any]]) -> Select[Any]:
+    """The statement of `effective` with a column of the caller's, `extra(resource name)`,
+    evaluated once per registered limit of the service and region (build it once)."""
+    return lq.effective_statement(extra)
 
 
 def forget_project(conn: Connection, project_id: str) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Select, String, any_, bindparam, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from spyglass.db import upsert
@@ -41,10 +42,12 @@ def needs_lock(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def lock_column() -> ColumnElement[Any]:
-    """`lock_project` as a column of another statement (PostgreSQL): the lock of :project_id,
-    taken when the statement yields a row, in the round trip of that statement."""
-    return func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("project_id", type_=String)))
+def lock_column(resource_name: ColumnElement[str]) -> ColumnElement[Any]:
+    """`lock_project` as a column of the statement that reads the limits (PostgreSQL): the lock of
+    :project_id, taken in the round trip of that statement, when a row names one of :resources."""
+    wanted = bindparam("resources", type_=postgresql.ARRAY(String))
+    locked = func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("project_id", type_=String)))
+    return case((resource_name == any_(wanted), locked))
 
 
 _PROJECT: BindParameter[str] = bindparam("project_id")

@@ -120,7 +120,7 @@ def limits_of(conn: Connection, quotas: Quotas, project_id: str) -> dict[str, in
 
 @functools.cache
 def _locking_statement() -> Select[Any]:
-    return limits.effective_with(qq.lock_column())
+    return limits.effective_with(qq.lock_column)
 
 
 def _limits_locked(

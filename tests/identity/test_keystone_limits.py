@@ -28,6 +28,8 @@ from tests.keystone import Keystone, Relay
 
 OPENSTACK = Path(sys.executable).parent / "openstack"
 CACHE_TIME = 5
+# The CLI and the account tokens ask the shared test Keystone, slow on a loaded machine.
+pytestmark = pytest.mark.timeout(900)
 MIB = 1024 * 1024
 IMAGE = {"disk_format": "raw", "container_format": "bare"}
 
@@ -53,7 +55,7 @@ def keystone_app(settings: Settings, db: Database, keystone: Keystone) -> Iterat
     opened: list[TestClient] = []
 
     def make(region: str, **options: Any) -> tuple[TestClient, Clock]:
-        authtoken = KeystoneAuthtoken(**keystone.authtoken_options(**options))
+        authtoken = KeystoneAuthtoken(**keystone.authtoken_options(http_connect_timeout=30, **options))
         configured = dataclasses.replace(
             settings,
             identity="keystone",
