@@ -187,7 +187,8 @@ def _compare(
 def change_owner(conn: Connection, quotas: Quotas, image_id: str, new_owner: str | None) -> None:
     """The image now belongs to `new_owner`, in the caller's transaction, just written: it counts
     against the new owner's limits (refused past them, as a create is), and so do its transfers
-    in flight. The previous owner's usage drops by the same amount, with no check needed."""
+    in flight. The previous owner's usage drops by the same amount, with no check needed. (With an
+    external Keystone, the new owner's limits may be read in the transaction: an admin's rare call.)"""
     qq.move_reservations(conn, image_id, new_owner or "")
     if new_owner is None:
         return
