@@ -79,7 +79,7 @@ def keystone_app(settings: Settings, db: Database, keystone: Keystone) -> Iterat
 
 def openstack(keystone: Keystone, *args: str) -> None:
     env = {**os.environ, **keystone.admin_environment()}
-    done = subprocess.run([str(OPENSTACK), *args], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([str(OPENSTACK), *args], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
 
 
