@@ -169,24 +169,23 @@ def effective(
     project_id: str,
     resources: Sequence[str],
     statement: Select[Any] = EFFECTIVE,
-) -> dict[str, tuple[int, Any]]:
-    """resource name -> (the project's limit, the value of the statement's extra column or None) of
-    each registered resource of the service among `resources`: its own limit where it has one,
-    else the default. A registered limit of another region does not apply; one of the region
-    applies before one of no region. (The few rows are filtered here: an IN list in the statement
-    would be rendered again on every execution.)"""
+) -> dict[str, int]:
+    """resource name -> the project's limit of each registered resource of the service among
+    `resources`: its own limit where it has one, else the default. A registered limit of another
+    region does not apply; one of the region applies before one of no region. (The few rows are
+    filtered here: an IN list in the statement would be rendered again on every execution.)"""
     params = {
         "service_id": service_id,
         "region_id": region_id,
         "project_id": project_id,
         "resources": list(resources),
     }
-    limits: dict[str, tuple[int, Any]] = {}
+    limits: dict[str, int] = {}
     regional: set[str] = set()
-    for name, region, default, override, *extra in conn.execute(statement, params):
+    for name, region, default, override, *_ in conn.execute(statement, params):
         if name in regional or name not in resources:
             continue
-        limits[name] = (int(default if override is None else override), extra[0] if extra else None)
+        limits[name] = int(default if override is None else override)
         if region is not None:
             regional.add(name)
     return limits

@@ -302,23 +302,10 @@ def effective(
 ) -> dict[str, int]:
     """The project's limit of each of `resources` the service registered; a resource not
     registered is unlimited (absent here), and so is a limit of -1. `statement`: one built by
-    `effective_with`, whose column is not wanted here (a lock it takes)."""
-    found = effective_and(conn, service_id, region, project_id, resources, statement)
-    return {k: v for k, (v, _) in found.items()}
-
-
-def effective_and(
-    conn: Connection,
-    service_id: str,
-    region: str,
-    project_id: str,
-    resources: Sequence[str],
-    statement: Select[Any] | None = None,
-) -> dict[str, tuple[int, Any]]:
-    """`effective`, each limit with the value of the column `statement` adds (None without one)."""
+    limit_queries.effective_statement with columns of the caller's."""
     chosen = lq.EFFECTIVE if statement is None else statement
     found = lq.effective(conn, service_id, region, project_id, resources, chosen)
-    return {k: v for k, v in found.items() if v[0] >= 0}
+    return {k: v for k, v in found.items() if v >= 0}
 
 
 def effective_with(extra: Callable[[ColumnElement[str]], ColumnElement[Any]]) -> Select[Any]:

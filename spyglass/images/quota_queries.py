@@ -124,16 +124,6 @@ _MEASURES: dict[str, Callable[[_Scope], ColumnElement[int]]] = {
 }
 
 
-def usage_column(resource_name: ColumnElement[str]) -> ColumnElement[Any]:
-    """The usage of :project_id of the resource a row names, as a column of the statement that
-    reads the limits: one round trip for both, where no lock has to come between them (SQLite,
-    whose writers are serialized)."""
-    # A resource the check does not add to is not measured (its usage may scan every image).
-    unwanted = resource_name.not_in(bindparam("resources", expanding=True))
-    measures = [(resource_name == r, _MEASURES[r](_OF_PROJECT)) for r in RESOURCES]
-    return case((unwanted, None), *measures)
-
-
 @functools.cache
 def _usage_statement(resources: tuple[str, ...], scope: _Scope) -> Select[Any]:
     # Built once per set of resources: a quota check runs on every create and upload.

@@ -123,11 +123,6 @@ def _locking_statement() -> Select[Any]:
     return limits.effective_with(qq.lock_column)
 
 
-@functools.cache
-def _measuring_statement() -> Select[Any]:
-    return limits.effective_with(qq.usage_column)
-
-
 def _limits_locked(
     conn: Connection, quotas: Quotas, project_id: str, wanted: Iterable[str]
 ) -> dict[str, int]:
@@ -166,36 +161,21 @@ def confirm(conn: Connection, quotas: Quotas, project_id: str | None, added: Map
 def _check(
     conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int], *, written: bool
 ) -> None:
-    if project_id is None or not quotas.enabled:
-        return
-    if quotas.source is None and not qq.needs_lock(conn):
-        # SQLite: the limits and the usage in one statement, the transaction being the only writer.
-        names = tuple(deltas)
-        found = limits.effective_and(conn, IMAGE.id, quotas.region, project_id, names, _measuring_statement())
-        limited = {r: limit for r, (limit, _) in found.items()}
-        measured = {r: int(used or 0) for r, (_, used) in found.items()}
-        _compare(conn, project_id, limited, deltas, written=written, measured=measured)
+    if project_id is None:
         return
     limited = _limits_locked(conn, quotas, project_id, deltas)
     _compare(conn, project_id, limited, deltas, written=written)
 
 
 def _compare(
-    conn: Connection,
-    project_id: str,
-    limited: Mapping[str, int],
-    deltas: Mapping[str, int],
-    *,
-    written: bool,
-    measured: Mapping[str, int] | None = None,
+    conn: Connection, project_id: str, limited: Mapping[str, int], deltas: Mapping[str, int], *, written: bool
 ) -> None:
-    """Refuse unless usage plus `deltas` is within `limited`; the project's lock is held. The usage
-    is read here, unless `measured` already (under the lock) along with the limits."""
+    """Refuse unless usage plus `deltas` is within `limited`; the project's lock is held."""
     wanted = {r: d for r, d in deltas.items() if r in limited}
     if not wanted:
         return
     # Read after the lock is held: every transfer or create that checked before has committed.
-    used = dict(measured) if measured is not None else qq.usage(conn, project_id, wanted)
+    used = qq.usage(conn, project_id, wanted)
     if written:
         used = {r: used[r] - d for r, d in wanted.items()}
     # A delta of 0 (a size not known yet) is refused only when the project is over already.
