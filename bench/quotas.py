@@ -6,7 +6,8 @@ Glance's resources (high enough never to refuse), once with `quota_enforcement` 
 measures on each:
 
 - creates: wrk posting `POST /v2/images` for --seconds on 8 keep-alive connections;
-- in process: `create_image` on vs off in interleaved batches, the service's own cost;
+- in process: `create_image` on vs off in interleaved batches, the service's own cost, and the SQL
+  statements (round trips) one create sends, on vs off;
 - uploads: --uploads uploads of --size-mib MiB each, one at a time, half with Content-Length and half
   chunked (unknown length: the reservation grows as the data comes), in MiB/s.
 
@@ -23,6 +24,7 @@ import argparse
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,10 +165,14 @@ def measure(
     return creates, upload
 
 
-def in_process_create_ms(database: str, batches: int = 40, batch: int = 25) -> tuple[float, float]:
+def in_process_create_ms(
+    database: str, batches: int = 40, batch: int = 25
+) -> tuple[float, float, float, float]:
     """Milliseconds per `create_image` call, quotas on vs off, in interleaved batches in one process
     (over one database, with limits registered): the service's own cost, without HTTP and with
-    machine drift spread over both."""
+    machine drift spread over both; the median of the on/off ratios of neighbouring batches, which a
+    burst of load elsewhere on the machine moves least; and the on/off ratio of this process's CPU
+    time (the service's Python and, on SQLite, the database engine; not PostgreSQL's server)."""
     from spyglass.context import RequestContext
     from spyglass.db.engine import Database
     from spyglass.db.migrate import upgrade
@@ -184,16 +190,55 @@ def in_process_create_ms(database: str, batches: int = 40, batch: int = 25) -> t
         ctx = RequestContext("bench", "bench-project", frozenset({"member"}))
         body = {"disk_format": "raw", "container_format": "bare"}
         spent = {True: 0.0, False: 0.0}
+        cpu = {True: 0.0, False: 0.0}
+        ratios = []
         for n in range(batches):
+            took = {}
             for enforce in (True, False) if n % 2 == 0 else (False, True):
                 rules = quotas.ENFORCED if enforce else quotas.OFF
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 for _ in range(batch):
                     catalog.create_image(db, ctx, body, rules)
-                spent[enforce] += time.perf_counter() - started
+                took[enforce] = time.perf_counter() - started
+                cpu[enforce] += time.process_time() - cpu_started
+                spent[enforce] += took[enforce]
+            ratios.append(took[True] / took[False])
         db.dispose()
     calls = batches * batch
-    return 1000 * spent[True] / calls, 1000 * spent[False] / calls
+    on, off = 1000 * spent[True] / calls, 1000 * spent[False] / calls
+    return on, off, statistics.median(ratios), cpu[True] / cpu[False]
+
+
+def statements_per_create(database: str) -> tuple[int, int]:
+    """SQL statements one `create_image` sends, quotas on vs off (limits registered), counted with an
+    SQLAlchemy event hook: each is a round trip to the database server."""
+    from sqlalchemy import event
+
+    from spyglass.context import RequestContext
+    from spyglass.db.engine import Database
+    from spyglass.db.migrate import upgrade
+    from spyglass.identity import limits
+    from spyglass.identity.services import IMAGE
+    from spyglass.images import catalog, quotas
+    from spyglass.images.quota_queries import RESOURCES as NAMES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(database or f"sqlite:///{tmp}/count.db")
+        upgrade(db)
+        admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
+        entries = [{"service_id": IMAGE.id, "resource_name": r, "default_limit": 10**9} for r in NAMES]
+        limits.create_registered_limits(db, admin, "RegionOne", {"registered_limits": entries})
+        ctx = RequestContext("bench", "bench-project", frozenset({"member"}))
+        sent: list[str] = []
+        event.listen(db.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        counts = []
+        for rules in (quotas.ENFORCED, quotas.OFF):
+            catalog.create_image(db, ctx, {}, rules)
+            sent.clear()
+            catalog.create_image(db, ctx, {}, rules)
+            counts.append(len(sent))
+        db.dispose()
+    return counts[0], counts[1]
 
 
 def main() -> None:
@@ -215,11 +260,17 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, made: list[str]) -> None:
+    made.append("bench_quotas_statements")
+    database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
+    on, off = statements_per_create(database)
+    print(f"statements per create_image: {on} on, {off} off", flush=True)
     made.append("bench_quotas_in_process")
     database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
-    on_ms, off_ms = in_process_create_ms(database)
+    on_ms, off_ms, median, cpu = in_process_create_ms(database)
     print(
-        f"in process: create_image {on_ms:.2f} ms on, {off_ms:.2f} ms off = {on_ms / off_ms:.3f}", flush=True
+        f"in process: create_image {on_ms:.2f} ms on, {off_ms:.2f} ms off = {on_ms / off_ms:.3f}"
+        f" (median of batch pairs {median:.3f}; CPU time of this process {cpu:.3f})",
+        flush=True,
     )
     results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -138,6 +138,9 @@ class Settings:
     # Quotas (README "Quotas"): Glance's four resources, limited by the unified limits of the image
     # service. A resource with no registered limit is unlimited; false: limits are kept, not enforced.
     quota_enforcement: bool = True
+    # With identity = "keystone": seconds the unified limits read from Keystone are kept. A limit
+    # changed in Keystone applies on every node within this time; 0 asks Keystone on every check.
+    limits_cache_time: int = 5
     # Per-project request rates, shared by every node of the database: at most this many requests of
     # the kind per window (0: no limit), beyond which 429 with Retry-After.
     rate_limit_window_seconds: int = 60
@@ -234,6 +237,7 @@ class Settings:
         self._validate_sharing_safety()
         self._validate_logins()
         self._at_least(1, "rate_limit_window_seconds")
+        self._at_least(0, "limits_cache_time")
         self._at_least(
             0,
             "rate_limit_image_creates",

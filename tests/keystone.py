@@ -8,9 +8,11 @@ Every test makes its own domains, projects and users, with names unique to it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -136,6 +138,35 @@ class Keystone:
         for interface in ("public", "internal", "admin"):
             endpoint = {"service_id": service, "interface": interface, "region_id": region, "url": self.url}
             self.call("POST", "/endpoints", {"endpoint": endpoint})
+
+    def image_service_id(self) -> str:
+        """The `image` service (as `spyglass keystone register` makes it), made once however many
+        test workers ask at the same time."""
+        lock = Path(tempfile.gettempdir()) / "spyglass-keystone-image-service.lock"
+        with lock.open("w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            found = self.call("GET", "/services?type=image").json()["services"]
+            if found:
+                return str(found[0]["id"])
+            body = {"service": {"type": "image", "name": "glance", "description": "Spyglass image service"}}
+            return str(self.call("POST", "/services", body).json()["service"]["id"])
+
+    def create_region(self, prefix: str) -> str:
+        region = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.call("POST", "/regions", {"region": {"id": region}})
+        return region
+
+    def admin_environment(self) -> dict[str, str]:
+        """OS_* variables of Keystone's admin, for the `openstack` CLI."""
+        return {
+            "OS_AUTH_URL": self.url,
+            "OS_USERNAME": "admin",
+            "OS_PASSWORD": ADMIN_PASSWORD,
+            "OS_PROJECT_NAME": "admin",
+            "OS_USER_DOMAIN_NAME": "Default",
+            "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3",
+        }
 
     def service_user(self) -> Account:
         """Spyglass's own service user, as an operator would make it: project `service`, roles

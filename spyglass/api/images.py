@@ -132,7 +132,14 @@ async def patch(request: Request) -> Response:
     ops = await json_body(request)
     image_id = request.path_params["image_id"]
     record = await run_in_threadpool(
-        images.update_image, app_state(request).db, ctx, image_id, ops, media_type, safeguards(request)
+        images.update_image,
+        app_state(request).db,
+        ctx,
+        image_id,
+        ops,
+        media_type,
+        safeguards(request),
+        quotas.rules(request),
     )
     return JSONResponse(_render(request, record))
 

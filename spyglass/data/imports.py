@@ -178,6 +178,7 @@ def begin_import(
         web_download.check_target(request.uri, AddressPolicy.of(settings))
     new_task = task_id is None
     task_id = task_id or str(uuid.uuid4())
+    quotas.read_ahead(found.owner)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
         _check_importable(record, request.method)

@@ -132,6 +132,8 @@ async def metered(body: AsyncIterator[bytes], held: int, grow: Callable[[int], i
 def _begin(
     how: Receiving, db: Database, ctx: RequestContext, image_id: str, quotas: Quotas, length: int | None
 ) -> ImageRecord:
+    # Usually the owner; any other's limits are read in the transaction.
+    quotas.read_ahead(ctx.project_id)
     with db.write() as conn:
         record = load_authorized(conn, ctx, image_id, Action.UPLOAD_IMAGE, lock=True)
         if record.status != states.QUEUED:

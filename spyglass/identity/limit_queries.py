@@ -3,10 +3,11 @@ image side makes on every quota check (a project's effective limits of one servi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, exists, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from spyglass.db.tables import domains, project_limits, projects, registered_limits
 from spyglass.identity.inputs import Row
@@ -133,7 +134,12 @@ def owner_exists(conn: Connection, project_id: str | None, domain_id: str | None
 # ---- the image side's read ---------------------------------------------------------------------
 
 
-def _effective_statement() -> Select[Any]:
+def effective_statement(
+    extra: Callable[[ColumnElement[str]], ColumnElement[Any]] | None = None,
+) -> Select[Any]:
+    """The registered limits of :service_id in :region_id (or no region), each with the override
+    of :project_id; `extra(resource name)` is a column evaluated once per row (the image side takes
+    its quota lock there, in the same round trip)."""
     c = registered_limits.c
     own = (
         select(project_limits.c.resource_limit)
@@ -143,25 +149,41 @@ def _effective_statement() -> Select[Any]:
         )
         .scalar_subquery()
     )
-    return select(c.resource_name, c.region_id, c.default_limit, own).where(
+    columns: list[Any] = [c.resource_name, c.region_id, c.default_limit, own]
+    if extra is not None:
+        columns.append(extra(c.resource_name))
+    return select(*columns).where(
         c.service_id == bindparam("service_id"),
         (c.region_id == bindparam("region_id")) | c.region_id.is_(None),
     )
 
 
 # Built once: the image side reads it on every quota check.
-_EFFECTIVE = _effective_statement()
+EFFECTIVE = effective_statement()
 
 
-def effective(conn: Connection, service_id: str, region_id: str, project_id: str) -> dict[str, int]:
-    """resource name -> the project's limit of each registered resource of the service: its own
-    limit where it has one, else the default. A registered limit of another region does not apply;
-    one of the region applies before one of no region."""
-    params = {"service_id": service_id, "region_id": region_id, "project_id": project_id}
+def effective(
+    conn: Connection,
+    service_id: str,
+    region_id: str,
+    project_id: str,
+    resources: Sequence[str],
+    statement: Select[Any] = EFFECTIVE,
+) -> dict[str, int]:
+    """resource name -> the project's limit of each registered resource of the service among
+    `resources`: its own limit where it has one, else the default. A registered limit of another
+    region does not apply; one of the region applies before one of no region. (The few rows are
+    filtered here: an IN list in the statement would be rendered again on every execution.)"""
+    params = {
+        "service_id": service_id,
+        "region_id": region_id,
+        "project_id": project_id,
+        "resources": list(resources),
+    }
     limits: dict[str, int] = {}
     regional: set[str] = set()
-    for name, region, default, override in conn.execute(_EFFECTIVE, params):
-        if name in regional:
+    for name, region, default, override, *_ in conn.execute(statement, params):
+        if name in regional or name not in resources:
             continue
         limits[name] = int(default if override is None else override)
         if region is not None:

@@ -11,12 +11,13 @@ The model is Keystone's `flat`: a domain limit is the domain's own and does not 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
+from sqlalchemy.sql.elements import ColumnElement
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -291,10 +292,26 @@ def delete_limit(db: Database, ctx: RequestContext, limit_id: str) -> None:
 # ---- what the image side reads -----------------------------------------------------------------
 
 
-def effective(conn: Connection, service_id: str, region: str, project_id: str) -> dict[str, int]:
-    """The project's limit of each resource the service registered; a resource not registered is
-    unlimited (absent here), and so is a limit of -1."""
-    return {k: v for k, v in lq.effective(conn, service_id, region, project_id).items() if v >= 0}
+def effective(
+    conn: Connection,
+    service_id: str,
+    region: str,
+    project_id: str,
+    resources: Sequence[str],
+    statement: Select[Any] | None = None,
+) -> dict[str, int]:
+    """The project's limit of each of `resources` the service registered; a resource not
+    registered is unlimited (absent here), and so is a limit of -1. `statement`: one built by
+    limit_queries.effective_statement with columns of the caller's."""
+    chosen = lq.EFFECTIVE if statement is None else statement
+    found = lq.effective(conn, service_id, region, project_id, resources, chosen)
+    return {k: v for k, v in found.items() if v >= 0}
+
+
+def effective_with(extra: Callable[[ColumnElement[str]], ColumnElement[Any]]) -> Select[Any]:
+    """The statement of `effective` with a column of the caller's, `extra(resource name)`,
+    evaluated once per registered limit of the service and region (build it once)."""
+    return lq.effective_statement(extra)
 
 
 def forget_project(conn: Connection, project_id: str) -> None:

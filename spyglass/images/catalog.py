@@ -29,7 +29,7 @@ from spyglass.images.list_queries import ListQuery, list_page
 from spyglass.images.patch import WRITABLE_COLUMNS
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
-from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, confirm
+from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, change_owner, confirm
 from spyglass.images.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 
@@ -170,6 +170,7 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
         raise Forbidden(f"You are not permitted to create images owned by '{columns['owner']}'.")
     new = Target(owner=columns["owner"], visibility="private")
     _check_visibility_change(ctx, new, columns["visibility"], image_id)
+    quotas.read_ahead(columns["owner"])
     now = utcnow()
     with db.write() as conn:
         row = {"id": image_id, "status": states.QUEUED, "created_at": now, "updated_at": now, **columns}
@@ -240,7 +241,13 @@ def _editable_document(record: ImageRecord) -> dict[str, Any]:
 
 
 def update_image(
-    db: Database, ctx: RequestContext, image_id: str, ops: Any, media_type: str, guard: Safeguards = GLANCE
+    db: Database,
+    ctx: RequestContext,
+    image_id: str,
+    ops: Any,
+    media_type: str,
+    guard: Safeguards = GLANCE,
+    quotas: Quotas = ENFORCED,
 ) -> ImageRecord:
     changes = image_patch.parse(ops, media_type)
     with db.write() as conn:
@@ -256,6 +263,8 @@ def update_image(
             q.update_columns(conn, image_id, **changed)
             q.replace_properties(conn, image_id, record.properties, props)
             q.replace_tags(conn, image_id, record.tags, tags)
+        if "owner" in changed:
+            change_owner(conn, quotas, image_id, changed["owner"])
         fresh = q.fetch_image(conn, image_id, ctx.project_id)
         if fresh is not None:
             notify.announce(conn, notify.UPDATE, fresh)

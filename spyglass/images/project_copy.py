@@ -59,6 +59,7 @@ def copy_image(
     name_given, name = _parse(body)
     if not ctx.project_id:
         raise Invalid("A copy belongs to a project: use a project-scoped token.")
+    quotas.read_ahead(ctx.project_id)
     with db.write() as conn:
         source = load_authorized(conn, ctx, image_id, Action.COPY_IMAGE_TO_PROJECT, lock=True)
         if source.status != states.ACTIVE or not source.blob_key:

@@ -8,11 +8,13 @@ reservations of transfers still running, so nothing can drift out of step with t
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, select
+from sqlalchemy import Connection, Select, String, any_, bindparam, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from spyglass.db import upsert
@@ -36,50 +38,72 @@ def lock_project(conn: Connection, project_id: str) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
 
 
+def needs_lock(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def lock_column(resource_name: ColumnElement[str]) -> ColumnElement[Any]:
+    """`lock_project` as a column of the statement that reads the limits (PostgreSQL): the lock of
+    :project_id, taken in the round trip of that statement, when a row names one of :resources."""
+    wanted = bindparam("resources", type_=postgresql.ARRAY(String))
+    locked = func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("project_id", type_=String)))
+    return case((resource_name == any_(wanted), locked))
+
+
 _PROJECT: BindParameter[str] = bindparam("project_id")
+_IMAGE: BindParameter[str] = bindparam("image_id")
 
 
-def _reserved(resource: str) -> ColumnElement[int]:
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the two below
+class _Scope:
+    """Whose usage a statement measures: a project's (what it owns and reserved), or one image's
+    (what it counts for its owner, to move to another)."""
+
+    images: ColumnElement[bool]
+    reservations: ColumnElement[bool]
+
+
+_OF_PROJECT = _Scope(images.c.owner == _PROJECT, quota_reservations.c.project_id == _PROJECT)
+_OF_IMAGE = _Scope(images.c.id == _IMAGE, quota_reservations.c.image_id == _IMAGE)
+
+
+def _reserved(scope: _Scope, resource: str) -> ColumnElement[int]:
     r = quota_reservations.c
-    stmt = select(func.coalesce(func.sum(r.amount), 0)).where(
-        r.project_id == _PROJECT, r.resource_name == resource
-    )
+    stmt = select(func.coalesce(func.sum(r.amount), 0)).where(scope.reservations, r.resource_name == resource)
     return stmt.scalar_subquery()
 
 
-def _stored() -> ColumnElement[int]:
+def _stored(scope: _Scope) -> ColumnElement[int]:
     """Bytes of data the project's images hold, counted once per location (Glance's rule)."""
     copies = (
         select(func.count()).select_from(image_locations).where(image_locations.c.image_id == images.c.id)
     ).scalar_subquery()
     total = func.sum(images.c.size * (1 + copies))
     stmt = select(func.coalesce(total, 0)).where(
-        images.c.owner == _PROJECT,
+        scope.images,
         images.c.blob_key.is_not(None),
         images.c.status.not_in((states.KILLED, states.DELETED)),
     )
     return stmt.scalar_subquery()
 
 
-def _staged() -> ColumnElement[int]:
+def _staged(scope: _Scope) -> ColumnElement[int]:
     """Bytes in the staging area: staged and not yet imported into a store."""
     stmt = select(func.coalesce(func.sum(images.c.size), 0)).where(
-        images.c.owner == _PROJECT,
+        scope.images,
         images.c.status.in_((states.UPLOADING, states.IMPORTING)),
         images.c.blob_key.is_(None),
     )
     return stmt.scalar_subquery()
 
 
-def _owned() -> ColumnElement[int]:
+def _owned(scope: _Scope) -> ColumnElement[int]:
     # Answered from the (owner, status) index alone.
-    stmt = select(func.count()).where(
-        images.c.owner == _PROJECT, images.c.status.not_in((states.KILLED, states.DELETED))
-    )
+    stmt = select(func.count()).where(scope.images, images.c.status.not_in((states.KILLED, states.DELETED)))
     return stmt.scalar_subquery()
 
 
-def _in_flight() -> ColumnElement[int]:
+def _in_flight(scope: _Scope) -> ColumnElement[int]:
     """Uploads, stages and imports running, and copies to more stores (Glance's rule)."""
     p = image_properties.c
     copying = (
@@ -87,23 +111,23 @@ def _in_flight() -> ColumnElement[int]:
     )
     transferring = images.c.status.in_((states.SAVING, states.UPLOADING, states.IMPORTING))
     stmt = select(func.count()).where(
-        images.c.owner == _PROJECT, transferring | ((images.c.status == states.ACTIVE) & copying)
+        scope.images, transferring | ((images.c.status == states.ACTIVE) & copying)
     )
     return stmt.scalar_subquery()
 
 
-_MEASURES = {
-    IMAGE_SIZE_TOTAL: lambda: _stored() + _reserved(IMAGE_SIZE_TOTAL),
-    IMAGE_STAGE_TOTAL: lambda: _staged() + _reserved(IMAGE_STAGE_TOTAL),
+_MEASURES: dict[str, Callable[[_Scope], ColumnElement[int]]] = {
+    IMAGE_SIZE_TOTAL: lambda scope: _stored(scope) + _reserved(scope, IMAGE_SIZE_TOTAL),
+    IMAGE_STAGE_TOTAL: lambda scope: _staged(scope) + _reserved(scope, IMAGE_STAGE_TOTAL),
     IMAGE_COUNT_TOTAL: _owned,
     IMAGE_COUNT_UPLOADING: _in_flight,
 }
 
 
 @functools.cache
-def _usage_statement(resources: tuple[str, ...]) -> Select[Any]:
+def _usage_statement(resources: tuple[str, ...], scope: _Scope) -> Select[Any]:
     # Built once per set of resources: a quota check runs on every create and upload.
-    columns: list[Any] = [_MEASURES[r]().label(r) for r in resources]
+    columns: list[Any] = [_MEASURES[r](scope).label(r) for r in resources]
     stmt: Select[Any] = select(*columns)
     return stmt
 
@@ -111,11 +135,27 @@ def _usage_statement(resources: tuple[str, ...]) -> Select[Any]:
 def usage(conn: Connection, project_id: str, resources: Iterable[str]) -> dict[str, int]:
     """The project's usage of each resource asked for (bytes for sizes), read in one statement so
     that a transfer which swaps its reservation for its image's size is seen on one side only."""
-    wanted = tuple(resources)
+    return _measure(conn, tuple(resources), _OF_PROJECT, {"project_id": project_id})
+
+
+def image_usage(conn: Connection, image_id: str, resources: Iterable[str]) -> dict[str, int]:
+    """What the image counts for its owner, of each resource asked for."""
+    return _measure(conn, tuple(resources), _OF_IMAGE, {"image_id": image_id})
+
+
+def _measure(
+    conn: Connection, wanted: tuple[str, ...], scope: _Scope, params: dict[str, str]
+) -> dict[str, int]:
     if not wanted:
         return {}
-    row = conn.execute(_usage_statement(wanted), {"project_id": project_id}).one()
+    row = conn.execute(_usage_statement(wanted, scope), params).one()
     return {r: int(row._mapping[r] or 0) for r in wanted}
+
+
+def move_reservations(conn: Connection, image_id: str, project_id: str) -> None:
+    """The image's transfers in flight count for its new owner."""
+    r = quota_reservations.c
+    conn.execute(update(quota_reservations).where(r.image_id == image_id).values(project_id=project_id))
 
 
 def reserved(conn: Connection, image_id: str, resource: str) -> int:

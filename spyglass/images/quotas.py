@@ -21,16 +21,18 @@ drops every reservation at start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, QuotaExceeded
-from spyglass.identity import limits
+from spyglass.identity import keystone_limits, limits
 from spyglass.identity.services import IMAGE
 from spyglass.images import quota_queries as qq
 from spyglass.images.policy import Action, authorize
@@ -51,6 +53,7 @@ __all__ = [
     "IMAGE_SIZE_TOTAL",
     "IMAGE_STAGE_TOTAL",
     "OFF",
+    "LimitSource",
     "Quotas",
 ]
 
@@ -60,16 +63,35 @@ SIZES = frozenset({IMAGE_SIZE_TOTAL, IMAGE_STAGE_TOTAL})
 RESERVE_STEP = 64 * MIB
 
 
+class LimitSource(Protocol):
+    """Limits kept outside the database (an external Keystone): a project's limit of each limited
+    resource, in the resource's unit; raises Unavailable when they cannot be read."""
+
+    def limits(self, project_id: str) -> dict[str, int]: ...
+
+
 @dataclass(frozen=True)
 class Quotas:
-    """How quotas apply to a deployment: on or off, and the region whose limits count."""
+    """How quotas apply to a deployment: on or off, the region whose limits count, and where the
+    limits are kept (None: the embedded identity's tables, read in the caller's transaction)."""
 
     enabled: bool = True
     region: str = "RegionOne"
+    source: LimitSource | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, settings: Settings) -> Quotas:
-        return cls(enabled=settings.quota_enforcement, region=settings.region)
+        source = None
+        if settings.identity == "keystone" and settings.quota_enforcement:
+            options = settings.keystone_authtoken
+            source = keystone_limits.for_keystone(options, settings.region, settings.limits_cache_time)
+        return cls(enabled=settings.quota_enforcement, region=settings.region, source=source)
+
+    def read_ahead(self, project_id: str | None) -> None:
+        """Read an external Keystone's limits of the project into its cache before a write
+        transaction opens, so that no transaction (SQLite has one writer) waits for Keystone."""
+        if self.enabled and self.source is not None and project_id:
+            self.source.limits(project_id)
 
 
 OFF = Quotas(enabled=False)
@@ -91,8 +113,33 @@ def limits_of(conn: Connection, quotas: Quotas, project_id: str) -> dict[str, in
     """The project's limit of each limited resource, in the resource's unit; {} when off."""
     if not quotas.enabled:
         return {}
-    found = limits.effective(conn, IMAGE.id, quotas.region, project_id)
-    return {r: v for r, v in found.items() if r in RESOURCES}
+    if quotas.source is not None:
+        return {r: v for r, v in quotas.source.limits(project_id).items() if r in RESOURCES}
+    return limits.effective(conn, IMAGE.id, quotas.region, project_id, RESOURCES)
+
+
+@functools.cache
+def _locking_statement() -> Select[Any]:
+    return limits.effective_with(qq.lock_column)
+
+
+def _limits_locked(
+    conn: Connection, quotas: Quotas, project_id: str, wanted: Iterable[str]
+) -> dict[str, int]:
+    """The project's limits of the `wanted` resources, the project's quota lock held (to the end of
+    the transaction) when one of them is limited. With the embedded identity on PostgreSQL, the
+    limits and the lock are one round trip; a resource with no limit takes no lock."""
+    if not quotas.enabled:
+        return {}
+    names = tuple(wanted)
+    if quotas.source is not None:
+        found = {r: v for r, v in quotas.source.limits(project_id).items() if r in names}
+        if found:
+            qq.lock_project(conn, project_id)
+        return found
+    # A row of a registered limit of the resources takes the lock, even one of -1 (unlimited).
+    statement = _locking_statement() if qq.needs_lock(conn) else None
+    return limits.effective(conn, IMAGE.id, quotas.region, project_id, names, statement)
 
 
 def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int]) -> None:
@@ -116,11 +163,17 @@ def _check(
 ) -> None:
     if project_id is None:
         return
-    limited = limits_of(conn, quotas, project_id)
+    limited = _limits_locked(conn, quotas, project_id, deltas)
+    _compare(conn, project_id, limited, deltas, written=written)
+
+
+def _compare(
+    conn: Connection, project_id: str, limited: Mapping[str, int], deltas: Mapping[str, int], *, written: bool
+) -> None:
+    """Refuse unless usage plus `deltas` is within `limited`; the project's lock is held."""
     wanted = {r: d for r, d in deltas.items() if r in limited}
     if not wanted:
         return
-    qq.lock_project(conn, project_id)
     # Read after the lock is held: every transfer or create that checked before has committed.
     used = qq.usage(conn, project_id, wanted)
     if written:
@@ -129,6 +182,19 @@ def _check(
     over = [r for r, d in wanted.items() if used[r] + d > limited[r] * _unit(r)]
     if over:
         raise _exceeded(project_id, [(r, limited[r], used[r], wanted[r]) for r in over])
+
+
+def change_owner(conn: Connection, quotas: Quotas, image_id: str, new_owner: str | None) -> None:
+    """The image now belongs to `new_owner`, in the caller's transaction, just written: it counts
+    against the new owner's limits (refused past them, as a create is), and so do its transfers
+    in flight. The previous owner's usage drops by the same amount, with no check needed. (With an
+    external Keystone, the new owner's limits may be read in the transaction: an admin's rare call.)"""
+    qq.move_reservations(conn, image_id, new_owner or "")
+    if new_owner is None:
+        return
+    limited = _limits_locked(conn, quotas, new_owner, RESOURCES)
+    if limited:
+        _compare(conn, new_owner, limited, qq.image_usage(conn, image_id, limited), written=True)
 
 
 def _exceeded(project_id: str, over: list[tuple[str, int, int, int]]) -> QuotaExceeded:
@@ -146,10 +212,13 @@ def reserve(
 ) -> bool:
     """Hold `amount` bytes of `resource` for the image's transfer, checked as one step; False (and
     nothing held) when the resource is not limited."""
-    if project_id is None or resource not in limits_of(conn, quotas, project_id):
+    if project_id is None:
+        return False
+    limited = _limits_locked(conn, quotas, project_id, [resource])
+    if resource not in limited:
         return False
     held = qq.reserved(conn, image_id, resource)
-    claim(conn, quotas, project_id, {resource: amount - held})
+    _compare(conn, project_id, limited, {resource: amount - held}, written=False)
     qq.set_reservation(conn, image_id, resource, project_id, amount, utcnow())
     return True
 
@@ -159,11 +228,12 @@ def extend(
 ) -> int:
     """Grow the transfer's reservation to at least `needed` bytes (refused past the limit) and, room
     permitting, a step further; the bytes now held (`needed` and more when not limited)."""
+    quotas.read_ahead(project_id)
     with db.write() as conn:
-        if project_id is None or resource not in limits_of(conn, quotas, project_id):
+        limited = {} if project_id is None else _limits_locked(conn, quotas, project_id, [resource])
+        if project_id is None or resource not in limited:
             return needed + RESERVE_STEP
-        limit = limits_of(conn, quotas, project_id)[resource] * MIB
-        qq.lock_project(conn, project_id)
+        limit = limited[resource] * MIB
         used = qq.usage(conn, project_id, [resource])[resource]
         held = qq.reserved(conn, image_id, resource)
         if used - held + needed > limit:

@@ -29,6 +29,7 @@ MIB = 1024 * 1024
 PARALLEL = 20
 # The limit of both races: 10 MiB of image_size_total, 10 images of image_count_total.
 LIMIT_MIB = 10
+PATCH = "application/openstack-images-v2.1-json-patch"
 
 
 def _ctx(world: World) -> RequestContext:
@@ -165,5 +166,51 @@ def test_parallel_creates_never_cross_image_count_total(db: Database, world: Wor
     with db.read() as conn:
         owned = conn.execute(
             select(func.count()).select_from(images).where(images.c.owner == world.projects["alpha"])
+        ).scalar_one()
+    assert succeeded == owned == LIMIT_MIB
+
+
+def test_owner_changes_racing_creates_never_cross_image_count_total(db: Database, world: World) -> None:
+    """Half the threads create images in beta, the other half give alpha's images to beta (as an
+    admin's PATCH of the owner does): beta ends at its limit, never past it."""
+    _register(db, quotas.IMAGE_COUNT_TOTAL, 100)
+    beta = world.projects["beta"]
+    limits.create_limits(
+        db,
+        _admin(),
+        "RegionOne",
+        {
+            "limits": [
+                {
+                    "service_id": IMAGE.id,
+                    "project_id": beta,
+                    "resource_name": "image_count_total",
+                    "resource_limit": LIMIT_MIB,
+                }
+            ]
+        },
+    )
+    alpha_images = [
+        catalog.create_image(db, _ctx(world), {"disk_format": "raw", "container_format": "bare"}).id
+        for _ in range(PARALLEL // 2)
+    ]
+    bob = RequestContext(world.users["bob"], beta, frozenset({"member"}))
+    move = [{"op": "replace", "path": "/owner", "value": beta}]
+
+    def one(n: int) -> bool:
+        try:
+            if n % 2:
+                catalog.create_image(db, bob, {"disk_format": "raw", "container_format": "bare"})
+            else:
+                catalog.update_image(db, _admin(), alpha_images[n // 2], move, PATCH)
+        except QuotaExceeded:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        succeeded = sum(pool.map(one, range(PARALLEL)))
+    with db.read() as conn:
+        owned = conn.execute(
+            select(func.count()).select_from(images).where(images.c.owner == beta)
         ).scalar_one()
     assert succeeded == owned == LIMIT_MIB

@@ -243,3 +243,53 @@ def test_usage_shows_every_resource_of_the_callers_project(api: Callers, world: 
     }
     assert usage(api.bob)["image_count_total"] == {"limit": 10, "usage": 1}
     assert api.anonymous.get("/v2/info/usage").status_code == 401
+
+
+# ---- owner changes -------------------------------------------------------------------------------
+
+
+def give(api: Callers, image_id: str, owner: str) -> Any:
+    return api.admin.patch(f"/v2/images/{image_id}", [{"op": "replace", "path": "/owner", "value": owner}])
+
+
+def test_an_owner_change_counts_the_image_against_the_new_owner(api: Callers, world: World) -> None:
+    register(api, "image_count_total", 2)
+    register(api, "image_size_total", 2)
+    alpha, beta = world.projects["alpha"], world.projects["beta"]
+    create(api.bob)
+    held = create(api.bob)
+    upload(api.bob, held["id"], b"b" * (MIB + MIB // 2))
+    big, small = create(api.alice), create(api.alice)
+    upload(api.alice, big["id"], b"a" * MIB)
+    upload(api.alice, small["id"], b"s" * (MIB // 2))
+
+    # beta owns 2 images already: one more is over its count, and nothing changes.
+    assert_over(give(api, small["id"], beta), beta, "image_count_total", 2, 2, 1)
+    assert api.admin.get(f"/v2/images/{small['id']}").json()["owner"] == alpha
+    assert usage(api.bob)["image_count_total"] == {"limit": 2, "usage": 2}
+
+    set_limit(api, beta, "image_count_total", 4)
+    # 1.5 MiB + 1 MiB is over beta's 2 MiB (usage shown rounded down, the delta up, as on upload).
+    assert_over(give(api, big["id"], beta), beta, "image_size_total", 2, 1, 1)
+    assert api.admin.get(f"/v2/images/{big['id']}").json()["owner"] == alpha
+    # 1.5 MiB + 0.5 MiB is exactly at the limit.
+    given = give(api, small["id"], beta)
+    assert given.status_code == 200, given.text
+    assert given.json()["owner"] == beta
+    assert usage(api.bob)["image_count_total"] == {"limit": 4, "usage": 3}
+    assert usage(api.bob)["image_size_total"] == {"limit": 2, "usage": 2}
+    # alpha's usage dropped by as much.
+    assert usage(api.alice)["image_count_total"] == {"limit": 2, "usage": 1}
+    assert usage(api.alice)["image_size_total"] == {"limit": 2, "usage": 1}
+
+
+def test_an_owner_change_without_limits_is_not_checked(api: Callers, world: World) -> None:
+    register(api, "image_count_total", 0)
+    set_limit(api, world.projects["alpha"], "image_count_total", 1)
+    mine = create(api.alice)
+    # beta may own no image: the move is refused; with its limit lifted (-1), it goes through.
+    assert_over(
+        give(api, mine["id"], world.projects["beta"]), world.projects["beta"], "image_count_total", 0, 0, 1
+    )
+    set_limit(api, world.projects["beta"], "image_count_total", -1)
+    assert give(api, mine["id"], world.projects["beta"]).status_code == 200
