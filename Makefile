@@ -53,8 +53,9 @@ POSTGRES_E2E = $(addprefix tests/e2e/,test_sharing_cli.py test_images_sdk.py \
 
 # The longest modules go first: one worker starts on them at once while the others share the rest
 # (and take work back from it), instead of one worker running them alone at the end.
-SLOW_FIRST = tests/e2e/test_keystone_cli.py tests/identity/test_keystone_service_tokens.py \
-	tests/e2e/test_readme_quickstart.py tests/e2e/test_dashboard_browser.py
+SLOW_FIRST = tests/e2e/test_keystone_bus_cli.py tests/e2e/test_keystone_cli.py \
+	tests/identity/test_keystone_service_tokens.py tests/e2e/test_readme_quickstart.py \
+	tests/e2e/test_dashboard_browser.py
 
 # The whole suite on SQLite (the embedded default), with one real Swift for the Swift and S3 stores...
 unit: venv
