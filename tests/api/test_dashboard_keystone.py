@@ -223,3 +223,34 @@ def test_logout_with_keystone_down_still_ends_the_session(
         assert app.get("/v2/images", headers={"X-Auth-Token": token}).status_code != 200
     finally:
         relay.close()
+
+
+def test_a_share_refused_while_keystone_is_down_leaves_the_image_private(
+    keystone_app: App, keystone: Keystone
+) -> None:
+    relay = Relay(keystone.url)
+    try:
+        app = keystone_app(auth_url=relay.url)
+        owner, other = keystone.account("vis-owner"), keystone.account("vis-other")
+        headers = {"X-Auth-Token": keystone.account_token(owner)}
+        made = app.post(
+            "/v2/images",
+            json={
+                "name": "stays-private",
+                "disk_format": "raw",
+                "container_format": "bare",
+                "visibility": "private",
+            },
+            headers=headers,
+        ).json()
+        session = log_in(app, owner)
+        form = {"member": other.project_id, "csrf_token": csrf(session)}  # the token is cached now
+        relay.cut()
+        refused = session.post(f"/dashboard/images/{made['id']}/members", data=form)
+        assert refused.status_code == 503, refused.text
+        relay.restore()
+        assert app.get(f"/v2/images/{made['id']}", headers=headers).json()["visibility"] == "private"
+        assert session.post(f"/dashboard/images/{made['id']}/members", data=form).status_code == 303
+        assert app.get(f"/v2/images/{made['id']}", headers=headers).json()["visibility"] == "shared"
+    finally:
+        relay.close()
