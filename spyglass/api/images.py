@@ -203,12 +203,15 @@ async def receive_file(
     *,
     content_length: int | None,
     token: str | None,
+    admitted: bool = False,
 ) -> None:
     """PUT /file's upload of `body` as the request's caller: the same rate, quotas, size caps,
-    hashing and status steps. The dashboard's upload form without JavaScript streams its file here."""
+    hashing and status steps. The dashboard's upload form without JavaScript streams its file here
+    (`admitted`: it counted the upload against the rate already, before it created the image)."""
     ctx = caller(request)
     state = app_state(request)
-    await quotas.admit(request, rates.UPLOADS)
+    if not admitted:
+        await quotas.admit(request, rates.UPLOADS)
     await image_data.upload(
         state.db,
         state.stores.choose(request.headers.get(STORE_HEADER)),

@@ -28,8 +28,8 @@ async def create(request: Request) -> Response:
 
 async def add(request: Request, ctx: RequestContext, image_id: str, body: object) -> MemberRow:
     """POST /members once the rate is admitted: the member's project refreshed from an external
-    Keystone, then the service function with the deployment's quota and validation. The
-    dashboard's share form adds members through here too."""
+    Keystone, then the service function with the deployment's quota and validation. (The
+    dashboard's share form calls `refresh_from_keystone`, then members.share_and_add_member.)"""
     settings = app_state(request).settings
     await _refresh_from_keystone(request, body)
     return await run_in_threadpool(

@@ -2,6 +2,11 @@
 a user in with a password, lists the projects the user may switch to, rescopes to one of them and
 revokes the token at logout. Everything goes through keystoneauth1 to the Keystone at `auth_url`.
 
+Password logins are held to the same failed-login throttle as the embedded identity's
+(spyglass.identity.throttle, counted in this service's database): Keystone sees every dashboard
+login come from this service's address, so without it the login form would be a way to guess
+Keystone passwords as fast as Keystone answers.
+
 Keystone refusing the credentials (any 4xx) is one generic refusal, as the embedded identity gives,
 so that a login form reveals nothing about which part was wrong. Keystone unreachable or failing is
 `KeystoneUnavailable` (503) with a message for the person at the login form.
@@ -25,8 +30,11 @@ from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
+from spyglass.db.engine import Database
 from spyglass.errors import Unauthorized
+from spyglass.identity import throttle
 from spyglass.identity.keystone import NOT_AUTHENTICATED, KeystoneUnavailable, v3_url
+from spyglass.identity.throttle import Attempt
 from spyglass.keystone_settings import KeystoneAuthtoken
 
 log = logging.getLogger(__name__)
@@ -77,6 +85,23 @@ class KeystoneLogins:
             project_domain_name=given.project_domain,
         )
         return self._token(auth)
+
+    def throttled_login(self, db: Database, attempt: Attempt, given: Credentials) -> str:
+        """`password_login` held to the failed-login throttle: refused (Throttled, 429) while this
+        user name from this address, or this address, has failed too often, before Keystone is
+        asked; a refusal counts as a failure (whether the password or the project was wrong: Keystone
+        does not say), a token clears this user's failures from this address."""
+        key = throttle.subject({"name": given.user_name, "domain": {"name": given.user_domain}}, None)
+        with db.read() as conn:
+            throttle.check(conn, attempt, key)
+        try:
+            token = self.password_login(given)
+        except Unauthorized:
+            throttle.record_failure(db, attempt, key, repr(given.user_name)[:80])
+            raise
+        with db.write() as conn:
+            throttle.forget(conn, attempt, key)
+        return token
 
     def rescope(self, token: str, project_id: str) -> str:
         """A token of the same user scoped to another of its projects (the token method)."""

@@ -249,25 +249,39 @@ def update_image(
     guard: Safeguards = GLANCE,
     quotas: Quotas = ENFORCED,
 ) -> ImageRecord:
-    changes = image_patch.parse(ops, media_type)
     with db.write() as conn:
-        record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
-        after = image_patch.apply(_editable_document(record), changes, media_type)
-        _validate_document(after)
-        columns, props, tags = _split(after)
-        changed = {k: v for k, v in columns.items() if getattr(record, k) != v}
-        _check_update_rules(ctx, record, changed)
-        if "visibility" in changed:
-            safeguards.visibility_changing(conn, ctx, record, changed["visibility"], guard)
-        if changed or props != record.properties or sorted(tags) != sorted(record.tags):
-            q.update_columns(conn, image_id, **changed)
-            q.replace_properties(conn, image_id, record.properties, props)
-            q.replace_tags(conn, image_id, record.tags, tags)
-        if "owner" in changed:
-            change_owner(conn, quotas, image_id, changed["owner"])
-        fresh = q.fetch_image(conn, image_id, ctx.project_id)
-        if fresh is not None:
-            notify.announce(conn, notify.UPDATE, fresh)
+        return update_image_in(conn, ctx, image_id, ops, media_type, guard, quotas)
+
+
+def update_image_in(
+    conn: Connection,
+    ctx: RequestContext,
+    image_id: str,
+    ops: Any,
+    media_type: str,
+    guard: Safeguards = GLANCE,
+    quotas: Quotas = ENFORCED,
+) -> ImageRecord:
+    """update_image in the caller's transaction (the dashboard's share makes an image shared and
+    adds its member in one)."""
+    changes = image_patch.parse(ops, media_type)
+    record = load_authorized(conn, ctx, image_id, Action.MODIFY_IMAGE, lock=True)
+    after = image_patch.apply(_editable_document(record), changes, media_type)
+    _validate_document(after)
+    columns, props, tags = _split(after)
+    changed = {k: v for k, v in columns.items() if getattr(record, k) != v}
+    _check_update_rules(ctx, record, changed)
+    if "visibility" in changed:
+        safeguards.visibility_changing(conn, ctx, record, changed["visibility"], guard)
+    if changed or props != record.properties or sorted(tags) != sorted(record.tags):
+        q.update_columns(conn, image_id, **changed)
+        q.replace_properties(conn, image_id, record.properties, props)
+        q.replace_tags(conn, image_id, record.tags, tags)
+    if "owner" in changed:
+        change_owner(conn, quotas, image_id, changed["owner"])
+    fresh = q.fetch_image(conn, image_id, ctx.project_id)
+    if fresh is not None:
+        notify.announce(conn, notify.UPDATE, fresh)
     assert fresh is not None
     return fresh
 

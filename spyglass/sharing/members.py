@@ -15,7 +15,7 @@ from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from spyglass.images import impact as safeguards
-from spyglass.images.catalog import load_authorized, target_of
+from spyglass.images.catalog import load_authorized, target_of, update_image_in
 from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
@@ -24,6 +24,7 @@ from spyglass.sharing import domain_shares, expiry, queries, trust
 from spyglass.sharing.queries import MemberRow
 from spyglass.timeutil import utcnow
 
+PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 STATUS_MESSAGE = 'Incorrect request: Status must be "pending", "accepted" or "rejected".'
 
 
@@ -68,6 +69,20 @@ def add_member(
     db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
 ) -> MemberRow:
     with db.write() as conn:
+        return add_member_in(conn, ctx, image_id, body, quota=quota, validate=validate)
+
+
+def share_and_add_member(
+    db: Database, ctx: RequestContext, image_id: str, body: Any, *, quota: int, validate: bool
+) -> MemberRow:
+    """add_member to an image that is made `shared` first if it is not, in one transaction: a
+    member refused (invalid, disabled, over quota, a duplicate) leaves the visibility as it was.
+    This is the dashboard's share form; the API keeps Glance's two calls."""
+    with db.write() as conn:
+        record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER, lock=True)
+        if record.visibility != "shared":
+            ops = [{"op": "replace", "path": "/visibility", "value": "shared"}]
+            update_image_in(conn, ctx, image_id, ops, PATCH_MEDIA_TYPE)
         return add_member_in(conn, ctx, image_id, body, quota=quota, validate=validate)
 
 

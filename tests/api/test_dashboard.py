@@ -3,14 +3,18 @@ cookie, CSRF, and that a page never shows or does more than the API lets the sam
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from spyglass.api.dashboard import streamed_form
 from spyglass.api.dashboard.session import COOKIE
+from spyglass.errors import Invalid
 from tests.api.helpers import active, create
 from tests.conftest import PASSWORD, PEOPLE, Callers, World, reconfigure
 
@@ -240,8 +244,109 @@ def test_a_truncated_upload_leaves_no_active_image(client: TestClient, api: Call
     fields = [("csrf_token", csrf(alice)), ("name", "cut-short")]
     # The body stops in the middle of the file: no closing boundary ever comes.
     answer = post_form(alice, multipart(fields, NO_JS_DATA, cut=len(NO_JS_DATA) // 2))
-    assert answer.status_code == 400 and "ended before the whole file arrived" in answer.text
+    # The image was made before its bytes came: its page says what failed, and offers to delete it.
     [image] = api.alice.get("/v2/images?name=cut-short").json()["images"]
     assert image["status"] == "queued" and image["size"] is None and image["checksum"] is None
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"].startswith(f"/dashboard/images/{image['id']}?notice=")
+    page = alice.get(answer.headers["location"]).text
+    assert "ended before the whole file arrived" in page and "upload its file again or delete it" in page
+    assert f'action="/dashboard/images/{image["id"]}/delete"' in page
     garbled = post_form(alice, b"--" + BOUNDARY.encode() + b"\r\nno headers at all")
     assert garbled.status_code == 400
+
+
+def test_an_upload_past_the_rate_makes_no_image(client: TestClient, api: Callers) -> None:
+    reconfigure(client, rate_limit_uploads=1)
+    alice = log_in(client, "alice")
+    first = post_form(alice, multipart([("csrf_token", csrf(alice)), ("name", "first")], NO_JS_DATA))
+    assert first.status_code == 303 and first.headers["location"].endswith("?notice=Uploaded.")
+    refused = post_form(alice, multipart([("csrf_token", csrf(alice)), ("name", "second")], NO_JS_DATA))
+    assert refused.status_code == 429 and "Too many uploads" in refused.text
+    # Refused before the image was made: no empty image is left in the list.
+    assert api.alice.get("/v2/images?name=second").json()["images"] == []
+
+
+def field_part(name: str, value: bytes = b"") -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+
+
+def parse_form(chunks: AsyncIterator[bytes]) -> streamed_form.StreamedForm:
+    return asyncio.run(streamed_form.read_body(f"multipart/form-data; boundary={BOUNDARY}", chunks))
+
+
+def test_a_huge_form_field_is_refused_as_it_arrives() -> None:
+    """The field is counted chunk by chunk: the parser stops reading soon after the limit, holding
+    no more than it, however much more the client would send."""
+    chunk, chunks = b"x" * 65536, 256  # 16 MiB if it were read to its end
+    taken = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal taken
+        # A token, then a field whose value never ends.
+        yield field_part("csrf_token", b"0" * 64) + field_part("name")[:-2]
+        for _ in range(chunks):
+            taken += 1
+            yield chunk
+
+    with pytest.raises(Invalid, match="fields are too large"):
+        parse_form(body())
+    assert taken <= streamed_form.FIELDS_MAX_BYTES // len(chunk) + 1
+
+
+def test_a_form_of_many_empty_fields_is_refused() -> None:
+    taken = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal taken
+        for _ in range(100_000):
+            taken += 1
+            yield field_part("")
+
+    with pytest.raises(Invalid, match="too many fields"):
+        parse_form(body())
+    assert taken <= streamed_form.FIELDS_MAX_COUNT + 2
+    # A form with its handful of fields is still read.
+    fields = [field_part(name, b"v") for name in ("csrf_token", "name", "disk_format", "container_format")]
+
+    async def usual() -> AsyncIterator[bytes]:
+        yield b"".join(fields) + f"--{BOUNDARY}--\r\n".encode()
+
+    assert parse_form(usual()).fields["container_format"] == "v"
+
+
+def test_oversized_or_crowded_forms_are_refused_over_http(client: TestClient, api: Callers) -> None:
+    alice = log_in(client, "alice")
+    token = csrf(alice)
+    huge = multipart(
+        [("csrf_token", token), ("name", "x" * (streamed_form.FIELDS_MAX_BYTES + 1))], NO_JS_DATA
+    )
+    answer = post_form(alice, huge)
+    assert answer.status_code == 400 and "too large" in answer.text
+    crowded = multipart([("csrf_token", token), *[("", "")] * 100, ("name", "crowded")], NO_JS_DATA)
+    answer = post_form(alice, crowded)
+    assert answer.status_code == 400 and "too many fields" in answer.text
+    assert api.alice.get("/v2/images?name=crowded").json()["images"] == []
+
+
+def test_a_refused_share_leaves_the_visibility_as_it_was(
+    client: TestClient, api: Callers, world: World
+) -> None:
+    image = active(api.alice, name="kept-private", visibility="private")
+    alice = log_in(client, "alice")
+    for member in ("no-such-project", "p" * 300):
+        refused = alice.post(
+            f"/dashboard/images/{image['id']}/members", data={"member": member, "csrf_token": csrf(alice)}
+        )
+        assert refused.status_code == 400, refused.text
+        assert api.alice.get(f"/v2/images/{image['id']}").json()["visibility"] == "private"
+    # A refused rate too: checked before anything changes.
+    reconfigure(client, rate_limit_member_adds=1)
+    beta = world.projects["beta"]
+    form = {"member": beta, "csrf_token": csrf(alice)}
+    assert alice.post(f"/dashboard/images/{image['id']}/members", data=form).status_code == 303
+    assert api.alice.get(f"/v2/images/{image['id']}").json()["visibility"] == "shared"
+    other = active(api.alice, name="other-private", visibility="private")
+    limited = alice.post(f"/dashboard/images/{other['id']}/members", data=form)
+    assert limited.status_code == 429
+    assert api.alice.get(f"/v2/images/{other['id']}").json()["visibility"] == "private"

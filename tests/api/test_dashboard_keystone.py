@@ -18,6 +18,7 @@ from spyglass.db.engine import Database
 from spyglass.keystone_settings import KeystoneAuthtoken
 from spyglass.settings import Settings
 from tests.api.test_dashboard import BASE, csrf, login_form
+from tests.conftest import reconfigure
 from tests.keystone import Account, Keystone, Relay, keystone
 
 __all__ = ["keystone"]
@@ -175,5 +176,81 @@ def test_keystone_unreachable_at_login_is_a_message_not_a_500(keystone_app: App,
         assert f"{COOKIE}=" not in answer.headers.get("set-cookie", "")
         relay.restore()
         assert post_login(app, sam)[1].status_code == 303
+    finally:
+        relay.close()
+
+
+def test_repeated_wrong_passwords_are_throttled(keystone_app: App, keystone: Keystone) -> None:
+    """The embedded identity's failed-login throttle holds for Keystone's passwords too: past it,
+    429 with Retry-After, before Keystone is asked (the right password is refused as well)."""
+    app = keystone_app()
+    reconfigure(app, login_failures_per_user_address=3, login_failures_per_address=5)
+    ray, ann = keystone.account("ray"), keystone.account("ann")
+    for _ in range(3):
+        assert post_login(app, ray, "wrong")[1].status_code == 401
+    for password in ("wrong", ray.password):
+        _, throttled = post_login(app, ray, password)
+        assert throttled.status_code == 429, throttled.text
+        assert int(throttled.headers["retry-after"]) >= 1 and "Too many failed logins" in throttled.text
+        assert f"{COOKIE}=" not in throttled.headers.get("set-cookie", "")
+    # Another user from the same address: its own failures count until the address's limit.
+    assert post_login(app, ann)[1].status_code == 303  # a success clears nothing of ray's
+    for _ in range(2):
+        assert post_login(app, ann, "wrong")[1].status_code == 401
+    assert post_login(app, ann)[1].status_code == 429
+
+
+def test_logout_with_keystone_down_still_ends_the_session(
+    keystone_app: App, keystone: Keystone, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = Relay(keystone.url)
+    try:
+        app = keystone_app(auth_url=relay.url)
+        lee = keystone.account("lee")
+        session = log_in(app, lee)
+        token, cookie = session_token(app, session), session.cookies[COOKIE]
+        assert session.get("/dashboard/images").status_code == 200  # the token is in the cache now
+        relay.cut()
+        with caplog.at_level("WARNING"):
+            answer = session.post("/dashboard/logout", data={"csrf_token": csrf(session)})
+        assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/login"
+        assert COOKIE not in session.cookies
+        assert "could not be revoked at logout" in caplog.text
+        # The token is no longer taken from this node's cache: the old cookie gets no page.
+        replay = browser(app)
+        replay.cookies.set(COOKIE, cookie, path="/dashboard")
+        assert replay.get("/dashboard/images").status_code != 200
+        assert app.get("/v2/images", headers={"X-Auth-Token": token}).status_code != 200
+    finally:
+        relay.close()
+
+
+def test_a_share_refused_while_keystone_is_down_leaves_the_image_private(
+    keystone_app: App, keystone: Keystone
+) -> None:
+    relay = Relay(keystone.url)
+    try:
+        app = keystone_app(auth_url=relay.url)
+        owner, other = keystone.account("vis-owner"), keystone.account("vis-other")
+        headers = {"X-Auth-Token": keystone.account_token(owner)}
+        made = app.post(
+            "/v2/images",
+            json={
+                "name": "stays-private",
+                "disk_format": "raw",
+                "container_format": "bare",
+                "visibility": "private",
+            },
+            headers=headers,
+        ).json()
+        session = log_in(app, owner)
+        form = {"member": other.project_id, "csrf_token": csrf(session)}  # the token is cached now
+        relay.cut()
+        refused = session.post(f"/dashboard/images/{made['id']}/members", data=form)
+        assert refused.status_code == 503, refused.text
+        relay.restore()
+        assert app.get(f"/v2/images/{made['id']}", headers=headers).json()["visibility"] == "private"
+        assert session.post(f"/dashboard/images/{made['id']}/members", data=form).status_code == 303
+        assert app.get(f"/v2/images/{made['id']}", headers=headers).json()["visibility"] == "shared"
     finally:
         relay.close()

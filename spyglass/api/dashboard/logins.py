@@ -76,10 +76,7 @@ class EmbeddedLogins:
             "scope": {"project": {"name": given.project_name, "domain": {"name": given.project_domain}}},
         }
         # Password checks wait for a slot, as on the identity API: the login form is no way around it.
-        slot = app_state(request).password_checks.slot()
-        if slot is None:
-            return await self._issue(request, auth)
-        async with slot:
+        async with app_state(request).password_checks.slot():
             return await self._issue(request, auth)
 
     async def switch(self, request: Request, session: Session, project_id: str) -> str:
@@ -119,7 +116,12 @@ class KeystoneBackend:
         self.authenticator = authenticator
 
     async def log_in(self, request: Request, given: Credentials) -> str:
-        return await run_in_threadpool(self.keystone.password_login, given)
+        # The embedded identity's slot and failed-login throttle: the form is no faster way to
+        # guess Keystone passwords than the identity API is to guess embedded ones.
+        async with app_state(request).password_checks.slot():
+            return await run_in_threadpool(
+                self.keystone.throttled_login, app_state(request).db, login_attempt(request), given
+            )
 
     async def switch(self, request: Request, session: Session, project_id: str) -> str:
         return await run_in_threadpool(self.keystone.rescope, session.token, project_id)
@@ -134,9 +136,13 @@ class KeystoneBackend:
             return [UserProject(session.ctx.project_id or "", session.ctx.project_name)]
 
     async def log_out(self, request: Request, session: Session) -> None:
-        await run_in_threadpool(self.keystone.revoke, session.token)
-        if self.authenticator is not None:
-            self.authenticator.forget(session.token)
+        # Forgotten here whatever Keystone answers: this node no longer takes the token from its
+        # cache, and the caller clears the cookie even when the revoke itself failed.
+        try:
+            await run_in_threadpool(self.keystone.revoke, session.token)
+        finally:
+            if self.authenticator is not None:
+                self.authenticator.forget(session.token)
 
     async def project_id_named(self, request: Request, name: str, domain: str) -> str | None:
         reader = app_state(request).keystone

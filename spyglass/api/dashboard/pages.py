@@ -6,8 +6,10 @@ and status (404 for an image the user cannot see, as the API)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,13 +32,14 @@ from spyglass.api.extensions import safeguards
 from spyglass.api.image_list import parse as parse_list
 from spyglass.data import cache as image_cache
 from spyglass.egress import AddressPolicy
-from spyglass.errors import Invalid, SpyglassError
+from spyglass.errors import Invalid, SpyglassError, TryLater
 from spyglass.identity.keystone_login import Credentials
 from spyglass.images import catalog, history, project_copy, rates, recycle_bin
 from spyglass.images.impact import ImpactConflict
 from spyglass.sharing import invitations, members, usage, webhooks
 from spyglass.web import act_as, app_state
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 PAGE_SIZE = 25
@@ -49,6 +52,7 @@ VIEWS = {
 # The list filters a search form may set, passed to the API's own list parser.
 SEARCH_FIELDS = ("name", "status", "disk_format", "size_min", "size_max")
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
+UPLOAD_FAILED = "The image was created without data: upload its file again or delete it."
 
 Page = Callable[[Request, Session], Awaitable[Response]]
 
@@ -138,10 +142,15 @@ async def login_form(request: Request) -> Response:
     return _login_page(request, {"next": request.query_params.get("next", "/dashboard/images")})
 
 
-def _login_page(request: Request, values: dict[str, Any], status: int = 200) -> Response:
+def _login_page(
+    request: Request, values: dict[str, Any], status: int = 200, refused: SpyglassError | None = None
+) -> Response:
     nonce = sessions.login_nonce(request)
     values = {"error": None, **values, "csrf": sessions.csrf_token(nonce)}
-    page = templates.TemplateResponse(request, "login.html", values, status_code=status, headers=_NO_STORE)
+    headers = dict(_NO_STORE)
+    if isinstance(refused, TryLater):  # throttled, busy or Keystone away: when to come back
+        headers["Retry-After"] = str(refused.retry_after)
+    page = templates.TemplateResponse(request, "login.html", values, status_code=status, headers=headers)
     sessions.keep_login_nonce(request, page, nonce)
     return page
 
@@ -167,7 +176,7 @@ async def login(request: Request) -> Response:
     except SpyglassError as exc:
         del fields["password"]
         values = {"next": form.get("next"), "error": exc.message, "fields": fields}
-        return _login_page(request, values, status_of(exc))
+        return _login_page(request, values, status_of(exc), exc)
     response = _redirect(_local(str(form.get("next") or "")))
     sessions.keep(request, response, token)
     return response
@@ -179,7 +188,12 @@ def _local(target: str) -> str:
 
 
 async def logout(request: Request, session: Session) -> Response:
-    await logins.of(request).log_out(request, session)
+    try:
+        await logins.of(request).log_out(request, session)
+    except SpyglassError as exc:
+        # The browser is logged out all the same (on a shared machine above all): its cookie goes,
+        # and the token, no longer kept anywhere, runs out at its expiry.
+        log.warning("The session's token could not be revoked at logout: %s", exc.detail or exc.message)
     response = _redirect("/dashboard/login")
     sessions.forget(response)
     return response
@@ -266,13 +280,26 @@ async def create(request: Request, session: Session) -> Response:
         "container_format": str(form.get("container_format") or "bare"),
         "visibility": str(form.get("visibility") or "private"),
     }
-    record = await _service(request, session, catalog.create_image, body)
     upload: StreamedForm | None = getattr(request.state, "upload", None)
+    # The API's rates and the deployment's quota rules, the upload's rate included, before the
+    # image is made: a create or an upload refused at once leaves no image behind.
+    act_as(request, session.ctx)
+    await quotas.admit(request, rates.IMAGE_CREATES)
+    if upload is not None and upload.file_name:
+        await quotas.admit(request, rates.UPLOADS)
+    record = await _service(request, session, catalog.create_image, body, quotas.rules(request))
     if upload is None or not upload.file_name:
         return _redirect(f"/dashboard/images/{record.id}")
     # Without JavaScript the file came with the form: its bytes go on into the API's own upload.
-    act_as(request, session.ctx)
-    await image_api.receive_file(request, record.id, upload.file, content_length=None, token=session.token)
+    try:
+        await image_api.receive_file(
+            request, record.id, upload.file, content_length=None, token=session.token, admitted=True
+        )
+    except SpyglassError as exc:
+        # Refused on the way (a quota, the size cap, a body cut short): the image exists, without
+        # data. Its page says so, where the user can upload again or delete it.
+        notice = f"The upload failed: {exc.message} {UPLOAD_FAILED}"
+        return _redirect(f"/dashboard/images/{record.id}?" + urlencode({"notice": notice}))
     return _redirect(f"/dashboard/images/{record.id}?" + urlencode({"notice": "Uploaded."}))
 
 
@@ -289,21 +316,24 @@ async def add_member(request: Request, session: Session) -> Response:
         if found is None:
             raise Invalid(f"No project named {member!r} in domain {domain!r}.")
         member = found
-    record = await _service(request, session, catalog.get_image, image_id)
-    if record.visibility != "shared":
-        ops = [{"op": "replace", "path": "/visibility", "value": "shared"}]
-        await _service(
-            request,
-            session,
-            catalog.update_image,
-            image_id,
-            ops,
-            "application/openstack-images-v2.1-json-patch",
-        )
-    # The API's own path: its rate, an external Keystone's project refreshed, quota and validation.
+    await _service(request, session, catalog.get_image, image_id)  # 404 before any other work
+    # The API's rate and an external Keystone's project refreshed, then the visibility made
+    # `shared` and the member added in one transaction: a refused share changes nothing.
     act_as(request, session.ctx)
     await quotas.admit(request, rates.MEMBER_ADDS)
-    await member_api.add(request, session.ctx, image_id, {"member": member})
+    await member_api.refresh_from_keystone(request, [member])
+    settings = app_state(request).settings
+    await _service(
+        request,
+        session,
+        partial(
+            members.share_and_add_member,
+            quota=settings.image_member_quota,
+            validate=settings.validate_member_ids,
+        ),
+        image_id,
+        {"member": member},
+    )
     return _redirect(f"/dashboard/images/{image_id}?" + urlencode({"notice": f"Shared with {member}."}))
 
 

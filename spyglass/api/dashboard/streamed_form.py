@@ -21,7 +21,13 @@ from starlette.requests import Request
 from spyglass.errors import Invalid
 
 # The fields before the file are a few short values; more than this is not a dashboard form.
+# Both limits hold as the body arrives: a field is counted chunk by chunk and refused once past
+# the size, so no more than about FIELDS_MAX_BYTES (and one chunk of the body) is ever kept.
 FIELDS_MAX_BYTES = 64 * 1024
+# The dashboard's forms have a handful of fields; empty parts count too.
+FIELDS_MAX_COUNT = 32
+TOO_LARGE = "The form's fields are too large."
+TOO_MANY = "The form has too many fields."
 TRUNCATED = "The upload ended before the whole file arrived: the image has no data."
 
 
@@ -40,21 +46,33 @@ class StreamedForm:
 
 async def read(request: Request) -> StreamedForm:
     """The fields up to the first file part; its bytes then stream from `file` (read at most once)."""
-    _, options = parse_options_header(request.headers.get("content-type"))
+    return await read_body(request.headers.get("content-type"), request.stream())
+
+
+async def read_body(content_type: str | None, body: AsyncIterator[bytes]) -> StreamedForm:
+    """`read` of a body given as its Content-Type and its chunks."""
+    _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
         raise Invalid("A multipart/form-data body needs a boundary.")
-    parts = _Parts(request.stream(), boundary)
+    parts = _Parts(body, boundary)
     fields: list[tuple[str, str | UploadFile]] = []
     size = 0
     while (part := await parts.next_part()) is not None:
         name, file_name = part
         if file_name is not None:
             return StreamedForm(FormData(fields), file_name, parts.data())
-        value = b"".join([chunk async for chunk in parts.data()])
-        size += len(value) + len(name)
+        if len(fields) >= FIELDS_MAX_COUNT:
+            raise Invalid(TOO_MANY)
+        size += len(name)
+        value = bytearray()
+        async for chunk in parts.data():
+            size += len(chunk)
+            if size > FIELDS_MAX_BYTES:
+                raise Invalid(TOO_LARGE)
+            value += chunk
         if size > FIELDS_MAX_BYTES:
-            raise Invalid("The form's fields are too large.")
+            raise Invalid(TOO_LARGE)
         fields.append((name, value.decode("utf-8", "replace")))
     return StreamedForm(FormData(fields), None, _nothing())
 
