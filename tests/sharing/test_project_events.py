@@ -389,3 +389,29 @@ def test_a_broker_out_of_reach_is_told_again_now_and_then(
             listener.stop()
     levels = [r.levelno for r in told()[: project_events.WARN_EVERY + 1]]
     assert levels == [logging.WARNING] + [logging.DEBUG] * (project_events.WARN_EVERY - 1) + [logging.WARNING]
+
+
+def test_a_message_keystone_cannot_answer_for_is_retried_a_bounded_number_of_times(
+    settings: Settings,
+    db: Database,
+    keystone: Keystone,
+    vhost_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(project_events, "RETRY_SECONDS", 0.01)
+    beta = keystone.account("beta")
+    relay = Relay(keystone.url)
+    bus = Bus(vhost_url)
+    try:
+        with node(settings, db, keystone, vhost_url, auth_url=relay.url, www_authenticate_uri=relay.url):
+            listening(vhost_url)
+            relay.cut()  # Keystone out of reach for as long as the message is tried
+            bus.notify("identity.project.deleted", {"resource_info": beta.project_id})
+            drained(vhost_url)
+        later = [r for r in caplog.records if "not applied yet" in r.getMessage()]
+        assert len(later) == project_events.RETRIES
+        assert f"project {beta.project_id} after {project_events.RETRIES} attempts" in caplog.text
+    finally:
+        bus.close()
+        relay.close()
