@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import render
+from spyglass.api import quotas, render
 from spyglass.api.errors import status_of
 from spyglass.api.extensions import safeguards
 from spyglass.api.members import refresh_from_keystone
+from spyglass.images import rates
 from spyglass.sharing import bulk, expiry
 from spyglass.web import JSONResponse, app_state, caller, json_body
 
@@ -27,9 +28,15 @@ async def share_in_bulk(request: Request) -> Response:
     ctx = caller(request)
     body = await json_body(request)
     state = app_state(request)
-    if isinstance(body, dict) and body.get("action") == "add" and isinstance(body.get("members"), list):
-        # As for a single new member: each project as Keystone has it now, not as last copied.
-        await refresh_from_keystone(request, body["members"])
+    # What costs nothing comes first: the caller's right, the body (its size in pairs), the rate.
+    checked = bulk.checked(ctx, body)
+    if checked.action == "add":
+        await quotas.admit(request, rates.MEMBER_ADDS)
+        if state.keystone is not None and state.settings.validate_member_ids:
+            # As for a single new member: each project as Keystone has it now, not as last copied;
+            # only the new members of images the caller may add members to.
+            new = await run_in_threadpool(bulk.new_members, state.db, ctx, checked)
+            await refresh_from_keystone(request, new)
     outcome = await run_in_threadpool(
         bulk.share_in_bulk,
         state.db,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,7 +14,6 @@ from spyglass.api.extensions import safeguards
 from spyglass.context import RequestContext
 from spyglass.images import rates
 from spyglass.sharing import members, project_sync
-from spyglass.sharing.domain_shares import DOMAIN_PREFIX
 from spyglass.sharing.queries import MemberRow
 from spyglass.web import JSONResponse, app_state, call, caller, json_body
 
@@ -48,13 +49,13 @@ async def _refresh_from_keystone(request: Request, body: object) -> None:
     await refresh_from_keystone(request, [member])
 
 
-async def refresh_from_keystone(request: Request, candidates: list[object]) -> None:
+async def refresh_from_keystone(request: Request, candidates: Sequence[object]) -> None:
     """With an external Keystone, new members' projects are read from it before they are checked
-    (one by one, or in one list of Keystone's projects when there are many)."""
+    (each on its own; what cannot be a project id is not asked about)."""
     state = app_state(request)
     if state.keystone is None or not state.settings.validate_member_ids:
         return
-    project_ids = [c for c in candidates if isinstance(c, str) and c and not c.startswith(DOMAIN_PREFIX)]
+    project_ids = [c for c in candidates if project_sync.is_project_id(c)]
     if project_ids:
         await run_in_threadpool(project_sync.refresh_projects, state.db, state.keystone, project_ids)
 

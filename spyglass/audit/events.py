@@ -90,11 +90,12 @@ def record(
     member_id: str | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    member_since: datetime | None = None,
+    member_times: tuple[datetime, datetime] | None = None,
 ) -> int:
     """Append one event (ctx None: done by Spyglass itself, e.g. the purge) and queue its webhooks.
 
-    `member_since`: the membership's created_at, for an event recorded once its row is gone."""
+    `member_times`: the membership's created_at and updated_at, for an event recorded once its row
+    is gone."""
     values = _row(ctx, image_id, owner, event_type, (member_id, before, after), utcnow())
     concerned = _concerned(conn, image_id, owner, member_id)
     event_id, hooked = queries.insert_event(conn, values, concerned)
@@ -102,7 +103,7 @@ def record(
         event = document({**values, "id": event_id})
         if hooked:
             outbox.enqueue(conn, event, concerned)
-        _announce(conn, [event], member_since)
+        _announce(conn, [event], member_times)
     return event_id
 
 
@@ -155,7 +156,7 @@ GLANCE_MEMBER_NOTIFICATIONS = {
 
 
 def _announce(
-    conn: Connection, documents: list[dict[str, Any]], member_since: datetime | None = None
+    conn: Connection, documents: list[dict[str, Any]], member_times: tuple[datetime, datetime] | None = None
 ) -> None:
     """The events on the message bus: each as `spyglass.<type>`, and a membership change also as
     Glance's image.member.* notification."""
@@ -165,22 +166,22 @@ def _announce(
     for event in documents:
         glance_type = GLANCE_MEMBER_NOTIFICATIONS.get(event["type"])
         if glance_type is not None and event["member_id"] is not None:
-            notes.append((glance_type, _member_payload(conn, event, member_since)))
+            notes.append((glance_type, _member_payload(conn, event, member_times)))
         notes.append(("spyglass." + event["type"], event))
     notifications.emit_many(conn, notes)
 
 
-def _member_payload(conn: Connection, event: dict[str, Any], member_since: datetime | None) -> dict[str, Any]:
+def _member_payload(
+    conn: Connection, event: dict[str, Any], member_times: tuple[datetime, datetime] | None
+) -> dict[str, Any]:
     """Glance's format_image_member_notification, from the event and the membership row (read here
-    unless the caller, which removed the row already, says when it was made)."""
-    if member_since is not None:
-        times: tuple[datetime, datetime] | None = (member_since, member_since)
-    else:
-        times = queries.member_times(conn, event["image_id"], event["member_id"])
+    unless the caller, which removed the row already, passes its times). As in Glance, a membership
+    that ends reports its row's last update, and its end as deleted_at."""
+    times = member_times or queries.member_times(conn, event["image_id"], event["member_id"])
     created_at, updated_at = (isotime(times[0]), isotime(times[1])) if times else (None, None)
     ended = event["type"] in GLANCE_MEMBER_ENDED
     state = (event["before"] if ended else event["after"]) or {}
-    if event["type"] != MEMBER_ADDED:
+    if event["type"] != MEMBER_ADDED and not ended:
         updated_at = event["created_at"]  # the change's time
     return {
         "image_id": event["image_id"],

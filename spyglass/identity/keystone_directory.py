@@ -32,12 +32,22 @@ INTERFACES = ("public", "internal", "admin")
 UNASKED = "The identity service (Keystone) could not be asked about projects; try again later."
 
 
+class KeystoneRefused(KeystoneUnavailable):
+    """Keystone refused the call (403): the service user lacks a role, which waiting does not fix."""
+
+
+class UnexpectedAnswer(ValueError):
+    """Keystone answered 200 with something that is not what was asked for."""
+
+
 @dataclass(frozen=True)
 class KeystoneProject:
     id: str
     name: str
     domain_id: str
     enabled: bool
+    # A domain acting as a project (GET /v3/projects/<domain id> answers it): not a project to copy.
+    is_domain: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,13 +71,13 @@ class KeystoneDirectory:
         except ks_exceptions.Unauthorized as exc:
             # The caller's own login failed: for the service user, most likely no role on the system.
             refused = f"Keystone refused the login of the caller ({exc}) (403)"
-            raise KeystoneUnavailable(refused, UNASKED) from exc
+            raise KeystoneRefused(refused, UNASKED) from exc
         except ks_exceptions.ClientException as exc:
             raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}", UNASKED) from exc
         if response.status_code == 404:
             return None
         if response.status_code == 403:
-            raise KeystoneUnavailable(f"Keystone refused {method} {path} (403)", UNASKED)
+            raise KeystoneRefused(f"Keystone refused {method} {path} (403)", UNASKED)
         if response.status_code >= 300:
             raise KeystoneUnavailable(f"Keystone answered {response.status_code} to {method} {path}", UNASKED)
         return response.json() if response.content else {}
@@ -79,8 +89,15 @@ class KeystoneDirectory:
         found = self._call("GET", f"/projects/{quote(project_id, safe='')}")
         if found is None:
             return None
-        p = found["project"]
-        return KeystoneProject(p["id"], p["name"], p["domain_id"], bool(p["enabled"]))
+        p = found.get("project") if isinstance(found, dict) else None
+        if not isinstance(p, dict) or p.get("id") != project_id:
+            raise UnexpectedAnswer(f"Keystone's answer to GET /projects/{project_id} is not that project")
+        try:
+            return KeystoneProject(
+                p["id"], p["name"], p["domain_id"], bool(p["enabled"]), bool(p.get("is_domain"))
+            )
+        except KeyError as exc:
+            raise UnexpectedAnswer(f"Keystone's project {project_id} has no {exc}") from exc
 
     def projects(self) -> list[KeystoneProject]:
         """Every project (not domains acting as projects)."""
@@ -108,10 +125,8 @@ class KeystoneDirectory:
         """Whether the session may read projects: False on 403; raises when Keystone is unreachable."""
         try:
             self._call("GET", "/projects?limit=1")
-        except KeystoneUnavailable as exc:
-            if "(403)" in exc.detail:
-                return False
-            raise
+        except KeystoneRefused:
+            return False
         return True
 
     # ---- catalog --------------------------------------------------------------------------------

@@ -174,5 +174,5 @@ def member_removing(
         events.MEMBER_REMOVED,
         member_id=member_id,
         before=before,
-        member_since=row["created_at"],
+        member_times=(row["created_at"], row["updated_at"]),
     )

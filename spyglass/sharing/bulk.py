@@ -19,9 +19,10 @@ from sqlalchemy import Connection
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.errors import Invalid, SpyglassError, TooLarge
+from spyglass.images.catalog import load_authorized
 from spyglass.images.impact import GLANCE, Safeguards
 from spyglass.images.policy import Action, authorize
-from spyglass.sharing import bulk_sets, expiry, members
+from spyglass.sharing import bulk_sets, expiry, members, project_sync, queries
 
 MAX_PAIRS = 10_000
 ACTIONS = ("add", "remove")
@@ -71,8 +72,7 @@ def share_in_bulk(
     validate: bool,
     guard: Safeguards = GLANCE,
 ) -> BulkOutcome:
-    authorize(ctx, Action.SHARE_IN_BULK)
-    request = parse(body)
+    request = checked(ctx, body)
     try:
         with db.write() as conn:
             results = [
@@ -85,6 +85,34 @@ def share_in_bulk(
     except _RollBack as failed:
         return BulkOutcome(request, False, failed.results)
     return BulkOutcome(request, True, results)
+
+
+def checked(ctx: RequestContext, body: Any) -> BulkRequest:
+    """The call, authorized and parsed: what a handler checks before it does anything costly."""
+    authorize(ctx, Action.SHARE_IN_BULK)
+    return parse(body)
+
+
+def new_members(db: Database, ctx: RequestContext, request: BulkRequest) -> list[str]:
+    """The members of an `add` worth reading from an external Keystone before the call: project
+    ids (project_sync.is_project_id) not yet members of an image of the call that the caller may
+    add members to. None at all when the caller may add members to none of its images."""
+    wanted = [m for m in request.members if project_sync.is_project_id(m)]
+    if request.action != "add" or not wanted:
+        return []
+    new: set[str] = set()
+    with db.read() as conn:
+        for image_id in request.images:
+            try:
+                record = load_authorized(conn, ctx, image_id, Action.ADD_MEMBER)
+            except SpyglassError:
+                continue
+            if record.visibility == "shared":
+                existing = queries.members_among(conn, image_id, wanted)
+                new.update(m for m in wanted if m not in existing)
+            if len(new) == len(wanted):
+                break
+    return [m for m in wanted if m in new]
 
 
 def _image(

@@ -18,8 +18,10 @@ one queue, bound to Keystone's exchange beside the queue its other consumers rea
 goes to one node. The listener runs in threads of the server process (oslo.messaging's threading
 executor), started and stopped with the application. A broker out of reach never keeps the server
 from serving: the listener waits for it, logs, and tries again. A message that names no project is
-logged and dropped; one that cannot be applied now (Keystone or the database unreachable) is put
-back on the queue after a pause.
+logged and dropped, and so is one that can never be applied (Keystone refuses the service user
+(403), or answers something that is not the project); one that cannot be applied now (Keystone or
+the database unreachable) is put back on the queue after a pause that grows, a bounded number of
+times (`spyglass projects sync` catches up on what is dropped).
 """
 
 from __future__ import annotations
@@ -29,14 +31,19 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from spyglass.audit.bus import oslo_messaging
 from spyglass.db.engine import Database
 from spyglass.identity.keystone import KeystoneUnavailable
-from spyglass.identity.keystone_directory import KeystoneDirectory
+from spyglass.identity.keystone_directory import (
+    NO_PROJECT_READ,
+    KeystoneDirectory,
+    KeystoneRefused,
+    UnexpectedAnswer,
+)
 from spyglass.settings import Settings
-from spyglass.sharing.project_sync import SyncReport, apply_one
+from spyglass.sharing.project_sync import SyncReport, apply_one, is_project_id
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +53,14 @@ EVENT_TYPES = r"^identity\.project\.(deleted|updated)$"
 RETRY_SECONDS = 5.0
 # Seconds to wait for the broker when checking that it answers.
 CONNECT_TIMEOUT = 5
-# Project ids are at most 64 characters in Keystone.
-PROJECT_ID_MAX = 64
+# A message that cannot be applied now is put back at most this many times (by one node), after a
+# pause that doubles from RETRY_SECONDS up to RETRY_MAX_SECONDS; then it is dropped.
+RETRIES = 8
+RETRY_MAX_SECONDS = 60.0
+# The broker's failures are logged at WARNING the first time and then once in this many.
+WARN_EVERY = 12
+# oslo.messaging's rabbit driver connects to this port when the URL names none, TLS (ssl=1) or not.
+AMQP_PORT = 5672
 
 
 class MalformedNotification(ValueError):
@@ -67,8 +80,8 @@ def project_id_of(payload: Any) -> str:
         raise MalformedNotification("resource_info and target.id name different projects")
     if not isinstance(named, str) or not named:
         raise MalformedNotification("neither resource_info nor target.id names a project")
-    if len(named) > PROJECT_ID_MAX or not named.isprintable():
-        raise MalformedNotification("the project id is not one Keystone makes")
+    if not is_project_id(named):
+        raise MalformedNotification(f"{named[:80]!r} is not a project id Keystone makes")
     return named
 
 
@@ -87,10 +100,22 @@ class ProjectEndpoint:
         self.db = db
         self.keystone = keystone
         self.stopping = stopping
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}  # project id -> times put back on the queue
+        self._refused_told = False
 
     def info(
         self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any
     ) -> Any:  # oslo.messaging's signature
+        """None: done or dropped; REQUEUE: put back, to be tried again. Never raises: oslo.messaging
+        would put the message back at once, again and again."""
+        try:
+            return self._handle(publisher_id, event_type, payload)
+        except Exception:  # a bug or an answer nobody foresaw: dropped, not retried without end
+            log.exception("dropped a %s notification from %s", event_type, publisher_id)
+            return None
+
+    def _handle(self, publisher_id: str, event_type: str, payload: Any) -> Any:
         try:
             project_id = project_id_of(payload)
         except MalformedNotification as exc:
@@ -98,13 +123,18 @@ class ProjectEndpoint:
             return None
         try:
             report = apply_notification(self.db, self.keystone, project_id)
-        except (KeystoneUnavailable, OperationalError) as exc:
+        except KeystoneRefused as exc:
+            self._refused(event_type, project_id, exc.detail)
+            return None
+        except UnexpectedAnswer as exc:
+            log.warning("dropped %s of project %s: %s", event_type, project_id, exc)
+            return None
+        except (KeystoneUnavailable, OperationalError, IntegrityError) as exc:
+            # IntegrityError: another node copied the same project under the same name meanwhile.
             reason = exc.detail if isinstance(exc, KeystoneUnavailable) else type(exc).__name__
-            log.warning(
-                "%s of project %s not applied yet (%s); kept for later", event_type, project_id, reason
-            )
-            self.stopping.wait(RETRY_SECONDS)
-            return oslo_messaging.NotificationResult.REQUEUE
+            return self._later(event_type, project_id, reason)
+        with self._lock:
+            self._attempts.pop(project_id, None)
         if report.deleted:
             log.info("project %s is gone from Keystone: memberships removed, images made private", project_id)
         if report.disabled:
@@ -112,6 +142,33 @@ class ProjectEndpoint:
         if report.enabled:
             log.info("project %s is enabled again in Keystone: its shares are restored", project_id)
         return None
+
+    def _refused(self, event_type: str, project_id: str, detail: str) -> None:
+        with self._lock:
+            told, self._refused_told = self._refused_told, True
+        if not told:
+            log.error("Keystone's project notifications cannot be applied: %s. %s", detail, NO_PROJECT_READ)
+        log.debug("dropped %s of project %s: %s", event_type, project_id, detail)
+
+    def _later(self, event_type: str, project_id: str, reason: str) -> Any:
+        with self._lock:
+            attempts = self._attempts.get(project_id, 0) + 1
+            if attempts > RETRIES:
+                self._attempts.pop(project_id, None)
+            else:
+                self._attempts[project_id] = attempts
+        if attempts > RETRIES:
+            log.error(
+                "dropped %s of project %s after %d attempts (%s); `spyglass projects sync` applies it",
+                event_type,
+                project_id,
+                RETRIES,
+                reason,
+            )
+            return None
+        log.warning("%s of project %s not applied yet (%s); kept for later", event_type, project_id, reason)
+        self.stopping.wait(min(RETRY_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS))
+        return oslo_messaging.NotificationResult.REQUEUE
 
 
 class Listener:
@@ -160,8 +217,13 @@ class Listener:
                 server = self._new_server()
                 server.start()
             except Exception as exc:  # any failure to reach or use the broker: try again later
-                level = logging.WARNING if failures == 0 else logging.DEBUG
-                log.log(level, "Keystone's notifications cannot be read yet (%s); trying again", exc)
+                level = logging.WARNING if failures % WARN_EVERY == 0 else logging.DEBUG
+                log.log(
+                    level,
+                    "Keystone's notifications cannot be read yet (%s; %d attempts); trying again",
+                    exc,
+                    failures + 1,
+                )
                 failures += 1
                 self._stopping.wait(RETRY_SECONDS)
                 continue
@@ -190,12 +252,13 @@ class Listener:
         if parsed.transport not in ("rabbit", "amqp"):
             return
         kombu = importlib.import_module("kombu")
-        ssl = str(getattr(parsed, "query", {}).get("ssl", "")).lower() in ("1", "true", "yes")
+        # The URL's query overrides the driver's options, as oslo.messaging reads them.
+        ssl = importlib.import_module("oslo_config.types").Boolean()(parsed.query.get("ssl", "false"))
         last: Exception | None = None
         for host in parsed.hosts:
             connection = kombu.Connection(
                 hostname=host.hostname or "localhost",
-                port=host.port or 5672,
+                port=host.port or AMQP_PORT,
                 userid=host.username or "guest",
                 password=host.password or "guest",
                 virtual_host=parsed.virtual_host or "/",

@@ -10,7 +10,10 @@ Keystone's answer must list projects, or nothing is touched.
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from sqlalchemy import Connection
 
@@ -18,9 +21,27 @@ from spyglass.db.engine import Database
 from spyglass.identity import directory
 from spyglass.identity.keystone_directory import KeystoneDirectory, KeystoneProject
 from spyglass.sharing import project_sync_queries as q
+from spyglass.sharing.domain_shares import DOMAIN_PREFIX
 
-# More new members than this in one call: their projects are read from Keystone's list of projects.
-LIST_ABOVE = 10
+# Projects read from Keystone at once when many are refreshed (shares in bulk).
+READERS = 8
+# Project ids are at most 64 characters in Keystone. Its own are 32 lowercase hex digits; ids from
+# elsewhere (an LDAP or a migrated cloud) may hold letters, digits and a few marks, but never what
+# would change the URL they are read at (`/`, `.` or `..` alone, `%`, `?`, `#`), a `:` (which
+# marks a domain entry, DOMAIN_PREFIX), whitespace or a control character.
+PROJECT_ID_MAX = 64
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_\-.@+=]+")
+
+
+def is_project_id(value: object) -> TypeGuard[str]:
+    """Whether this can be a project id that Keystone made (and is safe to ask Keystone about)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= PROJECT_ID_MAX
+        and _PROJECT_ID.fullmatch(value) is not None
+        and value.strip(".") != ""
+        and not value.startswith(DOMAIN_PREFIX)
+    )
 
 
 class EmptyProjectList(RuntimeError):
@@ -46,17 +67,21 @@ def sync_projects(db: Database, keystone: KeystoneDirectory) -> SyncReport:
 def refresh_projects(db: Database, keystone: KeystoneDirectory, project_ids: list[str]) -> None:
     """Bring the local copy of these projects up to date from Keystone before they are checked
     (validate_member_ids): a project Keystone does not have is dropped from the copy, so the
-    check refuses it as it refuses an unknown project of the embedded identity. Many projects at
-    once (shares in bulk) are read from one list of Keystone's projects rather than one by one."""
-    wanted = sorted(set(project_ids))
-    if len(wanted) > LIST_ABOVE:
-        listed = {project.id: project for project in keystone.projects()}
-        found = {project_id: listed.get(project_id) for project_id in wanted}
+    check refuses it as it refuses an unknown project of the embedded identity. Each project is read
+    on its own (GET /v3/projects/<id>), several at a time: Keystone's list of projects may be cut
+    short by its list_limit, and a project left out of it is not a project that is gone. Ids that
+    cannot be Keystone's (is_project_id) are not asked about."""
+    wanted = sorted({project_id for project_id in project_ids if is_project_id(project_id)})
+    if not wanted:
+        return
+    if len(wanted) == 1:
+        answers = [keystone.project(wanted[0])]
     else:
-        found = {project_id: keystone.project(project_id) for project_id in wanted}
+        with ThreadPoolExecutor(max_workers=min(READERS, len(wanted))) as pool:
+            answers = list(pool.map(keystone.project, wanted))
     with db.write() as conn:
-        for project_id, project in found.items():
-            if project is None:
+        for project_id, project in zip(wanted, answers, strict=True):
+            if project is None or project.is_domain:
                 q.drop_project(conn, project_id)
                 continue
             q.put_domain(conn, project.domain_id, project.domain_id, True, only_new=True)
@@ -83,6 +108,8 @@ def apply_one(db: Database, project_id: str, found: KeystoneProject | None) -> S
     such project): what a notification from Keystone's message bus leads to
     (spyglass.sharing.project_events). Applying it again changes nothing."""
     report = SyncReport()
+    if not is_project_id(project_id) or (found is not None and found.is_domain):
+        return report  # not a project id, or a domain acting as a project: nothing of the image side's
     with db.write() as conn:
         if found is None:
             if q.is_known(conn, project_id):

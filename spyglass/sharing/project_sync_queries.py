@@ -5,10 +5,14 @@ project ids the image side still refers to."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import CompoundSelect, Connection, delete, select
 
+from spyglass.db import upsert
 from spyglass.db.tables import domains, image_members, images, projects
 from spyglass.sharing.domain_shares import DOMAIN_PREFIX
+
+# Images of these visibilities can be reached by other projects: their owners are referenced.
+REACHABLE = ("public", "community", "shared")
 
 
 def mirrored_projects(conn: Connection) -> dict[str, bool]:
@@ -16,13 +20,23 @@ def mirrored_projects(conn: Connection) -> dict[str, bool]:
     return {str(i): bool(e) for i, e in conn.execute(select(projects.c.id, projects.c.enabled))}
 
 
+def _references(project_id: str | None = None) -> CompoundSelect[tuple[str]]:
+    """The project ids the image side refers to: members (not domain entries) and the owners of
+    images others can reach; only `project_id` when given. One query for the list and for one id, so
+    that they cannot disagree."""
+    member = image_members.c.member_id
+    members = select(member).where(~member.startswith(DOMAIN_PREFIX))
+    owners = select(images.c.owner).where(images.c.owner.is_not(None), images.c.visibility.in_(REACHABLE))
+    if project_id is not None:
+        members = members.where(member == project_id)
+        owners = owners.where(images.c.owner == project_id)
+    return members.union(owners)
+
+
 def referenced_projects(conn: Connection) -> set[str]:
-    """Projects that share something or are shared with: members (not domain entries) and the owners
-    of images others can reach. A deleted project stops being referenced once its hooks ran."""
-    members = select(image_members.c.member_id).where(~image_members.c.member_id.startswith(DOMAIN_PREFIX))
-    reachable = ("public", "community", "shared")
-    owners = select(images.c.owner).where(images.c.owner.is_not(None), images.c.visibility.in_(reachable))
-    return {str(row[0]) for row in conn.execute(members.union(owners))}
+    """Projects that share something or are shared with. A deleted project stops being referenced
+    once its hooks ran."""
+    return {str(row[0]) for row in conn.execute(_references())}
 
 
 def mirrored_project(conn: Connection, project_id: str) -> bool | None:
@@ -33,23 +47,23 @@ def mirrored_project(conn: Connection, project_id: str) -> bool | None:
 
 def is_known(conn: Connection, project_id: str) -> bool:
     """Whether one project is copied or referenced (what `referenced_projects` lists, for one id)."""
-    copied = select(projects.c.id).where(projects.c.id == project_id)
-    member = select(image_members.c.member_id).where(image_members.c.member_id == project_id)
-    reachable = ("public", "community", "shared")
-    owner = select(images.c.owner).where(images.c.owner == project_id, images.c.visibility.in_(reachable))
-    return any(conn.execute(query.limit(1)).first() is not None for query in (copied, member, owner))
+    if mirrored_project(conn, project_id) is not None:
+        return True
+    return conn.execute(_references(project_id)).first() is not None
 
 
 def put_domain(conn: Connection, domain_id: str, name: str, enabled: bool, *, only_new: bool = False) -> None:
-    """Copy a domain; `only_new`: only when missing (a project's domain, name not known yet)."""
+    """Copy a domain; `only_new`: only when missing (a project's domain, name not known yet). An
+    upsert: two nodes copying the same new domain at once both succeed."""
     found = conn.execute(select(domains.c.id).where(domains.c.id == domain_id)).first()
     if found is not None and only_new:
         return
-    if found is None:
-        local_name = _free_domain_name(conn, name, domain_id)
-        conn.execute(insert(domains).values(id=domain_id, name=local_name, enabled=enabled))
+    local_name = name if found is not None else _free_domain_name(conn, name, domain_id)
+    stmt = upsert.insert(conn.dialect.name, domains).values(id=domain_id, name=local_name, enabled=enabled)
+    if only_new:
+        conn.execute(stmt.on_conflict_do_nothing())
     else:
-        conn.execute(update(domains).where(domains.c.id == domain_id).values(enabled=enabled))
+        conn.execute(stmt.on_conflict_do_update(index_elements=[domains.c.id], set_={"enabled": enabled}))
 
 
 def _free_domain_name(conn: Connection, name: str, domain_id: str) -> str:
@@ -58,16 +72,17 @@ def _free_domain_name(conn: Connection, name: str, domain_id: str) -> str:
 
 
 def put_project(conn: Connection, project_id: str, name: str, domain_id: str, enabled: bool) -> None:
-    found = conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first()
-    if found is None:
-        taken = conn.execute(
-            select(projects.c.id).where(projects.c.domain_id == domain_id, projects.c.name == name)
-        ).first()
-        local_name = name if taken is None else f"{name[:30]} {project_id[:32]}"
-        values = {"id": project_id, "name": local_name, "domain_id": domain_id, "enabled": enabled}
-        conn.execute(insert(projects).values(**values))
-    else:
-        conn.execute(update(projects).where(projects.c.id == project_id).values(enabled=enabled))
+    """Copy a project, or its enabled flag when it is copied already. An upsert: two nodes copying
+    the same new project at once both succeed."""
+    taken = conn.execute(
+        select(projects.c.id).where(
+            projects.c.domain_id == domain_id, projects.c.name == name, projects.c.id != project_id
+        )
+    ).first()
+    local_name = name if taken is None else f"{name[:30]} {project_id[:32]}"
+    values = {"id": project_id, "name": local_name, "domain_id": domain_id, "enabled": enabled}
+    stmt = upsert.insert(conn.dialect.name, projects).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[projects.c.id], set_={"enabled": enabled}))
 
 
 def drop_project(conn: Connection, project_id: str) -> None:

@@ -14,19 +14,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import kombu
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from starlette.testclient import TestClient
 
 from spyglass.api.app import create_app
 from spyglass.audit import bus, notifications
 from spyglass.blobs.filesystem import FilesystemStore
 from spyglass.db.engine import Database
-from spyglass.db.tables import notification_outbox
+from spyglass.db.tables import image_members, notification_outbox
 from spyglass.settings import Settings
 from tests.api.helpers import active, create
 from tests.api.safety import download
@@ -207,6 +208,26 @@ def test_image_life_reaches_glance_consumers_with_glance_payloads(
     added = only(got, "spyglass.member.added")["payload"]
     assert (added["image_id"], added["member_id"], added["owner"]) == (image_id, beta, alpha)
     assert "spyglass.member.removed" in types_of(got) and "spyglass.image.deleted" in types_of(got)
+
+
+def test_a_removed_membership_reports_its_own_times_as_glance_does(
+    node: Callers, consumer: Consumer, world: World, db: Database
+) -> None:
+    beta = world.projects["beta"]
+    image_id = create(node.alice, name="member-times", visibility="shared")["id"]
+    assert node.alice.post(f"/v2/images/{image_id}/members", json={"member": beta}).status_code == 200
+    accepted = node.bob.put(f"/v2/images/{image_id}/members/{beta}", json={"status": "accepted"})
+    assert accepted.status_code == 200
+    # Made on the 1st, accepted on the 5th, removed now.
+    made, changed = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC)
+    with db.write() as conn:
+        row = (image_members.c.image_id == image_id) & (image_members.c.member_id == beta)
+        conn.execute(update(image_members).where(row).values(created_at=made, updated_at=changed))
+    assert node.alice.delete(f"/v2/images/{image_id}/members/{beta}").status_code == 204
+    removed = only(consumer.drain(has("image.member.delete")), "image.member.delete")["payload"]
+    # Glance's image.member.delete: the membership's times, and its end as deleted_at.
+    assert (removed["created_at"], removed["updated_at"]) == ("2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z")
+    assert removed["deleted"] is True and removed["deleted_at"] > removed["updated_at"]
 
 
 def test_tasks_reach_the_bus(

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from spyglass.api.app import create_app
 from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
+from spyglass.db.tables import projects
 from spyglass.keystone_settings import KeystoneAuthtoken
 from spyglass.settings import Settings
+from spyglass.sharing.bulk import MAX_PAIRS
 from tests.keystone import Keystone
 
 
@@ -71,13 +75,13 @@ def test_a_service_user_that_cannot_read_projects_is_warned_and_refused(
         assert "could not be asked about projects" in refused.json()["message"]
 
 
-@pytest.mark.parametrize("others", [0, 11], ids=["one-by-one", "from-the-project-list"])
+@pytest.mark.parametrize("others", [0, 11], ids=["few", "many"])
 def test_shares_in_bulk_are_checked_in_keystone_now(
     settings: Settings, db: Database, keystone: Keystone, others: int
 ) -> None:
     owner = keystone.account("owner")
     live, later_disabled, later_deleted = (keystone.create_project(p)["id"] for p in ("live", "off", "gone"))
-    # More live projects: past 10 members, the projects are read from Keystone's list in one call.
+    # More live projects: each is read from Keystone on its own, several at a time.
     extra = [keystone.create_project("many")["id"] for _ in range(others)]
     with _app(settings, db, keystone.authtoken_options(http_connect_timeout=30)) as client:
         token = keystone.account_token(owner)
@@ -98,3 +102,43 @@ def test_shares_in_bulk_are_checked_in_keystone_now(
         assert all(results[project_id]["status"] == 200 for project_id in extra)
         assert results[later_disabled]["status"] == 400 and "is disabled" in results[later_disabled]["error"]
         assert results[later_deleted]["status"] == 400 and "does not exist" in results[later_deleted]["error"]
+
+
+def _copied(db: Database, project_id: str) -> bool:
+    with db.read() as conn:
+        return conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is not None
+
+
+def test_a_bulk_call_refused_or_for_images_out_of_reach_reads_no_project(
+    settings: Settings, db: Database, keystone: Keystone
+) -> None:
+    owner, stranger = keystone.account("owner"), keystone.account("stranger")
+    asked = [keystone.create_project("asked")["id"] for _ in range(4)]
+    admitted = keystone.create_project("admitted")["id"]
+    limited = dataclasses.replace(settings, rate_limit_member_adds=1)
+    with _app(limited, db, keystone.authtoken_options(http_connect_timeout=30)) as client:
+        token = keystone.account_token(owner)
+        headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        image = _shared_image(client, token)
+        # Too many pairs: refused before anything is read.
+        images = [str(uuid.uuid4()) for _ in range(MAX_PAIRS // 100 + 1)]
+        members = [asked[0], *(uuid.uuid4().hex for _ in range(99))]
+        too_many = {"action": "add", "images": images, "members": members}
+        assert client.post("/v2/shared-images/bulk", json=too_many, headers=headers).status_code == 413
+        # A malformed body.
+        bad = {"action": "add", "images": [image], "members": [asked[1], 7]}
+        assert client.post("/v2/shared-images/bulk", json=bad, headers=headers).status_code == 400
+        # Images the caller cannot see, or may not share.
+        stranger_headers = {"X-Auth-Token": keystone.account_token(stranger), "Accept": "application/json"}
+        unseen = {"action": "add", "images": [image, str(uuid.uuid4())], "members": [asked[2]]}
+        answered = client.post("/v2/shared-images/bulk", json=unseen, headers=stranger_headers)
+        assert answered.status_code == 200, answered.text
+        assert [r["status"] for r in answered.json()["results"]] == [404, 404]
+        # Past the rate of member adds (1): the second call is refused before anything is read.
+        first = {"action": "add", "images": [image], "members": [admitted]}
+        added = client.post("/v2/shared-images/bulk", json=first, headers=headers)
+        assert added.status_code == 200 and added.json()["results"][0]["status"] == 200, added.text
+        second = {"action": "add", "images": [image], "members": [asked[3]]}
+        assert client.post("/v2/shared-images/bulk", json=second, headers=headers).status_code == 429
+    assert [_copied(db, project_id) for project_id in asked] == [False] * 4
+    assert _copied(db, admitted)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,16 +19,19 @@ from typing import Any
 
 import kombu
 import pytest
+from keystoneauth1 import session as ks_session
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from spyglass.api.app import create_app
 from spyglass.blobs import FilesystemStore
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_members, images
+from spyglass.db.tables import domains, image_members, images, projects
+from spyglass.identity.keystone_directory import KeystoneDirectory
 from spyglass.keystone_settings import KeystoneAuthtoken
 from spyglass.settings import Settings
-from spyglass.sharing.project_events import MalformedNotification, project_id_of
+from spyglass.sharing import project_events
+from spyglass.sharing.project_events import Listener, MalformedNotification, project_id_of
 from tests.keystone import Account, Keystone, Relay, keystone
 from tests.rabbitmq import broker, eventually, queue_state, vhost_url
 
@@ -83,6 +87,13 @@ def test_the_project_is_read_from_both_formats() -> None:
         {"resource_info": ""},
         {"resource_info": "x" * 65},
         {"resource_info": "abc\ndef"},
+        # What would name another URL of Keystone's, or a domain entry of the image side.
+        {"resource_info": ".."},
+        {"resource_info": "."},
+        {"resource_info": "a/b"},
+        {"resource_info": "domain:4aca8522ff424302ba2d996767af392c"},
+        {"target": {"id": "domain:default"}},
+        {"resource_info": "a b"},
         {"target": "4aca8522ff424302ba2d996767af392c"},
         {"target": {"typeURI": "data/security/project"}},
         {**CADF, "target": {"id": "0" * 32, "typeURI": "data/security/project"}},
@@ -123,11 +134,14 @@ class Bus:
 
 
 @contextmanager
-def node(settings: Settings, db: Database, keystone: Keystone, transport_url: str) -> Iterator[TestClient]:
+def node(
+    settings: Settings, db: Database, keystone: Keystone, transport_url: str, **authtoken: Any
+) -> Iterator[TestClient]:
+    options = keystone.authtoken_options(http_connect_timeout=30, **authtoken)
     configured = dataclasses.replace(
         settings,
         identity="keystone",
-        keystone_authtoken=KeystoneAuthtoken(**keystone.authtoken_options(http_connect_timeout=30)),  # type: ignore[arg-type]
+        keystone_authtoken=KeystoneAuthtoken(**options),  # type: ignore[arg-type]
         keystone_notifications_transport_url=transport_url,
         keystone_notifications_pool=POOL,
     )
@@ -297,6 +311,107 @@ def test_a_broker_out_of_reach_does_not_stop_the_server(
             keystone.delete_project(beta.project_id)
             bus.notify("identity.project.deleted", {"resource_info": beta.project_id})
             eventually(lambda: members_of(db, shared.image_id) == {}, "beta's membership removed")
+    finally:
+        bus.close()
+        relay.close()
+
+
+def test_messages_that_can_never_be_applied_are_dropped_once(
+    settings: Settings, db: Database, keystone: Keystone, vhost_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner, beta = keystone.account("owner"), keystone.account("beta")
+    domain = keystone.create_domain("acting")
+    bus = Bus(vhost_url)
+    with caplog.at_level(logging.INFO), node(settings, db, keystone, vhost_url) as client:
+        listening(vhost_url)
+        shared = Sharing(client, keystone, owner, beta)
+        # ".." and "." would read Keystone's version document and its list of projects.
+        for named in ("..", "."):
+            bus.notify("identity.project.deleted", {"resource_info": named})
+        # Keystone answers a domain's id with the domain acting as a project: not a project.
+        bus.notify("identity.project.updated", {"resource_info": domain["id"]})
+        drained(vhost_url)
+        assert "'..' is not a project id Keystone makes" in caplog.text
+        assert "'.' is not a project id Keystone makes" in caplog.text
+        with db.read() as conn:
+            assert conn.execute(select(projects.c.id).where(projects.c.id == domain["id"])).first() is None
+            assert conn.execute(select(domains.c.id).where(domains.c.id.like("<<%"))).first() is None
+        assert members_of(db, shared.image_id) == {beta.project_id: "accepted"}
+    bus.close()
+
+
+def test_a_service_user_that_cannot_read_projects_drops_messages_with_one_error(
+    settings: Settings, db: Database, keystone: Keystone, vhost_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A service user with the `service` role on its project, but no role on the system: Keystone
+    # answers 403 to every project it is asked about, which waiting does not change.
+    blind = keystone.account("blind-service", role="service")
+    beta = keystone.account("beta")
+    bus = Bus(vhost_url)
+    with node(
+        settings,
+        db,
+        keystone,
+        vhost_url,
+        username=blind.user_name,
+        password=blind.password,
+        project_name=blind.project_name,
+    ):
+        listening(vhost_url)
+        for _ in range(3):
+            bus.notify("identity.project.deleted", {"resource_info": beta.project_id})
+        drained(vhost_url)
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and "cannot be applied" in r.getMessage()
+    ]
+    assert len(errors) == 1
+    assert "give it the role 'reader' on the system" in errors[0].getMessage()
+    bus.close()
+
+
+def test_a_broker_out_of_reach_is_told_again_now_and_then(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(project_events, "RETRY_SECONDS", 0.0)
+    unreachable = dataclasses.replace(
+        settings, keystone_notifications_transport_url="rabbit://guest:guest@127.0.0.1:1/"
+    )
+    listener = Listener(db, KeystoneDirectory(ks_session.Session(), "http://127.0.0.1:1"), unreachable)
+
+    def told() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "cannot be read yet" in r.getMessage()]
+
+    with caplog.at_level(logging.DEBUG, logger=project_events.__name__):
+        listener.start()
+        try:
+            eventually(lambda: len(told()) > project_events.WARN_EVERY, "attempts past the first warning")
+        finally:
+            listener.stop()
+    levels = [r.levelno for r in told()[: project_events.WARN_EVERY + 1]]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * (project_events.WARN_EVERY - 1) + [logging.WARNING]
+
+
+def test_a_message_keystone_cannot_answer_for_is_retried_a_bounded_number_of_times(
+    settings: Settings,
+    db: Database,
+    keystone: Keystone,
+    vhost_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(project_events, "RETRY_SECONDS", 0.01)
+    beta = keystone.account("beta")
+    relay = Relay(keystone.url)
+    bus = Bus(vhost_url)
+    try:
+        with node(settings, db, keystone, vhost_url, auth_url=relay.url, www_authenticate_uri=relay.url):
+            listening(vhost_url)
+            relay.cut()  # Keystone out of reach for as long as the message is tried
+            bus.notify("identity.project.deleted", {"resource_info": beta.project_id})
+            drained(vhost_url)
+        later = [r for r in caplog.records if "not applied yet" in r.getMessage()]
+        assert len(later) == project_events.RETRIES
+        assert f"project {beta.project_id} after {project_events.RETRIES} attempts" in caplog.text
     finally:
         bus.close()
         relay.close()
