@@ -57,6 +57,15 @@ if [ "${1:-}" = "stop" ]; then
   exit 0
 fi
 
+# Keystone's database lives in the PostgreSQL server the tests use (scripts/ensure-postgres.sh), one
+# database per state directory: on SQLite, Keystone's read-then-update transactions (a login
+# updating last_active_at, a project disabled) failed with "database is locked" under the suite's
+# parallel load.
+PG_URL=$("$(dirname "$0")/ensure-postgres.sh")
+PG_SERVER=${PG_URL#*://}
+PG_SERVER=${PG_SERVER%/*}
+DB_NAME="keystone_$(echo "$STATE" | cksum | cut -d' ' -f1)"
+
 # The configuration is written on every run; a changed one starts from a fresh database, so that
 # every setting (the password hash cost above all) applies to the bootstrapped admin too.
 # Test-deployment choices: bcrypt at its lowest cost (4 rounds: Keystone's default of 12 takes
@@ -68,7 +77,7 @@ CONF=$(cat <<EOF
 log_file = $LOG
 notification_format = $NOTIFICATION_FORMAT
 [database]
-connection = sqlite:///$STATE/keystone.db
+connection = postgresql+psycopg2://$PG_SERVER/$DB_NAME
 [identity]
 password_hash_rounds = 4
 [cache]
@@ -100,12 +109,13 @@ if running && answers "$(cat "$PORT_FILE")" && [ "$(cat "$STATE/initialized" 2>/
 fi
 
 started=$(date +%s)
-if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null)" != "$RELEASE" ]; then
+if [ ! -x "$VENV/bin/keystone-manage" ] || [ "$(cat "$VENV/.release" 2>/dev/null)" != "$RELEASE" ] ||
+  ! "$VENV/bin/python" -c "import psycopg2" 2>/dev/null; then
   say "installing Keystone $RELEASE in $VENV"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >&2
-  "$VENV/bin/pip" install -q "keystone==$RELEASE" waitress >&2
+  "$VENV/bin/pip" install -q "keystone==$RELEASE" waitress psycopg2-binary >&2
   echo "$RELEASE" >"$VENV/.release"
   say "installed in $(($(date +%s) - started)) s"
 fi
@@ -113,6 +123,15 @@ fi
 if [ "$(cat "$STATE/initialized" 2>/dev/null)" != "$(echo "$CONF" | cksum)" ]; then
   stop
   rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"
+  "$VENV/bin/python" - "$PG_SERVER" "$DB_NAME" <<'EOF' >&2
+import sys
+import psycopg2
+conn = psycopg2.connect(f"postgresql://{sys.argv[1]}/postgres")
+conn.autocommit = True
+with conn.cursor() as cur:
+    cur.execute(f'DROP DATABASE IF EXISTS "{sys.argv[2]}" WITH (FORCE)')
+    cur.execute(f'CREATE DATABASE "{sys.argv[2]}"')
+EOF
   echo "$CONF" >"$STATE/keystone.conf"
   manage() { "$VENV/bin/keystone-manage" --config-file "$STATE/keystone.conf" "$@" >&2; }
   manage db_sync
