@@ -5,6 +5,7 @@ database."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,14 +27,17 @@ from tests.conftest import Caller, Callers, World
 
 
 class Statements:
-    """The SQL statements an engine runs while recording."""
+    """The SQL statements an engine runs while recording (with `this_thread`, only those of the
+    recording thread: an app's background workers use the same engine)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, this_thread: bool = False) -> None:
         self.engine = engine
         self.seen: list[str] = []
+        self._thread = threading.get_ident() if this_thread else None
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.seen.append(statement)
+        if self._thread is None or threading.get_ident() == self._thread:
+            self.seen.append(statement)
 
     def __enter__(self) -> Statements:
         event.listen(self.engine, "before_cursor_execute", self._record)

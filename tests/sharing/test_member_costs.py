@@ -43,15 +43,15 @@ def test_a_member_add_runs_four_statements_and_a_remove_three(
     beta, alice = world.projects["beta"], _alice(world)
     for _ in range(2):  # the second time round, the first remove's row is gone with its expiry
         body = {"member": beta, "expires_at": "2999-01-01T00:00:00Z"}
-        with Statements(db.engine) as add:
+        with Statements(db.engine, this_thread=True) as add:
             row = members.add_member(db, alice, image_id, body, quota=QUOTA, validate=True)
         assert row["status"] == "pending" and row["expires_at"].year == 2999
         # A body that sets an expiry adds its two (spyglass.sharing.expiry_queries.set_expiry).
         assert len(_work(db, add.seen)) == len(ADD) + 2, add.seen
-        with Statements(db.engine) as remove:
+        with Statements(db.engine, this_thread=True) as remove:
             members.delete_member(db, alice, image_id, beta)
         assert len(_work(db, remove.seen)) == len(REMOVE), remove.seen
-    with Statements(db.engine) as add:
+    with Statements(db.engine, this_thread=True) as add:
         row = members.add_member(db, alice, image_id, {"member": beta}, quota=QUOTA, validate=True)
     assert "expires_at" not in row
     assert len(_work(db, add.seen)) == len(ADD), add.seen
@@ -91,7 +91,7 @@ def test_an_event_queues_deliveries_only_for_a_project_with_a_webhook(
 ) -> None:
     image_id = create(api.alice, visibility="shared")["id"]
     beta, alice = world.projects["beta"], _alice(world)
-    with Statements(db.engine) as add:
+    with Statements(db.engine, this_thread=True) as add:
         members.add_member(db, alice, image_id, {"member": beta}, quota=QUOTA, validate=True)
     assert not any("webhook_deliveries" in s for s in add.seen)
     hook = api.bob.post("/v2/webhooks", json={"url": "https://hooks.example.test/spyglass"})
