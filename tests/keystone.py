@@ -187,6 +187,18 @@ class Keystone:
         self.call("PUT", f"/system/users/{user_id}/roles/{self.role_id('reader')}")
         return Account(user_id, "spyglass", SERVICE_PASSWORD, "Default", project_id, "service")
 
+    def spyglass_config(self, path: Path, top: str = "", **changes: Any) -> Path:
+        """Write a Spyglass configuration file that validates against this Keystone: `top` holds
+        more top-level settings (TOML lines), `changes` change the [keystone_authtoken] table."""
+        options = self.authtoken_options(**changes)
+        path.write_text(
+            'identity = "keystone"\n'
+            + top
+            + "[keystone_authtoken]\n"
+            + "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in options.items())
+        )
+        return path
+
     def authtoken_options(self, **changes: Any) -> dict[str, Any]:
         """The [keystone_authtoken] table of a Spyglass that validates against this Keystone."""
         self.service_user()

@@ -22,12 +22,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("dashboard-keystone")
-    options = keystone.authtoken_options(http_connect_timeout=60)
-    config = base / "spyglass.toml"
-    config.write_text(
-        'identity = "keystone"\n[keystone_authtoken]\n'
-        + "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in options.items())
-    )
+    config = keystone.spyglass_config(base / "spyglass.toml", http_connect_timeout=60)
     running = start_server(base / "data", env={"SPYGLASS_CONFIG": str(config)})
     yield running
     stop_server(running)

@@ -32,12 +32,11 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterator[Clo
     state = base / "keystone"
     try:
         keystone = Keystone(start_keystone(KEYSTONE_STATE_DIR=str(state), KEYSTONE_NOTIFICATIONS_URL=url))
-        options = keystone.authtoken_options(token_cache_time=5, http_connect_timeout=30)
-        config = base / "spyglass.toml"
-        config.write_text(
-            f'identity = "keystone"\nkeystone_notifications_transport_url = "{url}"\n'
-            + f'keystone_notifications_pool = "{POOL}"\n[keystone_authtoken]\n'
-            + "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in options.items())
+        config = keystone.spyglass_config(
+            base / "spyglass.toml",
+            f'keystone_notifications_transport_url = "{url}"\nkeystone_notifications_pool = "{POOL}"\n',
+            token_cache_time=5,
+            http_connect_timeout=30,
         )
         server = start_server(base / "data", env={"SPYGLASS_CONFIG": str(config)})
         try:

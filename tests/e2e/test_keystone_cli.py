@@ -80,12 +80,7 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[Cloud]:
     base = tmp_path_factory.mktemp("keystone-e2e")
-    options = keystone.authtoken_options(token_cache_time=5)
-    config = base / "spyglass.toml"
-    config.write_text(
-        'identity = "keystone"\n[keystone_authtoken]\n'
-        + "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in options.items())
-    )
+    config = keystone.spyglass_config(base / "spyglass.toml", token_cache_time=5)
     server = start_server(base / "data", env={"SPYGLASS_CONFIG": str(config)})
     # A region of this module's own: the catalog of the shared Keystone is not anyone else's.
     region = f"Test-{uuid.uuid4().hex[:8]}"
