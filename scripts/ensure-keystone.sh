@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure a real Keystone (OpenStack Identity, from PyPI) answers on a loopback port, for the tests
-# of `identity = "keystone"`: install it in its own virtualenv, configure it (one process, SQLite,
-# fernet tokens), bootstrap an admin, start it, and print its URL (http://127.0.0.1:PORT/v3).
+# of `identity = "keystone"`: install it in its own virtualenv, configure it (one process, its
+# database on the tests' PostgreSQL server, fernet tokens), bootstrap an admin, start it, and print
+# its URL (http://127.0.0.1:PORT/v3).
 # Idempotent: a running Keystone is reused. `scripts/ensure-keystone.sh stop` stops it.
 #
 # The admin is `admin` / $KEYSTONE_ADMIN_PASSWORD in project `admin`, domain Default, region
@@ -9,7 +10,8 @@
 # see one expire).
 #
 # A test that needs a Keystone of its own runs this with KEYSTONE_STATE_DIR set to its own directory
-# (and `stop` with the same variable at the end). KEYSTONE_NOTIFICATIONS_URL (a transport URL) turns
+# (and `stop` with the same variable at the end, which also drops its database).
+# KEYSTONE_NOTIFICATIONS_URL (a transport URL) turns
 # Keystone's notifications on, sent there through oslo.messaging (driver messagingv2), in the format
 # of KEYSTONE_NOTIFICATION_FORMAT (cadf, Keystone's default, or basic).
 set -euo pipefail
@@ -52,11 +54,6 @@ stop() {
   rm -f "$PID_FILE"
 }
 
-if [ "${1:-}" = "stop" ]; then
-  stop
-  exit 0
-fi
-
 # Keystone's database lives in the PostgreSQL server the tests use (scripts/ensure-postgres.sh), one
 # database per state directory: on SQLite, Keystone's read-then-update transactions (a login
 # updating last_active_at, a project disabled) failed with "database is locked" under the suite's
@@ -65,6 +62,30 @@ PG_URL=$("$(dirname "$0")/ensure-postgres.sh")
 PG_SERVER=${PG_URL#*://}
 PG_SERVER=${PG_SERVER%/*}
 DB_NAME="keystone_$(echo "$STATE" | cksum | cut -d' ' -f1)"
+
+# Drops this state directory's database, and with "CREATE" creates it afresh.
+database() {
+  "$VENV/bin/python" - "$PG_SERVER" "$DB_NAME" "${1:-}" <<'EOF' >&2
+import sys
+import psycopg2
+conn = psycopg2.connect(f"postgresql://{sys.argv[1]}/postgres")
+conn.autocommit = True
+with conn.cursor() as cur:
+    cur.execute(f'DROP DATABASE IF EXISTS "{sys.argv[2]}" WITH (FORCE)')
+    if sys.argv[3] == "CREATE":
+        cur.execute(f'CREATE DATABASE "{sys.argv[2]}"')
+EOF
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop
+  # A Keystone of a test's own leaves nothing behind; the shared one keeps its data for the next run.
+  if [ "$STATE" != "$CACHE/keystone" ] && [ -x "$VENV/bin/python" ]; then
+    database
+    rm -f "$STATE/initialized"
+  fi
+  exit 0
+fi
 
 # The configuration is written on every run; a changed one starts from a fresh database, so that
 # every setting (the password hash cost above all) applies to the bootstrapped admin too.
@@ -123,15 +144,7 @@ fi
 if [ "$(cat "$STATE/initialized" 2>/dev/null)" != "$(echo "$CONF" | cksum)" ]; then
   stop
   rm -rf "$STATE/keystone.db" "$STATE/fernet-keys" "$STATE/credential-keys"
-  "$VENV/bin/python" - "$PG_SERVER" "$DB_NAME" <<'EOF' >&2
-import sys
-import psycopg2
-conn = psycopg2.connect(f"postgresql://{sys.argv[1]}/postgres")
-conn.autocommit = True
-with conn.cursor() as cur:
-    cur.execute(f'DROP DATABASE IF EXISTS "{sys.argv[2]}" WITH (FORCE)')
-    cur.execute(f'CREATE DATABASE "{sys.argv[2]}"')
-EOF
+  database CREATE
   echo "$CONF" >"$STATE/keystone.conf"
   manage() { "$VENV/bin/keystone-manage" --config-file "$STATE/keystone.conf" "$@" >&2; }
   manage db_sync
