@@ -12,7 +12,10 @@ measures on each:
   chunked (unknown length: the reservation grows as the data comes), in MiB/s.
 
     .venv/bin/python bench/quotas.py [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-        [--seconds 10] [--rounds 2] [--uploads 6] [--size-mib 64]
+        [--seconds 10] [--rounds 2] [--uploads 6] [--size-mib 64] [--old REV]
+
+With --old REV, the same rounds also run a server from REV (checked out in a temporary git
+worktree), so the new code's cost with quotas off shows next to the ratio.
 
 Rounds alternate on and off, so drift on a shared machine hits both; every round is printed, then
 the ratio of the best on to the best off. Prints numbers, asserts nothing.
@@ -39,6 +42,7 @@ from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data_path import token_for
+from small_requests import LAUNCH, NEW, ensure_wrk, old_tree
 
 ADMIN_PASSWORD = "bench-admin-password"
 RESOURCES = ("image_size_total", "image_stage_total", "image_count_total", "image_count_uploading")
@@ -73,7 +77,7 @@ def fresh_postgres(server: str, name: str) -> str:
 
 
 class Server:
-    def __init__(self, data_dir: Path, database_url: str, enforce: bool) -> None:
+    def __init__(self, data_dir: Path, database_url: str, enforce: bool, code: Path = NEW) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -82,10 +86,11 @@ class Server:
             **os.environ,
             "SPYGLASS_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SPYGLASS_QUOTA_ENFORCEMENT": "true" if enforce else "false",
+            "PYTHONPATH": str(code),
         }
         if database_url:
             env["SPYGLASS_DATABASE_URL"] = database_url
-        command = [sys.executable, "-m", "spyglass.cli", "--data-dir", str(data_dir), "serve"]
+        command = [sys.executable, "-c", LAUNCH, "--data-dir", str(data_dir), "serve"]
         command += ["--port", str(self.port), "--workers", "1", "--demo"]
         self.process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
@@ -151,9 +156,9 @@ def upload_mib_per_second(server: Server, token: str, uploads: int, size_mib: in
 
 
 def measure(
-    work: Path, database: str, enforce: bool, args: argparse.Namespace, label: str
+    work: Path, database: str, enforce: bool, args: argparse.Namespace, label: str, code: Path = NEW
 ) -> tuple[float, float]:
-    server = Server(work / label, database, enforce)
+    server = Server(work / label, database, enforce, code)
     try:
         register_limits(server)
         token = server.token("spyglass-a")
@@ -250,7 +255,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--uploads", type=int, default=6)
     parser.add_argument("--size-mib", type=int, default=64)
+    parser.add_argument("--old", default="", help="also measure this git revision (quotas on and off)")
     args = parser.parse_args()
+    ensure_wrk()
     made: list[str] = []
     try:
         run(args, made)
@@ -272,25 +279,41 @@ def run(args: argparse.Namespace, made: list[str]) -> None:
         f" (median of batch pairs {median:.3f}; CPU time of this process {cpu:.3f})",
         flush=True,
     )
-    results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    # (tree, quotas on): the new tree, and with --old the old one, which shows what the new code
+    # costs when quotas are off (the triggers keeping the image counts run either way).
+    runs = [("new", True), ("new", False)] + ([("old", True), ("old", False)] if args.old else [])
+    results: dict[tuple[str, bool], list[tuple[float, float]]] = {run: [] for run in runs}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for round_ in range(args.rounds):
-            for enforce in (True, False) if round_ % 2 == 0 else (False, True):
-                label = f"{'on' if enforce else 'off'}-{round_}"
-                made.append(f"bench_quotas_{label.replace('-', '_')}")
-                database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
-                creates, upload = measure(work, database, enforce, args, label)
-                results[enforce].append((creates, upload))
-                state = "on " if enforce else "off"
-                print(
-                    f"round {round_} quotas {state}: {creates:8.1f} creates/s {upload:8.1f} MiB/s", flush=True
-                )
+        trees = {"new": NEW}
+        if args.old:
+            trees["old"] = old_tree(args.old, work)
+        try:
+            for round_ in range(args.rounds):
+                for tree, enforce in runs if round_ % 2 == 0 else runs[::-1]:
+                    label = f"{tree}-{'on' if enforce else 'off'}-{round_}"
+                    made.append(f"bench_quotas_{label.replace('-', '_')}")
+                    database = fresh_postgres(args.postgres, made[-1]) if args.postgres else ""
+                    creates, upload = measure(work, database, enforce, args, label, trees[tree])
+                    results[(tree, enforce)].append((creates, upload))
+                    state = "on " if enforce else "off"
+                    print(
+                        f"round {round_} {tree} quotas {state}: {creates:8.1f} creates/s {upload:8.1f} MiB/s",
+                        flush=True,
+                    )
+        finally:
+            if args.old:
+                subprocess.run(["git", "worktree", "remove", "--force", str(trees["old"])], cwd=NEW)
     best = {k: (max(c for c, _ in v), max(u for _, u in v)) for k, v in results.items()}
     backend = "PostgreSQL" if args.postgres else "SQLite"
     for index, what in ((0, "POST /v2/images req/s"), (1, "upload MiB/s")):
-        on, off = best[True][index], best[False][index]
+        on, off = best[("new", True)][index], best[("new", False)][index]
         print(f"{backend}: {what:22} on/off = {on:.1f}/{off:.1f} = {on / off:.3f}")
+        if args.old:
+            old_off = best[("old", False)][index]
+            print(f"{backend}: {what:22} off new/old = {off:.1f}/{old_off:.1f} = {off / old_off:.3f}")
+            old_on = best[("old", True)][index]
+            print(f"{backend}: {what:22} on new/old = {on:.1f}/{old_on:.1f} = {on / old_on:.3f}")
 
 
 if __name__ == "__main__":

@@ -349,7 +349,7 @@ def _finish_import(db: Database, job: ImportJob, key: str, columns: dict[str, An
         if record is None:
             return False
         size = columns.get("size", record.size) or 0
-        quota.settle(conn, job.quotas, record.owner, job.image_id, quota.IMAGE_SIZE_TOTAL, size)
+        quota.settle(conn, job.quotas, job.image_id, quota.IMAGE_SIZE_TOTAL, size)
         if not set_status(
             conn, job.image_id, states.IMPORTING, states.ACTIVE, blob_key=key, store=store_name, **columns
         ):

@@ -97,7 +97,7 @@ async def receive(
             await to_thread.run_sync(_requeue, how, db, image_id)
         raise
     try:
-        finished = await to_thread.run_sync(_finish, how, db, quotas, record.owner, image_id, key, digest)
+        finished = await to_thread.run_sync(_finish, how, db, quotas, image_id, key, digest)
     except BaseException:
         # Over the limit once the size is known: the data goes, the image is as it was.
         with anyio.CancelScope(shield=True):
@@ -153,13 +153,12 @@ def _finish(
     how: Receiving,
     db: Database,
     quotas: Quotas,
-    owner: str | None,
     image_id: str,
     key: str,
     digest: ingest.Digest,
 ) -> bool:
     with db.write() as conn:
-        quota.settle(conn, quotas, owner, image_id, how.resource, digest.size)
+        quota.settle(conn, quotas, image_id, how.resource, digest.size)
         return how.finish(conn, image_id, key, digest)
 
 

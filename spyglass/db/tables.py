@@ -593,6 +593,15 @@ quota_reservations = Table(
     Index(None, "project_id", "resource_name"),
 )
 
+# Each project's count of images in a status that counts (all but killed and deleted), kept by
+# triggers on `images` (migration 0017): the image_count_total quota reads one row.
+project_image_counts = Table(
+    "project_image_counts",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("images", BigInteger, nullable=False),
+)
+
 # Per-project request rates (spyglass.images.rates): requests of one kind in one fixed window, one
 # UPSERT per request, shared by every API node of the database.
 request_counts = Table(

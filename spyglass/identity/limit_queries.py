@@ -174,6 +174,19 @@ def effective(
     `resources`: its own limit where it has one, else the default. A registered limit of another
     region does not apply; one of the region applies before one of no region. (The few rows are
     filtered here: an IN list in the statement would be rendered again on every execution.)"""
+    return effective_and_extra(conn, service_id, region_id, project_id, resources, statement)[0]
+
+
+def effective_and_extra(
+    conn: Connection,
+    service_id: str,
+    region_id: str,
+    project_id: str,
+    resources: Sequence[str],
+    statement: Select[Any] = EFFECTIVE,
+) -> tuple[dict[str, int], Any]:
+    """`effective`, and the value of the caller's extra column (None when the service registered no
+    limit, or the statement has no such column)."""
     params = {
         "service_id": service_id,
         "region_id": region_id,
@@ -182,13 +195,16 @@ def effective(
     }
     limits: dict[str, int] = {}
     regional: set[str] = set()
-    for name, region, default, override, *_ in conn.execute(statement, params):
+    extra = None
+    for name, region, default, override, *rest in conn.execute(statement, params):
+        if rest:
+            extra = rest[0]
         if name in regional or name not in resources:
             continue
         limits[name] = int(default if override is None else override)
         if region is not None:
             regional.add(name)
-    return limits
+    return limits, extra
 
 
 def any_registered(conn: Connection, service_id: str) -> bool:

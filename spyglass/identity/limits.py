@@ -308,6 +308,19 @@ def effective(
     return {k: v for k, v in found.items() if v >= 0}
 
 
+def effective_and_extra(
+    conn: Connection,
+    service_id: str,
+    region: str,
+    project_id: str,
+    resources: Sequence[str],
+    statement: Select[Any],
+) -> tuple[dict[str, int], Any]:
+    """`effective` with a statement of `effective_with`, and the value of the caller's column."""
+    found, extra = lq.effective_and_extra(conn, service_id, region, project_id, resources, statement)
+    return {k: v for k, v in found.items() if v >= 0}, extra
+
+
 def effective_with(extra: Callable[[ColumnElement[str]], ColumnElement[Any]]) -> Select[Any]:
     """The statement of `effective` with a column of the caller's, `extra(resource name)`,
     evaluated once per registered limit of the service and region (build it once)."""

@@ -1,8 +1,16 @@
 """The SQL of image quotas: a project's usage of Glance's four resources in one statement, the
 per-project lock that makes check and reservation one step, and the reservations of data in flight.
 
-Usage is read from the images themselves (what is stored, staged, owned, in flight) plus the
-reservations of transfers still running, so nothing can drift out of step with the catalog.
+Usage is read from the images themselves (what is stored, staged, in flight) plus the reservations
+of transfers still running, so nothing can drift out of step with the catalog. The count of images a
+project owns is the exception: it is read from the project's row of `project_image_counts`, which
+triggers on `images` keep (migration 0017), so that a create's check costs the same however many
+images the project has.
+
+Two locks make a check and what it accounts one step on PostgreSQL (SQLite serializes writers):
+the project's count row for `image_count_total` (a write that changes the count holds it to its
+commit), and a per-project advisory lock for the other resources. Where both are taken, the row
+comes first.
 """
 
 from __future__ import annotations
@@ -18,7 +26,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from spyglass.db import upsert
-from spyglass.db.tables import image_locations, image_properties, images, quota_reservations
+from spyglass.db.tables import (
+    image_locations,
+    image_properties,
+    images,
+    project_image_counts,
+    quota_reservations,
+)
 from spyglass.images import states
 
 IMAGE_SIZE_TOTAL = "image_size_total"
@@ -33,7 +47,8 @@ _LOCK_CLASS = 0x51_07A5
 
 
 def lock_project(conn: Connection, project_id: str) -> None:
-    """Hold the project's quota lock until commit. SQLite writers are serialized already."""
+    """Hold the project's quota lock (of every resource but the count) until commit. SQLite writers
+    are serialized already."""
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(project_id))))
 
@@ -44,10 +59,35 @@ def needs_lock(conn: Connection) -> bool:
 
 def lock_column(resource_name: ColumnElement[str]) -> ColumnElement[Any]:
     """`lock_project` as a column of the statement that reads the limits (PostgreSQL): the lock of
-    :project_id, taken in the round trip of that statement, when a row names one of :resources."""
+    :project_id, taken in the round trip of that statement, when a row names one of :resources
+    other than the count (whose lock is its row: `hold_count`)."""
     wanted = bindparam("resources", type_=postgresql.ARRAY(String))
     locked = func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("project_id", type_=String)))
-    return case((resource_name == any_(wanted), locked))
+    return case(((resource_name == any_(wanted)) & (resource_name != IMAGE_COUNT_TOTAL), locked))
+
+
+def hold_count(conn: Connection, project_id: str) -> None:
+    """Hold the project's count row until commit (PostgreSQL; made if the project has none yet),
+    before a check of the count that comes before the write it accounts (a write that changes the
+    count takes the row itself, in the trigger)."""
+    if conn.dialect.name != "postgresql":
+        return
+    stmt = postgresql.insert(project_image_counts).values(project_id=project_id, images=0)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["project_id"], set_={"images": project_image_counts.c.images}
+        )
+    )
+
+
+def count_column(_resource_name: ColumnElement[str] | None = None) -> ColumnElement[int]:
+    """The count of images :project_id owns, as a column (of the limits statement, say)."""
+    counted = (
+        select(project_image_counts.c.images)
+        .where(project_image_counts.c.project_id == bindparam("project_id", type_=String))
+        .scalar_subquery()
+    )
+    return func.coalesce(counted, 0)
 
 
 _PROJECT: BindParameter[str] = bindparam("project_id")
@@ -98,7 +138,9 @@ def _staged(scope: _Scope) -> ColumnElement[int]:
 
 
 def _owned(scope: _Scope) -> ColumnElement[int]:
-    # Answered from the (owner, status) index alone.
+    if scope is _OF_PROJECT:
+        return count_column()
+    # One image's count: 1, or 0 when its status does not count (the triggers' rule).
     stmt = select(func.count()).where(scope.images, images.c.status.not_in((states.KILLED, states.DELETED)))
     return stmt.scalar_subquery()
 
@@ -150,6 +192,12 @@ def _measure(
         return {}
     row = conn.execute(_usage_statement(wanted, scope), params).one()
     return {r: int(row._mapping[r] or 0) for r in wanted}
+
+
+def owner_of(conn: Connection, image_id: str) -> str | None:
+    """The image's owner as it is now (None: no owner, or no such image)."""
+    found = conn.execute(select(images.c.owner).where(images.c.id == image_id)).scalar()
+    return None if found is None else str(found)
 
 
 def move_reservations(conn: Connection, image_id: str, project_id: str) -> None:

@@ -12,8 +12,10 @@ project counts its full logical size for me, however many images share its blob.
 
 Unlike Glance, which checks the usage before an operation and so lets a project end one upload past
 its limit, a check here includes what the operation adds, and the check and the accounting are one
-step: `claim`, `confirm` and `reserve` hold the project's lock (spyglass.images.quota_queries) in
-the caller's write transaction, and data in flight is covered by a reservation row. An upload of
+step: `claim`, `confirm` and `reserve` hold the project's locks (spyglass.images.quota_queries) in
+the caller's write transaction, and data in flight is covered by a reservation row. A create's
+check reads one row whatever the project's size: the count kept by triggers, whose row the new
+image holds to the commit. An upload of
 unknown length reserves as it goes (`extend`), so parallel uploads never promise the same headroom
 twice; one that would cross the limit mid-stream is refused and leaves nothing behind. Recovery
 drops every reservation at start.
@@ -127,14 +129,14 @@ def _limits_locked(
     conn: Connection, quotas: Quotas, project_id: str, wanted: Iterable[str]
 ) -> dict[str, int]:
     """The project's limits of the `wanted` resources, the project's quota lock held (to the end of
-    the transaction) when one of them is limited. With the embedded identity on PostgreSQL, the
-    limits and the lock are one round trip; a resource with no limit takes no lock."""
+    the transaction) when one of them but the count is limited. With the embedded identity on
+    PostgreSQL, the limits and the lock are one round trip; a resource with no limit takes no lock."""
     if not quotas.enabled:
         return {}
     names = tuple(wanted)
     if quotas.source is not None:
         found = {r: v for r, v in quotas.source.limits(project_id).items() if r in names}
-        if found:
+        if any(r != IMAGE_COUNT_TOTAL for r in found):
             qq.lock_project(conn, project_id)
         return found
     # A row of a registered limit of the resources takes the lock, even one of -1 (unlimited).
@@ -152,17 +154,39 @@ def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapp
 
 def confirm(conn: Connection, quotas: Quotas, project_id: str | None, added: Mapping[str, int]) -> None:
     """`claim` for what the caller's transaction has written already (an image row): refuse unless
-    the usage, which now includes it, is within the limits. Called just before the commit, so that
-    the project's lock is held for one statement, and concurrent creates of a project do their
-    writes side by side."""
-    _check(conn, quotas, project_id, added, written=True)
+    the usage, which now includes it, is within the limits. The new image holds its owner's count
+    row to the commit (the count trigger), so a check of the count alone takes no other lock, and
+    with the embedded identity it is one statement: the limits and the count."""
+    if project_id is None or not quotas.enabled:
+        return
+    if set(added) != {IMAGE_COUNT_TOTAL} or quotas.source is not None:
+        _check(conn, quotas, project_id, added, written=True)
+        return
+    limited, used = limits.effective_and_extra(
+        conn, IMAGE.id, quotas.region, project_id, [IMAGE_COUNT_TOTAL], _counting_statement()
+    )
+    limit = limited.get(IMAGE_COUNT_TOTAL)
+    if limit is None:
+        return
+    delta = added[IMAGE_COUNT_TOTAL]
+    before = int(used or 0) - delta
+    if before + delta > limit:
+        raise _exceeded(project_id, [(IMAGE_COUNT_TOTAL, limit, before, delta)])
+
+
+@functools.cache
+def _counting_statement() -> Select[Any]:
+    return limits.effective_with(qq.count_column)
 
 
 def _check(
     conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapping[str, int], *, written: bool
 ) -> None:
-    if project_id is None:
+    if project_id is None or not quotas.enabled:
         return
+    if IMAGE_COUNT_TOTAL in deltas and not written:
+        # The image is not written yet: hold its owner's count row first, as its write will.
+        qq.hold_count(conn, project_id)
     limited = _limits_locked(conn, quotas, project_id, deltas)
     _compare(conn, project_id, limited, deltas, written=written)
 
@@ -227,9 +251,12 @@ def extend(
     db: Database, quotas: Quotas, project_id: str | None, image_id: str, resource: str, needed: int
 ) -> int:
     """Grow the transfer's reservation to at least `needed` bytes (refused past the limit) and, room
-    permitting, a step further; the bytes now held (`needed` and more when not limited)."""
+    permitting, a step further; the bytes now held (`needed` and more when not limited).
+    `project_id`: the owner when the transfer began; the image's owner now is the one checked (an
+    admin may have given the image away meanwhile, and its reservation with it)."""
     quotas.read_ahead(project_id)
     with db.write() as conn:
+        project_id = qq.owner_of(conn, image_id)
         limited = {} if project_id is None else _limits_locked(conn, quotas, project_id, [resource])
         if project_id is None or resource not in limited:
             return needed + RESERVE_STEP
@@ -250,14 +277,13 @@ def extend(
         return granted
 
 
-def settle(
-    conn: Connection, quotas: Quotas, project_id: str | None, image_id: str, resource: str, size: int
-) -> None:
+def settle(conn: Connection, quotas: Quotas, image_id: str, resource: str, size: int) -> None:
     """The transfer is done and `size` bytes are about to be recorded on the image, in this
-    transaction: its reservation goes, and the size is checked once more (the limit may have been
-    lowered, or the size was not known before)."""
+    transaction: its reservation goes, and the size is checked once more against the limits of the
+    image's owner now (the limit may have been lowered, the size was not known before, or the
+    image was given to another project meanwhile)."""
     qq.release(conn, image_id, resource)
-    claim(conn, quotas, project_id, {resource: size})
+    claim(conn, quotas, qq.owner_of(conn, image_id), {resource: size})
 
 
 def release(conn: Connection, image_id: str) -> None:

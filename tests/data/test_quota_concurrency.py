@@ -214,3 +214,42 @@ def test_owner_changes_racing_creates_never_cross_image_count_total(db: Database
             select(func.count()).select_from(images).where(images.c.owner == beta)
         ).scalar_one()
     assert succeeded == owned == LIMIT_MIB
+
+
+def _limit_beta(db: Database, world: World, resource: str, value: int) -> None:
+    entry = {"service_id": IMAGE.id, "project_id": world.projects["beta"], "resource_name": resource}
+    limits.create_limits(db, _admin(), "RegionOne", {"limits": [{**entry, "resource_limit": value}]})
+
+
+def test_an_upload_given_to_another_project_mid_stream_counts_against_the_new_owner(
+    db: Database, settings: Settings, world: World
+) -> None:
+    """An admin gives the image to beta while alpha uploads it (length unknown, so the reservation
+    grows as the data comes): the rest of the upload is checked against beta's limit, 2 MiB, which
+    the third MiB crosses (alpha's, 3 MiB, would have let it go on)."""
+    _register(db, quotas.IMAGE_SIZE_TOTAL, 3)
+    _limit_beta(db, world, quotas.IMAGE_SIZE_TOTAL, 2)
+    ctx = _ctx(world)
+    store = FilesystemStore(settings.blob_dir)
+    image = catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"})
+    move = [{"op": "replace", "path": "/owner", "value": world.projects["beta"]}]
+
+    sent = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(5):
+            if n == 1:  # alpha holds the first MiB; beta has room for it
+                catalog.update_image(db, _admin(), image.id, move, PATCH)
+            await asyncio.sleep(0)
+            sent.append(n)
+            yield bytes([n]) * MIB
+
+    with pytest.raises(QuotaExceeded) as refused:
+        asyncio.run(transfer.upload(db, store, ctx, image.id, body(), content_length=None, settings=settings))
+    assert world.projects["beta"] in str(refused.value)
+    assert sent == [0, 1, 2], "refused as the third MiB came, not at the end"
+    assert list(store.iter_keys()) == []
+    with db.read() as conn:
+        row = conn.execute(select(images.c.owner, images.c.status).where(images.c.id == image.id)).one()
+        held = conn.execute(select(func.count()).select_from(quota_reservations)).scalar_one()
+    assert (row.owner, row.status, held) == (world.projects["beta"], "queued", 0)
