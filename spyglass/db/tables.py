@@ -594,7 +594,9 @@ quota_reservations = Table(
 )
 
 # Each project's count of images in a status that counts (all but killed and deleted), kept by
-# triggers on `images` (migration 0017): the image_count_total quota reads one row.
+# triggers on `images` (migration 0017): the image_count_total quota reads one row. A later migration
+# that rebuilds `images` on SQLite (Alembic's batch mode) drops them: it must create them again
+# (tests/images/test_image_counts.py fails otherwise).
 project_image_counts = Table(
     "project_image_counts",
     metadata,
