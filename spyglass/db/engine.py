@@ -132,6 +132,9 @@ def _make_engine(url: str, connections: int) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # A row an INSERT OR REPLACE replaces fires the delete triggers (the image counts of
+        # migration 0017) only with this on.
+        cur.execute("PRAGMA recursive_triggers=ON")
         cur.close()
 
     return engine

@@ -194,10 +194,12 @@ def _measure(
     return {r: int(row._mapping[r] or 0) for r in wanted}
 
 
-def owner_of(conn: Connection, image_id: str) -> str | None:
-    """The image's owner as it is now (None: no owner, or no such image)."""
-    found = conn.execute(select(images.c.owner).where(images.c.id == image_id)).scalar()
-    return None if found is None else str(found)
+def image_owner(conn: Connection, image_id: str) -> tuple[bool, str | None]:
+    """Whether the image is there, and its owner now; on PostgreSQL the row is held against an owner
+    change until commit (a change in progress is waited for)."""
+    stmt = select(images.c.owner).where(images.c.id == image_id).with_for_update(read=True)
+    row = conn.execute(stmt).one_or_none()
+    return (False, None) if row is None else (True, row.owner)
 
 
 def move_reservations(conn: Connection, image_id: str, project_id: str) -> None:

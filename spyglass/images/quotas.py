@@ -256,7 +256,10 @@ def extend(
     admin may have given the image away meanwhile, and its reservation with it)."""
     quotas.read_ahead(project_id)
     with db.write() as conn:
-        project_id = qq.owner_of(conn, image_id)
+        there, project_id = qq.image_owner(conn, image_id)
+        if not there:
+            # Deleted while its data was coming: the upload ends here (and its reservation went).
+            raise Conflict(f"Image {image_id} was deleted or changed during the upload.")
         limited = {} if project_id is None else _limits_locked(conn, quotas, project_id, [resource])
         if project_id is None or resource not in limited:
             return needed + RESERVE_STEP
@@ -283,7 +286,9 @@ def settle(conn: Connection, quotas: Quotas, image_id: str, resource: str, size:
     image's owner now (the limit may have been lowered, the size was not known before, or the
     image was given to another project meanwhile)."""
     qq.release(conn, image_id, resource)
-    claim(conn, quotas, qq.owner_of(conn, image_id), {resource: size})
+    there, owner = qq.image_owner(conn, image_id)
+    if there:  # else recording the size fails: the image is gone
+        claim(conn, quotas, owner, {resource: size})
 
 
 def release(conn: Connection, image_id: str) -> None:

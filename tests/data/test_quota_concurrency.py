@@ -137,15 +137,19 @@ def test_an_image_deleted_mid_upload_ends_the_upload_with_a_conflict(
     store = FilesystemStore(settings.blob_dir)
     image = catalog.create_image(db, ctx, {"disk_format": "raw", "container_format": "bare"})
 
+    sent = []
+
     async def body() -> AsyncIterator[bytes]:
         for n in range(8):
             if n == 2:
                 with db.write() as conn:
                     conn.execute(images.delete().where(images.c.id == image.id))
+            sent.append(n)
             yield b"d" * (64 * 1024)
 
     with pytest.raises(Conflict):
         asyncio.run(transfer.upload(db, store, ctx, image.id, body(), content_length=None, settings=settings))
+    assert sent == [0, 1, 2], "the upload ends at the first chunk after the delete, not at its end"
     assert list(store.iter_keys()) == []
     _used(db, world.projects["alpha"])
 

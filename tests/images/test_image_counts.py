@@ -7,13 +7,15 @@ create without limits, whatever the project's size."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -157,3 +159,54 @@ def test_the_migration_counts_the_images_there_already(blank_database: Database)
     _random_writes(blank_database, 4, 60)
     with blank_database.read() as conn:
         assert _kept(conn) == _counted(conn)
+
+
+@pytest.mark.skipif(not POSTGRES, reason="a node writing while another migrates: PostgreSQL")
+def test_an_image_written_while_the_migration_runs_is_counted(blank_database: Database) -> None:
+    """A node of the previous version inserts an image and commits only once the migration waits
+    for it: the migration counts it (it locks `images` before counting)."""
+    upgrade(blank_database, "0016")
+    old_node = Database(blank_database.url)
+    migrated = threading.Event()
+    with old_node.engine.connect() as conn:
+        conn.execute(insert(images).values(**_image("p-one", states.ACTIVE)))  # not committed yet
+
+        def migrate() -> None:
+            upgrade(blank_database)
+            migrated.set()
+
+        thread = threading.Thread(target=migrate)
+        thread.start()
+        _wait_for_a_lock_wait(old_node)
+        conn.commit()
+    thread.join(60)
+    old_node.dispose()
+    assert migrated.is_set()
+    with blank_database.read() as conn:
+        assert _kept(conn) == _counted(conn) == {"p-one": 1}
+
+
+def _wait_for_a_lock_wait(db: Database) -> None:
+    """Until a session of the database waits for a lock (the migration, for the old node's)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(600):
+        with db.read() as conn:
+            if conn.execute(waiting).scalar():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the migration never waited for the uncommitted image")
+
+
+@pytest.mark.skipif(bool(POSTGRES), reason="SQLite's conflict clauses")
+def test_an_insert_or_replace_keeps_the_count(db: Database, world: World) -> None:
+    """The conflict clause of a statement that fires the triggers overrides theirs in SQLite: an
+    operator's INSERT OR REPLACE or OR ABORT must neither reset the count nor fail."""
+    rows = [_image("p-one", states.ACTIVE) for _ in range(3)]
+    with db.write() as conn:
+        conn.execute(insert(images).prefix_with("OR ABORT"), rows[:2])
+        conn.execute(insert(images).prefix_with("OR REPLACE"), rows[1:])
+    with db.read() as conn:
+        assert _kept(conn) == _counted(conn) == {"p-one": 3}

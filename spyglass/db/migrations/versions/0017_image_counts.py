@@ -21,13 +21,17 @@ depends_on = None
 
 _UNCOUNTED = "('killed', 'deleted')"
 
+# An UPSERT, not INSERT OR IGNORE: the conflict clause of the statement that fires a trigger (an
+# operator's INSERT OR REPLACE INTO images) would replace that of an INSERT OR IGNORE in it. The row
+# such a REPLACE removes fires the delete trigger only with `PRAGMA recursive_triggers` on, as
+# Spyglass's connections have it (spyglass.db.engine).
 _SQLITE_TRIGGERS = [
     f"""
     CREATE TRIGGER image_counts_insert AFTER INSERT ON images
     WHEN NEW.owner IS NOT NULL AND NEW.status NOT IN {_UNCOUNTED}
     BEGIN
-        INSERT OR IGNORE INTO project_image_counts (project_id, images) VALUES (NEW.owner, 0);
-        UPDATE project_image_counts SET images = images + 1 WHERE project_id = NEW.owner;
+        INSERT INTO project_image_counts (project_id, images) VALUES (NEW.owner, 1)
+            ON CONFLICT (project_id) DO UPDATE SET images = images + 1;
     END
     """,
     f"""
@@ -52,8 +56,8 @@ _SQLITE_TRIGGERS = [
     WHEN NEW.owner IS NOT NULL AND NEW.status NOT IN {_UNCOUNTED}
         AND (NEW.owner IS NOT OLD.owner OR OLD.status IN {_UNCOUNTED})
     BEGIN
-        INSERT OR IGNORE INTO project_image_counts (project_id, images) VALUES (NEW.owner, 0);
-        UPDATE project_image_counts SET images = images + 1 WHERE project_id = NEW.owner;
+        INSERT INTO project_image_counts (project_id, images) VALUES (NEW.owner, 1)
+            ON CONFLICT (project_id) DO UPDATE SET images = images + 1;
     END
     """,
 ]
@@ -114,6 +118,15 @@ _POSTGRESQL_TRIGGERS = [
 
 
 def upgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        # No image written between the count below and the triggers (a node of the old version
+        # still serving meanwhile): its change would be missing from the count for good.
+        op.execute("LOCK TABLE images IN SHARE ROW EXCLUSIVE MODE")
+    else:
+        # Spyglass's SQLite connections commit each statement unless told otherwise: the count and
+        # the triggers are one transaction, which holds off every other writer.
+        op.execute("BEGIN IMMEDIATE")
     op.create_table(
         "project_image_counts",
         sa.Column("project_id", sa.String(length=255), nullable=False),
@@ -125,13 +138,14 @@ def upgrade() -> None:
         f"SELECT owner, count(*) FROM images WHERE owner IS NOT NULL AND status NOT IN {_UNCOUNTED} "
         "GROUP BY owner"
     )
-    if op.get_bind().dialect.name == "postgresql":
+    if postgresql:
         op.execute(_POSTGRESQL_FUNCTION)
         for trigger in _POSTGRESQL_TRIGGERS:
             op.execute(trigger)
     else:
         for trigger in _SQLITE_TRIGGERS:
             op.execute(trigger)
+        op.execute("COMMIT")
 
 
 def downgrade() -> None:
