@@ -184,7 +184,12 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def _note_identity_change(
-    conn: Connection, _cursor: Any, statement: str, _params: Any, context: ExecutionContext | None, _many: bool
+    conn: Connection,
+    _cursor: Any,
+    statement: str,
+    _params: Any,
+    context: ExecutionContext | None,
+    _many: bool,
 ) -> None:
     if _may_change_identity(statement, context):
         conn.info[_IDENTITY_CHANGED] = True

@@ -94,7 +94,9 @@ class TokenCache:
 
     def _fresh(self) -> bool:
         seen = self._seen
-        return seen.commits == self._db.identity_commits and self._clock() - seen.started <= self._fresh_seconds
+        return (
+            seen.commits == self._db.identity_commits and self._clock() - seen.started <= self._fresh_seconds
+        )
 
     def _holds(self, entry: _Entry) -> bool:
         return entry.generation == self._seen.generation and entry.expires > time.time()

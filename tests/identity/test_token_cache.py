@@ -15,8 +15,13 @@ from spyglass.identity.token_cache import TokenCache
 from spyglass.timeutil import utcnow
 from tests.conftest import World
 
-
-IMAGE = {"name": "x", "status": "queued", "visibility": "private", "created_at": utcnow(), "updated_at": utcnow()}
+IMAGE = {
+    "name": "x",
+    "status": "queued",
+    "visibility": "private",
+    "created_at": utcnow(),
+    "updated_at": utcnow(),
+}
 
 
 class Clock:
