@@ -201,10 +201,12 @@ def _may_change_identity(statement: str, context: Any) -> bool:
     SQLAlchemy's changes of other tables."""
     compiled = getattr(context, "compiled", None)
     if context is not None and (context.isinsert or context.isupdate or context.isdelete):
-        kind = "INSERT" if context.isinsert else "UPDATE" if context.isupdate else "DELETE"
-        table = getattr(compiled.statement, "table", None)  # type: ignore[union-attr]
-        name = getattr(table, "name", None)
-        return not isinstance(name, str) or kind in IDENTITY_CHANGES.get(name, ())
+        statement_made = compiled.statement  # type: ignore[union-attr]
+        kinds = {"INSERT" if context.isinsert else "UPDATE" if context.isupdate else "DELETE"}
+        if getattr(statement_made, "_post_values_clause", None) is not None:
+            kinds.add("UPDATE")  # an upsert (ON CONFLICT): its update fires the UPDATE triggers
+        name = getattr(getattr(statement_made, "table", None), "name", None)
+        return not isinstance(name, str) or bool(kinds.intersection(IDENTITY_CHANGES.get(name, ())))
     if compiled is not None and not isinstance(compiled.statement, TextClause):
         return False  # a select, a savepoint: SQLAlchemy's constructs that are not a change
     return not statement.lstrip()[:9].upper().startswith(_CHANGE_NOTHING)

@@ -11,8 +11,9 @@ from sqlalchemy import Executable, create_engine, delete, select, text, update
 from sqlalchemy.pool import NullPool
 
 from spyglass.db import engine as engine_module
+from spyglass.db import upsert
 from spyglass.db.engine import Database
-from spyglass.db.tables import image_members, images, roles, tokens, users
+from spyglass.db.tables import image_members, images, projects, roles, tokens, users
 
 
 def _in_transaction(db: Database) -> list[bool]:
@@ -108,6 +109,11 @@ def test_writes_count_as_identity_changes_where_the_generation_triggers_fire(db:
     assert _counts(db, delete(tokens).where(tokens.c.token_hash == nothing))
     assert _counts(db, update(users).where(users.c.id == nothing).values(enabled=False))
     assert _counts(db, select(images.c.id), delete(roles).where(roles.c.id == nothing))
+    # An upsert may update: Keystone's projects copied (spyglass.sharing.project_sync_queries).
+    project = upsert.insert(db.engine.dialect.name, projects).values(
+        id=nothing, name=nothing, domain_id="default", enabled=True
+    )
+    assert _counts(db, project.on_conflict_do_update(index_elements=[projects.c.id], set_={"enabled": True}))
     # SQL text may change anything.
     assert _counts(db, "UPDATE images SET name = 'x' WHERE id = 'none'")
     assert _counts(db, text("DELETE FROM images WHERE id = 'none'"))
