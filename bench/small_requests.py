@@ -5,16 +5,19 @@ one at a time, with server CPU and SQL statements per request (issue 13).
 For each code tree (the new one, and `--old REV` checked out in a temporary git worktree, by default
 the merge-base with main) and each database (SQLite, and PostgreSQL with `--postgres URL`):
 starts `spyglass serve --demo`, makes 1,000 images over 5 projects (a quarter of the other
-projects' images shared with the demo project B, which accepts them; B is the caller), then, with
-one worker and then with the default number of workers, drives it with wrk (/usr/bin/wrk,
-installed with apt-get when absent):
+projects' images shared with the demo project B, which accepts them; B is the caller). Then, with
+one worker and then with the default number of workers, both trees' servers run at once and take
+turns under wrk (/usr/bin/wrk, installed with apt-get when absent): --rounds runs of --seconds for
+each load, old and new alternating (and which goes first), so that drift on a shared machine hits
+both; the pairs and pages alternate one by one:
 
-    .venv/bin/python bench/small_requests.py [--old REV] [--postgres URL] [--seconds 10]
+    .venv/bin/python bench/small_requests.py [--old REV] [--postgres URL] [--seconds 4] [--rounds 3]
 
-Prints req/s, p50/p99 latency, server CPU ms per request (utime + stime of the server and its
-worker processes, from /proc), PostgreSQL sessions opened during the run, and SQL statements per
-request (counted in-process with an SQLAlchemy event hook, on the same database), then the new/old
-ratios. Asserts nothing: the machine may be shared, compare ratios from one run.
+Prints req/s (mean of the runs), p50/p99 latency (median of the runs), server CPU ms per request
+(utime + stime of the server and its worker processes, from /proc, over all runs), PostgreSQL
+sessions opened during the runs, and SQL statements per request (counted in-process with an
+SQLAlchemy event hook, on the same database), then the new/old ratios. Asserts nothing: the
+machine may be shared, compare ratios from one run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +292,24 @@ class Load:
     p99_ms: float
     cpu_ms: float
     sessions: int | None = None
+    requests: int = 0
+    cpu_seconds: float = 0.0
+
+    @staticmethod
+    def combined(runs: list[Load]) -> Load:
+        """Several runs of one load: the mean rate, the median p50 and p99, CPU over all requests."""
+        requests = sum(r.requests for r in runs)
+        cpu = sum(r.cpu_seconds for r in runs)
+        sessions = [r.sessions for r in runs if r.sessions is not None]
+        return Load(
+            statistics.mean(r.rate for r in runs),
+            statistics.median(r.p50_ms for r in runs),
+            statistics.median(r.p99_ms for r in runs),
+            1000 * cpu / requests,
+            sum(sessions) if sessions else None,
+            requests,
+            cpu,
+        )
 
 
 def _ms(text: str) -> float:
@@ -313,21 +335,32 @@ def wrk(server: Server, path: str, auth: str, connections: int, seconds: int, da
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     assert total and rate and p50 and p99, out
     opened = postgres_sessions(database_url) - sessions if database_url and sessions is not None else None
+    requests = int(total.group(1))
     return Load(
-        float(rate.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), 1000 * cpu / int(total.group(1)), opened
+        float(rate.group(1)),
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        1000 * cpu / requests,
+        opened,
+        requests,
+        cpu,
     )
 
 
-def sequential_ms(call: Any, times: int) -> float:
-    taken = []
+def alternating_ms(calls: dict[str, Callable[[], object]], times: int) -> dict[str, float]:
+    """The median time of each call, the calls taking turns (which goes first alternates)."""
+    taken: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
     for _ in range(times):
-        start = time.perf_counter()
-        call()
-        taken.append((time.perf_counter() - start) * 1000)
-    return statistics.median(taken)
+        order.reverse()
+        for name in order:
+            start = time.perf_counter()
+            calls[name]()
+            taken[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(times) for name, times in taken.items()}
 
 
-def member_pair(server: Server, cat: Catalogue) -> float:
+def member_pair(server: Server, cat: Catalogue) -> Callable[[], None]:
     client = httpx.Client(base_url=server.url, headers={"X-Auth-Token": cat.a_token}, timeout=60)
     members = f"/v2/images/{cat.own}/members"
 
@@ -336,13 +369,13 @@ def member_pair(server: Server, cat: Catalogue) -> float:
         client.delete(f"{members}/{cat.spare_project}").raise_for_status()
 
     pair()
-    return sequential_ms(pair, 100)
+    return pair
 
 
-def big_page(server: Server, cat: Catalogue) -> float:
+def big_page(server: Server, cat: Catalogue) -> Callable[[], None]:
     client = httpx.Client(base_url=server.url, headers={"X-Auth-Token": cat.b_token}, timeout=60)
     client.get("/v2/images?limit=1000").raise_for_status()
-    return sequential_ms(lambda: client.get("/v2/images?limit=1000").raise_for_status(), 10)
+    return lambda: client.get("/v2/images?limit=1000").raise_for_status()
 
 
 def statements(code: Path, server: Server, database_url: str, cat: Catalogue) -> dict[str, float]:
@@ -368,57 +401,115 @@ def statements(code: Path, server: Server, database_url: str, cat: Catalogue) ->
     return counted
 
 
-def run_tree(name: str, code: Path, backend: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    database_url = postgres_database(args.postgres, f"bench_small_{name}") if backend == "postgresql" else ""
-    data_dir = work / f"{backend}-{name}"
-    results: dict[str, Any] = {}
-    server = Server(code, data_dir, database_url, workers=1)
+# What wrk drives: a name, the path (of a tree's catalogue), connections.
+LOADS: list[tuple[str, Callable[[Catalogue], str], int]] = [
+    ("show c8", lambda cat: f"/v2/images/{cat.shown}", 8),
+    ("show c32", lambda cat: f"/v2/images/{cat.shown}", 32),
+    ("list c32", lambda cat: "/v2/images", 32),
+]
+
+
+@dataclass
+class Tree:
+    """One code tree on one database: where its data is, and what populate made there."""
+
+    name: str
+    code: Path
+    data_dir: Path
+    database_url: str
+    cat: Catalogue = field(default_factory=Catalogue)
+
+
+def interleaved(
+    trees: list[Tree], workers: int | None, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Every load on every tree's server, all up at once, the trees taking turns (--rounds runs of
+    --seconds each): drift on a shared machine hits old and new alike."""
+    servers: dict[str, Server] = {}
     try:
-        started = time.monotonic()
-        cat = populate(server)
-        print(f"  {backend} {name}: populated in {time.monotonic() - started:.0f} s", flush=True)
+        for tree in trees:
+            servers[tree.name] = Server(tree.code, tree.data_dir, tree.database_url, workers=workers)
+        for tree in trees:
+            wrk(servers[tree.name], f"/v2/images/{tree.cat.shown}", tree.cat.b_token, 8, 2, "")  # warm-up
+        figures: dict[str, dict[str, Any]] = {tree.name: {} for tree in trees}
+        for what, path, connections in LOADS:
+            runs: dict[str, list[Load]] = {tree.name: [] for tree in trees}
+            order = list(trees)
+            for _ in range(args.rounds):
+                order.reverse()
+                for tree in order:
+                    server, cat = servers[tree.name], tree.cat
+                    runs[tree.name].append(
+                        wrk(server, path(cat), cat.b_token, connections, args.seconds, tree.database_url)
+                    )
+            for name, done in runs.items():
+                figures[name][what] = Load.combined(done)
+        pairs = alternating_ms({t.name: member_pair(servers[t.name], t.cat) for t in trees}, 100)
+        pages = alternating_ms({t.name: big_page(servers[t.name], t.cat) for t in trees}, 10)
+        for name in figures:
+            figures[name]["member pair p50 ms"] = pairs[name]
+            figures[name]["limit=1000 p50 ms"] = pages[name]
+        return figures
     finally:
-        server.stop()
-    for workers in (1, None):
-        label = f"{workers or 'default'} worker{'s' if workers != 1 else ''}"
-        server = Server(code, data_dir, database_url, workers=workers)
-        try:
-            show, listing = f"/v2/images/{cat.shown}", "/v2/images"
-            wrk(server, show, cat.b_token, 8, 2, "")  # warm-up: pools, caches
-            figures = {
-                "show c8": wrk(server, show, cat.b_token, 8, args.seconds, database_url),
-                "show c32": wrk(server, show, cat.b_token, 32, args.seconds, database_url),
-                "list c32": wrk(server, listing, cat.b_token, 32, args.seconds, database_url),
-            }
-            results[label] = {
-                **figures,
-                "member pair p50 ms": member_pair(server, cat),
-                "limit=1000 p50 ms": big_page(server, cat),
-            }
-        finally:
+        for server in servers.values():
             server.stop()
-        for what, load in figures.items():
-            sessions = f", {load.sessions} PG sessions opened" if load.sessions is not None else ""
-            print(
-                f"  {backend:10} {name:3} {label:10} {what:9}: {load.rate:7.0f} req/s"
-                f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"
-                f"  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
-                flush=True,
-            )
+
+
+def report(backend: str, name: str, label: str, figures: dict[str, Any]) -> None:
+    for what, load in figures.items():
+        if not isinstance(load, Load):
+            continue
+        sessions = f", {load.sessions} PG sessions opened" if load.sessions is not None else ""
         print(
-            f"  {backend:10} {name:3} {label:10} member add+remove p50"
-            f" {results[label]['member pair p50 ms']:.2f} ms,"
-            f" limit=1000 page p50 {results[label]['limit=1000 p50 ms']:.1f} ms",
+            f"  {backend:10} {name:3} {label:10} {what:9}: {load.rate:7.0f} req/s"
+            f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"
+            f"  cpu {load.cpu_ms:5.2f} ms/req{sessions}",
             flush=True,
         )
-    server = Server(code, data_dir, database_url, workers=1)
-    try:
-        results["statements"] = statements(code, server, database_url, cat)
-    finally:
-        server.stop()
-    print(f"  {backend:10} {name:3} SQL statements per request: {results['statements']}", flush=True)
-    if database_url:
-        postgres_database(args.postgres, f"bench_small_{name}", drop_only=True)
+    print(
+        f"  {backend:10} {name:3} {label:10} member add+remove p50"
+        f" {figures['member pair p50 ms']:.2f} ms,"
+        f" limit=1000 page p50 {figures['limit=1000 p50 ms']:.1f} ms",
+        flush=True,
+    )
+
+
+def run_backend(backend: str, codes: dict[str, Path], args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    trees = [
+        Tree(
+            name,
+            code,
+            work / f"{backend}-{name}",
+            postgres_database(args.postgres, f"bench_small_{name}") if backend == "postgresql" else "",
+        )
+        for name, code in codes.items()
+    ]
+    results: dict[str, dict[str, Any]] = {tree.name: {} for tree in trees}
+    for tree in trees:
+        server = Server(tree.code, tree.data_dir, tree.database_url, workers=1)
+        try:
+            started = time.monotonic()
+            tree.cat = populate(server)
+            print(f"  {backend} {tree.name}: populated in {time.monotonic() - started:.0f} s", flush=True)
+        finally:
+            server.stop()
+    for workers in (1, None):
+        label = f"{workers or 'default'} worker{'s' if workers != 1 else ''}"
+        for name, figures in interleaved(trees, workers, args).items():
+            results[name][label] = figures
+            report(backend, name, label, figures)
+    for tree in trees:
+        server = Server(tree.code, tree.data_dir, tree.database_url, workers=1)
+        try:
+            results[tree.name]["statements"] = statements(tree.code, server, tree.database_url, tree.cat)
+        finally:
+            server.stop()
+        print(
+            f"  {backend:10} {tree.name:3} SQL statements per request: {results[tree.name]['statements']}",
+            flush=True,
+        )
+        if tree.database_url:
+            postgres_database(args.postgres, f"bench_small_{tree.name}", drop_only=True)
     return results
 
 
@@ -461,7 +552,8 @@ def main() -> None:
         "--old", default="", help="git revision of the old code (default: merge-base with main)"
     )
     parser.add_argument("--postgres", default="", help="PostgreSQL server URL; also measure there")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=4, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of each load on each tree")
     parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     ensure_wrk()
@@ -471,9 +563,7 @@ def main() -> None:
     try:
         backends = [*(["sqlite"] if args.sqlite else []), *(["postgresql"] if args.postgres else [])]
         for backend in backends:
-            measured = {
-                name: run_tree(name, code, backend, args, work) for name, code in (("old", old), ("new", NEW))
-            }
+            measured = run_backend(backend, {"old": old, "new": NEW}, args, work)
             compare(backend, measured["old"], measured["new"])
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=NEW, capture_output=True)

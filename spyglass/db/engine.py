@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, exc, make_url
+from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from spyglass.file_modes import private_file, tighten_file
@@ -36,6 +37,23 @@ OVERFLOW = 8
 # before it is handed out again; one in steady use is not: a round trip per request saved.
 PING_AFTER_IDLE_SECONDS = 1.0
 
+# The changes on which database triggers move the identity generation (migration 0011): what can
+# refuse a token or change its caller. Cascades into these tables start from one of them too.
+IDENTITY_CHANGES = {
+    "tokens": ("UPDATE", "DELETE"),
+    "users": ("UPDATE", "DELETE"),
+    "projects": ("UPDATE", "DELETE"),
+    "domains": ("UPDATE", "DELETE"),
+    "roles": ("UPDATE", "DELETE"),
+    "role_assignments": ("INSERT", "UPDATE", "DELETE"),
+    "role_implications": ("INSERT", "UPDATE", "DELETE"),
+}
+# Statements in SQL text that change no table. Any other text (an operator's UPDATE) counts as
+# an identity change: only SQLAlchemy's own INSERT, UPDATE and DELETE name their table for sure.
+_CHANGE_NOTHING = ("SELECT", "BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE", "ROLLBACK", "ANALYZE")
+# Set in a connection's info by a statement that may move the identity generation.
+_IDENTITY_CHANGED = "spyglass.identity_changed"
+
 
 class Database:
     def __init__(self, url: str, *, connections: int = DEFAULT_CONNECTIONS) -> None:
@@ -43,9 +61,11 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = _make_engine(url, connections)
-        # Write transactions this process committed: a cache of what the database said
-        # (spyglass.identity.token_cache) learns from it that this process changed something.
-        self.commits = 0
+        event.listen(self.engine, "before_cursor_execute", _note_identity_change)
+        # Write transactions this process committed that may have moved the identity generation:
+        # a cache of what the database said (spyglass.identity.token_cache) learns from it that
+        # this process changed something. A write to images or members does not count.
+        self.identity_commits = 0
         self._commits_lock = threading.Lock()
 
     @contextmanager
@@ -72,11 +92,14 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A short write transaction, committed on success and rolled back on any error."""
         if self._write_lock is None:
-            with self.engine.begin() as conn:
-                yield conn
-            self._committed()
+            with self.engine.connect() as conn:
+                conn.info.pop(_IDENTITY_CHANGED, None)
+                with conn.begin():
+                    yield conn
+                self._committed(conn)
             return
         with self._write_lock, self.engine.connect() as conn:
+            conn.info.pop(_IDENTITY_CHANGED, None)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -84,11 +107,12 @@ class Database:
                 conn.rollback()
                 raise
             conn.commit()
-            self._committed()
+            self._committed(conn)
 
-    def _committed(self) -> None:
-        with self._commits_lock:
-            self.commits += 1
+    def _committed(self, conn: Connection) -> None:
+        if conn.info.pop(_IDENTITY_CHANGED, False):
+            with self._commits_lock:
+                self.identity_commits += 1
 
     def refresh_statistics(self) -> None:
         """Let the query planner know the table sizes.
@@ -160,6 +184,35 @@ def _ping_when_idle(engine: Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool retries with a new connection, and drops the others opened before this.
             raise exc.InvalidatePoolError(f"connection check failed: {error}") from error
+
+
+def _note_identity_change(
+    conn: Connection,
+    _cursor: Any,
+    statement: str,
+    _params: Any,
+    context: ExecutionContext | None,
+    _many: bool,
+) -> None:
+    if _may_change_identity(statement, context):
+        conn.info[_IDENTITY_CHANGED] = True
+
+
+def _may_change_identity(statement: str, context: Any) -> bool:
+    """Can this statement move the identity generation? Yes for a change of IDENTITY_CHANGES and for
+    SQL text that may change anything; no for a SELECT, a transaction's own statements, and
+    SQLAlchemy's changes of other tables."""
+    compiled = getattr(context, "compiled", None)
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        statement_made = compiled.statement  # type: ignore[union-attr]
+        kinds = {"INSERT" if context.isinsert else "UPDATE" if context.isupdate else "DELETE"}
+        if getattr(statement_made, "_post_values_clause", None) is not None:
+            kinds.add("UPDATE")  # an upsert (ON CONFLICT): its update fires the UPDATE triggers
+        name = getattr(getattr(statement_made, "table", None), "name", None)
+        return not isinstance(name, str) or bool(kinds.intersection(IDENTITY_CHANGES.get(name, ())))
+    if compiled is not None and not isinstance(compiled.statement, TextClause):
+        return False  # a select, a savepoint: SQLAlchemy's constructs that are not a change
+    return not statement.lstrip()[:9].upper().startswith(_CHANGE_NOTHING)
 
 
 def _private_sqlite_files(url: str) -> None:

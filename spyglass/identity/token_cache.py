@@ -10,8 +10,9 @@ was read at, and answered from memory while both hold:
 - the entry's generation is the last one read, by a read that started at most `fresh_seconds` ago
   (0.5 s): a change committed on any node is seen by every worker within that time, since the next
   request after it reads the generation again (one small statement) before trusting anything;
-- this process committed no write since that read started (Database.commits): a change made
-  through this worker counts on its very next request.
+- this process committed no write to what a token stands for since that read started
+  (Database.identity_commits): a change made through this worker counts on its very next request,
+  while its writes to images and members leave the entries as they were.
 
 An expired token is refused from memory by its own expiry time. Unknown or refused tokens are never
 remembered. Image members are not identity and are never cached: image queries read them.
@@ -83,7 +84,7 @@ class TokenCache:
                 self._read_generation()
             if self._fresh() and self._holds(entry):
                 return entry.ctx
-        started, commits = self._clock(), self._db.commits
+        started, commits = self._clock(), self._db.identity_commits
         info, generation = token_info.authenticate_request(self._db, secret)
         self._learn(generation, started, commits)
         ctx = info.context()
@@ -93,13 +94,15 @@ class TokenCache:
 
     def _fresh(self) -> bool:
         seen = self._seen
-        return seen.commits == self._db.commits and self._clock() - seen.started <= self._fresh_seconds
+        return (
+            seen.commits == self._db.identity_commits and self._clock() - seen.started <= self._fresh_seconds
+        )
 
     def _holds(self, entry: _Entry) -> bool:
         return entry.generation == self._seen.generation and entry.expires > time.time()
 
     def _read_generation(self) -> None:
-        started, commits = self._clock(), self._db.commits
+        started, commits = self._clock(), self._db.identity_commits
         self._learn(token_info.read_generation(self._db), started, commits)
 
     def _learn(self, generation: int, started: float, commits: int) -> None:

@@ -1,14 +1,19 @@
 """The database handle's connections: single reads without a transaction, transactions after them,
-and pooled PostgreSQL connections checked only when they sat idle."""
+pooled PostgreSQL connections checked only when they sat idle, and which writes count as identity
+changes."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Executable, create_engine, delete, select, text, update
 from sqlalchemy.pool import NullPool
 
 from spyglass.db import engine as engine_module
+from spyglass.db import upsert
 from spyglass.db.engine import Database
+from spyglass.db.tables import image_members, images, projects, roles, tokens, users
 
 
 def _in_transaction(db: Database) -> list[bool]:
@@ -75,3 +80,47 @@ def test_only_a_connection_that_sat_idle_is_checked(db: Database, monkeypatch: p
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     assert _backend(db) == first  # idle longer than that: checked, alive, used
     assert len(pings) == 1
+
+
+def _counts(db: Database, *statements: Executable | str) -> bool:
+    """Did one write transaction of these statements count as an identity change?"""
+    before = db.identity_commits
+    with db.write() as conn:
+        for statement in statements:
+            if isinstance(statement, str):
+                conn.exec_driver_sql(statement)
+            else:
+                conn.execute(statement)
+    return db.identity_commits == before + 1
+
+
+def test_writes_count_as_identity_changes_where_the_generation_triggers_fire(db: Database) -> None:
+    migration = importlib.import_module("spyglass.db.migrations.versions.0011_identity_generation")
+    assert engine_module.IDENTITY_CHANGES == migration.WATCHED
+    nothing = "none"
+    assert not _counts(db, update(images).where(images.c.id == nothing).values(name="x"))
+    assert not _counts(db, delete(image_members).where(image_members.c.image_id == nothing))
+    assert not _counts(db, text("SELECT 1"), select(users.c.id).where(users.c.id == nothing))
+    before = db.identity_commits
+    with db.write() as conn, conn.begin_nested():
+        conn.execute(update(images).where(images.c.id == nothing).values(name="x"))
+    assert db.identity_commits == before
+    # A revoked token, a user or role changed: what the triggers move the generation for.
+    assert _counts(db, delete(tokens).where(tokens.c.token_hash == nothing))
+    assert _counts(db, update(users).where(users.c.id == nothing).values(enabled=False))
+    assert _counts(db, select(images.c.id), delete(roles).where(roles.c.id == nothing))
+    # An upsert may update: Keystone's projects copied (spyglass.sharing.project_sync_queries).
+    project = upsert.insert(db.engine.dialect.name, projects).values(
+        id=nothing, name=nothing, domain_id="default", enabled=True
+    )
+    assert _counts(db, project.on_conflict_do_update(index_elements=[projects.c.id], set_={"enabled": True}))
+    # SQL text may change anything.
+    assert _counts(db, "UPDATE images SET name = 'x' WHERE id = 'none'")
+    assert _counts(db, text("DELETE FROM images WHERE id = 'none'"))
+    # A rolled-back change does not count, and does not make the next write count.
+    before = db.identity_commits
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute(update(users).where(users.c.id == nothing).values(enabled=False))
+        raise RuntimeError
+    assert db.identity_commits == before
+    assert not _counts(db, update(images).where(images.c.id == nothing).values(name="x"))

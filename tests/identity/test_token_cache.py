@@ -1,16 +1,27 @@
 """The per-worker token cache: remembered while the identity generation stands still, asked again
-after `fresh_seconds` or after this process's own writes, refused once the generation moved."""
+after `fresh_seconds` or after this process's own writes to identity, refused once the generation moved."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from spyglass.db.engine import Database
-from spyglass.db.tables import users
+from spyglass.db.tables import images, users
 from spyglass.errors import Unauthorized
 from spyglass.identity.token_cache import TokenCache
+from spyglass.timeutil import utcnow
 from tests.conftest import World
+
+IMAGE = {
+    "name": "x",
+    "status": "queued",
+    "visibility": "private",
+    "created_at": utcnow(),
+    "updated_at": utcnow(),
+}
 
 
 class Clock:
@@ -61,13 +72,19 @@ def test_a_write_through_this_process_counts_at_once(db: Database, world: World)
         cache.authenticate(token)
 
 
-def test_an_unrelated_write_costs_one_generation_read_not_the_token(db: Database, world: World) -> None:
+def test_a_write_to_images_keeps_the_cache_and_sql_text_that_writes_counts(
+    db: Database, world: World
+) -> None:
     clock = Clock()
     cache = TokenCache(db, clock=clock)
     token = world.tokens["carol"]
     first = cache.authenticate(token)
     with db.write() as conn:
-        conn.exec_driver_sql("SELECT 1")
+        conn.execute(insert(images).values(id=str(uuid.uuid4()), owner=world.projects["alpha"], **IMAGE))
+    assert cache.remembered(token) is first
+    # An operator's SQL may change anything: the generation is read again, the token is not.
+    with db.write() as conn:
+        conn.exec_driver_sql("UPDATE images SET name = 'x' WHERE id = 'none'")
     assert cache.remembered(token) is None
     assert cache.authenticate(token) is first
     assert cache.remembered(token) is first
