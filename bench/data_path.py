@@ -12,7 +12,17 @@ parallel curl uploads and downloads, and upload and download with openstacksdk. 
 much the server's resident memory grew while it received the curl upload (the peak, from /proc;
 the limit is 64 MiB), and the ratios the targets are stated in. Numbers only; nothing is asserted.
 
+With `--old REV`, only downloads, compared with the code of git revision REV in the same run: a
+server of each (REV's from `git archive`, on the same virtual environment), the file uploaded to
+both, then `--rounds` rounds alternating which goes first, each a cached download of the whole
+image and one of its second half (Range), taken with curl and with a client that splices the
+socket into /dev/null (no copy on the receiving side, so it leaves the server more of the two
+cores than curl, which copies every byte into its own memory). It prints the best and the median
+of each side and their ratios (this code / REV). `--notifications URL` turns image.send on in both
+servers (SPYGLASS_NOTIFICATIONS_TRANSPORT_URL), which counts the bytes each download sent.
+
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
+    .venv/bin/python bench/data_path.py --old 57dec9a [--size-mib 1024] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import json
 import mmap
 import os
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +43,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -295,17 +308,165 @@ def print_ratios(rows: dict[str, float]) -> None:
         print(f"{label:56} {ratio:6.2f}", flush=True)
 
 
+# ---- downloads against another revision, in the same run -------------------------------------------
+
+
+def splice_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    """GET `url` (HTTP/1.1), its body spliced from the socket into /dev/null: the bytes and seconds
+    from the request to the last byte."""
+    parts = urlsplit(url)
+    lines = [f"GET {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+    request = "\r\n".join([*lines, *(f"{k}: {v}" for k, v in headers.items()), "", ""]).encode()
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        began = time.perf_counter()
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = sock.recv(65536)
+            if not more:
+                raise RuntimeError("connection closed before the response headers")
+            head += more
+        head, _, got = head.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status not in (b"200", b"206"):
+            raise RuntimeError(f"status {status.decode()}")
+        fields = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:])
+        length, received = int(fields[b"content-length"]), len(got)
+        pipe_out, pipe_in = os.pipe()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            while received < length:
+                moved = os.splice(sock.fileno(), pipe_in, min(length - received, 1 << 20))
+                if not moved:
+                    break
+                received += moved
+                while moved:
+                    moved -= os.splice(pipe_out, null, moved)
+        finally:
+            for fd in (pipe_out, pipe_in, null):
+                os.close(fd)
+        seconds = time.perf_counter() - began
+    if received != length:
+        raise RuntimeError(f"short body: {received} of {length} bytes")
+    return received, seconds
+
+
+def curl_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    """GET `url` with curl into /dev/null: the bytes and curl's own time (no process start-up)."""
+    flags = [arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")]
+    done = subprocess.run(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", *flags, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    size, seconds = done.stdout.split()
+    return int(size), float(seconds)
+
+
+CLIENTS: dict[str, Callable[[str, dict[str, str]], tuple[int, float]]] = {
+    "curl": curl_get,
+    "splice": splice_get,
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export_revision(rev: str, target: Path) -> Path:
+    """The files of `rev` (git archive), for a server of that code on this virtual environment."""
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def compare_downloads(source: Path, work: Path, rev: str, rounds: int, notifications: str) -> None:
+    env = {"SPYGLASS_NOTIFICATIONS_TRANSPORT_URL": notifications} if notifications else {}
+    tree = export_revision(rev, work / "old-tree")
+    servers = {
+        "new": start_server(work / "new", env=env),
+        "old": start_server(work / "old", env={**env, "PYTHONPATH": str(tree)}),
+    }
+    try:
+        clients = {side: Client(server) for side, server in servers.items()}
+        urls = {side: client.url(client.upload(source)) for side, client in clients.items()}
+        size = source.stat().st_size
+        half = size // 2
+        kinds = {"whole": None, "Range: bytes=<half>-": f"bytes={half}-"}
+        for side, client in clients.items():  # the first read of each comes from the disk
+            curl_get(urls[side], {"X-Auth-Token": client.token})
+        rates: dict[tuple[str, str, str], list[float]] = {}
+        cpu = {side: 0.0 for side in servers}
+        sent = {side: 0 for side in servers}
+        for turn in range(rounds):
+            order = ["new", "old"] if turn % 2 == 0 else ["old", "new"]
+            for tool, get in CLIENTS.items():
+                for kind, header in kinds.items():
+                    for side in order:
+                        headers = {
+                            "X-Auth-Token": clients[side].token,
+                            **({"Range": header} if header else {}),
+                        }
+                        pid = servers[side].process.pid
+                        before = cpu_seconds(pid)
+                        got, seconds = get(urls[side], headers)
+                        cpu[side] += cpu_seconds(pid) - before
+                        sent[side] += got
+                        if got != (size if header is None else size - half):
+                            raise RuntimeError(f"{side} sent {got} bytes")
+                        rates.setdefault((tool, kind, side), []).append(got / seconds / 1e6)
+        print_comparison(rates, rev, rounds)
+        per_gb = {side: cpu[side] / (sent[side] / 1e9) for side in servers}
+        print(
+            f"server CPU per GB sent (all downloads): new {per_gb['new']:.3f} s, old {per_gb['old']:.3f} s,"
+            f" ratio old/new {per_gb['old'] / per_gb['new']:.2f}",
+            flush=True,
+        )
+    finally:
+        for server in servers.values():
+            stop_server(server)
+
+
+def print_comparison(rates: dict[tuple[str, str, str], list[float]], rev: str, rounds: int) -> None:
+    print(f"cached downloads, MB/s, {rounds} rounds alternating; old = {rev}")
+    columns = ("new best", "old best", "ratio", "new med", "old med", "ratio")
+    print(f"{'client, what':36}", *(f"{name:>9}" for name in columns))
+    for tool in CLIENTS:
+        for kind in ("whole", "Range: bytes=<half>-"):
+            new, old = rates[(tool, kind, "new")], rates[(tool, kind, "old")]
+            best, median = (max(new), max(old)), (statistics.median(new), statistics.median(old))
+            print(
+                f"{tool + ', ' + kind:36} {best[0]:9.0f} {best[1]:9.0f} {best[0] / best[1]:9.2f}"
+                f" {median[0]:9.0f} {median[1]:9.0f} {median[0] / median[1]:9.2f}",
+                flush=True,
+            )
+    print(json.dumps({" ".join(key): [round(r) for r in value] for key, value in rates.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--dir", default=tempfile.gettempdir())
+    parser.add_argument("--old", metavar="REV", help="compare downloads with this git revision")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--notifications", default="", metavar="URL", help="image.send to this bus")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(dir=args.dir, prefix="spyglass-bench-"))
     source = work / "image.raw"
     generate(source, args.size_mib)
+    if args.old:
+        try:
+            compare_downloads(source, work, args.old, args.rounds, args.notifications)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     bench = Bench(source)
     read_file(source)  # warm the page cache for every reader alike
     bench.record("baseline: md5+sha512, two threads", timed(lambda: hash_two_threads(source)))
