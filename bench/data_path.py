@@ -18,11 +18,12 @@ both, then `--rounds` rounds alternating which goes first, each a cached downloa
 image and one of its second half (Range), taken with curl and with a client that splices the
 socket into /dev/null (no copy on the receiving side, so it leaves the server more of the two
 cores than curl, which copies every byte into its own memory). It prints the best and the median
-of each side and their ratios (this code / REV). `--notifications URL` turns image.send on in both
+of each side and their ratios (this code / REV; `--new REV2` puts REV2 in place of this code).
+`--notifications URL` turns image.send on in both
 servers (SPYGLASS_NOTIFICATIONS_TRANSPORT_URL), which counts the bytes each download sent.
 
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
-    .venv/bin/python bench/data_path.py --old 57dec9a [--size-mib 1024] [--rounds 5]
+    .venv/bin/python bench/data_path.py --old 57dec9a [--new a5f7bfe] [--size-mib 1024] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -384,13 +385,15 @@ def export_revision(rev: str, target: Path) -> Path:
     return target
 
 
-def compare_downloads(source: Path, work: Path, rev: str, rounds: int, notifications: str) -> None:
+def compare_downloads(
+    source: Path, work: Path, revs: dict[str, str], rounds: int, notifications: str
+) -> None:
+    """`revs`: the git revision of "old", and of "new" when it is not this working tree."""
     env = {"SPYGLASS_NOTIFICATIONS_TRANSPORT_URL": notifications} if notifications else {}
-    tree = export_revision(rev, work / "old-tree")
-    servers = {
-        "new": start_server(work / "new", env=env),
-        "old": start_server(work / "old", env={**env, "PYTHONPATH": str(tree)}),
+    trees = {
+        side: {"PYTHONPATH": str(export_revision(rev, work / f"{side}-tree"))} for side, rev in revs.items()
     }
+    servers = {side: start_server(work / side, env={**env, **trees.get(side, {})}) for side in ("new", "old")}
     try:
         clients = {side: Client(server) for side, server in servers.items()}
         urls = {side: client.url(client.upload(source)) for side, client in clients.items()}
@@ -419,7 +422,7 @@ def compare_downloads(source: Path, work: Path, rev: str, rounds: int, notificat
                         if got != (size if header is None else size - half):
                             raise RuntimeError(f"{side} sent {got} bytes")
                         rates.setdefault((tool, kind, side), []).append(got / seconds / 1e6)
-        print_comparison(rates, rev, rounds)
+        print_comparison(rates, revs, rounds)
         per_gb = {side: cpu[side] / (sent[side] / 1e9) for side in servers}
         print(
             f"server CPU per GB sent (all downloads): new {per_gb['new']:.3f} s, old {per_gb['old']:.3f} s,"
@@ -431,8 +434,11 @@ def compare_downloads(source: Path, work: Path, rev: str, rounds: int, notificat
             stop_server(server)
 
 
-def print_comparison(rates: dict[tuple[str, str, str], list[float]], rev: str, rounds: int) -> None:
-    print(f"cached downloads, MB/s, {rounds} rounds alternating; old = {rev}")
+def print_comparison(
+    rates: dict[tuple[str, str, str], list[float]], revs: dict[str, str], rounds: int
+) -> None:
+    new = revs.get("new", "this working tree")
+    print(f"cached downloads, MB/s, {rounds} rounds alternating; new = {new}, old = {revs['old']}")
     columns = ("new best", "old best", "ratio", "new med", "old med", "ratio")
     print(f"{'client, what':36}", *(f"{name:>9}" for name in columns))
     for tool in CLIENTS:
@@ -454,6 +460,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--old", metavar="REV", help="compare downloads with this git revision")
+    parser.add_argument("--new", metavar="REV", help="with --old: this revision instead of the working tree")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--notifications", default="", metavar="URL", help="image.send to this bus")
     args = parser.parse_args()
@@ -463,7 +470,8 @@ def main() -> None:
     generate(source, args.size_mib)
     if args.old:
         try:
-            compare_downloads(source, work, args.old, args.rounds, args.notifications)
+            revs = {"old": args.old, **({"new": args.new} if args.new else {})}
+            compare_downloads(source, work, revs, args.rounds, args.notifications)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
