@@ -203,8 +203,21 @@ def test_cached_chunks_are_taken_without_a_thread(path: Path, data: bytes) -> No
     response = _CountingResponse(os.open(path, os.O_RDONLY), 0, SIZE, 200, {})
     _serve(response, client)
     assert bytes(client.body) == data
-    # Only the chunks where the read-ahead advice is due went to a thread (the file is cached).
-    assert response.reads <= SIZE // (local_file.READ_AHEAD // 2) + 1 < SIZE // local_file.CHUNK
+    # The file is in the page cache: no chunk, and no read-ahead advice, went to a thread.
+    assert response.reads == 0
+
+
+def test_the_advice_goes_to_a_thread_where_the_window_is_not_cached(path: Path, data: bytes) -> None:
+    class Uncached(_CountingResponse):
+        def _cached(self, offset: int) -> bool:
+            return False
+
+    client = _Client()
+    response = Uncached(os.open(path, os.O_RDONLY), 0, SIZE, 200, {})
+    _serve(response, client)
+    assert bytes(client.body) == data
+    # Only the chunks where the read-ahead advice is due went to a thread (the data is cached).
+    assert 0 < response.reads <= SIZE // (local_file.READ_AHEAD // 2) + 1 < SIZE // local_file.CHUNK
 
 
 def test_the_file_stays_open_until_the_read_in_flight_ends(
