@@ -15,12 +15,13 @@ the limit is 64 MiB), and the ratios the targets are stated in. Numbers only; no
 With `--old REV`, only downloads, compared with the code of git revision REV in the same run: a
 server of each (REV's from `git archive`, on the same virtual environment), the file uploaded to
 both, then `--rounds` rounds alternating which goes first, each a cached download of the whole
-image and one of its second half (Range), taken with curl and with a client that splices the
-socket into /dev/null (no copy on the receiving side, so it leaves the server more of the two
-cores than curl, which copies every byte into its own memory). It prints the best and the median
-of each side and their ratios (this code / REV; `--new REV2` puts REV2 in place of this code).
-`--notifications URL` turns image.send on in both
-servers (SPYGLASS_NOTIFICATIONS_TRANSPORT_URL), which counts the bytes each download sent.
+image, one of its second half (Range) and one of the whole image dropped from the page cache
+first (from the disk), taken with curl and with a client that splices the socket into /dev/null
+(no copy on the receiving side, so it leaves the server more of the two cores than curl, which
+copies every byte into its own memory). It prints the best and the median of each side and their
+ratios (this code / REV; `--new REV2` puts REV2 in place of this code), and the server's CPU time
+per GB sent, less noisy than the rates on a shared machine. `--notifications URL` turns image.send
+on in both servers (SPYGLASS_NOTIFICATIONS_TRANSPORT_URL), which counts the bytes each sent.
 
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
     .venv/bin/python bench/data_path.py --old 57dec9a [--new a5f7bfe] [--size-mib 1024] [--rounds 5]
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -385,6 +387,15 @@ def export_revision(rev: str, target: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One kind of download in the comparison: its Range header, and whether the image's file is
+    dropped from the page cache first (then the bytes come from the disk)."""
+
+    range: str | None = None
+    from_disk: bool = False
+
+
 def compare_downloads(
     source: Path, work: Path, revs: dict[str, str], rounds: int, notifications: str
 ) -> None:
@@ -399,57 +410,78 @@ def compare_downloads(
         urls = {side: client.url(client.upload(source)) for side, client in clients.items()}
         size = source.stat().st_size
         half = size // 2
-        kinds = {"whole": None, "Range: bytes=<half>-": f"bytes={half}-"}
-        for side, client in clients.items():  # the first read of each comes from the disk
-            curl_get(urls[side], {"X-Auth-Token": client.token})
+        kinds = {
+            "whole": Kind(),
+            "Range: bytes=<half>-": Kind(f"bytes={half}-"),
+            "whole, from the disk": Kind(from_disk=True),
+        }
         rates: dict[tuple[str, str, str], list[float]] = {}
-        cpu = {side: 0.0 for side in servers}
-        sent = {side: 0 for side in servers}
+        cpu: dict[tuple[str, str], float] = {}  # (kind, side) -> server CPU seconds per GB
+        cold = dict.fromkeys(servers, True)  # uploads bypass the page cache
         for turn in range(rounds):
             order = ["new", "old"] if turn % 2 == 0 else ["old", "new"]
             for tool, get in CLIENTS.items():
-                for kind, header in kinds.items():
+                for name, kind in kinds.items():
                     for side in order:
+                        if kind.from_disk:
+                            evict_copies(servers[side].data_dir, size)
+                        elif cold[side]:  # a cached download: the read that fills the cache is not timed
+                            get(urls[side], {"X-Auth-Token": clients[side].token})
+                        cold[side] = kind.from_disk
                         headers = {
                             "X-Auth-Token": clients[side].token,
-                            **({"Range": header} if header else {}),
+                            **({"Range": kind.range} if kind.range else {}),
                         }
                         pid = servers[side].process.pid
                         before = cpu_seconds(pid)
                         got, seconds = get(urls[side], headers)
-                        cpu[side] += cpu_seconds(pid) - before
-                        sent[side] += got
-                        if got != (size if header is None else size - half):
+                        used = cpu_seconds(pid) - before
+                        if got != (size - half if kind.range else size):
                             raise RuntimeError(f"{side} sent {got} bytes")
-                        rates.setdefault((tool, kind, side), []).append(got / seconds / 1e6)
-        print_comparison(rates, revs, rounds)
-        per_gb = {side: cpu[side] / (sent[side] / 1e9) for side in servers}
-        print(
-            f"server CPU per GB sent (all downloads): new {per_gb['new']:.3f} s, old {per_gb['old']:.3f} s,"
-            f" ratio old/new {per_gb['old'] / per_gb['new']:.2f}",
-            flush=True,
-        )
+                        rates.setdefault((tool, name, side), []).append(got / seconds / 1e6)
+                        cpu[(name, side)] = cpu.get((name, side), 0.0) + used / (got / 1e9) / rounds / len(
+                            CLIENTS
+                        )
+        print_comparison(rates, cpu, revs, rounds)
     finally:
         for server in servers.values():
             stop_server(server)
 
 
+def evict_copies(data_dir: Path, size: int) -> None:
+    """Drop from the page cache every file of `size` bytes under the server's data directory."""
+    for path in data_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size == size:
+            evict(path)
+
+
 def print_comparison(
-    rates: dict[tuple[str, str, str], list[float]], revs: dict[str, str], rounds: int
+    rates: dict[tuple[str, str, str], list[float]],
+    cpu: dict[tuple[str, str], float],
+    revs: dict[str, str],
+    rounds: int,
 ) -> None:
     new = revs.get("new", "this working tree")
-    print(f"cached downloads, MB/s, {rounds} rounds alternating; new = {new}, old = {revs['old']}")
+    print(f"downloads, MB/s, {rounds} rounds alternating; new = {new}, old = {revs['old']}")
     columns = ("new best", "old best", "ratio", "new med", "old med", "ratio")
-    print(f"{'client, what':36}", *(f"{name:>9}" for name in columns))
-    for tool in CLIENTS:
-        for kind in ("whole", "Range: bytes=<half>-"):
-            new, old = rates[(tool, kind, "new")], rates[(tool, kind, "old")]
-            best, median = (max(new), max(old)), (statistics.median(new), statistics.median(old))
-            print(
-                f"{tool + ', ' + kind:36} {best[0]:9.0f} {best[1]:9.0f} {best[0] / best[1]:9.2f}"
-                f" {median[0]:9.0f} {median[1]:9.0f} {median[0] / median[1]:9.2f}",
-                flush=True,
-            )
+    print(f"{'client, what':40}", *(f"{name:>9}" for name in columns))
+    for tool, kind, side in rates:
+        if side != "new":
+            continue
+        new_rates, old_rates = rates[(tool, kind, "new")], rates[(tool, kind, "old")]
+        best = max(new_rates), max(old_rates)
+        median = statistics.median(new_rates), statistics.median(old_rates)
+        print(
+            f"{tool + ', ' + kind:40} {best[0]:9.0f} {best[1]:9.0f} {best[0] / best[1]:9.2f}"
+            f" {median[0]:9.0f} {median[1]:9.0f} {median[0] / median[1]:9.2f}",
+            flush=True,
+        )
+    print("server CPU seconds per GB sent (mean over the downloads of the kind):")
+    for kind in dict.fromkeys(kind for kind, _ in cpu):
+        new_cpu, old_cpu = cpu[(kind, "new")], cpu[(kind, "old")]
+        print(
+            f"  {kind:38} new {new_cpu:.3f}  old {old_cpu:.3f}  old/new {old_cpu / new_cpu:.2f}", flush=True
+        )
     print(json.dumps({" ".join(key): [round(r) for r in value] for key, value in rates.items()}))
 
 
