@@ -14,7 +14,11 @@ read-ahead advice, go to a thread. Without that thread hop per MiB, one cached d
 
 The chunks are read into a few buffers reused for the whole response (ChunkBuffers), not into a
 new one each time: a fresh MiB is zeroed and has its pages faulted in before the read fills it,
-about 15 % of the server's CPU in a cached download (py-spy).
+about 15 % of the server's CPU in a cached download (py-spy). With that, and no read-ahead advice
+for what the page cache holds, the response costs 0.13 instead of 0.20 CPU-seconds per GiB
+(bench/local_file_response.py), against 0.10 for the preadv copy alone. The rest of a download's
+CPU is the kernel's: uvicorn implements no ASGI zero-copy send (sendfile), so each byte is copied
+from the page cache into a buffer and from the buffer into the socket.
 """
 
 from __future__ import annotations
