@@ -12,7 +12,19 @@ parallel curl uploads and downloads, and upload and download with openstacksdk. 
 much the server's resident memory grew while it received the curl upload (the peak, from /proc;
 the limit is 64 MiB), and the ratios the targets are stated in. Numbers only; nothing is asserted.
 
+With `--old REV`, only downloads, compared with the code of git revision REV in the same run: a
+server of each (REV's from `git archive`, on the same virtual environment), the file uploaded to
+both, then `--rounds` rounds alternating which goes first, each a cached download of the whole
+image, one of its second half (Range) and one of the whole image dropped from the page cache
+first (from the disk), taken with curl and with a client that splices the socket into /dev/null
+(no copy on the receiving side, so it leaves the server more of the two cores than curl, which
+copies every byte into its own memory). It prints the best and the median of each side and their
+ratios (this code / REV; `--new REV2` puts REV2 in place of this code), and the server's CPU time
+per GB sent, less noisy than the rates on a shared machine. `--notifications URL` turns image.send
+on in both servers (SPYGLASS_NOTIFICATIONS_TRANSPORT_URL), which counts the bytes each sent.
+
     .venv/bin/python bench/data_path.py [--size-mib 2048] [--dir /tmp]
+    .venv/bin/python bench/data_path.py --old 57dec9a [--new a5f7bfe] [--size-mib 1024] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -23,14 +35,18 @@ import json
 import mmap
 import os
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -295,17 +311,202 @@ def print_ratios(rows: dict[str, float]) -> None:
         print(f"{label:56} {ratio:6.2f}", flush=True)
 
 
+# ---- downloads against another revision, in the same run -------------------------------------------
+
+
+def splice_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    """GET `url` (HTTP/1.1), its body spliced from the socket into /dev/null: the bytes and seconds
+    from the request to the last byte."""
+    parts = urlsplit(url)
+    lines = [f"GET {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+    request = "\r\n".join([*lines, *(f"{k}: {v}" for k, v in headers.items()), "", ""]).encode()
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        began = time.perf_counter()
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = sock.recv(65536)
+            if not more:
+                raise RuntimeError("connection closed before the response headers")
+            head += more
+        head, _, got = head.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status not in (b"200", b"206"):
+            raise RuntimeError(f"status {status.decode()}")
+        fields = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:])
+        length, received = int(fields[b"content-length"]), len(got)
+        pipe_out, pipe_in = os.pipe()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            while received < length:
+                moved = os.splice(sock.fileno(), pipe_in, min(length - received, 1 << 20))
+                if not moved:
+                    break
+                received += moved
+                while moved:
+                    moved -= os.splice(pipe_out, null, moved)
+        finally:
+            for fd in (pipe_out, pipe_in, null):
+                os.close(fd)
+        seconds = time.perf_counter() - began
+    if received != length:
+        raise RuntimeError(f"short body: {received} of {length} bytes")
+    return received, seconds
+
+
+def curl_get(url: str, headers: dict[str, str]) -> tuple[int, float]:
+    """GET `url` with curl into /dev/null: the bytes and curl's own time (no process start-up)."""
+    flags = [arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")]
+    done = subprocess.run(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", *flags, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    size, seconds = done.stdout.split()
+    return int(size), float(seconds)
+
+
+CLIENTS: dict[str, Callable[[str, dict[str, str]], tuple[int, float]]] = {
+    "curl": curl_get,
+    "splice": splice_get,
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export_revision(rev: str, target: Path) -> Path:
+    """The files of `rev` (git archive), for a server of that code on this virtual environment."""
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of download in the comparison: its Range header, and whether the image's file is
+    dropped from the page cache first (then the bytes come from the disk)."""
+
+    range: str | None = None
+    from_disk: bool = False
+
+
+def compare_downloads(
+    source: Path, work: Path, revs: dict[str, str], rounds: int, notifications: str
+) -> None:
+    """`revs`: the git revision of "old", and of "new" when it is not this working tree."""
+    env = {"SPYGLASS_NOTIFICATIONS_TRANSPORT_URL": notifications} if notifications else {}
+    trees = {
+        side: {"PYTHONPATH": str(export_revision(rev, work / f"{side}-tree"))} for side, rev in revs.items()
+    }
+    servers = {side: start_server(work / side, env={**env, **trees.get(side, {})}) for side in ("new", "old")}
+    try:
+        clients = {side: Client(server) for side, server in servers.items()}
+        urls = {side: client.url(client.upload(source)) for side, client in clients.items()}
+        size = source.stat().st_size
+        half = size // 2
+        kinds = {
+            "whole": Kind(),
+            "Range: bytes=<half>-": Kind(f"bytes={half}-"),
+            "whole, from the disk": Kind(from_disk=True),
+        }
+        rates: dict[tuple[str, str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], float] = {}  # (kind, side) -> server CPU seconds per GB
+        cold = dict.fromkeys(servers, True)  # uploads bypass the page cache
+        for turn in range(rounds):
+            order = ["new", "old"] if turn % 2 == 0 else ["old", "new"]
+            for tool, get in CLIENTS.items():
+                for name, kind in kinds.items():
+                    for side in order:
+                        if kind.from_disk:
+                            evict_copies(servers[side].data_dir, size)
+                        elif cold[side]:  # a cached download: the read that fills the cache is not timed
+                            get(urls[side], {"X-Auth-Token": clients[side].token})
+                        cold[side] = kind.from_disk
+                        headers = {
+                            "X-Auth-Token": clients[side].token,
+                            **({"Range": kind.range} if kind.range else {}),
+                        }
+                        pid = servers[side].process.pid
+                        before = cpu_seconds(pid)
+                        got, seconds = get(urls[side], headers)
+                        used = cpu_seconds(pid) - before
+                        if got != (size - half if kind.range else size):
+                            raise RuntimeError(f"{side} sent {got} bytes")
+                        rates.setdefault((tool, name, side), []).append(got / seconds / 1e6)
+                        cpu[(name, side)] = cpu.get((name, side), 0.0) + used / (got / 1e9) / rounds / len(
+                            CLIENTS
+                        )
+        print_comparison(rates, cpu, revs, rounds)
+    finally:
+        for server in servers.values():
+            stop_server(server)
+
+
+def evict_copies(data_dir: Path, size: int) -> None:
+    """Drop from the page cache every file of `size` bytes under the server's data directory."""
+    for path in data_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size == size:
+            evict(path)
+
+
+def print_comparison(
+    rates: dict[tuple[str, str, str], list[float]],
+    cpu: dict[tuple[str, str], float],
+    revs: dict[str, str],
+    rounds: int,
+) -> None:
+    new = revs.get("new", "this working tree")
+    print(f"downloads, MB/s, {rounds} rounds alternating; new = {new}, old = {revs['old']}")
+    columns = ("new best", "old best", "ratio", "new med", "old med", "ratio")
+    print(f"{'client, what':40}", *(f"{name:>9}" for name in columns))
+    for tool, kind, side in rates:
+        if side != "new":
+            continue
+        new_rates, old_rates = rates[(tool, kind, "new")], rates[(tool, kind, "old")]
+        best = max(new_rates), max(old_rates)
+        median = statistics.median(new_rates), statistics.median(old_rates)
+        print(
+            f"{tool + ', ' + kind:40} {best[0]:9.0f} {best[1]:9.0f} {best[0] / best[1]:9.2f}"
+            f" {median[0]:9.0f} {median[1]:9.0f} {median[0] / median[1]:9.2f}",
+            flush=True,
+        )
+    print("server CPU seconds per GB sent (mean over the downloads of the kind):")
+    for kind in dict.fromkeys(kind for kind, _ in cpu):
+        new_cpu, old_cpu = cpu[(kind, "new")], cpu[(kind, "old")]
+        print(
+            f"  {kind:38} new {new_cpu:.3f}  old {old_cpu:.3f}  old/new {old_cpu / new_cpu:.2f}", flush=True
+        )
+    print(json.dumps({" ".join(key): [round(r) for r in value] for key, value in rates.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--dir", default=tempfile.gettempdir())
+    parser.add_argument("--old", metavar="REV", help="compare downloads with this git revision")
+    parser.add_argument("--new", metavar="REV", help="with --old: this revision instead of the working tree")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--notifications", default="", metavar="URL", help="image.send to this bus")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(dir=args.dir, prefix="spyglass-bench-"))
     source = work / "image.raw"
     generate(source, args.size_mib)
+    if args.old:
+        try:
+            revs = {"old": args.old, **({"new": args.new} if args.new else {})}
+            compare_downloads(source, work, revs, args.rounds, args.notifications)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     bench = Bench(source)
     read_file(source)  # warm the page cache for every reader alike
     bench.record("baseline: md5+sha512, two threads", timed(lambda: hash_two_threads(source)))

@@ -83,11 +83,11 @@ class _CountingResponse(LocalFileResponse):
         self.read_errors: list[BaseException] = []
         self.read_delay = read_delay
 
-    def _read(self, position: int) -> bytes:
+    def _read(self, chunk: bytearray, position: int) -> local_file.Chunk:
         self.reads += 1
         time.sleep(self.read_delay)
         try:
-            return super()._read(position)
+            return super()._read(chunk, position)
         except BaseException as exc:
             self.read_errors.append(exc)
             raise
@@ -126,6 +126,53 @@ def test_any_range_arrives_whole_and_in_order(
     assert _open_fds() == before
 
 
+class _HoldingClient(_Client):
+    """Keeps the last `held` bodies as views of the sender's buffers, as the server's transport keeps
+    the unsent tail of a partial write, and copies each out only once it is older than that."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__()
+        self.held = held
+        self.pending: list[memoryview] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+            return
+        self.messages += 1
+        self.pending.append(memoryview(message["body"]))
+        self.finished = not message.get("more_body", False)
+        while self.pending and (len(self.pending) > self.held or self.finished):
+            self.body += self.pending.pop(0)
+
+
+@pytest.mark.parametrize("held", [1, 2, local_file.KEPT_BUFFERS + 1])
+@pytest.mark.parametrize("cached_reads", [True, False], ids=["page-cache-inline", "threads-only"])
+def test_a_buffer_still_held_downstream_is_not_reused(
+    path: Path, data: bytes, held: int, cached_reads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not cached_reads:
+        monkeypatch.setattr(local_file, "NOWAIT", None)
+    client = _HoldingClient(held)
+    _serve(LocalFileResponse.open(str(path), 0, SIZE, 200, {}), client)
+    assert client.finished
+    assert bytes(client.body) == data
+
+
+def test_buffers_are_reused_once_nothing_holds_them() -> None:
+    buffers = local_file.ChunkBuffers(8)
+    view = memoryview(buffers.take(8))  # the first buffer, now held only through a view
+    first = id(view.obj)
+    second = buffers.take(8)
+    assert id(second) != first
+    kept = id(second)
+    del second
+    assert id(buffers.take(8)) == kept
+    view.release()
+    assert id(buffers.take(8)) == first
+    assert len(buffers.take(3)) == 3
+
+
 def test_head_sends_the_headers_and_reads_nothing(path: Path) -> None:
     client = _Client()
     _serve(LocalFileResponse.open(str(path), 0, SIZE, 200, {}), client, method="HEAD")
@@ -156,8 +203,21 @@ def test_cached_chunks_are_taken_without_a_thread(path: Path, data: bytes) -> No
     response = _CountingResponse(os.open(path, os.O_RDONLY), 0, SIZE, 200, {})
     _serve(response, client)
     assert bytes(client.body) == data
-    # Only the chunks where the read-ahead advice is due went to a thread (the file is cached).
-    assert response.reads <= SIZE // (local_file.READ_AHEAD // 2) + 1 < SIZE // local_file.CHUNK
+    # The file is in the page cache: no chunk, and no read-ahead advice, went to a thread.
+    assert response.reads == 0
+
+
+def test_the_advice_goes_to_a_thread_where_the_window_is_not_cached(path: Path, data: bytes) -> None:
+    class Uncached(_CountingResponse):
+        def _cached(self, offset: int) -> bool:
+            return False
+
+    client = _Client()
+    response = Uncached(os.open(path, os.O_RDONLY), 0, SIZE, 200, {})
+    _serve(response, client)
+    assert bytes(client.body) == data
+    # Only the chunks where the read-ahead advice is due went to a thread (the data is cached).
+    assert 0 < response.reads <= SIZE // (local_file.READ_AHEAD // 2) + 1 < SIZE // local_file.CHUNK
 
 
 def test_the_file_stays_open_until_the_read_in_flight_ends(
