@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from spyglass.db.tables import domains, project_limits, projects, registered_limits
@@ -162,6 +162,32 @@ def effective_statement(
 EFFECTIVE = effective_statement()
 
 
+def effective_limit_column(resource: str, *, service: str, region: str, project: str) -> ColumnElement[Any]:
+    """`effective`'s answer for one resource as a scalar column, to ride in a statement of the
+    caller's: the project's own limit of the service's registered limit in region :`region` (one of
+    the region before one of no region), else that limit's default; NULL when none is registered.
+    The arguments name the bind parameters that carry the service id, region and project id."""
+    c = registered_limits.c
+    own = (
+        select(project_limits.c.resource_limit)
+        .where(
+            project_limits.c.registered_limit_id == c.id, project_limits.c.project_id == bindparam(project)
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(func.coalesce(own, c.default_limit))
+        .where(
+            c.service_id == bindparam(service),
+            c.resource_name == resource,
+            (c.region_id == bindparam(region)) | c.region_id.is_(None),
+        )
+        .order_by(c.region_id.is_(None))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def effective(
     conn: Connection,
     service_id: str,
@@ -174,19 +200,6 @@ def effective(
     `resources`: its own limit where it has one, else the default. A registered limit of another
     region does not apply; one of the region applies before one of no region. (The few rows are
     filtered here: an IN list in the statement would be rendered again on every execution.)"""
-    return effective_and_extra(conn, service_id, region_id, project_id, resources, statement)[0]
-
-
-def effective_and_extra(
-    conn: Connection,
-    service_id: str,
-    region_id: str,
-    project_id: str,
-    resources: Sequence[str],
-    statement: Select[Any] = EFFECTIVE,
-) -> tuple[dict[str, int], Any]:
-    """`effective`, and the value of the caller's extra column (None when the service registered no
-    limit, or the statement has no such column)."""
     params = {
         "service_id": service_id,
         "region_id": region_id,
@@ -195,16 +208,13 @@ def effective_and_extra(
     }
     limits: dict[str, int] = {}
     regional: set[str] = set()
-    extra = None
-    for name, region, default, override, *rest in conn.execute(statement, params):
-        if rest:
-            extra = rest[0]
+    for name, region, default, override, *_ in conn.execute(statement, params):
         if name in regional or name not in resources:
             continue
         limits[name] = int(default if override is None else override)
         if region is not None:
             regional.add(name)
-    return limits, extra
+    return limits
 
 
 def any_registered(conn: Connection, service_id: str) -> bool:

@@ -308,17 +308,10 @@ def effective(
     return {k: v for k, v in found.items() if v >= 0}
 
 
-def effective_and_extra(
-    conn: Connection,
-    service_id: str,
-    region: str,
-    project_id: str,
-    resources: Sequence[str],
-    statement: Select[Any],
-) -> tuple[dict[str, int], Any]:
-    """`effective` with a statement of `effective_with`, and the value of the caller's column."""
-    found, extra = lq.effective_and_extra(conn, service_id, region, project_id, resources, statement)
-    return {k: v for k, v in found.items() if v >= 0}, extra
+def effective_limit_column(resource: str, *, service: str, region: str, project: str) -> ColumnElement[Any]:
+    """The project's limit of one resource as a column of a caller's statement (NULL: none
+    registered; -1: unlimited); the arguments name its bind parameters."""
+    return lq.effective_limit_column(resource, service=service, region=region, project=project)
 
 
 def effective_with(extra: Callable[[ColumnElement[str]], ColumnElement[Any]]) -> Select[Any]:

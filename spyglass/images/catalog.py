@@ -29,7 +29,7 @@ from spyglass.images.list_queries import ListQuery, list_page
 from spyglass.images.patch import WRITABLE_COLUMNS
 from spyglass.images.policy import Action, Target, authorize, permits
 from spyglass.images.queries import ImageRecord
-from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, change_owner, confirm
+from spyglass.images.quotas import ENFORCED, IMAGE_COUNT_TOTAL, Quotas, change_owner, confirm, count_check
 from spyglass.images.schemas import core_attributes, read_only_attributes, validator
 from spyglass.timeutil import utcnow
 
@@ -179,8 +179,16 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
             raise Conflict(f"Image with identifier {image_id} already exists!")
         q.replace_properties(conn, image_id, {}, props)
         q.replace_tags(conn, image_id, [], tags)
-        record = q.fetch_image(conn, image_id, ctx.project_id)
-        confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
+        # The owner's image count is checked in the read of the new image, when it can be.
+        check = count_check(quotas, columns["owner"])
+        if check is None:
+            record = q.fetch_image(conn, image_id, ctx.project_id)
+            confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
+        else:
+            record, (limit, used) = q.fetch_image_with(
+                conn, image_id, ctx.project_id, check.columns, check.params
+            )
+            check.apply(limit, used)
         if record is not None:
             notify.announce(conn, notify.CREATE, record)
     assert record is not None

@@ -5,6 +5,7 @@ statement: spyglass.images.list_queries."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -116,11 +117,27 @@ def fetch_image(
     With `lock` on PostgreSQL the image row is locked first, in a statement of its own: a statement
     that waited for the lock sees the locked row as committed meanwhile but the rest (its tags, ...)
     as they were when it began, so the extras are read by a statement that starts after the wait."""
+    return fetch_image_with(conn, image_id, project_id, lock=lock)[0]
+
+
+def fetch_image_with(
+    conn: Connection,
+    image_id: str,
+    project_id: str | None,
+    columns: tuple[ColumnElement[Any], ...] = (),
+    params: Mapping[str, Any] | None = None,
+    *,
+    lock: bool = False,
+) -> tuple[ImageRecord | None, tuple[Any, ...]]:
+    """`fetch_image`, and in the same statement the values of the caller's `columns` (bound by
+    `params`); () with no image."""
     if lock and conn.dialect.name == "postgresql":
         conn.execute(_LOCK_IMAGE, {"image_id": image_id})
-    rows = conn.execute(_ONE_IMAGE, {"image_id": image_id, "project_id": project_id or ""}).all()
+    statement = _one_image_with(columns) if columns else _ONE_IMAGE
+    bound = {**(params or {}), "image_id": image_id, "project_id": project_id or ""}
+    rows = conn.execute(statement, bound).all()
     if not rows:
-        return None
+        return None, ()
     properties: dict[str, str] = {}
     tags: list[str] = []
     extra: list[Location] = []
@@ -133,7 +150,7 @@ def fetch_image(
         elif kind == "l":
             extra.append(Location(first, second))
     head: Mapping[str, Any] = rows[0]._mapping  # type: ignore[assignment]
-    return ImageRecord.of(
+    record = ImageRecord.of(
         head,
         properties=properties,
         tags=tags,
@@ -141,6 +158,7 @@ def fetch_image(
         owner_suspended=bool(head["owner_suspended"]),
         extra_locations=extra,
     )
+    return record, tuple(rows[0])[len(rows[0]) - len(columns) :]
 
 
 def _extras(*where: ColumnElement[bool]) -> Subquery:
@@ -203,6 +221,14 @@ def _one_image() -> Select[Any]:
 
 
 _ONE_IMAGE = _one_image()
+
+
+@functools.cache
+def _one_image_with(columns: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    """fetch_image's statement with the caller's columns last (each set of columns built once)."""
+    return _ONE_IMAGE.add_columns(*columns)
+
+
 _LOCK_IMAGE = select(images.c.id).where(images.c.id == bindparam("image_id")).with_for_update()
 
 

@@ -80,11 +80,12 @@ def hold_count(conn: Connection, project_id: str) -> None:
     )
 
 
-def count_column(_resource_name: ColumnElement[str] | None = None) -> ColumnElement[int]:
-    """The count of images :project_id owns, as a column (of the limits statement, say)."""
+def count_column(project: str = "project_id") -> ColumnElement[int]:
+    """The count of images the project owns, as a column; `project` names the bind parameter that
+    carries the project id."""
     counted = (
         select(project_image_counts.c.images)
-        .where(project_image_counts.c.project_id == bindparam("project_id", type_=String))
+        .where(project_image_counts.c.project_id == bindparam(project, type_=String))
         .scalar_subquery()
     )
     return func.coalesce(counted, 0)

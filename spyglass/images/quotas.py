@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from spyglass.context import RequestContext
 from spyglass.db.engine import Database
@@ -155,28 +156,41 @@ def claim(conn: Connection, quotas: Quotas, project_id: str | None, deltas: Mapp
 def confirm(conn: Connection, quotas: Quotas, project_id: str | None, added: Mapping[str, int]) -> None:
     """`claim` for what the caller's transaction has written already (an image row): refuse unless
     the usage, which now includes it, is within the limits. The new image holds its owner's count
-    row to the commit (the count trigger), so a check of the count alone takes no other lock, and
-    with the embedded identity it is one statement: the limits and the count."""
-    if project_id is None or not quotas.enabled:
-        return
-    if set(added) != {IMAGE_COUNT_TOTAL} or quotas.source is not None:
-        _check(conn, quotas, project_id, added, written=True)
-        return
-    limited, used = limits.effective_and_extra(
-        conn, IMAGE.id, quotas.region, project_id, [IMAGE_COUNT_TOTAL], _counting_statement()
-    )
-    limit = limited.get(IMAGE_COUNT_TOTAL)
-    if limit is None:
-        return
-    delta = added[IMAGE_COUNT_TOTAL]
-    before = int(used or 0) - delta
-    if before + delta > limit:
-        raise _exceeded(project_id, [(IMAGE_COUNT_TOTAL, limit, before, delta)])
+    row to the commit (the count trigger), so a check of the count alone takes no other lock."""
+    _check(conn, quotas, project_id, added, written=True)
+
+
+@dataclass(frozen=True)
+class CountCheck:
+    """A create's `image_count_total` check, carried by a statement the create sends anyway (its
+    image read back after the insert): the owner's limit and count, as two more columns. Exact for
+    the reason `confirm` is: the new image holds the count row."""
+
+    columns: tuple[ColumnElement[Any], ColumnElement[Any]]
+    params: dict[str, str]
+    project_id: str
+
+    def apply(self, limit: int | None, used: int) -> None:
+        """Refuse (QuotaExceeded) unless the count, which includes the new image, is within the limit."""
+        if limit is not None and limit >= 0 and used > limit:
+            raise _exceeded(self.project_id, [(IMAGE_COUNT_TOTAL, limit, used - 1, 1)])
+
+
+def count_check(quotas: Quotas, project_id: str | None) -> CountCheck | None:
+    """The check of a create of one image for `project_id` as columns, or None where it cannot ride
+    along: quotas off or no owner (no check), or limits kept in an external Keystone (`confirm`)."""
+    if project_id is None or not quotas.enabled or quotas.source is not None:
+        return None
+    params = {"quota_project": project_id, "quota_service": IMAGE.id, "quota_region": quotas.region}
+    return CountCheck(_count_columns(), params, project_id)
 
 
 @functools.cache
-def _counting_statement() -> Select[Any]:
-    return limits.effective_with(qq.count_column)
+def _count_columns() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    limit = limits.effective_limit_column(
+        IMAGE_COUNT_TOTAL, service="quota_service", region="quota_region", project="quota_project"
+    )
+    return limit.label("quota_limit"), qq.count_column("quota_project").label("quota_used")
 
 
 def _check(

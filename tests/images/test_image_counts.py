@@ -21,8 +21,11 @@ from spyglass.context import RequestContext
 from spyglass.db.engine import Database
 from spyglass.db.migrate import upgrade
 from spyglass.db.tables import images, project_image_counts
+from spyglass.errors import QuotaExceeded
+from spyglass.identity import limits as identity_limits
+from spyglass.identity.services import IMAGE
 from spyglass.images import catalog, states
-from spyglass.images.quotas import ENFORCED, OFF
+from spyglass.images.quotas import ENFORCED, OFF, Quotas
 from tests.api.helpers import create
 from tests.api.test_authentication import Statements
 from tests.conftest import POSTGRES, Callers, World, _database_url, _postgres_admin, _recreate
@@ -111,7 +114,7 @@ def test_the_count_follows_the_service(api: Callers, db: Database, world: World)
     assert kept[world.projects["alpha"]] == 2
 
 
-def test_a_create_checks_its_count_in_one_statement(db: Database, world: World) -> None:
+def test_a_create_checks_its_count_in_the_read_of_the_new_image(db: Database, world: World) -> None:
     alice = RequestContext("alice", world.projects["alpha"], frozenset({"member"}))
     for n in range(30):  # the check costs the same however many images the project has
         catalog.create_image(db, alice, {"name": f"i{n}"}, quotas=OFF)
@@ -120,9 +123,43 @@ def test_a_create_checks_its_count_in_one_statement(db: Database, world: World) 
     _register(db, "image_count_total", 100)
     with Statements(db.engine, this_thread=True) as on:
         catalog.create_image(db, alice, {"name": "on"}, quotas=ENFORCED)
-    assert len(on.seen) == len(off.seen) + 1, on.seen
+    assert len(on.seen) == len(off.seen), on.seen
     checks = [s for s in on.seen if "project_image_counts" in s]
-    assert len(checks) == 1 and "registered_limits" in checks[0]
+    assert len(checks) == 1 and "registered_limits" in checks[0] and "image_tags" in checks[0]
+
+
+@pytest.mark.parametrize(
+    ("limits", "region", "allowed"),
+    [
+        ({None: 5, "RegionOne": 2}, "RegionOne", 2),  # the region's limit before the one of no region
+        ({None: 2, "RegionOne": 5}, "RegionTwo", 2),  # another region's does not apply
+        ({None: 3, "RegionOne": -1}, "RegionOne", None),  # -1: unlimited
+        ({"RegionOne": 4, "project": 1}, "RegionOne", 1),  # the project's own limit before the default
+    ],
+)
+def test_the_count_check_reads_the_limit_keystone_would(
+    db: Database, world: World, limits: dict[str | None, int], region: str, allowed: int | None
+) -> None:
+    admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
+    alice = RequestContext("alice", world.projects["alpha"], frozenset({"member"}))
+    for where, value in limits.items():
+        if where == "project":
+            continue
+        entry = {"service_id": IMAGE.id, "resource_name": "image_count_total", "default_limit": value}
+        registered = {"registered_limits": [{**entry, **({"region_id": where} if where else {})}]}
+        identity_limits.create_registered_limits(db, admin, "RegionOne", registered)
+    if "project" in limits:
+        entry = {"service_id": IMAGE.id, "project_id": alice.project_id, "resource_name": "image_count_total"}
+        own = {"limits": [{**entry, "region_id": "RegionOne", "resource_limit": limits["project"]}]}
+        identity_limits.create_limits(db, admin, "RegionOne", own)
+    created = 0
+    for _ in range(6):
+        try:
+            catalog.create_image(db, alice, {}, quotas=Quotas(region=region))
+        except QuotaExceeded:
+            break
+        created += 1
+    assert created == (6 if allowed is None else allowed)
 
 
 @pytest.fixture
