@@ -61,7 +61,6 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = _make_engine(url, connections)
-        event.listen(self.engine, "before_cursor_execute", _note_identity_change)
         # Write transactions this process committed that may have moved the identity generation:
         # a cache of what the database said (spyglass.identity.token_cache) learns from it that
         # this process changed something. A write to images or members does not count.
@@ -93,13 +92,13 @@ class Database:
         """A short write transaction, committed on success and rolled back on any error."""
         if self._write_lock is None:
             with self.engine.connect() as conn:
-                conn.info.pop(_IDENTITY_CHANGED, None)
+                _watch_identity_changes(conn)
                 with conn.begin():
                     yield conn
                 self._committed(conn)
             return
         with self._write_lock, self.engine.connect() as conn:
-            conn.info.pop(_IDENTITY_CHANGED, None)
+            _watch_identity_changes(conn)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -184,6 +183,14 @@ def _ping_when_idle(engine: Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool retries with a new connection, and drops the others opened before this.
             raise exc.InvalidatePoolError(f"connection check failed: {error}") from error
+
+
+def _watch_identity_changes(conn: Connection) -> None:
+    """Note in the write connection's info whether a statement may move the identity generation.
+    The listener is the connection's own, gone when it closes: one on the engine would cost every
+    read (most requests) its dispatch on each connect, about 5 % of a show's CPU."""
+    conn.info.pop(_IDENTITY_CHANGED, None)
+    event.listen(conn, "before_cursor_execute", _note_identity_change)
 
 
 def _note_identity_change(
