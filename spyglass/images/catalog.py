@@ -185,10 +185,9 @@ def create_image(db: Database, ctx: RequestContext, body: Any, quotas: Quotas = 
             record = q.fetch_image(conn, image_id, ctx.project_id)
             confirm(conn, quotas, columns["owner"], {IMAGE_COUNT_TOTAL: 1})
         else:
-            record, (limit, used) = q.fetch_image_with(
-                conn, image_id, ctx.project_id, check.columns, check.params
-            )
-            check.apply(limit, used)
+            record, values = q.fetch_image_with(conn, image_id, ctx.project_id, check.columns, check.params)
+            if record is not None:
+                check.apply(*values)
         if record is not None:
             notify.announce(conn, notify.CREATE, record)
     assert record is not None
