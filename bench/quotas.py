@@ -33,7 +33,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -170,6 +172,29 @@ def measure(
     return creates, upload
 
 
+@contextmanager
+def limited_database(database: str) -> Iterator[Any]:
+    """A migrated database (`database`, or a new SQLite file) with all four limits registered, high
+    enough never to refuse; disposed of after."""
+    from spyglass.context import RequestContext
+    from spyglass.db.engine import Database
+    from spyglass.db.migrate import upgrade
+    from spyglass.identity import limits
+    from spyglass.identity.services import IMAGE
+    from spyglass.images.quota_queries import RESOURCES as NAMES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(database or f"sqlite:///{tmp}/bench.db")
+        upgrade(db)
+        admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
+        entries = [{"service_id": IMAGE.id, "resource_name": r, "default_limit": 10**9} for r in NAMES]
+        limits.create_registered_limits(db, admin, "RegionOne", {"registered_limits": entries})
+        try:
+            yield db
+        finally:
+            db.dispose()
+
+
 def in_process_create_ms(
     database: str, batches: int = 40, batch: int = 25
 ) -> tuple[float, float, float, float]:
@@ -179,19 +204,9 @@ def in_process_create_ms(
     burst of load elsewhere on the machine moves least; and the on/off ratio of this process's CPU
     time (the service's Python and, on SQLite, the database engine; not PostgreSQL's server)."""
     from spyglass.context import RequestContext
-    from spyglass.db.engine import Database
-    from spyglass.db.migrate import upgrade
-    from spyglass.identity import limits
-    from spyglass.identity.services import IMAGE
     from spyglass.images import catalog, quotas
-    from spyglass.images.quota_queries import RESOURCES as NAMES
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(database or f"sqlite:///{tmp}/bench.db")
-        upgrade(db)
-        admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
-        entries = [{"service_id": IMAGE.id, "resource_name": r, "default_limit": 10**9} for r in NAMES]
-        limits.create_registered_limits(db, admin, "RegionOne", {"registered_limits": entries})
+    with limited_database(database) as db:
         ctx = RequestContext("bench", "bench-project", frozenset({"member"}))
         body = {"disk_format": "raw", "container_format": "bare"}
         spent = {True: 0.0, False: 0.0}
@@ -208,7 +223,6 @@ def in_process_create_ms(
                 cpu[enforce] += time.process_time() - cpu_started
                 spent[enforce] += took[enforce]
             ratios.append(took[True] / took[False])
-        db.dispose()
     calls = batches * batch
     on, off = 1000 * spent[True] / calls, 1000 * spent[False] / calls
     return on, off, statistics.median(ratios), cpu[True] / cpu[False]
@@ -220,19 +234,9 @@ def statements_per_create(database: str) -> tuple[int, int]:
     from sqlalchemy import event
 
     from spyglass.context import RequestContext
-    from spyglass.db.engine import Database
-    from spyglass.db.migrate import upgrade
-    from spyglass.identity import limits
-    from spyglass.identity.services import IMAGE
     from spyglass.images import catalog, quotas
-    from spyglass.images.quota_queries import RESOURCES as NAMES
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(database or f"sqlite:///{tmp}/count.db")
-        upgrade(db)
-        admin = RequestContext("admin", "admin", frozenset({"admin", "member", "reader"}))
-        entries = [{"service_id": IMAGE.id, "resource_name": r, "default_limit": 10**9} for r in NAMES]
-        limits.create_registered_limits(db, admin, "RegionOne", {"registered_limits": entries})
+    with limited_database(database) as db:
         ctx = RequestContext("bench", "bench-project", frozenset({"member"}))
         sent: list[str] = []
         event.listen(db.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
@@ -242,7 +246,6 @@ def statements_per_create(database: str) -> tuple[int, int]:
             sent.clear()
             catalog.create_image(db, ctx, {}, rules)
             counts.append(len(sent))
-        db.dispose()
     return counts[0], counts[1]
 
 

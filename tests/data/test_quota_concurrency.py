@@ -45,6 +45,17 @@ def _register(db: Database, resource: str, default: int) -> None:
     limits.create_registered_limits(db, _admin(), "RegionOne", {"registered_limits": [entry]})
 
 
+def _limit_beta(db: Database, world: World, resource: str, value: int) -> None:
+    entry = {"service_id": IMAGE.id, "project_id": world.projects["beta"], "resource_name": resource}
+    limits.create_limits(db, _admin(), "RegionOne", {"limits": [{**entry, "resource_limit": value}]})
+
+
+def _owned(db: Database, project_id: str) -> int:
+    with db.read() as conn:
+        found = conn.execute(select(func.count()).select_from(images).where(images.c.owner == project_id))
+        return int(found.scalar_one())
+
+
 async def _body(size: int, fill: int, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
     sent = 0
     while sent < size:
@@ -167,11 +178,7 @@ def test_parallel_creates_never_cross_image_count_total(db: Database, world: Wor
 
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         succeeded = sum(pool.map(one, range(PARALLEL)))
-    with db.read() as conn:
-        owned = conn.execute(
-            select(func.count()).select_from(images).where(images.c.owner == world.projects["alpha"])
-        ).scalar_one()
-    assert succeeded == owned == LIMIT_MIB
+    assert succeeded == _owned(db, world.projects["alpha"]) == LIMIT_MIB
 
 
 def test_owner_changes_racing_creates_never_cross_image_count_total(db: Database, world: World) -> None:
@@ -179,21 +186,7 @@ def test_owner_changes_racing_creates_never_cross_image_count_total(db: Database
     admin's PATCH of the owner does): beta ends at its limit, never past it."""
     _register(db, quotas.IMAGE_COUNT_TOTAL, 100)
     beta = world.projects["beta"]
-    limits.create_limits(
-        db,
-        _admin(),
-        "RegionOne",
-        {
-            "limits": [
-                {
-                    "service_id": IMAGE.id,
-                    "project_id": beta,
-                    "resource_name": "image_count_total",
-                    "resource_limit": LIMIT_MIB,
-                }
-            ]
-        },
-    )
+    _limit_beta(db, world, quotas.IMAGE_COUNT_TOTAL, LIMIT_MIB)
     alpha_images = [
         catalog.create_image(db, _ctx(world), {"disk_format": "raw", "container_format": "bare"}).id
         for _ in range(PARALLEL // 2)
@@ -213,16 +206,7 @@ def test_owner_changes_racing_creates_never_cross_image_count_total(db: Database
 
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         succeeded = sum(pool.map(one, range(PARALLEL)))
-    with db.read() as conn:
-        owned = conn.execute(
-            select(func.count()).select_from(images).where(images.c.owner == beta)
-        ).scalar_one()
-    assert succeeded == owned == LIMIT_MIB
-
-
-def _limit_beta(db: Database, world: World, resource: str, value: int) -> None:
-    entry = {"service_id": IMAGE.id, "project_id": world.projects["beta"], "resource_name": resource}
-    limits.create_limits(db, _admin(), "RegionOne", {"limits": [{**entry, "resource_limit": value}]})
+    assert succeeded == _owned(db, beta) == LIMIT_MIB
 
 
 def test_an_upload_given_to_another_project_mid_stream_counts_against_the_new_owner(

@@ -25,20 +25,25 @@ _UNCOUNTED = "('killed', 'deleted')"
 # operator's INSERT OR REPLACE INTO images) would replace that of an INSERT OR IGNORE in it. The row
 # such a REPLACE removes fires the delete trigger only with `PRAGMA recursive_triggers` on, as
 # Spyglass's connections have it (spyglass.db.engine).
+_JOIN = (
+    "INSERT INTO project_image_counts (project_id, images) VALUES (NEW.owner, 1)"
+    " ON CONFLICT (project_id) DO UPDATE SET images = images + 1;"
+)
+_LEAVE = "UPDATE project_image_counts SET images = images - 1 WHERE project_id = OLD.owner;"
+
 _SQLITE_TRIGGERS = [
     f"""
     CREATE TRIGGER image_counts_insert AFTER INSERT ON images
     WHEN NEW.owner IS NOT NULL AND NEW.status NOT IN {_UNCOUNTED}
     BEGIN
-        INSERT INTO project_image_counts (project_id, images) VALUES (NEW.owner, 1)
-            ON CONFLICT (project_id) DO UPDATE SET images = images + 1;
+        {_JOIN}
     END
     """,
     f"""
     CREATE TRIGGER image_counts_delete AFTER DELETE ON images
     WHEN OLD.owner IS NOT NULL AND OLD.status NOT IN {_UNCOUNTED}
     BEGIN
-        UPDATE project_image_counts SET images = images - 1 WHERE project_id = OLD.owner;
+        {_LEAVE}
     END
     """,
     # An update leaves the count of its old owner when it was counted there and now is not (an
@@ -48,7 +53,7 @@ _SQLITE_TRIGGERS = [
     WHEN OLD.owner IS NOT NULL AND OLD.status NOT IN {_UNCOUNTED}
         AND (NEW.owner IS NOT OLD.owner OR NEW.status IN {_UNCOUNTED})
     BEGIN
-        UPDATE project_image_counts SET images = images - 1 WHERE project_id = OLD.owner;
+        {_LEAVE}
     END
     """,
     f"""
@@ -56,8 +61,7 @@ _SQLITE_TRIGGERS = [
     WHEN NEW.owner IS NOT NULL AND NEW.status NOT IN {_UNCOUNTED}
         AND (NEW.owner IS NOT OLD.owner OR OLD.status IN {_UNCOUNTED})
     BEGIN
-        INSERT INTO project_image_counts (project_id, images) VALUES (NEW.owner, 1)
-            ON CONFLICT (project_id) DO UPDATE SET images = images + 1;
+        {_JOIN}
     END
     """,
 ]
