@@ -167,7 +167,7 @@ images = Table(
     # written before there were several stores). While data is staged: the store it is meant for.
     Column("store", String(64), nullable=True),
     Index(None, "owner", "created_at"),
-    # Quotas count a project's images by status (spyglass.images.quota_queries) from this index alone.
+    # Quotas sum a project's stored, staged and in-flight data by status (spyglass.images.quota_queries).
     Index(None, "owner", "status"),
     Index(None, "visibility", "created_at"),
     Index(None, "created_at", "id"),

@@ -134,6 +134,18 @@ def owner_exists(conn: Connection, project_id: str | None, domain_id: str | None
 # ---- the image side's read ---------------------------------------------------------------------
 
 
+def _own_limit(project: str) -> ColumnElement[Any]:
+    """The project's own limit (bind parameter `project`) of the registered limit of the row at hand."""
+    return (
+        select(project_limits.c.resource_limit)
+        .where(
+            project_limits.c.registered_limit_id == registered_limits.c.id,
+            project_limits.c.project_id == bindparam(project),
+        )
+        .scalar_subquery()
+    )
+
+
 def effective_statement(
     extra: Callable[[ColumnElement[str]], ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
@@ -141,15 +153,7 @@ def effective_statement(
     of :project_id; `extra(resource name)` is a column evaluated once per row (the image side takes
     its quota lock there, in the same round trip)."""
     c = registered_limits.c
-    own = (
-        select(project_limits.c.resource_limit)
-        .where(
-            project_limits.c.registered_limit_id == c.id,
-            project_limits.c.project_id == bindparam("project_id"),
-        )
-        .scalar_subquery()
-    )
-    columns: list[Any] = [c.resource_name, c.region_id, c.default_limit, own]
+    columns: list[Any] = [c.resource_name, c.region_id, c.default_limit, _own_limit("project_id")]
     if extra is not None:
         columns.append(extra(c.resource_name))
     return select(*columns).where(
@@ -168,15 +172,8 @@ def effective_limit_column(resource: str, *, service: str, region: str, project:
     the region before one of no region), else that limit's default; NULL when none is registered.
     The arguments name the bind parameters that carry the service id, region and project id."""
     c = registered_limits.c
-    own = (
-        select(project_limits.c.resource_limit)
-        .where(
-            project_limits.c.registered_limit_id == c.id, project_limits.c.project_id == bindparam(project)
-        )
-        .scalar_subquery()
-    )
     return (
-        select(func.coalesce(own, c.default_limit))
+        select(func.coalesce(_own_limit(project), c.default_limit))
         .where(
             c.service_id == bindparam(service),
             c.resource_name == resource,
